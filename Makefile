@@ -1,0 +1,26 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Both create (or reuse) a local
+# virtual environment in .venv with everything the project needs; python3 and make suffice.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HYBRIDLAND_DATA ?= ../shared/data
+export HYBRIDLAND_DATA
+
+.PHONY: install demo test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/hybridland demo --out out/demo
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -1,0 +1,21 @@
+"""hybridland: closure-exact hybrid physics-ML land column models in JAX."""
+
+from . import learned as learned, physics as physics, units as units
+from ._containers import Fluxes as Fluxes, Forcing as Forcing, State as State
+from ._params import PARAMETER_BOUNDS as PARAMETER_BOUNDS, Bound as Bound, Params as Params
+from .learned import MLPRunoff as MLPRunoff, MLPStressET as MLPStressET
+from .model import ColumnModel as ColumnModel
+from .physics import (
+    AbstractET as AbstractET,
+    AbstractPET as AbstractPET,
+    AbstractRunoff as AbstractRunoff,
+    GivenPET as GivenPET,
+    HargreavesPET as HargreavesPET,
+    OudinPET as OudinPET,
+    PowerLawRunoff as PowerLawRunoff,
+    PriestleyTaylorPET as PriestleyTaylorPET,
+    SoilMoistureStressET as SoilMoistureStressET,
+)
+from .solve import Simulation as Simulation, run_column as run_column, simulate as simulate
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Learned submodels: small MLPs behind the same interfaces as the physical laws.
+
+Each network sees the column's relative soil storage, the day's forcing (precipitation, mean
+air temperature, PET) and the column's static attributes, and ends in a sigmoid, so its output
+is a bounded stress factor or partition fraction. The bucket turns that into fluxes limited by
+the water available, so the water balance closes whatever the weights are.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._containers import Forcing
+from .._custom_types import FloatArray
+from ..physics.evaporation import AbstractET
+from ..physics.runoff import AbstractRunoff
+
+FEATURE_SCALES = {"precip": 10.0, "t_mean": 20.0, "pet": 5.0}
+"""Fixed divisors (mm day-1, degC, mm day-1) bringing the raw drivers to order one."""
+
+N_DYNAMIC_FEATURES = 4
+"""soil_rel, precip, t_mean, pet."""
+
+
+def features(soil_rel, forcing: Forcing, pet, water_input=None) -> FloatArray:
+    """Network input vector: relative storage, scaled drivers, then static attributes."""
+    precip = forcing.precip if water_input is None else water_input
+    dynamic = jnp.stack(
+        [
+            soil_rel,
+            precip / FEATURE_SCALES["precip"],
+            forcing.t_mean / FEATURE_SCALES["t_mean"],
+            pet / FEATURE_SCALES["pet"],
+        ]
+    )
+    if forcing.attributes is None:
+        return dynamic
+    return jnp.concatenate([dynamic, jnp.asarray(forcing.attributes, dynamic.dtype)])
+
+
+class _BoundedMLP(eqx.Module):
+    mlp: eqx.nn.MLP
+    n_attributes: int = eqx.field(static=True)
+
+    def __init__(self, n_attributes: int = 0, width: int = 16, depth: int = 2, *, key):
+        self.n_attributes = n_attributes
+        self.mlp = eqx.nn.MLP(
+            in_size=N_DYNAMIC_FEATURES + n_attributes,
+            out_size="scalar",
+            width_size=width,
+            depth=depth,
+            activation=jnp.tanh,
+            final_activation=jax.nn.sigmoid,
+            key=key,
+        )
+
+    def _check(self, forcing: Forcing):
+        n = 0 if forcing.attributes is None else forcing.attributes.shape[-1]
+        if n != self.n_attributes:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.n_attributes} static attributes but "
+                f"the forcing carries {n}; build it with n_attributes={n}."
+            )
+
+
+class MLPStressET(_BoundedMLP, AbstractET):
+    """ET stress factor in (0, 1) from an MLP of storage, forcing and static attributes."""
+
+    def stress(self, soil_rel, forcing, pet, params):
+        self._check(forcing)
+        return self.mlp(features(soil_rel, forcing, pet))
+
+
+class MLPRunoff(_BoundedMLP, AbstractRunoff):
+    """Surface-runoff fraction in (0, 1) from an MLP of storage, water input, forcing, attributes."""
+
+    def surface_fraction(self, soil_rel, water_input, forcing, pet, params):
+        self._check(forcing)
+        return self.mlp(features(soil_rel, forcing, pet, water_input=water_input))
