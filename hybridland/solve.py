@@ -91,6 +91,48 @@ def _simulate_batched(model, forcing, params, state0):
     return run(model, forcing, params, state0)
 
 
+_SERIES = ("precip", "t_min", "t_max", "pet", "net_radiation", "ground_heat")
+
+
+def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
+    """Raise a ValueError naming the field if ``forcing`` cannot drive ``model`` (shapes, inputs).
+
+    Values (NaN, negative precipitation) are checked by the readers at the I/O edge, where the
+    column names are known.
+    """
+    shape = forcing.precip.shape
+    if len(shape) != 2:
+        raise ValueError(
+            f"forcing.precip must be [column, time], got shape {shape}; "
+            "use run_column for a single column."
+        )
+    for name in _SERIES:
+        value = getattr(forcing, name)
+        if value is not None and value.shape != shape:
+            raise ValueError(
+                f"forcing.{name} has shape {value.shape} but forcing.precip has {shape}: every "
+                "series must be [column, time] on the same time axis; align or trim the inputs."
+            )
+    if forcing.doy.shape not in (shape, shape[-1:]):
+        raise ValueError(
+            f"forcing.doy has shape {forcing.doy.shape}; expected [time] = {shape[-1:]} or {shape}."
+        )
+    if forcing.lat.shape != shape[:1]:
+        raise ValueError(f"forcing.lat has shape {forcing.lat.shape}; expected [column] = {shape[:1]}.")
+    if forcing.attributes is not None and forcing.attributes.shape[:1] != shape[:1]:
+        raise ValueError(
+            f"forcing.attributes has shape {forcing.attributes.shape}; expected "
+            f"[column, n_attributes] with {shape[0]} columns."
+        )
+    for name in type(model.pet).requires:
+        if getattr(forcing, name) is None:
+            raise ValueError(
+                f"The model's PET law {type(model.pet).__name__} needs forcing.{name}, which is "
+                "missing; provide it or choose a PET law that derives PET from temperature "
+                "(HargreavesPET, OudinPET)."
+            )
+
+
 def simulate(
     model: ColumnModel,
     forcing: Forcing,
@@ -105,11 +147,7 @@ def simulate(
     all columns. ``state0`` defaults to ``model.init_state(params, soil_fraction)``. The dtype
     of the run is the dtype of ``forcing.precip`` (float64 needs ``jax_enable_x64``).
     """
-    if forcing.precip.ndim != 2:
-        raise ValueError(
-            f"forcing.precip must be [column, time], got shape {forcing.precip.shape}; "
-            "use run_column for a single column."
-        )
+    check_forcing(model, forcing)
     n_columns = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
     if params is None:

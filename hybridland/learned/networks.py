@@ -56,6 +56,12 @@ class _BoundedMLP(eqx.Module):
             key=key,
         )
 
+    def _apply(self, x: FloatArray, like: FloatArray) -> FloatArray:
+        # Weights may be float32 inside a float64 run (or the reverse): compute in the weights'
+        # dtype and return in the run's dtype so the scan carry keeps one dtype.
+        weight_dtype = self.mlp.layers[0].weight.dtype
+        return self.mlp(x.astype(weight_dtype)).astype(jnp.result_type(like))
+
     def _check(self, forcing: Forcing):
         n = 0 if forcing.attributes is None else forcing.attributes.shape[-1]
         if n != self.n_attributes:
@@ -70,7 +76,7 @@ class MLPStressET(_BoundedMLP, AbstractET):
 
     def stress(self, soil_rel, forcing, pet, params):
         self._check(forcing)
-        return self.mlp(features(soil_rel, forcing, pet))
+        return self._apply(features(soil_rel, forcing, pet), soil_rel)
 
 
 class MLPRunoff(_BoundedMLP, AbstractRunoff):
@@ -78,4 +84,4 @@ class MLPRunoff(_BoundedMLP, AbstractRunoff):
 
     def surface_fraction(self, soil_rel, water_input, forcing, pet, params):
         self._check(forcing)
-        return self.mlp(features(soil_rel, forcing, pet, water_input=water_input))
+        return self._apply(features(soil_rel, forcing, pet, water_input=water_input), soil_rel)

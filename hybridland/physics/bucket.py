@@ -44,10 +44,16 @@ def accumulate(store: FloatArray, inflow: FloatArray) -> tuple[FloatArray, Float
     of ``new_store`` is that of ``store + inflow``.
     """
     total = store + inflow
+    lower, error = _round_down_error(
+        jax.lax.stop_gradient(store), jax.lax.stop_gradient(inflow), jax.lax.stop_gradient(total)
+    )
+    return total + (lower - jax.lax.stop_gradient(total)), error
+
+
+def _round_down_error(store, inflow, total):
+    """The float just at or below ``store + inflow`` and the exact, non-negative rest."""
     inflow_part = total - store
     error = (store - (total - inflow_part)) + (inflow - inflow_part)
     rounded_up = error < 0.0
     lower = jnp.where(rounded_up, jnp.nextafter(total, jnp.zeros_like(total)), total)
-    error = jnp.where(rounded_up, error + (total - lower), error)
-    new_store = total + jax.lax.stop_gradient(lower - total)
-    return new_store, jax.lax.stop_gradient(error)
+    return lower, jnp.where(rounded_up, error + (total - lower), error)

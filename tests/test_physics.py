@@ -1,0 +1,113 @@
+"""Physical response of the processes and of the whole column."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import hybridland as hl
+from columns import forcing_from_arrays, fractions, params_from_fractions, synthetic_climate
+from hybridland.physics import pet as pet_laws, snow
+
+
+def test_raising_field_capacity_raises_mean_soil_water():
+    rng = np.random.default_rng(5)
+    precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 5 * 365)
+    theta = np.linspace(0.16, 0.54, 8)
+    n = theta.size
+    forcing = forcing_from_arrays(
+        np.repeat(precip, n, 0), np.repeat(t_mean, n, 0), np.repeat(t_range, n, 0),
+        np.repeat(pet, n, 0), dtype=jnp.float32,
+    )
+    params = hl.Params.default(n, dtype=jnp.float32, theta_cap=jnp.asarray(theta, jnp.float32))
+    sim = hl.simulate(hl.ColumnModel(), forcing, params, soil_fraction=0.0)
+    mean_soil = np.asarray(sim.states.soil).mean(-1)
+    assert np.all(np.diff(mean_soil) > 0), mean_soil
+
+
+@settings(max_examples=10)
+@given(fracs=fractions, seed=st.integers(0, 1000), extra=st.floats(0.1, 200.0),
+       day=st.integers(0, 99))
+def test_more_rain_never_lowers_runoff(fracs, seed, extra, day):
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(seed)
+        precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 100)
+        wetter = precip.copy()
+        wetter[0, day:] += extra * (rng.random(100 - day) < 0.5)
+        both = forcing_from_arrays(
+            np.concatenate([precip, wetter]), np.repeat(t_mean, 2, 0), np.repeat(t_range, 2, 0),
+            np.repeat(pet, 2, 0),
+        )
+        params = jax.tree_util.tree_map(
+            lambda x: jnp.stack([x, x]), params_from_fractions(fracs, jnp.float64)
+        )
+        sim = hl.simulate(hl.ColumnModel(), both, params)
+        q = np.asarray(sim.fluxes.runoff)
+        assert np.all(q[1] >= q[0] - 1e-9)
+        assert q[1].sum() > q[0].sum() - 1e-9
+
+
+def test_snow_partition_is_monotone_and_bounded():
+    params = hl.Params.default()
+    t = jnp.linspace(-30.0, 30.0, 200)
+    frac = snow.snow_fraction(t, params)
+    assert float(frac.max()) <= 1.0 and float(frac.min()) >= 0.0
+    assert bool(jnp.all(jnp.diff(frac) <= 0))
+    assert float(snow.snow_fraction(params.t_snow, params)) == pytest.approx(0.5)
+
+
+def test_melt_never_exceeds_snowpack():
+    params = hl.Params.default(ddf=8.0)
+    swe = jnp.asarray([0.0, 1.0, 50.0])
+    new, melt = snow.melt(swe, jnp.asarray(20.0), params, 1.0)
+    # Potential melt is 8 * 20 = 160 mm: every pack melts out completely, and no more.
+    np.testing.assert_allclose(np.asarray(melt), [0.0, 1.0, 50.0])
+    assert bool(jnp.all(new >= 0))
+
+
+def test_extraterrestrial_radiation_against_fao56_example():
+    # FAO-56 example 8: 20 deg S on 3 September (doy 246): Ra = 32.2 MJ m-2 day-1.
+    ra = pet_laws.extraterrestrial_radiation(jnp.asarray(-20.0), jnp.asarray(246.0))
+    assert float(ra) == pytest.approx(32.2, abs=0.1)
+    # Polar night and polar day stay finite.
+    assert bool(jnp.isfinite(pet_laws.extraterrestrial_radiation(jnp.asarray(85.0), jnp.asarray(355.0))))
+
+
+def _one_day(t_min, t_max, doy=196.0, lat=45.0, rn=None):
+    return hl.Forcing(
+        precip=jnp.asarray(0.0), t_min=jnp.asarray(t_min), t_max=jnp.asarray(t_max),
+        doy=jnp.asarray(doy), lat=jnp.asarray(lat),
+        net_radiation=None if rn is None else jnp.asarray(rn),
+    )
+
+
+@pytest.mark.parametrize("law", [hl.HargreavesPET(), hl.OudinPET()])
+def test_temperature_pet_rises_with_temperature_and_is_non_negative(law):
+    params = hl.Params.default()
+    values = [float(law(_one_day(t - 5, t + 5), params)) for t in (-20.0, 0.0, 10.0, 25.0)]
+    assert values[0] == 0.0 or values[0] >= 0.0
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    # A mid-latitude summer day gives a few mm/day.
+    assert 2.0 < values[-1] < 10.0
+
+
+def test_priestley_taylor_scales_with_available_energy_and_is_zero_without_it():
+    law = hl.PriestleyTaylorPET()
+    params = hl.Params.default(ground_heat_fraction=0.0)
+    low = float(law(_one_day(15, 25, rn=50.0), params))
+    high = float(law(_one_day(15, 25, rn=150.0), params))
+    assert high == pytest.approx(3 * low, rel=1e-5)
+    assert float(law(_one_day(15, 25, rn=-80.0), params)) == 0.0
+
+
+def test_energy_cap_limits_et_on_dark_days():
+    rng = np.random.default_rng(9)
+    precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 50)
+    rn = np.full_like(pet, -20.0)  # no available energy at all
+    forcing = forcing_from_arrays(precip, t_mean, t_range, pet + 3.0, rn, dtype=jnp.float32)
+    sim = hl.simulate(hl.ColumnModel(), forcing)
+    assert float(sim.fluxes.et.max()) == 0.0
+    np.testing.assert_allclose(
+        np.asarray(sim.fluxes.sensible_heat), np.asarray(rn - sim.fluxes.ground_heat), rtol=1e-6
+    )
