@@ -1,8 +1,14 @@
 """hybridland: closure-exact hybrid physics-ML land column models in JAX."""
 
-from . import learned as learned, physics as physics, units as units
+from . import io as io, learned as learned, metrics as metrics, physics as physics, units as units
 from ._containers import Fluxes as Fluxes, Forcing as Forcing, State as State
 from ._params import PARAMETER_BOUNDS as PARAMETER_BOUNDS, Bound as Bound, Params as Params
+from .io import (
+    ForcingDataError as ForcingDataError,
+    load_mopex as load_mopex,
+    simulation_to_dataset as simulation_to_dataset,
+    write_netcdf as write_netcdf,
+)
 from .learned import MLPRunoff as MLPRunoff, MLPStressET as MLPStressET
 from .model import ColumnModel as ColumnModel
 from .physics import (
@@ -17,5 +23,6 @@ from .physics import (
     SoilMoistureStressET as SoilMoistureStressET,
 )
 from .solve import Simulation as Simulation, run_column as run_column, simulate as simulate
+from .solve_ode import run_column_ode as run_column_ode, simulate_ode as simulate_ode
 
 __version__ = "0.1.0"

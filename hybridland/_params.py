@@ -39,7 +39,7 @@ PARAMETER_BOUNDS: dict[str, Bound] = {
     "runoff_shape": Bound(
         1.0, 6.0, 2.0, "1", "exponent of the surface-runoff partition (S/Smax)**shape"
     ),
-    "soil_drainage": Bound(1e-4, 0.5, 0.05, "day-1", "linear drainage rate of the soil store"),
+    "soil_drainage": Bound(1e-4, 0.5, 0.01, "day-1", "linear drainage rate of the soil store"),
     "baseflow_rate": Bound(1e-4, 0.5, 0.02, "day-1", "linear recession rate of groundwater"),
     "ddf": Bound(0.5, 8.0, 3.0, "mm degC-1 day-1", "degree-day snowmelt factor"),
     "t_snow": Bound(-3.0, 3.0, 1.0, "degC", "air temperature of a 50/50 rain-snow partition"),

@@ -97,36 +97,70 @@ class ColumnModel(eqx.Module):
         else:
             groundwater, baseflow = state.groundwater, drainage
 
-        surface = quick + saturation_excess
-        runoff = surface + baseflow
         new_state = State(swe=swe, soil=soil, groundwater=groundwater)
-        # Difference each store first (exact for day-to-day changes), then the budget terms:
-        # the residual then shows the model's rounding, not that of summing large stores.
-        storage_change = (
-            (new_state.swe - state.swe)
-            + (new_state.soil - state.soil)
-            + (new_state.groundwater - state.groundwater)
-        )
-        residual = storage_change - (forcing.precip * dt - et - runoff)
-        fluxes = Fluxes(
-            precip=forcing.precip,
+        return new_state, day_fluxes(
+            state,
+            new_state,
+            forcing,
+            params,
             rainfall=rainfall,
             snowfall=snowfall,
-            snowmelt=melt / dt,
+            melt=melt,
             pet=pet,
-            et=et / dt,
-            runoff=runoff / dt,
-            surface_runoff=surface / dt,
-            subsurface_runoff=baseflow / dt,
-            drainage=drainage / dt,
-            water_residual=residual,
+            et=et,
+            surface=quick + saturation_excess,
+            subsurface=baseflow,
+            drainage=drainage,
         )
-        if has_energy:
-            le, h, g, e_res = energy.partition(forcing, params, et / dt)
-            fluxes = eqx.tree_at(
-                lambda f: (f.latent_heat, f.sensible_heat, f.ground_heat, f.energy_residual),
-                fluxes,
-                (le, h, g, e_res),
-                is_leaf=lambda x: x is None,
-            )
-        return new_state, fluxes
+
+
+def day_fluxes(
+    state: State,
+    new_state: State,
+    forcing: Forcing,
+    params: Params,
+    *,
+    rainfall,
+    snowfall,
+    melt,
+    pet,
+    et,
+    surface,
+    subsurface,
+    drainage,
+) -> Fluxes:
+    """Fluxes of one step (rates; depths over the step are divided by ``DT_DAYS``) with the
+    water residual and, where net radiation is known, the energy partition and its residual.
+
+    Shared by every solver so that closure is always diagnosed the same way.
+    """
+    dt = units.DT_DAYS
+    runoff = surface + subsurface
+    # Difference each store first (exact for day-to-day changes), then the budget terms:
+    # the residual then shows the model's rounding, not that of summing large stores.
+    storage_change = (
+        (new_state.swe - state.swe)
+        + (new_state.soil - state.soil)
+        + (new_state.groundwater - state.groundwater)
+    )
+    residual = storage_change - (forcing.precip * dt - et - runoff)
+    energy_fluxes = {}
+    if forcing.net_radiation is not None:
+        le, h, g, e_res = energy.partition(forcing, params, et / dt)
+        energy_fluxes = dict(
+            latent_heat=le, sensible_heat=h, ground_heat=g, energy_residual=e_res
+        )
+    return Fluxes(
+        precip=forcing.precip,
+        rainfall=rainfall,
+        snowfall=snowfall,
+        snowmelt=melt / dt,
+        pet=pet,
+        et=et / dt,
+        runoff=runoff / dt,
+        surface_runoff=surface / dt,
+        subsurface_runoff=subsurface / dt,
+        drainage=drainage / dt,
+        water_residual=residual,
+        **energy_fluxes,
+    )

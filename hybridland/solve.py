@@ -52,16 +52,18 @@ def _kahan_add(total, compensation, value):
     return t, (t - total) - y
 
 
-def run_column(
-    model: ColumnModel, forcing: Forcing, params: Params, state0: State
-) -> Simulation:
-    """Simulate one column: ``forcing`` series ``[time]``, scalar params and state."""
+def integrate_days(advance, forcing: Forcing, state0: State) -> Simulation:
+    """Scan ``advance(state, forcing_t) -> (state, fluxes)`` over one column's days.
+
+    The one time loop of every solver: it slices the forcing day by day (static per-column
+    parts re-attached), stacks states and fluxes, and accumulates the closure residual.
+    """
     series, static = forcing.split_static()
     zero = jnp.zeros_like(state0.soil)
 
     def body(carry, forcing_t):
         state, cumulative, compensation = carry
-        state, fluxes = model.step(state, forcing_t.with_static(static), params)
+        state, fluxes = advance(state, forcing_t.with_static(static))
         cumulative, compensation = _kahan_add(cumulative, compensation, fluxes.water_residual)
         return (state, cumulative, compensation), (state, fluxes, cumulative - compensation)
 
@@ -75,6 +77,13 @@ def run_column(
     )
 
 
+def run_column(
+    model: ColumnModel, forcing: Forcing, params: Params, state0: State
+) -> Simulation:
+    """Simulate one column: ``forcing`` series ``[time]``, scalar params and state."""
+    return integrate_days(lambda state, f: model.step(state, f, params), forcing, state0)
+
+
 def _forcing_axes(forcing: Forcing) -> Forcing:
     """vmap axes for a batched forcing: columns lead every array except a shared ``[time]`` doy."""
     axes = jax.tree_util.tree_map(lambda _: 0, forcing)
@@ -83,12 +92,16 @@ def _forcing_axes(forcing: Forcing) -> Forcing:
     return axes
 
 
+def vmap_columns(run_one, model, forcing: Forcing, params: Params, state0: State):
+    """Map ``run_one(model, forcing, params, state0)`` over the leading column axis."""
+    return eqx.filter_vmap(run_one, in_axes=(None, _forcing_axes(forcing), 0, 0))(
+        model, forcing, params, state0
+    )
+
+
 @eqx.filter_jit
 def _simulate_batched(model, forcing, params, state0):
-    run = eqx.filter_vmap(
-        run_column, in_axes=(None, _forcing_axes(forcing), 0, 0)
-    )
-    return run(model, forcing, params, state0)
+    return vmap_columns(run_column, model, forcing, params, state0)
 
 
 _SERIES = ("precip", "t_min", "t_max", "pet", "net_radiation", "ground_heat")
@@ -147,6 +160,19 @@ def simulate(
     all columns. ``state0`` defaults to ``model.init_state(params, soil_fraction)``. The dtype
     of the run is the dtype of ``forcing.precip`` (float64 needs ``jax_enable_x64``).
     """
+    params, state0 = prepare_run(model, forcing, params, state0, soil_fraction)
+    return _simulate_batched(model, forcing, params, state0)
+
+
+def prepare_run(
+    model: ColumnModel,
+    forcing: Forcing,
+    params: Params | None,
+    state0: State | None,
+    soil_fraction: float,
+) -> tuple[Params, State]:
+    """Check the forcing and give every column parameters and an initial state in the run's
+    dtype (that of ``forcing.precip``)."""
     check_forcing(model, forcing)
     n_columns = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
@@ -155,4 +181,7 @@ def simulate(
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params).broadcast(n_columns)
     if state0 is None:
         state0 = model.init_state(params, soil_fraction)
-    return _simulate_batched(model, forcing, params, state0)
+    state0 = jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (n_columns,)), state0
+    )
+    return params, state0

@@ -1,0 +1,184 @@
+"""Structure checks and selection for NetCDF forcing laid out as ``(basin, time)``.
+
+Shared by the readers: each check refuses bad input with a ``ForcingDataError`` that names the
+variable (and the basins, where it is per basin) and says how to fix the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._report import ForcingDataError
+
+
+def check_variable(
+    ds: xr.Dataset,
+    var: str,
+    units: tuple[frozenset[str], str],
+    source: str,
+    missing_hint: str = "every run needs it. Add it to the file",
+) -> None:
+    """Refuse a variable that is absent, not ``(basin, time)``, or in other units.
+
+    ``units`` is ``(accepted spellings in lower case, canonical spelling)``.
+    """
+    if var not in ds.data_vars:
+        raise ForcingDataError(
+            f"Variable '{var}' is missing from {source} (found: "
+            f"{', '.join(map(str, ds.data_vars)) or 'none'}); {missing_hint}.",
+            variable=var,
+        )
+    dims = ds[var].dims
+    if set(dims) != {"basin", "time"} or len(dims) != 2:
+        raise ForcingDataError(
+            f"Variable '{var}' in {source} has dimensions {dims}, but needs ('basin', 'time'): "
+            "one series per basin. Rename or reshape it to the MOPEX layout.",
+            variable=var,
+        )
+    accepted, canonical = units
+    found = ds[var].attrs.get("units")
+    if found is None or " ".join(str(found).split()).lower() not in accepted:
+        what = "no units attribute" if found is None else f"units '{found}'"
+        raise ForcingDataError(
+            f"Variable '{var}' in {source} has {what}; expected {canonical} (accepted: "
+            f"{', '.join(sorted(accepted))}). Convert the values and set the units attribute.",
+            variable=var,
+        )
+
+
+def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
+    """The days of the file; refuse a missing, non-date, non-increasing or non-daily axis."""
+    if "time" not in ds.coords:
+        raise ForcingDataError(
+            f"{source} has no 'time' coordinate; give the days as a CF time coordinate "
+            "(e.g. units 'days since 1948-01-01').",
+            variable="time",
+        )
+    values = ds["time"].values
+    if not np.issubdtype(values.dtype, np.datetime64):
+        raise ForcingDataError(
+            f"The 'time' coordinate of {source} is not a date (dtype {values.dtype}); give it "
+            "CF units such as 'days since 1948-01-01' and a standard calendar.",
+            variable="time",
+        )
+    time = pd.DatetimeIndex(values)
+    if len(time) < 1:
+        raise ForcingDataError(f"The 'time' axis of {source} is empty.", variable="time")
+    step = np.diff(time.values)  # timedelta64 in the index's own unit (ns, us, s...)
+    one_day = np.timedelta64(1, "D")
+    if (step <= np.timedelta64(0)).any():
+        i = int(np.flatnonzero(step <= np.timedelta64(0))[0])
+        raise ForcingDataError(
+            f"The 'time' coordinate of {source} is not strictly increasing: {time[i]} is "
+            f"followed by {time[i + 1]} (position {i + 1}). Sort the file by time and remove "
+            "duplicate days.",
+            variable="time",
+        )
+    if (step != one_day).any():
+        i = int(np.flatnonzero(step != one_day)[0])
+        raise ForcingDataError(
+            f"The 'time' coordinate of {source} is not daily: {time[i]} is followed by "
+            f"{time[i + 1]} ({pd.Timedelta(step[i])}). The model steps one day at a time; "
+            "resample to daily values and fill or mark missing days (NaN).",
+            variable="time",
+        )
+    return time
+
+
+def basin_ids(ds: xr.Dataset) -> list[str]:
+    """Basin ids as strings (leading zeros kept); refuse duplicates."""
+    if "basin" in ds.coords:
+        ids = [str(b).strip() for b in ds["basin"].values]
+    else:
+        ids = [str(i) for i in range(ds.sizes["basin"])]
+    seen: set[str] = set()
+    duplicates = sorted({b for b in ids if b in seen or seen.add(b)})
+    if duplicates:
+        raise ForcingDataError(
+            f"Basin ids are not unique: {', '.join(duplicates)} occur more than once. Give each "
+            "basin one id.",
+            variable="basin",
+            basins=duplicates,
+        )
+    return ids
+
+
+def select_basins(all_ids: list[str], wanted: Sequence[str] | None, source: str) -> np.ndarray:
+    """Positions of the wanted basins, in the order asked; refuse unknown or repeated ids."""
+    if wanted is None:
+        return np.arange(len(all_ids))
+    wanted = [str(b).strip() for b in wanted]
+    if not wanted:
+        raise ForcingDataError("The list of basins to keep is empty.", variable="basin")
+    position = {b: i for i, b in enumerate(all_ids)}
+    unknown = [b for b in wanted if b not in position]
+    if unknown:
+        examples = ", ".join(all_ids[:3])
+        raise ForcingDataError(
+            f"Basin(s) {', '.join(unknown)} are not in {source} (it has {len(all_ids)} basins, "
+            f"e.g. {examples}; ids keep their leading zeros).",
+            variable="basin",
+            basins=unknown,
+        )
+    if len(set(wanted)) != len(wanted):
+        raise ForcingDataError(
+            f"Basin list {', '.join(wanted)} names a basin twice.", variable="basin"
+        )
+    return np.array([position[b] for b in wanted])
+
+
+def select_period(time: pd.DatetimeIndex, start, end, source: str) -> tuple[int, int]:
+    """Index range ``[t0, t1)`` of the days from ``start`` to ``end`` (inclusive, ISO dates)."""
+
+    def parse(value, what):
+        try:
+            return pd.Timestamp(value)
+        except (ValueError, TypeError) as err:
+            raise ForcingDataError(
+                f"Cannot read the {what} date {value!r} ({err}); use an ISO date like 1990-01-01."
+            ) from err
+
+    first, last = time[0], time[-1]
+    t_start = first if start is None else parse(start, "start")
+    t_end = last if end is None else parse(end, "end")
+    if t_start > t_end:
+        raise ForcingDataError(
+            f"The start date {t_start:%Y-%m-%d} is after the end date {t_end:%Y-%m-%d}."
+        )
+    if t_start < first or t_end > last:
+        raise ForcingDataError(
+            f"The period {t_start:%Y-%m-%d} .. {t_end:%Y-%m-%d} is not inside the data of "
+            f"{source} ({first:%Y-%m-%d} .. {last:%Y-%m-%d}); choose --start/--end within it."
+        )
+    t0 = int(time.searchsorted(t_start, side="left"))
+    t1 = int(time.searchsorted(t_end, side="right"))
+    return t0, t1
+
+
+def series_values(ds: xr.Dataset, var: str) -> np.ndarray:
+    """A [basin, time] float array (at least float32) of a variable."""
+    a = ds[var].transpose("basin", "time").values
+    return np.asarray(a, dtype=np.promote_types(a.dtype, np.float32))
+
+
+def basin_strings(ds: xr.Dataset, name: str, n: int) -> list[str]:
+    """A per-basin text coordinate (blank-stripped), or empty strings when absent."""
+    if name not in ds.coords and name not in ds.data_vars:
+        return [""] * n
+    return [str(v).strip() for v in np.asarray(ds[name].values).reshape(n)]
+
+
+def basin_float(ds: xr.Dataset, name: str, n: int) -> np.ndarray:
+    """A per-basin numeric coordinate as float64, or NaN when absent."""
+    if name not in ds.coords and name not in ds.data_vars:
+        return np.full(n, np.nan)
+    return np.asarray(ds[name].values, dtype=np.float64).reshape(n)
+
+
+def iso_day(t: pd.Timestamp) -> str:
+    """``YYYY-MM-DD``."""
+    return f"{t:%Y-%m-%d}"

@@ -1,0 +1,182 @@
+"""End-to-end tests of the ``hybridland`` command (in-process, and --x64 in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hybridland.cli import main
+from hybridland.io import mopex_path, water_budget_terms
+
+GAP_BASIN = "10296500"  # W Walker River: no precipitation in the first half of 1948
+BASINS = ["01055500", "12358500", GAP_BASIN]
+
+
+@pytest.fixture(scope="module")
+def subset_file(tmp_path_factory):
+    """Three real MOPEX basins, 1948, copied to a small file in the MOPEX layout."""
+    try:
+        source = mopex_path()
+    except FileNotFoundError as err:
+        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
+    path = tmp_path_factory.mktemp("data") / "mopex_subset.nc"
+    with xr.open_dataset(source) as ds:
+        ds.sel(basin=BASINS, time=slice("1948-01-01", "1948-12-31")).load().to_netcdf(path)
+    return path
+
+
+def _simulate(subset_file, out, *extra):
+    return main(
+        [
+            "simulate",
+            "--data",
+            str(subset_file),
+            "--out",
+            str(out),
+            "--swap-inverted-temperatures",
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.parametrize("model", ["physics", "hybrid"])
+def test_simulate_end_to_end(model, subset_file, tmp_path, capsys):
+    out = tmp_path / f"{model}.nc"
+    status = _simulate(subset_file, out, "--model", model, "--trim", "--seed", "7")
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    with xr.open_dataset(subset_file) as ds:
+        p = ds["P"].sel(basin=GAP_BASIN).values
+        name = str(ds["name"].sel(basin=GAP_BASIN).values).strip()
+    leading = int(np.argmax(~np.isnan(p)))
+    assert f"3 basins x {len(p) - leading} days" in printed
+    assert "trimmed" in printed and name in printed  # what was trimmed, by name
+    for word in ("compile", "run", "write", "per-step water residual", "cumulative", str(out)):
+        assert word in printed
+    with xr.open_dataset(out) as ds:
+        assert list(ds["basin"].values) == BASINS
+        assert ds.sizes["time"] == len(p) - leading
+        assert model in ds.attrs["title"] and name in ds.attrs["input_adjustments"]
+        assert "hybridland simulate" in ds.attrs["history"]
+        cumulative = water_budget_terms(ds)["cumulative_residual"]
+        assert float(np.abs(cumulative).max()) < 1e-3
+
+
+def test_hybrid_seed_changes_the_network(subset_file, tmp_path, capsys):
+    runs = {}
+    for seed in ("1", "2"):
+        out = tmp_path / f"s{seed}.nc"
+        assert _simulate(subset_file, out, "--model", "hybrid", "--trim", "--seed", seed) == 0
+        with xr.open_dataset(out) as ds:
+            runs[seed] = ds["evapotranspiration"].values
+    assert not np.allclose(runs["1"], runs["2"])
+    capsys.readouterr()
+
+
+def test_bad_input_exits_2_naming_variable_and_basin(subset_file, tmp_path, capsys):
+    out = tmp_path / "never.nc"
+    status = _simulate(subset_file, out, "--model", "physics")
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "'P'" in captured.err and GAP_BASIN in captured.err and "--trim" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert captured.err.count("\n") == 1  # one paragraph
+    assert not out.exists()
+
+
+def test_bad_file_and_arguments_exit_2(subset_file, tmp_path, capsys):
+    broken = tmp_path / "broken.nc"
+    with xr.open_dataset(subset_file) as ds:
+        bad = ds.load()
+    bad["T_max"].attrs["units"] = "K"
+    bad.to_netcdf(broken)
+    assert _simulate(broken, tmp_path / "o.nc", "--model", "physics", "--trim") == 2
+    assert "'T_max'" in capsys.readouterr().err
+    assert _simulate(tmp_path / "absent.nc", tmp_path / "o.nc", "--model", "physics") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _simulate(subset_file, tmp_path / "no" / "o.nc", "--model", "physics") == 2
+    assert "Output folder" in capsys.readouterr().err
+    assert (
+        _simulate(
+            subset_file, tmp_path / "o.nc", "--model", "physics", "--basins", "00000000", "--trim"
+        )
+        == 2
+    )
+    assert "00000000" in capsys.readouterr().err
+    assert main(["simulate", "--data", str(subset_file)]) == 2  # usage error from argparse
+    assert "required" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+@pytest.mark.parametrize("command", [[], ["simulate"], ["demo"]])
+def test_help(command, capsys):
+    assert main([*command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "usage: hybridland" in text
+    if command == ["simulate"]:
+        for flag in ("--x64", "--trim", "--drop-incomplete", "--pet", "--basins", "--start"):
+            assert flag in text
+
+
+def test_chunked_run_matches_single_batch(subset_file, tmp_path, capsys):
+    whole, chunked = tmp_path / "whole.nc", tmp_path / "chunked.nc"
+    assert _simulate(subset_file, whole, "--model", "hybrid", "--trim") == 0
+    assert (
+        _simulate(subset_file, chunked, "--model", "hybrid", "--trim", "--chunk-basins", "2") == 0
+    )
+    capsys.readouterr()
+    with xr.open_dataset(whole) as a, xr.open_dataset(chunked) as b:
+        for name in ("runoff", "evapotranspiration", "soil_water", "water_balance_residual"):
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_simulate_x64_in_subprocess(subset_file, tmp_path):
+    out = tmp_path / "x64.nc"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hybridland.cli",
+            "simulate",
+            "--data",
+            str(subset_file),
+            "--model",
+            "hybrid",
+            "--x64",
+            "--trim",
+            "--swap-inverted-temperatures",
+            "--pet",
+            "hargreaves",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    assert run.returncode == 0, run.stderr
+    assert "float64" in run.stdout
+    with xr.open_dataset(out) as ds:
+        assert ds["runoff"].dtype == np.float64
+        assert ds.attrs["float_precision"] == "float64"
+        # float64 closes the budget to ~1e-12 mm, far below float32 rounding.
+        assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-9
+
+
+def test_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--basins", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 MOPEX basins" in printed and "water residual" in printed
+    for name in ("demo_physics.nc", "demo_hybrid.nc", "demo.png"):
+        assert (out / name).stat().st_size > 1000
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with xr.open_dataset(out / "demo_hybrid.nc") as ds:
+        assert ds.sizes["basin"] == 6
+        assert str(ds["time"].values[0])[:10] == "1990-01-01"

@@ -1,0 +1,421 @@
+"""Tests of the MOPEX reader: real shared data, and every bad-input case on synthetic files."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from hybridland.io import (
+    DataAdjustmentWarning,
+    ForcingDataError,
+    data_dir,
+    forcing_from_dataset,
+    load_mopex,
+    mopex_path,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic files in the MOPEX layout (also used by test_cli.py and test_output.py)
+
+BASINS = ("01000001", "02000002", "03000003")
+NAMES = ("ALPHA CREEK NR A", "BETA RIVER AT B", "GAMMA BROOK")
+
+
+def synthetic_dataset(n_days: int = 120, start: str = "2000-01-01", seed: int = 0) -> xr.Dataset:
+    """Three basins of plausible daily forcing with the units, dims and coords of MOPEX."""
+    rng = np.random.default_rng(seed)
+    n = len(BASINS)
+    time = pd.date_range(start, periods=n_days, freq="D")
+    season = np.sin(2 * np.pi * (time.day_of_year.to_numpy() - 110) / 365.0)
+    precip = rng.gamma(0.4, 6.0, (n, n_days)).astype(np.float32)
+    t_mean = (8.0 + 12.0 * season + rng.normal(0, 3, (n, n_days))).astype(np.float32)
+    t_range = rng.uniform(4, 14, (n, n_days)).astype(np.float32)
+    pe = np.clip(2.5 + 2.0 * season, 0.1, None) * np.ones((n, 1))
+    q = rng.gamma(0.5, 1.0, (n, n_days)).astype(np.float32)
+    flux = {"units": "mm day-1"}
+    temp = {"units": "degC"}
+    return xr.Dataset(
+        {
+            "P": (("basin", "time"), precip, dict(flux)),
+            "PE": (("basin", "time"), pe.astype(np.float32), dict(flux)),
+            "Q": (("basin", "time"), q, dict(flux)),
+            "T_max": (("basin", "time"), t_mean + t_range / 2, dict(temp)),
+            "T_min": (("basin", "time"), t_mean - t_range / 2, dict(temp)),
+        },
+        coords={
+            "basin": list(BASINS),
+            "time": time,
+            "lat": ("basin", np.array([44.0, 38.5, 31.0], np.float32)),
+            "lon": ("basin", np.array([-70.0, -90.0, -105.0], np.float32)),
+            "area_km2": ("basin", np.array([500.0, 1200.0, 80.0], np.float32)),
+            "name": ("basin", list(NAMES)),
+            "state": ("basin", ["ME", "MO", "TX"]),
+        },
+    )
+
+
+def write(ds: xr.Dataset, tmp_path, name: str = "forcing.nc") -> str:
+    path = tmp_path / name
+    ds.to_netcdf(path)
+    return str(path)
+
+
+def load_quiet(path, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return load_mopex(path, **kwargs)
+
+
+@pytest.fixture
+def x64_off():
+    """Run a test with 64-bit JAX off, whatever the session set, and restore it after."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.fixture
+def x64_on():
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data path
+
+
+def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDLAND_DATA", str(tmp_path))
+    assert data_dir() == tmp_path.resolve()
+    monkeypatch.setenv("HYBRIDLAND_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="HYBRIDLAND_DATA"):
+        data_dir()
+    with pytest.raises(FileNotFoundError, match="HYBRIDLAND_DATA"):
+        mopex_path()
+
+
+def test_data_dir_default_is_beside_the_repository(monkeypatch):
+    import hybridland.io.paths as paths
+
+    monkeypatch.delenv("HYBRIDLAND_DATA", raising=False)
+    expected = (paths.repo_root().parent / "shared" / "data").resolve()
+    assert data_dir(must_exist=False) == expected
+    assert (paths.repo_root() / "hybridland" / "__init__.py").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real shared MOPEX data (small subsets)
+
+
+@pytest.fixture(scope="module")
+def mopex_file():
+    try:
+        return mopex_path()
+    except FileNotFoundError as err:
+        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
+
+
+def test_reads_real_mopex_subset(mopex_file):
+    ids = ["01055500", "12358500", "11224500"]
+    got = load_quiet(
+        mopex_file,
+        basins=ids,
+        start="1990-01-01",
+        end="1990-12-31",
+        pet="given",
+        inverted_temperature="swap",
+    )
+    with xr.open_dataset(mopex_file) as ds:
+        ref = ds.sel(basin=ids, time=slice("1990-01-01", "1990-12-31")).load()
+    assert got.basins == tuple(ids)
+    assert got.names == tuple(str(n).strip() for n in ref["name"].values)
+    assert got.n_days == ref.sizes["time"] == 365
+    f = got.forcing
+    assert f.precip.shape == f.t_min.shape == f.pet.shape == (3, 365)
+    assert f.doy.shape == (365,) and f.lat.shape == (3,)
+    assert f.precip.dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(f.precip), ref["P"].values)
+    np.testing.assert_array_equal(np.asarray(f.pet), ref["PE"].values)
+    np.testing.assert_array_equal(np.asarray(f.lat), ref["lat"].values)
+    np.testing.assert_array_equal(np.asarray(f.doy), np.arange(1, 366))
+    # The temperatures are the file's, swapped exactly where T_min > T_max + tolerance.
+    tn, tx = ref["T_min"].values, ref["T_max"].values
+    inverted = (tn.astype(np.float64) - tx) > 0.1
+    np.testing.assert_array_equal(np.asarray(f.t_min), np.where(inverted, tx, tn))
+    np.testing.assert_array_equal(np.asarray(f.t_max), np.where(inverted, tn, tx))
+    assert [n.basin for n in got.report.swapped] == [
+        b for b, r in zip(ids, inverted, strict=True) if r.any()
+    ]
+    np.testing.assert_array_equal(got.observed_runoff, ref["Q"].values)
+
+
+def test_real_mopex_float64(mopex_file, x64_on):
+    got = load_quiet(
+        mopex_file,
+        basins=["01055500"],
+        start="1995-01-01",
+        end="1995-01-31",
+        dtype=np.float64,
+        inverted_temperature="swap",
+    )
+    assert got.forcing.precip.dtype == np.float64
+    assert got.forcing.doy.dtype == np.float64
+
+
+def test_real_mopex_gaps_are_refused_then_trimmed_or_dropped(mopex_file):
+    gap = "10296500"  # W Walker River: P missing in early 1948 (leading gap)
+    full = "01055500"
+    period = dict(start="1948-01-01", end="1948-12-31", inverted_temperature="swap")
+    with xr.open_dataset(mopex_file) as ds:
+        p = ds["P"].sel(basin=gap, time=slice("1948-01-01", "1948-12-31")).values
+        name = str(ds["name"].sel(basin=gap).values).strip()
+    leading = int(np.argmax(~np.isnan(p)))
+    assert leading > 0, "the test needs this basin's leading gap"
+
+    with pytest.raises(ForcingDataError) as err:
+        load_quiet(mopex_file, basins=[gap, full], **period)
+    assert err.value.variable == "P" and err.value.basins == (gap,)
+    assert gap in str(err.value) and name in str(err.value) and "--trim" in str(err.value)
+
+    trimmed = load_quiet(mopex_file, basins=[gap, full], trim=True, **period)
+    assert trimmed.n_days == len(p) - leading
+    assert trimmed.report.trimmed_start[2] == leading
+    assert any(name in line for line in trimmed.report.messages())
+
+    dropped = load_quiet(mopex_file, basins=[gap, full], drop_incomplete=True, **period)
+    assert dropped.basins == (full,) and dropped.report.dropped_basins == (gap,)
+
+
+def test_real_mopex_missing_pe_matters_only_for_given_pet(mopex_file):
+    no_pe = "01060000"  # Royal River: no PE at all
+    kwargs = dict(basins=[no_pe], start="1990-01-01", end="1990-03-31", inverted_temperature="swap")
+    with pytest.raises(ForcingDataError) as err:
+        load_quiet(mopex_file, pet="given", **kwargs)
+    assert err.value.variable == "PE" and no_pe in str(err.value)
+    derived = load_quiet(mopex_file, pet="hargreaves", **kwargs)
+    assert derived.forcing.pet is None and derived.n_days == 90
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input, one case at a time (synthetic files)
+
+
+def _nan(var, basin):
+    def edit(ds):
+        ds[var][basin, 10:13] = np.nan
+        return ds
+
+    return edit
+
+
+BAD_CASES = {
+    "missing T_min": (lambda ds: ds.drop_vars("T_min"), "T_min", None, {}),
+    "missing P": (lambda ds: ds.drop_vars("P"), "P", None, {}),
+    "missing PE for given PET": (lambda ds: ds.drop_vars("PE"), "PE", None, {}),
+    "wrong dims": (
+        lambda ds: ds.assign(P=(("basin", "day"), ds["P"].values, {"units": "mm day-1"})),
+        "P",
+        None,
+        {},
+    ),
+    "NaN P": (_nan("P", 1), "P", 1, {}),
+    "NaN T_max": (_nan("T_max", 2), "T_max", 2, {}),
+    "NaN T_min": (_nan("T_min", 0), "T_min", 0, {}),
+    "NaN PE": (_nan("PE", 1), "PE", 1, {}),
+    "negative P": (lambda ds: ds["P"].__setitem__((2, 5), -1.0) or ds, "P", 2, {}),
+    "T_min above T_max": (
+        lambda ds: ds["T_min"].__setitem__((1, 7), float(ds["T_max"][1, 7]) + 2.0) or ds,
+        "T_min",
+        1,
+        {},
+    ),
+    "wrong P units": (lambda ds: ds["P"].attrs.update(units="mm") or ds, "P", None, {}),
+    "wrong T_max units": (lambda ds: ds["T_max"].attrs.update(units="K") or ds, "T_max", None, {}),
+    "no units on PE": (lambda ds: ds["PE"].attrs.pop("units") and ds, "PE", None, {}),
+    "non-daily time": (
+        lambda ds: ds.assign_coords(
+            time=pd.date_range("2000-01-01", periods=ds.sizes["time"], freq="2D")
+        ),
+        "time",
+        None,
+        {},
+    ),
+    "non-monotonic time": (
+        lambda ds: ds.assign_coords(
+            time=ds["time"].values[[0, 2, 1] + list(range(3, ds.sizes["time"]))]
+        ),
+        "time",
+        None,
+        {},
+    ),
+    "NaN latitude with derived PET": (
+        lambda ds: ds["lat"].__setitem__(0, np.nan) or ds,
+        "lat",
+        0,
+        {"pet": "oudin"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_input_names_variable_and_basin(case, tmp_path):
+    edit, variable, basin, kwargs = BAD_CASES[case]
+    path = write(edit(synthetic_dataset()), tmp_path)
+    with pytest.raises(ForcingDataError) as err:
+        load_quiet(path, **kwargs)
+    message = str(err.value)
+    assert err.value.variable == variable
+    assert f"'{variable}'" in message
+    if basin is not None:
+        assert err.value.basins == (BASINS[basin],)
+        assert BASINS[basin] in message and NAMES[basin] in message
+        for other in set(range(3)) - {basin}:
+            assert BASINS[other] not in message
+    assert "\n" not in message  # one paragraph
+
+
+@pytest.mark.parametrize(
+    "var, units",
+    [
+        ("P", "mm/day"),
+        ("P", "mm d-1"),
+        ("PE", "MM DAY-1"),
+        ("T_max", "degree_Celsius"),
+        ("T_min", "celsius"),
+    ],
+)
+def test_accepted_unit_spellings(var, units, tmp_path):
+    ds = synthetic_dataset()
+    ds[var].attrs["units"] = units
+    assert load_quiet(write(ds, tmp_path)).n_basins == 3
+
+
+def test_small_inversion_within_tolerance_is_accepted(tmp_path):
+    ds = synthetic_dataset()
+    ds["T_min"][0, 3] = ds["T_max"][0, 3] + 0.05
+    got = load_quiet(write(ds, tmp_path))
+    assert not got.report.changed
+
+
+def test_swap_inverted_temperatures_is_reported(tmp_path):
+    ds = synthetic_dataset()
+    tx, tn = float(ds["T_max"][1, 7]), float(ds["T_max"][1, 7]) + 3.0
+    ds["T_min"][1, 7] = tn
+    with pytest.warns(DataAdjustmentWarning, match=BASINS[1]):
+        got = load_mopex(write(ds, tmp_path), inverted_temperature="swap")
+    assert float(got.forcing.t_max[1, 7]) == pytest.approx(tn)
+    assert float(got.forcing.t_min[1, 7]) == pytest.approx(tx)
+    assert [n.basin for n in got.report.swapped] == [BASINS[1]]
+    assert NAMES[1] in "\n".join(got.report.messages())
+
+
+def test_nan_pe_is_ignored_with_derived_pet(tmp_path):
+    ds = synthetic_dataset()
+    ds["PE"][:] = np.nan
+    got = load_quiet(write(ds, tmp_path), pet="hargreaves")
+    assert got.forcing.pet is None and not got.report.changed
+    assert load_quiet(write(ds.drop_vars("PE"), tmp_path, "nope.nc"), pet="oudin").n_basins == 3
+
+
+def test_selection_errors(tmp_path):
+    path = write(synthetic_dataset(), tmp_path)
+    with pytest.raises(ForcingDataError, match="99999999"):
+        load_quiet(path, basins=["99999999"])
+    with pytest.raises(ForcingDataError, match="not inside"):
+        load_quiet(path, start="1999-01-01")
+    with pytest.raises(ForcingDataError, match="after the end"):
+        load_quiet(path, start="2000-02-01", end="2000-01-15")
+    with pytest.raises(FileNotFoundError):
+        load_quiet(tmp_path / "missing.nc")
+
+
+def test_selection_keeps_order_and_period(tmp_path):
+    got = load_quiet(
+        write(synthetic_dataset(), tmp_path),
+        basins=[BASINS[2], BASINS[0]],
+        start="2000-01-10",
+        end="2000-02-09",
+    )
+    assert got.basins == (BASINS[2], BASINS[0]) and got.names == (NAMES[2], NAMES[0])
+    assert got.n_days == 31 and got.time[0] == pd.Timestamp("2000-01-10")
+    np.testing.assert_array_equal(np.asarray(got.forcing.doy), np.arange(10, 41))
+
+
+def test_float64_requires_x64(tmp_path, x64_off):
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        load_quiet(write(synthetic_dataset(), tmp_path), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repairs: trim, drop, both; every one reported by basin name
+
+
+def _gappy(tmp_path):
+    """Basin 0: gap at the start; basin 1: gap at the end; basin 2: gap in the middle."""
+    ds = synthetic_dataset(n_days=100)
+    ds["P"][0, :5] = np.nan
+    ds["T_max"][1, -3:] = np.nan
+    ds["T_min"][2, 50] = np.nan
+    return write(ds, tmp_path)
+
+
+def test_trim_refuses_gaps_inside_the_period(tmp_path):
+    with pytest.raises(ForcingDataError) as err:
+        load_quiet(_gappy(tmp_path), trim=True)
+    assert err.value.variable == "T_min" and err.value.basins == (BASINS[2],)
+    assert NAMES[2] in str(err.value) and "--drop-incomplete" in str(err.value)
+
+
+def test_trim_and_drop_together(tmp_path):
+    with pytest.warns(DataAdjustmentWarning) as record:
+        got = load_mopex(_gappy(tmp_path), trim=True, drop_incomplete=True)
+    assert got.basins == BASINS[:2]
+    assert got.report.dropped_basins == (BASINS[2],)
+    assert got.report.trimmed_start[2] == 5 and got.report.trimmed_end[2] == 3
+    assert got.n_days == 92 and got.time[0] == pd.Timestamp("2000-01-06")
+    assert {n.basin for n in got.report.trim_causes} == set(BASINS[:2])
+    text = "\n".join(str(w.message) for w in record)
+    for name in NAMES:
+        assert name in text
+    assert not np.isnan(np.asarray(got.forcing.precip)).any()
+
+
+def test_dropping_a_basin_can_lengthen_the_trimmed_period(tmp_path):
+    ds = synthetic_dataset(n_days=100)
+    ds["P"][0, :20] = np.nan  # starts late *and* has a gap: dropped, so it must not trim others
+    ds["P"][0, 50] = np.nan
+    ds["T_max"][1, :5] = np.nan
+    got = load_quiet(write(ds, tmp_path), trim=True, drop_incomplete=True)
+    assert got.report.dropped_basins == (BASINS[0],)
+    assert got.report.trimmed_start == ("2000-01-01", "2000-01-05", 5)
+    assert got.n_days == 95 and [n.basin for n in got.report.trim_causes] == [BASINS[1]]
+
+
+def test_drop_incomplete_refuses_to_drop_everything(tmp_path):
+    with pytest.raises(ForcingDataError) as err:
+        load_quiet(_gappy(tmp_path), drop_incomplete=True)
+    assert set(err.value.basins) == set(BASINS)
+    for name in NAMES:
+        assert name in str(err.value)
+
+
+def test_drop_incomplete_keeps_complete_basins(tmp_path):
+    ds = synthetic_dataset()
+    ds["PE"][1, 40] = np.nan
+    got = load_quiet(write(ds, tmp_path), drop_incomplete=True)
+    assert got.basins == (BASINS[0], BASINS[2])
+    assert got.report.dropped[0].basin == BASINS[1] and "PE" in got.report.dropped[0].detail
+    assert NAMES[1] in got.report.messages()[0]
+
+
+def test_forcing_from_open_dataset():
+    got = forcing_from_dataset(synthetic_dataset(), source="memory")
+    assert got.source == "memory" and got.forcing.precip.shape == (3, 120)

@@ -1,0 +1,251 @@
+"""Tests of the CF-NetCDF writer: metadata, the budget from the file alone, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from hybridland import ColumnModel, Forcing, MLPRunoff, MLPStressET, simulate
+from hybridland.io import (
+    OUTPUT_VARIABLES,
+    DataAdjustmentWarning,
+    load_mopex,
+    mopex_path,
+    simulation_to_dataset,
+    water_budget_terms,
+    write_netcdf,
+)
+from hybridland.physics import HargreavesPET
+
+# CF standard names used, with their canonical units as given by the CF standard-name table
+# (checked against the table and the CMIP data request), and the units we may write for each.
+CF_CANONICAL = {
+    "precipitation_flux": "kg m-2 s-1",
+    "rainfall_flux": "kg m-2 s-1",
+    "snowfall_flux": "kg m-2 s-1",
+    "surface_snow_melt_flux": "kg m-2 s-1",
+    "water_potential_evaporation_flux": "kg m-2 s-1",
+    "water_evapotranspiration_flux": "kg m-2 s-1",
+    "runoff_flux": "kg m-2 s-1",
+    "surface_runoff_flux": "kg m-2 s-1",
+    "subsurface_runoff_flux": "kg m-2 s-1",
+    "surface_snow_amount": "kg m-2",
+    "mass_content_of_water_in_soil_layer_defined_by_root_depth": "kg m-2",
+    "mass_content_of_water_in_soil_layer": "kg m-2",
+    "surface_upward_latent_heat_flux": "W m-2",
+    "surface_upward_sensible_heat_flux": "W m-2",
+    "downward_heat_flux_at_ground_level_in_soil": "W m-2",
+}
+CONVERTIBLE = {
+    "kg m-2 s-1": {"kg m-2 s-1", "kg m-2 day-1"},
+    "kg m-2": {"kg m-2"},
+    "W m-2": {"W m-2"},
+}
+RESIDUALS = {"water_residual", "water_balance_residual", "energy_residual"}
+
+
+@pytest.fixture(scope="module")
+def mopex_file():
+    try:
+        return mopex_path()
+    except FileNotFoundError as err:
+        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
+
+
+@pytest.fixture(scope="module")
+def real_forcing(mopex_file):
+    """A humid, a snowy and a semi-arid basin, three years (snow, drought and floods)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return load_mopex(
+            mopex_file,
+            basins=["01055500", "12358500", "11224500"],
+            start="1995-01-01",
+            end="1997-12-31",
+            pet="hargreaves",
+            inverted_temperature="swap",
+        )
+
+
+def _models():
+    k1, k2 = jax.random.split(jax.random.key(3))
+    return {
+        "physics": ColumnModel(pet=HargreavesPET()),
+        "hybrid": ColumnModel(
+            pet=HargreavesPET(), et=MLPStressET(key=k1), runoff=MLPRunoff(key=k2)
+        ),
+    }
+
+
+@pytest.fixture(scope="module", params=["physics", "hybrid"])
+def written(request, real_forcing, tmp_path_factory):
+    model = _models()[request.param]
+    sim = simulate(model, real_forcing.forcing)
+    ds = simulation_to_dataset(
+        sim, real_forcing.basins, real_forcing.time, coords=real_forcing.basin_coords(), model=model
+    )
+    path = write_netcdf(ds, tmp_path_factory.mktemp(request.param) / "out.nc")
+    return request.param, sim, path
+
+
+def test_every_variable_has_cf_attributes(written):
+    _, _, path = written
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8"
+        for key in ("title", "history", "source", "model"):
+            assert ds.attrs[key].strip()
+        assert "hybridland" in ds.attrs["source"]
+        assert ds["time"].attrs["standard_name"] == "time"
+        assert ds["lat"].attrs["standard_name"] == "latitude"
+        assert len(ds.data_vars) >= 15
+        for name, var in ds.data_vars.items():
+            assert var.attrs.get("units"), name
+            assert var.attrs.get("long_name"), name
+            if name in RESIDUALS:
+                # No CF standard name exists for a closure residual; say so rather than invent.
+                assert "standard_name" not in var.attrs and "no name" in var.attrs["comment"]
+                continue
+            standard = var.attrs["standard_name"]
+            assert standard in CF_CANONICAL, f"{name}: unverified standard name {standard}"
+            assert var.attrs["units"] in CONVERTIBLE[CF_CANONICAL[standard]], name
+
+
+def test_budget_recomputed_from_file_alone(written):
+    """sum(storage)_t - sum(storage)_{t-1} = input - sum(output), from attributes only."""
+    label, sim, path = written
+    with xr.open_dataset(path) as ds:
+        role = {n: v.attrs.get("water_budget") for n, v in ds.data_vars.items()}
+        stores = [n for n, r in role.items() if r == "storage"]
+        inputs = [n for n, r in role.items() if r == "input"]
+        outputs = [n for n, r in role.items() if r == "output"]
+        assert sorted(stores) == ["groundwater", "snow_water_equivalent", "soil_water"]
+        assert inputs == ["precipitation"]
+        assert sorted(outputs) == ["evapotranspiration", "runoff"]
+
+        def f64(name):
+            return ds[name].values.astype(np.float64)
+
+        storage = sum(f64(n) for n in stores)
+        initial = sum(f64(ds[n].attrs["initial_value"]) for n in stores)
+        previous = np.concatenate([initial[:, None], storage[:, :-1]], axis=1)
+        residual = (storage - previous) - (
+            sum(f64(n) for n in inputs) - sum(f64(n) for n in outputs)
+        )
+        cumulative = np.cumsum(residual, axis=1)
+        # The budget is not trivially closed: water moves through every store.
+        assert np.all(np.ptp(storage, axis=1) > 10.0)
+        assert np.all(f64("precipitation").sum(1) > 100.0)
+        assert np.max(np.abs(cumulative)) < 1e-3, label
+        # The helper computes the same from the same attributes.
+        terms = water_budget_terms(ds)
+        np.testing.assert_allclose(terms["cumulative_residual"].values, cumulative, atol=1e-9)
+        # The model's own cumulative residual is in the file too and agrees.
+        assert np.max(np.abs(ds["water_balance_residual"].values)) < 1e-3
+        np.testing.assert_allclose(ds["runoff"].values, np.asarray(sim.fluxes.runoff))
+
+
+def test_budget_check_detects_a_leak(written, tmp_path):
+    """The recomputation can fail: one day's runoff off by 0.01 mm shows up."""
+    _, _, path = written
+    with xr.open_dataset(path) as ds:
+        leaky = ds.load()
+    leaky["runoff"][1, 100] += 0.01
+    terms = water_budget_terms(leaky)
+    assert np.max(np.abs(terms["cumulative_residual"].values)) > 5e-3
+
+
+def test_energy_variables_only_when_present():
+    n, t = 2, 30
+    rng = np.random.default_rng(1)
+    base = dict(
+        precip=jnp.asarray(rng.gamma(0.5, 5.0, (n, t)), jnp.float32),
+        t_min=jnp.full((n, t), 5.0, jnp.float32),
+        t_max=jnp.full((n, t), 15.0, jnp.float32),
+        doy=jnp.arange(1, t + 1, dtype=jnp.float32),
+        lat=jnp.array([40.0, 50.0], jnp.float32),
+        pet=jnp.full((n, t), 3.0, jnp.float32),
+    )
+    time = np.arange("2001-01-01", "2001-01-31", dtype="datetime64[D]")
+    plain = simulation_to_dataset(simulate(ColumnModel(), Forcing(**base)), ["a", "b"], time)
+    assert not {"latent_heat", "sensible_heat", "ground_heat", "energy_residual"} & set(plain)
+    radiation = jnp.asarray(rng.uniform(50, 200, (n, t)), jnp.float32)
+    ds = simulation_to_dataset(
+        simulate(ColumnModel(), Forcing(**base, net_radiation=radiation)), ["a", "b"], time
+    )
+    for name in ("latent_heat", "sensible_heat", "ground_heat", "energy_residual"):
+        assert ds[name].attrs["units"] == "W m-2"
+    total = (ds["latent_heat"] + ds["sensible_heat"] + ds["ground_heat"]).values
+    np.testing.assert_allclose(total, np.asarray(radiation), rtol=1e-5, atol=1e-3)
+
+
+def test_shape_mismatch_is_refused(written):
+    _, sim, _ = written
+    with pytest.raises(ValueError, match="len\\(columns\\)"):
+        simulation_to_dataset(sim, ["only-one"], pd.date_range("2000-01-01", periods=3))
+
+
+def test_written_file_is_float32_and_complete(written):
+    _, _, path = written
+    with xr.open_dataset(path) as ds:
+        assert all(v.dtype == np.float32 for v in ds.data_vars.values())
+    assert [p for p in os.listdir(path.parent) if p != path.name] == []
+
+
+def _small_dataset():
+    return xr.Dataset(
+        {"x": (("basin", "time"), np.ones((2, 3), np.float32))},
+        coords={"basin": ["a", "b"], "time": np.arange(3)},
+    )
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "out.nc"
+    target.write_bytes(b"previous result")
+
+    def broken_to_netcdf(self, path, *args, **kwargs):
+        with open(path, "wb") as f:  # a partial file, then the failure
+            f.write(b"\x89HDF half written")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken_to_netcdf)
+    with pytest.raises(OSError, match="No space"):
+        write_netcdf(_small_dataset(), target)
+    assert target.read_bytes() == b"previous result"
+    assert sorted(os.listdir(tmp_path)) == ["out.nc"]
+
+
+def test_atomic_write_leaves_nothing_when_rename_fails(tmp_path, monkeypatch):
+    target = tmp_path / "new.nc"
+
+    def no_replace(src, dst):
+        raise PermissionError("rename refused")
+
+    monkeypatch.setattr(os, "replace", no_replace)
+    with pytest.raises(PermissionError):
+        write_netcdf(_small_dataset(), target)
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_options(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        write_netcdf(_small_dataset(), tmp_path / "missing" / "out.nc")
+    with pytest.raises(ValueError, match="zlib"):
+        write_netcdf(_small_dataset(), tmp_path / "out.nc", compression=12)
+    path = write_netcdf(_small_dataset(), tmp_path / "z.nc", compression=1)
+    with xr.open_dataset(path) as ds:
+        assert ds["x"].encoding["zlib"] is True
+        np.testing.assert_array_equal(ds["x"].values, 1.0)
+
+
+def test_output_variables_table_is_consistent():
+    names = [v.name for v in OUTPUT_VARIABLES]
+    assert len(names) == len(set(names))
+    roles = {v.water_budget for v in OUTPUT_VARIABLES}
+    assert roles == {None, "input", "output", "storage"}
