@@ -1,0 +1,53 @@
+"""Sharding the column axis over 4 host CPU devices gives the same results as one device.
+
+The device count must be set before JAX starts, so the check runs in a fresh interpreter.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import jax, jax.numpy as jnp, numpy as np
+    sys.path.insert(0, {tests!r})
+    import hybridland as hl
+    from hybridland.parallel import column_mesh, simulate_sharded
+    from columns import forcing_from_arrays, make_model, synthetic_climate
+
+    assert len(jax.devices()) == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    for n_columns in (8, 7):  # divisible, and padded
+        arrays = synthetic_climate(rng, n_columns, 365)
+        forcing = forcing_from_arrays(*arrays, dtype=jnp.float32)
+        model = make_model("hybrid", seed=1)
+        params = hl.Params.default(n_columns, theta_cap=jnp.linspace(0.2, 0.5, n_columns))
+        one = hl.simulate(model, forcing, params)
+        sharded = simulate_sharded(model, forcing, params, mesh=column_mesh())
+        assert sharded.fluxes.runoff.shape == (n_columns, 365)
+        devices = {{d for s in sharded.fluxes.runoff.addressable_shards for d in [s.device]}}
+        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(sharded)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        print("columns", n_columns, "devices used", len(devices))
+    """
+)
+
+
+def test_four_host_devices_match_one_device():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    env["JAX_PLATFORMS"] = "cpu"
+    tests = str(Path(__file__).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(tests=tests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "columns 8 devices used 4" in result.stdout, result.stdout
+    assert "columns 7 devices used 4" in result.stdout, result.stdout
