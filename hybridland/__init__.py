@@ -23,6 +23,7 @@ from .physics import (
     SoilMoistureStressET as SoilMoistureStressET,
 )
 from .solve import Simulation as Simulation, run_column as run_column, simulate as simulate
+from .grid import simulate_grid as simulate_grid
 from .parallel import column_mesh as column_mesh, simulate_sharded as simulate_sharded
 from .solve_ode import run_column_ode as run_column_ode, simulate_ode as simulate_ode
 

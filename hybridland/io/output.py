@@ -256,6 +256,20 @@ def describe_model(model) -> str:
     )
 
 
+def variable_attrs(spec: OutputVariable) -> dict[str, str]:
+    """CF attributes (and the ``water_budget`` role) of one output variable."""
+    attrs = {"long_name": spec.long_name, "units": spec.units, "cell_methods": spec.cell_methods}
+    if spec.standard_name is not None:
+        attrs["standard_name"] = spec.standard_name
+    if spec.water_budget is not None:
+        attrs["water_budget"] = spec.water_budget
+    if spec.comment is not None:
+        attrs["comment"] = spec.comment
+    if spec.water_budget == "storage":
+        attrs["initial_value"] = f"{spec.name}_initial"
+    return attrs
+
+
 def simulation_to_dataset(
     sim,
     columns: Sequence[str],
@@ -290,7 +304,7 @@ def simulation_to_dataset(
     n_col, n_time = len(columns), len(time_index)
     data_vars: dict[str, xr.DataArray] = {}
     for spec in OUTPUT_VARIABLES:
-        value = _get(sim, spec.field)
+        value = simulation_field(sim, spec.field)
         if value is None:
             continue
         array = np.asarray(value)
@@ -299,20 +313,9 @@ def simulation_to_dataset(
                 f"Simulation field {spec.field} has shape {array.shape}, expected "
                 f"({n_col}, {n_time}) = (len(columns), len(time))."
             )
-        attrs_v = {
-            "long_name": spec.long_name,
-            "units": spec.units,
-            "cell_methods": spec.cell_methods,
-        }
-        if spec.standard_name is not None:
-            attrs_v["standard_name"] = spec.standard_name
-        if spec.water_budget is not None:
-            attrs_v["water_budget"] = spec.water_budget
-        if spec.comment is not None:
-            attrs_v["comment"] = spec.comment
-        if spec.water_budget == "storage":
-            attrs_v["initial_value"] = f"{spec.name}_initial"
-        data_vars[spec.name] = xr.DataArray(array, dims=(column_dim, "time"), attrs=attrs_v)
+        data_vars[spec.name] = xr.DataArray(
+            array, dims=(column_dim, "time"), attrs=variable_attrs(spec)
+        )
 
     by_name = {s.name: s for s in OUTPUT_VARIABLES}
     for name, state_field in STORES.items():
@@ -387,7 +390,8 @@ _COORD_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
-def _get(obj, dotted: str):
+def simulation_field(obj, dotted: str):
+    """The field at a dotted path of a ``Simulation`` (``None`` where a part is ``None``)."""
     for part in dotted.split("."):
         obj = getattr(obj, part)
         if obj is None:
