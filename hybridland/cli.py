@@ -250,6 +250,33 @@ def _fail(command: str, message: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# train
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .io import ForcingDataError
+    from .train import ConfigError, load_config, train
+
+    try:
+        config = load_config(args.config)
+        result = train(
+            config, args.run_dir, max_epochs_this_call=args.max_epochs,
+            progress=not args.no_progress,
+        )
+    except (ConfigError, ForcingDataError, FileNotFoundError) as err:
+        return _fail("train", str(err))
+    state = "finished" if result.finished else "paused (resume with the same command)"
+    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    print(
+        f"hybridland train: {state} after {result.epochs_completed} epoch(s), "
+        f"{len(result.basins)} basins; best validation loss {best} at epoch {result.best_epoch}"
+        f"{' (early stop)' if result.stopped_early else ''}"
+    )
+    print(f"  run directory: {Path(args.run_dir).resolve()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # demo
 
 
@@ -457,6 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of basins (default 20)",
     )
     demo.set_defaults(func=_cmd_demo)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a physics or hybrid model from a YAML configuration",
+        description=(
+            "Train the model described by a YAML configuration into a run directory (resolved "
+            "config, log, per-epoch atomic checkpoints, metrics.csv, best weights). A run that "
+            "was stopped resumes from its last checkpoint and ends with the same weights."
+        ),
+    )
+    tr.add_argument("--config", required=True, help="YAML configuration (see experiments/)")
+    tr.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
+    tr.add_argument("--max-epochs", type=_positive_int, default=None,
+                    help="stop after this many epochs in this call (resume later)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,24 @@ def test_demo(tmp_path, capsys):
     with xr.open_dataset(out / "demo_hybrid.nc") as ds:
         assert ds.sizes["basin"] == 6
         assert str(ds["time"].values[0])[:10] == "1990-01-01"
+
+
+def test_train_configs_in_experiments_are_valid():
+    from hybridland.train import load_config
+
+    root = Path(__file__).resolve().parents[1] / "experiments" / "mopex"
+    for name in ("hybrid", "physics"):
+        config = load_config(root / f"{name}.yaml")
+        assert config.model.kind == name
+
+
+def test_train_bad_config_exits_2_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "data:\n  train_period: ['1995-01-01', '1996-12-31']\n"
+        "  validation_period: ['1997-01-01', '1997-12-31']\n"
+        "training:\n  learnin_rate: 0.1\n"
+    )
+    code = main(["train", "--config", str(cfg), "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert "learnin_rate" in capsys.readouterr().err

@@ -10,6 +10,18 @@ from ._report import (
     ForcingDataError as ForcingDataError,
     LoadReport as LoadReport,
 )
+from .camels import load_camels as load_camels
+from .canonical import (
+    CANONICAL_VARIABLES as CANONICAL_VARIABLES,
+    VariableSpec as VariableSpec,
+    from_cf as from_cf,
+    mopex_to_canonical as mopex_to_canonical,
+    target as target,
+    to_forcing as to_forcing,
+    validate as validate,
+)
+from .fluxnet import load_fluxnet as load_fluxnet
+from .ismn import load_ismn as load_ismn
 from .mopex import (
     PET_SOURCES as PET_SOURCES,
     MopexForcing as MopexForcing,
@@ -23,3 +35,8 @@ from .output import (
     write_netcdf as write_netcdf,
 )
 from .paths import data_dir as data_dir, mopex_path as mopex_path
+from .spotpy_data import (
+    load_fulda as load_fulda,
+    load_hymod_catchment as load_hymod_catchment,
+    load_schwingbach as load_schwingbach,
+)

@@ -21,10 +21,14 @@ def check_variable(
     units: tuple[frozenset[str], str],
     source: str,
     missing_hint: str = "every run needs it. Add it to the file",
+    dims: tuple[str, ...] = ("basin", "time"),
+    layout: str = "the MOPEX layout",
 ) -> None:
-    """Refuse a variable that is absent, not ``(basin, time)``, or in other units.
+    """Refuse a variable that is absent, not ``dims`` (any order), or in other units.
 
-    ``units`` is ``(accepted spellings in lower case, canonical spelling)``.
+    ``units`` is ``(accepted spellings in lower case, canonical spelling)``; ``dims`` the
+    dimensions it must have (default ``(basin, time)``) and ``layout`` names that layout in the
+    message.
     """
     if var not in ds.data_vars:
         raise ForcingDataError(
@@ -32,11 +36,12 @@ def check_variable(
             f"{', '.join(map(str, ds.data_vars)) or 'none'}); {missing_hint}.",
             variable=var,
         )
-    dims = ds[var].dims
-    if set(dims) != {"basin", "time"} or len(dims) != 2:
+    found_dims = ds[var].dims
+    if set(found_dims) != set(dims) or len(found_dims) != len(dims):
+        per = f"one series per {dims[0]}" if len(dims) > 1 else f"one value per {dims[0]}"
         raise ForcingDataError(
-            f"Variable '{var}' in {source} has dimensions {dims}, but needs ('basin', 'time'): "
-            "one series per basin. Rename or reshape it to the MOPEX layout.",
+            f"Variable '{var}' in {source} has dimensions {found_dims}, but needs {dims}: "
+            f"{per}. Rename or reshape it to {layout}.",
             variable=var,
         )
     accepted, canonical = units
@@ -89,19 +94,19 @@ def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
     return time
 
 
-def basin_ids(ds: xr.Dataset) -> list[str]:
-    """Basin ids as strings (leading zeros kept); refuse duplicates."""
-    if "basin" in ds.coords:
-        ids = [str(b).strip() for b in ds["basin"].values]
+def basin_ids(ds: xr.Dataset, dim: str = "basin") -> list[str]:
+    """Ids along ``dim`` (default ``basin``) as strings (leading zeros kept); refuse duplicates."""
+    if dim in ds.coords:
+        ids = [str(b).strip() for b in ds[dim].values]
     else:
-        ids = [str(i) for i in range(ds.sizes["basin"])]
+        ids = [str(i) for i in range(ds.sizes[dim])]
     seen: set[str] = set()
     duplicates = sorted({b for b in ids if b in seen or seen.add(b)})
     if duplicates:
         raise ForcingDataError(
-            f"Basin ids are not unique: {', '.join(duplicates)} occur more than once. Give each "
-            "basin one id.",
-            variable="basin",
+            f"{dim.capitalize()} ids are not unique: {', '.join(duplicates)} occur more than "
+            f"once. Give each {dim} one id.",
+            variable=dim,
             basins=duplicates,
         )
     return ids

@@ -1,0 +1,438 @@
+"""Typed, validated configuration of a training run, loaded from YAML.
+
+A run is described by four sections, each a frozen dataclass:
+
+```yaml
+run:      {name: demo, seed: 0}
+data:     {loader: mopex, basins: ["01064500", ...], pet: given,
+           swap_inverted_temperatures: true,
+           train_period: [1995-01-01, 1996-12-31], validation_period: [1997-01-01, 1997-12-31],
+           warmup_days: 60}
+model:    {kind: hybrid, pet: given, width: 8, depth: 2,
+           trainable_params: [runoff_shape, baseflow_rate], per_basin_params: true,
+           static_attributes: [aridity, mean_precip]}
+training: {optimizer: adam, learning_rate: 0.01, schedule: cosine, warmup_steps: 5,
+           epochs: 10, batch_basins: 8, window_days: 365, loss: nse, extreme_weight: 0.0,
+           patience: 5, clip_norm: 1.0}
+```
+
+``load_config(path)`` raises ``ConfigError`` naming the offending key (``training.learnin_rate``:
+unknown, with the list of valid keys) or field (``training.learning_rate``: must be > 0).
+``Config.to_yaml()`` writes the fully resolved configuration (every default spelled out), which
+the training loop saves in the run directory and compares on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import types
+import typing
+from typing import ClassVar, Literal
+
+import yaml
+
+from .._params import PARAMETER_BOUNDS
+from ..physics.pet import PET_LAWS
+
+LOSSES = ("nse", "mse", "kge")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("none", "cosine", "exponential")
+DATA_PET_SOURCES = ("given", "hargreaves", "oudin")
+
+STATIC_ATTRIBUTES = (
+    "lat",
+    "lon",
+    "log_area",
+    "mean_precip",
+    "mean_pet",
+    "aridity",
+    "mean_temp",
+    "snow_fraction",
+)
+"""Static basin attributes the networks may see (computed on the training period; see
+``hybridland.train.loop.static_attributes``)."""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot describe a run; the message names the key or field."""
+
+
+Period = tuple[str, str]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Identity of the run."""
+
+    SECTION: ClassVar[str] = "run"
+    name: str = "run"
+    seed: int = 0
+    """Seeds the network weights and the mini-batch draws (batches of epoch e derive from
+    (seed, e) only, so a resumed run draws the same batches)."""
+
+    def __post_init__(self):
+        if not self.name:
+            _fail(self, "name", "must be a non-empty string")
+        if self.seed < 0:
+            _fail(self, "seed", f"must be >= 0, got {self.seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which basins and days; periods are inclusive ISO date ranges ``[first, last]``."""
+
+    SECTION: ClassVar[str] = "data"
+    train_period: Period
+    validation_period: Period
+    test_period: Period | None = None
+    loader: str = "mopex"
+    """Name in ``hybridland.train.loop.LOADERS``."""
+    path: str | None = None
+    """Forcing file; None: the shared MOPEX file (``hybridland.io.mopex_path()``)."""
+    basins: tuple[str, ...] | None = None
+    """Basin ids; None: ``n_basins`` chosen by ``selection`` (None too: every basin)."""
+    n_basins: int | None = None
+    selection: Literal["first", "random"] = "first"
+    """How ``n_basins`` are picked from the file: the first ones, or a seeded random draw."""
+    pet: Literal["given", "hargreaves", "oudin"] = "given"
+    """PET source read by the loader: the file's PE, or left to the model's PET law."""
+    trim: bool = False
+    drop_incomplete: bool = False
+    swap_inverted_temperatures: bool = False
+    warmup_days: int = 365
+    """Days simulated before every loss window (and before validation) and excluded from the
+    loss, so the stores forget the arbitrary initial state."""
+
+    def __post_init__(self):
+        if self.loader not in _loader_names():
+            _fail(self, "loader", f"unknown loader {self.loader!r}; known: {_loader_names()}")
+        for name in ("train_period", "validation_period", "test_period"):
+            period = getattr(self, name)
+            if period is not None:
+                _check_period(self, name, period)
+        if self.basins is not None and self.n_basins is not None:
+            _fail(self, "n_basins", "give either 'basins' or 'n_basins', not both")
+        if self.basins is not None and len(self.basins) == 0:
+            _fail(self, "basins", "must list at least one basin id (or be left out)")
+        if self.n_basins is not None and self.n_basins < 1:
+            _fail(self, "n_basins", f"must be >= 1, got {self.n_basins}")
+        if self.warmup_days < 0:
+            _fail(self, "warmup_days", f"must be >= 0, got {self.warmup_days}")
+
+    @property
+    def span(self) -> tuple[_dt.date, _dt.date]:
+        """First day to load (earliest period start minus warm-up) and last day to load."""
+        periods = [p for p in (self.train_period, self.validation_period, self.test_period) if p]
+        first = min(_dt.date.fromisoformat(p[0]) for p in periods)
+        last = max(_dt.date.fromisoformat(p[1]) for p in periods)
+        return first - _dt.timedelta(days=self.warmup_days), last
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which column model, which of its parts learn, what the networks see."""
+
+    SECTION: ClassVar[str] = "model"
+    kind: str = "hybrid"
+    """Name in ``hybridland.train.loop.MODEL_KINDS`` (physics | hybrid)."""
+    pet: str = "given"
+    """PET law name in ``hybridland.physics.pet.PET_LAWS``."""
+    width: int = 16
+    depth: int = 2
+    trainable_params: tuple[str, ...] = ()
+    """Physical parameters (``PARAMETER_BOUNDS`` names) the optimiser calibrates; the others
+    stay at their defaults."""
+    per_basin_params: bool = True
+    """True: one value of each trainable parameter per basin; False: one shared value."""
+    static_attributes: tuple[str, ...] = ()
+    """Static basin attributes fed to the networks (normalised on the training basins)."""
+
+    def __post_init__(self):
+        if self.kind not in _model_kinds():
+            _fail(self, "kind", f"unknown model kind {self.kind!r}; known: {_model_kinds()}")
+        if self.pet not in PET_LAWS:
+            _fail(self, "pet", f"unknown PET law {self.pet!r}; known: {sorted(PET_LAWS)}")
+        if self.width < 1:
+            _fail(self, "width", f"must be >= 1, got {self.width}")
+        if self.depth < 0:
+            _fail(self, "depth", f"must be >= 0, got {self.depth}")
+        unknown = [p for p in self.trainable_params if p not in PARAMETER_BOUNDS]
+        if unknown:
+            _fail(self, "trainable_params", f"unknown {unknown}; known: {sorted(PARAMETER_BOUNDS)}")
+        if len(set(self.trainable_params)) != len(self.trainable_params):
+            _fail(self, "trainable_params", "lists a parameter twice")
+        unknown = [a for a in self.static_attributes if a not in STATIC_ATTRIBUTES]
+        if unknown:
+            _fail(self, "static_attributes", f"unknown {unknown}; known: {list(STATIC_ATTRIBUTES)}")
+        if len(set(self.static_attributes)) != len(self.static_attributes):
+            _fail(self, "static_attributes", "lists an attribute twice")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser, schedule, mini-batches, loss, stopping."""
+
+    SECTION: ClassVar[str] = "training"
+    epochs: int = 10
+    optimizer: Literal["adam", "adamw"] = "adam"
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-4
+    """Decoupled weight decay of adamw (ignored by adam)."""
+    schedule: Literal["none", "cosine", "exponential"] = "none"
+    warmup_steps: int = 0
+    """Optimiser steps of linear learning-rate warm-up from 0 (any schedule)."""
+    decay_rate: float = 0.5
+    """exponential: learning-rate factor per epoch; cosine: final fraction of the peak rate."""
+    batch_basins: int = 8
+    """Basins per mini-batch (capped at the number of basins)."""
+    window_days: int = 365
+    """Length of each mini-batch time window in the loss (after ``data.warmup_days``)."""
+    batches_per_epoch: int | None = None
+    """None: ceil(basins / batch_basins) x max(1, training days // window_days)."""
+    loss: Literal["nse", "mse", "kge"] = "nse"
+    extreme_weight: float = 0.0
+    """lambda of the low-flow weighting; see ``hybridland.train.losses``. 0 disables it."""
+    patience: int | None = None
+    """Stop after this many epochs without a better validation loss; None: never."""
+    clip_norm: float | None = 1.0
+    """Clip gradients to this global norm; None: no clipping."""
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            _fail(self, "epochs", f"must be >= 1, got {self.epochs}")
+        if not self.learning_rate > 0:
+            _fail(self, "learning_rate", f"must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            _fail(self, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            _fail(self, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        if not 0 < self.decay_rate <= 1:
+            _fail(self, "decay_rate", f"must be in (0, 1], got {self.decay_rate}")
+        if self.batch_basins < 1:
+            _fail(self, "batch_basins", f"must be >= 1, got {self.batch_basins}")
+        if self.window_days < 2:
+            _fail(self, "window_days", f"must be >= 2, got {self.window_days}")
+        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
+            _fail(self, "batches_per_epoch", f"must be >= 1, got {self.batches_per_epoch}")
+        if self.extreme_weight < 0:
+            _fail(self, "extreme_weight", f"must be >= 0, got {self.extreme_weight}")
+        if self.patience is not None and self.patience < 1:
+            _fail(self, "patience", f"must be >= 1, got {self.patience}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            _fail(self, "clip_norm", f"must be > 0, got {self.clip_norm}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole training run."""
+
+    data: DataConfig
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def __post_init__(self):
+        if self.model.pet == "given" and self.data.pet != "given":
+            _fail(
+                self.model,
+                "pet",
+                f"PET law 'given' needs the file's PE, but data.pet is {self.data.pet!r}; set "
+                "data.pet: given or choose a derived law (hargreaves, oudin)",
+            )
+        needs_pe = {"mean_pet", "aridity"} & set(self.model.static_attributes)
+        if needs_pe and self.data.pet != "given":
+            _fail(
+                self.model,
+                "static_attributes",
+                f"{sorted(needs_pe)} need the file's PE; set data.pet: given",
+            )
+        if self.model.kind == "physics" and not self.model.trainable_params:
+            _fail(
+                self.model,
+                "trainable_params",
+                "a physics model has nothing to train unless some parameters are trainable",
+            )
+        if self.model.kind == "physics" and self.model.static_attributes:
+            _fail(self.model, "static_attributes", "only networks (kind: hybrid) use them")
+        train_days = _days(self.data.train_period)
+        if self.training.window_days > train_days:
+            _fail(
+                self.training,
+                "window_days",
+                f"is {self.training.window_days} but the training period has {train_days} days",
+            )
+
+    def to_dict(self) -> dict:
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _SECTIONS}
+
+    def to_yaml(self) -> str:
+        """The resolved configuration (every field, defaults included) as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def replace(self, section: str, **changes) -> Config:
+        """A copy with ``changes`` to one section (validated again)."""
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **changes)}
+        )
+
+
+_SECTIONS = {"run": RunConfig, "data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a YAML run configuration; raises ``ConfigError`` naming the problem."""
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file {path} does not exist.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def config_from_yaml(text: str) -> Config:
+    """``load_config`` for YAML text."""
+    return config_from_dict(yaml.safe_load(text))
+
+
+def config_from_dict(raw) -> Config:
+    """Build a ``Config`` from nested dicts (as parsed from YAML), validating every field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"A configuration is a mapping with sections {sorted(_SECTIONS)}; got "
+            f"{type(raw).__name__}."
+        )
+    unknown = sorted(set(map(str, raw)) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown section(s) {unknown}; valid sections: {sorted(_SECTIONS)}."
+        )
+    if "data" not in raw:
+        raise ConfigError("Section 'data' is required (at least train_period, validation_period).")
+    sections = {name: _build(cls, raw.get(name) or {}) for name, cls in _SECTIONS.items()}
+    return Config(**sections)
+
+
+def _build(cls, raw):
+    section = cls.SECTION
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Section '{section}' must be a mapping, got {type(raw).__name__}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        raise ConfigError(
+            f"Unknown key '{section}.{unknown[0]}'"
+            + (f" (and {unknown[1:]})" if len(unknown) > 1 else "")
+            + f"; valid keys of '{section}': {sorted(fields)}."
+        )
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in raw
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"Missing required key(s) {[f'{section}.{m}' for m in missing]}.")
+    hints = typing.get_type_hints(cls)
+    values = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in raw.items()}
+    return cls(**values)
+
+
+def _coerce(value, tp, where: str):
+    """Check ``value`` against the annotation ``tp``; return it in canonical form."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{where}' must be one of {list(args)}, got {value!r}.")
+        return value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{where}' must be a list, got {value!r}.")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"'{where}' must be a list of {len(args)} items, got {value!r}.")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is str:
+        if isinstance(value, (_dt.date, int)) and not isinstance(value, bool):
+            return value.isoformat() if isinstance(value, _dt.date) else str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}.")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}.")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}.")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}.")
+        return float(value)
+    raise TypeError(f"unsupported annotation {tp} for {where}")  # a bug here, not in the YAML
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _fail(section, field: str, message: str):
+    raise ConfigError(f"'{section.SECTION}.{field}' {message}.")
+
+
+def _check_period(section, name: str, period) -> None:
+    try:
+        first, last = (_dt.date.fromisoformat(str(d)) for d in period)
+    except (ValueError, TypeError):
+        _fail(section, name, f"must be two ISO dates [YYYY-MM-DD, YYYY-MM-DD], got {period!r}")
+    if last < first:
+        _fail(section, name, f"ends ({last}) before it starts ({first})")
+
+
+def _days(period: Period) -> int:
+    first, last = (_dt.date.fromisoformat(d) for d in period)
+    return (last - first).days + 1
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _loader_names() -> list[str]:
+    from .loop import LOADERS
+
+    return sorted(LOADERS)
+
+
+def _model_kinds() -> list[str]:
+    from .loop import MODEL_KINDS
+
+    return sorted(MODEL_KINDS)

@@ -1,0 +1,707 @@
+"""The training loop: ``train(config, run_dir)`` and ``load_run(run_dir)``.
+
+What is trained is one pytree, ``(model trainables, unconstrained physical parameters)``:
+the network weights of the column model (``eqx.partition`` on inexact arrays; nothing for a
+physical model) and, for each name in ``model.trainable_params``, the logit of the parameter's
+position in its physical range (``Params.to_unconstrained``), per basin or shared. The other
+parameters stay at their defaults. Optax updates that pytree, so every step lands on a
+physically valid parameter set and, because closure is structural, on a closed water balance.
+
+**Mini-batches.** An epoch is ``batches_per_epoch`` batches of ``batch_basins`` basins, each
+with its own window of ``window_days`` inside the training period, preceded by
+``warmup_days`` that are simulated from ``model.init_state`` and left out of the loss. The
+batches of epoch ``e`` are drawn from ``numpy.random.default_rng([seed, e])`` only, never from
+consumed generator state, so a resumed run draws exactly the batches an uninterrupted run would.
+
+**Run directory.** ``config.yaml`` (resolved), ``normalisation.json`` (static-attribute
+statistics of the training basins and period), ``train.log``, ``metrics.csv`` (epoch,
+train_loss, val_loss, val_median_nse, learning rate), ``checkpoints/`` (atomic, every epoch;
+see ``checkpoint.py``), and at the end ``model.eqx`` (the best weights by validation loss) and
+``run.json`` (basins, best epoch). ``train`` resumes from the newest intact checkpoint when the
+saved configuration matches, and ends with bitwise the same weights as an uninterrupted run
+(same machine and backend; XLA on CPU is deterministic).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import functools
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from .. import metrics
+from .._containers import Forcing
+from .._params import PARAMETER_BOUNDS, Params
+from ..model import ColumnModel
+from ..physics.pet import PET_LAWS
+from ..solve import check_forcing, run_column, vmap_columns
+from . import checkpoint as ckpt
+from .config import Config, DataConfig, ModelConfig, TrainingConfig, config_from_yaml
+from .losses import LOSSES
+
+DTYPE = np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# Registries
+
+
+def _load_mopex(cfg: DataConfig, seed: int):
+    import xarray as xr
+
+    from ..io import load_mopex, mopex_path
+
+    path = cfg.path or str(mopex_path())
+    basins = list(cfg.basins) if cfg.basins is not None else None
+    if basins is None and cfg.n_basins is not None:
+        with xr.open_dataset(path) as ds:
+            ids = [str(b) for b in ds["basin"].values]
+        if cfg.n_basins > len(ids):
+            raise ValueError(f"data.n_basins is {cfg.n_basins} but {path} has {len(ids)} basins.")
+        if cfg.selection == "first":
+            basins = ids[: cfg.n_basins]
+        else:
+            pick = np.random.default_rng(seed).choice(len(ids), cfg.n_basins, replace=False)
+            basins = [ids[i] for i in np.sort(pick)]
+    first, last = cfg.span
+    return load_mopex(
+        path,
+        basins=basins,
+        start=first.isoformat(),
+        end=last.isoformat(),
+        pet=cfg.pet,
+        trim=cfg.trim,
+        drop_incomplete=cfg.drop_incomplete,
+        inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
+        dtype=DTYPE,
+    )
+
+
+LOADERS: dict[str, Callable] = {"mopex": _load_mopex}
+"""Data loaders by config name: ``(DataConfig, seed) -> MopexForcing``-like object with
+``forcing``, ``observed_runoff``, ``time``, ``basins``, ``lat``, ``lon``, ``area_km2``."""
+
+
+def _physics_model(cfg: ModelConfig, n_attributes: int, key) -> ColumnModel:
+    del n_attributes, key
+    return ColumnModel(pet=PET_LAWS[cfg.pet]())
+
+
+def _hybrid_model(cfg: ModelConfig, n_attributes: int, key) -> ColumnModel:
+    from ..learned import MLPRunoff, MLPStressET
+
+    k_et, k_runoff = jax.random.split(key)
+    return ColumnModel(
+        pet=PET_LAWS[cfg.pet](),
+        et=MLPStressET(n_attributes, cfg.width, cfg.depth, key=k_et),
+        runoff=MLPRunoff(n_attributes, cfg.width, cfg.depth, key=k_runoff),
+    )
+
+
+MODEL_KINDS: dict[str, Callable] = {"physics": _physics_model, "hybrid": _hybrid_model}
+"""Model kinds by config name: ``(ModelConfig, n_attributes, key) -> ColumnModel``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+    """Mean and standard deviation of each static attribute over the training basins (fitted on
+    the training period); ``apply`` maps raw attributes ``[basin, n]`` to z-scores."""
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, names, raw: np.ndarray) -> Normalisation:
+        raw = np.asarray(raw, np.float64)
+        mean = raw.mean(0) if raw.shape[0] else np.zeros(len(names))
+        std = raw.std(0) if raw.shape[0] else np.ones(len(names))
+        std = np.where(std > 0, std, 1.0)  # one basin, or a constant attribute
+        return cls(tuple(names), mean, std)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return ((np.asarray(raw, np.float64) - self.mean) / self.std).astype(DTYPE)
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+    def save(self, path) -> None:
+        ckpt.atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path) -> Normalisation:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def static_attributes(names, source, train: slice) -> np.ndarray:
+    """Raw static attributes ``[basin, len(names)]`` of a loaded data set.
+
+    Climate attributes use the training period only (no information from validation or test
+    days): ``mean_precip``, ``mean_pet`` (mm day-1), ``aridity`` (mean PE / mean P),
+    ``mean_temp`` (degC), ``snow_fraction`` (share of P on days with mean T < 0 degC); the
+    others are geography: ``lat``, ``lon`` (degrees), ``log_area`` (log10 km2).
+    """
+    f = source.forcing
+    p = np.asarray(f.precip)[:, train]
+    t = 0.5 * (np.asarray(f.t_min) + np.asarray(f.t_max))[:, train]
+
+    def pet():
+        if f.pet is None:
+            raise ValueError("Attributes mean_pet and aridity need the file's PE (data.pet: given).")
+        return np.asarray(f.pet)[:, train].mean(1)
+
+    table = {
+        "lat": lambda: np.asarray(source.lat, float),
+        "lon": lambda: np.asarray(source.lon, float),
+        "log_area": lambda: np.log10(np.maximum(np.asarray(source.area_km2, float), 1e-3)),
+        "mean_precip": lambda: p.mean(1),
+        "mean_pet": pet,
+        "aridity": lambda: pet() / np.maximum(p.mean(1), 1e-6),
+        "mean_temp": lambda: t.mean(1),
+        "snow_fraction": lambda: (p * (t < 0)).sum(1) / np.maximum(p.sum(1), 1e-6),
+    }
+    cols = [np.asarray(table[n](), np.float64) for n in names]
+    return np.stack(cols, 1) if cols else np.zeros((p.shape[0], 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """Host-side (numpy) data of a run: series ``[basin, time]`` from the first warm-up day
+    to the last day of any period, observed runoff with NaN gaps, period index ranges."""
+
+    basins: tuple[str, ...]
+    time: Any  # pandas.DatetimeIndex
+    series: dict[str, np.ndarray]  # precip, t_min, t_max, (pet): [basin, time]
+    doy: np.ndarray  # [time]
+    lat: np.ndarray  # [basin]
+    attributes: np.ndarray | None  # normalised, [basin, n] or None
+    obs: np.ndarray  # [basin, time]
+    periods: dict[str, tuple[int, int]]  # name -> (first, last) day index, inclusive
+    obs_std: np.ndarray  # [basin] over the training period (1 where undefined)
+    obs_mean: np.ndarray  # [basin] over the training period (1 where undefined)
+    normalisation: Normalisation
+
+    @property
+    def n_basins(self) -> int:
+        return len(self.basins)
+
+    def forcing(self, basins: np.ndarray, starts: np.ndarray, length: int) -> Forcing:
+        """Forcing ``[len(basins), length]`` of windows beginning at day indices ``starts``."""
+        days = np.asarray(starts)[:, None] + np.arange(length)
+        rows = np.asarray(basins)[:, None]
+        take = {k: jnp.asarray(v[rows, days]) for k, v in self.series.items()}
+        return Forcing(
+            precip=take["precip"],
+            t_min=take["t_min"],
+            t_max=take["t_max"],
+            doy=jnp.asarray(self.doy[days]),
+            lat=jnp.asarray(self.lat[np.asarray(basins)]),
+            pet=take.get("pet"),
+            attributes=None
+            if self.attributes is None
+            else jnp.asarray(self.attributes[np.asarray(basins)]),
+        )
+
+    def observed(self, basins: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        days = np.asarray(starts)[:, None] + np.arange(length)
+        return self.obs[np.asarray(basins)[:, None], days]
+
+    def period_window(self, name: str, warmup_days: int) -> tuple[int, int]:
+        """(start index including warm-up, length) of a whole period."""
+        first, last = self.periods[name]
+        return first - warmup_days, last - first + 1 + warmup_days
+
+
+def load_data(config: Config, normalisation: Normalisation | None = None) -> RunData:
+    """Load the run's basins and days; fit the attribute normalisation unless one is given."""
+    cfg = config.data
+    source = LOADERS[cfg.loader](cfg, config.run.seed)
+    time_index = source.time
+    periods = {}
+    for name in ("train", "validation", "test"):
+        period = getattr(cfg, f"{name}_period" if name != "validation" else "validation_period")
+        if period is None:
+            continue
+        first = time_index.searchsorted(np.datetime64(period[0]))
+        last = time_index.searchsorted(np.datetime64(period[1]), side="right") - 1
+        if (
+            first >= len(time_index)
+            or last < first
+            or time_index[first].date() != _dt.date.fromisoformat(period[0])
+            or time_index[last].date() != _dt.date.fromisoformat(period[1])
+        ):
+            raise ValueError(
+                f"data.{name}_period {period[0]} .. {period[1]} is not covered by the loaded days "
+                f"{time_index[0]:%Y-%m-%d} .. {time_index[-1]:%Y-%m-%d} (file range or trimming)."
+            )
+        if first < cfg.warmup_days:
+            raise ValueError(
+                f"data.{name}_period starts {first} days after the first loaded day but "
+                f"data.warmup_days is {cfg.warmup_days}; start the period later or shorten the "
+                "warm-up."
+            )
+        periods[name] = (int(first), int(last))
+    f = source.forcing
+    series = {k: np.asarray(getattr(f, k), DTYPE) for k in ("precip", "t_min", "t_max")}
+    if f.pet is not None:
+        series["pet"] = np.asarray(f.pet, DTYPE)
+    obs = np.asarray(source.observed_runoff, DTYPE)
+    first, last = periods["train"]
+    train = slice(first, last + 1)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            obs_std = np.nanstd(obs[:, train], axis=1)
+            obs_mean = np.nanmean(obs[:, train], axis=1)
+    obs_std = np.where(np.isfinite(obs_std), obs_std, 1.0).astype(DTYPE)
+    obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0).astype(DTYPE)
+    names = config.model.static_attributes
+    raw = static_attributes(names, source, train)
+    if normalisation is None:
+        normalisation = Normalisation.fit(names, raw)
+    elif normalisation.names != tuple(names):
+        raise ValueError(
+            f"The normalisation is for attributes {normalisation.names}, the model uses {names}."
+        )
+    return RunData(
+        basins=tuple(source.basins),
+        time=time_index,
+        series=series,
+        doy=np.asarray(f.doy, DTYPE),
+        lat=np.asarray(f.lat, DTYPE),
+        attributes=normalisation.apply(raw) if names else None,
+        obs=obs,
+        periods=periods,
+        obs_std=obs_std,
+        obs_mean=obs_mean,
+        normalisation=normalisation,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, parameters, optimiser
+
+
+def build_model(config: Config, n_attributes: int) -> ColumnModel:
+    """The untrained column model of ``config`` (weights seeded by ``run.seed``)."""
+    key = jax.random.key(config.run.seed)
+    return MODEL_KINDS[config.model.kind](config.model, n_attributes, key)
+
+
+def init_trainables(config: Config, model: ColumnModel, n_basins: int):
+    """``((model trainables, {param: unconstrained}), model static part)``, params at defaults."""
+    model_train, model_static = eqx.partition(model, eqx.is_inexact_array)
+    shape = (n_basins,) if config.model.per_basin_params else ()
+    defaults = Params.default(dtype=DTYPE).to_unconstrained()
+    u = {
+        name: jnp.full(shape, getattr(defaults, name), DTYPE)
+        for name in config.model.trainable_params
+    }
+    return (model_train, u), model_static
+
+
+def bounded_params(u: dict, basins, n: int) -> Params:
+    """Physical ``Params`` ``[n]`` for ``basins`` from unconstrained trainables (sigmoid)."""
+    values = {}
+    for name, v in u.items():
+        b = PARAMETER_BOUNDS[name]
+        v = v[basins] if v.ndim else v
+        values[name] = b.low + (b.high - b.low) * jax.nn.sigmoid(v)
+    return Params.default(n, dtype=DTYPE, **values)
+
+
+def steps_per_epoch(config: Config, data: RunData) -> int:
+    t = config.training
+    if t.batches_per_epoch is not None:
+        return t.batches_per_epoch
+    first, last = data.periods["train"]
+    per_basin = max(1, (last - first + 1) // t.window_days)
+    return math.ceil(data.n_basins / min(t.batch_basins, data.n_basins)) * per_basin
+
+
+def learning_rate_schedule(t: TrainingConfig, n_steps_epoch: int) -> optax.Schedule:
+    """Linear warm-up from 0 over ``warmup_steps``, then constant, cosine or exponential."""
+    lr, warm = t.learning_rate, t.warmup_steps
+    total = t.epochs * n_steps_epoch
+    if t.schedule == "none":
+        main = optax.constant_schedule(lr)
+    elif t.schedule == "cosine":
+        main = optax.cosine_decay_schedule(lr, max(total - warm, 1), alpha=t.decay_rate)
+    else:
+        main = optax.exponential_decay(lr, n_steps_epoch, t.decay_rate)
+    if warm == 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), main], [warm])
+
+
+@functools.lru_cache(maxsize=8)
+def build_optimizer(t: TrainingConfig, n_steps_epoch: int) -> optax.GradientTransformation:
+    """The optax chain of ``t`` (cached so repeated runs reuse compiled steps)."""
+    schedule = learning_rate_schedule(t, n_steps_epoch)
+    if t.optimizer == "adam":
+        opt = optax.adam(schedule)
+    else:
+        opt = optax.adamw(schedule, weight_decay=t.weight_decay)
+    parts = [optax.clip_by_global_norm(t.clip_norm)] if t.clip_norm is not None else []
+    return optax.chain(*parts, opt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+class LossSpec(NamedTuple):
+    warmup: int
+    loss: str
+    extreme_weight: float
+
+
+def _simulate_runoff(trainable, static, forcing, basins):
+    model_train, u = trainable
+    model = eqx.combine(model_train, static)
+    n = forcing.precip.shape[0]
+    params = bounded_params(u, basins, n)
+    sim = vmap_columns(run_column, model, forcing, params, model.init_state(params))
+    return sim.fluxes.runoff
+
+
+def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec: LossSpec):
+    runoff = _simulate_runoff(trainable, static, forcing, basins)
+    return LOSSES[spec.loss](
+        obs[:, spec.warmup :],
+        runoff[:, spec.warmup :],
+        obs_std=obs_std,
+        obs_mean=obs_mean,
+        extreme_weight=spec.extreme_weight,
+    )
+
+
+@eqx.filter_jit
+def _train_step(trainable, static, opt_state, optim, batch, spec):
+    loss, grads = eqx.filter_value_and_grad(_batch_loss)(trainable, static, *batch, spec)
+    updates, opt_state = optim.update(grads, opt_state, trainable)
+    return eqx.apply_updates(trainable, updates), opt_state, loss
+
+
+@eqx.filter_jit
+def _evaluate(trainable, static, batch, spec):
+    forcing, obs, obs_std, obs_mean, basins = batch
+    runoff = _simulate_runoff(trainable, static, forcing, basins)
+    loss = LOSSES[spec.loss](
+        obs[:, spec.warmup :],
+        runoff[:, spec.warmup :],
+        obs_std=obs_std,
+        obs_mean=obs_mean,
+        extreme_weight=spec.extreme_weight,
+    )
+    return loss, metrics.nse(obs[:, spec.warmup :], runoff[:, spec.warmup :])
+
+
+def epoch_batches(config: Config, data: RunData, epoch: int, n_batches: int):
+    """``[(basins, window starts incl. warm-up)]`` of ``epoch``, from ``(seed, epoch)`` only."""
+    rng = np.random.default_rng([config.run.seed, epoch])
+    t = config.training
+    first, last = data.periods["train"]
+    size = min(t.batch_basins, data.n_basins)
+    out = []
+    for _ in range(n_batches):
+        basins = np.sort(rng.choice(data.n_basins, size, replace=False))
+        starts = rng.integers(first, last - t.window_days + 2, size=size)
+        out.append((basins, starts - config.data.warmup_days))
+    return out
+
+
+def _batch(data: RunData, basins, starts, length):
+    return (
+        data.forcing(basins, starts, length),
+        jnp.asarray(data.observed(basins, starts, length)),
+        jnp.asarray(data.obs_std[basins]),
+        jnp.asarray(data.obs_mean[basins]),
+        jnp.asarray(basins),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of ``train``: the best model and parameters by validation loss, and history."""
+
+    model: ColumnModel
+    params: Params
+    normalisation: Normalisation
+    history: list[dict]
+    best_epoch: int | None
+    best_val_loss: float | None
+    epochs_completed: int
+    stopped_early: bool
+    finished: bool
+    """False when ``max_epochs_this_call`` ended the call before the run was done."""
+    run_dir: Path
+    basins: tuple[str, ...]
+
+
+class _Logger:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        stamp = _dt.datetime.now().isoformat(timespec="seconds")
+        with open(self.path, "a") as f:
+            f.write(f"{stamp} {message}\n")
+
+
+_CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_median_nse", "learning_rate", "seconds")
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, _CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    ckpt.atomic_write_text(path, buf.getvalue())
+
+
+def train(
+    config: Config,
+    run_dir: str | os.PathLike,
+    *,
+    max_epochs_this_call: int | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir`` (created if needed), resuming from its last checkpoint.
+
+    ``max_epochs_this_call`` stops after that many epochs (the run can be continued by calling
+    ``train`` again); ``callback(epoch, metrics_row)`` runs after each epoch's checkpoint.
+    Raises ``ValueError`` if ``run_dir`` holds a checkpoint of a different configuration.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = _resolved(config)
+    log = _Logger(run_dir / "train.log")
+    config_file = run_dir / "config.yaml"
+    marker = ckpt.latest_checkpoint(run_dir)
+    if marker is not None:
+        saved = config_file.read_text() if config_file.is_file() else None
+        if saved != config.to_yaml():
+            raise ValueError(
+                f"{run_dir} holds a checkpoint of another configuration ({config_file}); "
+                "use a new run directory or the same configuration to resume."
+                + _config_diff(saved, config)
+            )
+    ckpt.atomic_write_text(config_file, config.to_yaml())
+
+    data = load_data(config)
+    data.normalisation.save(run_dir / "normalisation.json")
+    n_attr = len(config.model.static_attributes)
+    model = build_model(config, n_attr)
+    trainable, static = init_trainables(config, model, data.n_basins)
+    n_steps = steps_per_epoch(config, data)
+    optim = build_optimizer(config.training, n_steps)
+    opt_state = optim.init(trainable)
+    schedule = learning_rate_schedule(config.training, n_steps)
+    spec = LossSpec(config.data.warmup_days, config.training.loss, config.training.extreme_weight)
+
+    state = {"trainable": trainable, "opt_state": opt_state, "best": trainable}
+    meta = {"history": [], "best_val_loss": None, "best_epoch": None, "bad_epochs": 0,
+            "stopped_early": False}
+    start_epoch = 0
+    if marker is not None:
+        state, meta = ckpt.load_checkpoint(marker, state)
+        start_epoch = meta["epoch"] + 1
+        log(f"resumed from {marker.name} (epoch {meta['epoch']})")
+    else:
+        log(
+            f"start run '{config.run.name}': {config.model.kind} model, {data.n_basins} basins, "
+            f"{n_steps} batches/epoch, {config.training.epochs} epochs"
+        )
+
+    v_start, v_len = data.period_window("validation", config.data.warmup_days)
+    all_basins = np.arange(data.n_basins)
+    val_batch = _batch(data, all_basins, np.full(data.n_basins, v_start), v_len)
+    check_forcing(eqx.combine(state["trainable"][0], static), val_batch[0])
+
+    window = config.data.warmup_days + config.training.window_days
+    done_this_call = 0
+    epochs = config.training.epochs
+    bar = tqdm(
+        total=epochs, initial=start_epoch, desc=config.run.name, unit="epoch", disable=not progress
+    )
+    try:
+        for epoch in range(start_epoch, epochs):
+            if meta["stopped_early"]:
+                break
+            t0 = time.perf_counter()
+            trainable, opt_state = state["trainable"], state["opt_state"]
+            losses = []
+            for basins, starts in epoch_batches(config, data, epoch, n_steps):
+                batch = _batch(data, basins, starts, window)
+                trainable, opt_state, loss = _train_step(
+                    trainable, static, opt_state, optim, batch, spec
+                )
+                losses.append(loss)
+            train_loss = float(np.mean(np.asarray(jnp.stack(losses))))
+            if not np.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"Training loss is {train_loss} in epoch {epoch}; lower the learning rate "
+                    "or check the observations."
+                )
+            val_loss, val_nse = _evaluate(trainable, static, val_batch, spec)
+            val_loss = float(val_loss)
+            val_nse = np.asarray(val_nse)
+            median_nse = float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any() else math.nan
+            best = state["best"]
+            if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
+                meta["best_val_loss"], meta["best_epoch"], meta["bad_epochs"] = val_loss, epoch, 0
+                best = trainable
+            else:
+                meta["bad_epochs"] += 1
+            patience = config.training.patience
+            meta["stopped_early"] = patience is not None and meta["bad_epochs"] >= patience
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_median_nse": median_nse,
+                "learning_rate": float(schedule((epoch + 1) * n_steps - 1)),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            meta["history"].append(row)
+            state = {"trainable": trainable, "opt_state": opt_state, "best": best}
+            ckpt.save_checkpoint(
+                run_dir,
+                epoch,
+                state,
+                dict(meta, rng={"seed": config.run.seed, "next_epoch": epoch + 1}),
+            )
+            _write_metrics(run_dir / "metrics.csv", meta["history"])
+            log(
+                f"epoch {epoch}: train_loss {train_loss:.5g} val_loss {val_loss:.5g} "
+                f"val_median_nse {median_nse:.4g} ({row['seconds']:.1f} s)"
+                + (" *" if meta["best_epoch"] == epoch else "")
+            )
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+            if callback is not None:
+                callback(epoch, row)
+            if meta["stopped_early"]:
+                log(f"early stop: no better validation loss for {patience} epochs")
+                break
+            done_this_call += 1
+            if max_epochs_this_call is not None and done_this_call >= max_epochs_this_call:
+                break
+    finally:
+        bar.close()
+
+    history = meta["history"]
+    completed = len(history)
+    finished = meta["stopped_early"] or completed >= epochs
+    best_model_train, best_u = state["best"]
+    best_model = eqx.combine(best_model_train, static)
+    if finished:
+        ckpt.save_tree(run_dir / "model.eqx", (best_model, best_u))
+        ckpt.atomic_write_text(
+            run_dir / "run.json",
+            json.dumps(
+                {
+                    "basins": list(data.basins),
+                    "best_epoch": meta["best_epoch"],
+                    "best_val_loss": meta["best_val_loss"],
+                    "epochs_completed": completed,
+                    "stopped_early": meta["stopped_early"],
+                },
+                indent=1,
+            ),
+        )
+        log(f"done: best epoch {meta['best_epoch']}, val_loss {meta['best_val_loss']:.5g}")
+    return TrainResult(
+        model=best_model,
+        params=bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins),
+        normalisation=data.normalisation,
+        history=history,
+        best_epoch=meta["best_epoch"],
+        best_val_loss=meta["best_val_loss"],
+        epochs_completed=completed,
+        stopped_early=meta["stopped_early"],
+        finished=finished,
+        run_dir=run_dir,
+        basins=data.basins,
+    )
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[ColumnModel, Params, Normalisation, Config]:
+    """The best model, its ``Params`` ``[basin]`` (basins in ``run.json`` order), the attribute
+    normalisation and the configuration of a finished run.
+
+    Evaluate with ``load_data(config, normalisation)`` (attributes normalised with the saved
+    training statistics) and ``hybridland.simulate``.
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "normalisation.json", "run.json", "model.eqx"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a finished run?")
+    config = config_from_yaml((run_dir / "config.yaml").read_text())
+    normalisation = Normalisation.load(run_dir / "normalisation.json")
+    n_basins = len(json.loads((run_dir / "run.json").read_text())["basins"])
+    model = build_model(config, len(normalisation.names))
+    (model_train, u), static = init_trainables(config, model, n_basins)
+    model, u = ckpt.load_tree(run_dir / "model.eqx", (model, u))
+    return model, bounded_params(u, jnp.arange(n_basins), n_basins), normalisation, config
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _resolved(config: Config) -> Config:
+    """Spell out defaults that depend on the machine (the data file)."""
+    if config.data.loader == "mopex" and config.data.path is None:
+        from ..io import mopex_path
+
+        config = config.replace("data", path=str(mopex_path()))
+    return config
+
+
+def _config_diff(saved: str | None, config: Config) -> str:
+    if saved is None:
+        return " (its config.yaml is missing)"
+    try:
+        old = config_from_yaml(saved).to_dict()
+    except Exception:  # noqa: BLE001 - any unreadable file is reported as such
+        return " (its config.yaml cannot be read)"
+    new = config.to_dict()
+    diffs = [
+        f"{s}.{k}: {old[s].get(k)!r} -> {new[s].get(k)!r}"
+        for s in new
+        for k in new[s]
+        if old.get(s, {}).get(k) != new[s].get(k)
+    ]
+    return " Differences: " + "; ".join(diffs) + "."

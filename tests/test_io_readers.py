@@ -1,0 +1,376 @@
+"""Tests of the canonical dataset and its readers, on the real shared data and spotpy's data.
+
+Conversions are checked against values recomputed by hand from one raw line of each file.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import hybridland
+from hybridland.io import (
+    CANONICAL_VARIABLES,
+    DataAdjustmentWarning,
+    ForcingDataError,
+    data_dir,
+    from_cf,
+    load_camels,
+    load_fluxnet,
+    load_fulda,
+    load_hymod_catchment,
+    load_ismn,
+    load_schwingbach,
+    mopex_path,
+    mopex_to_canonical,
+    target,
+    to_forcing,
+    validate,
+)
+from hybridland.io.canonical import ROLES, make_dataset
+from hybridland.io.spotpy_data import spotpy_file
+from hybridland.units import W_M2_PER_MM_DAY
+
+FT3_M3 = 0.3048**3
+
+
+def check_canonical(ds: xr.Dataset, **kwargs) -> None:
+    """Layout, CF attributes on every variable, and validation."""
+    assert ds["time"].dtype == np.dtype("datetime64[ns]")
+    assert ds["column"].dtype.kind == "U"
+    assert set(ds["lat"].dims) == {"column"} and set(ds["lon"].dims) == {"column"}
+    for var in ds.data_vars:
+        a = ds[var].attrs
+        assert a["role"] in ROLES, var
+        assert a["units"] and a["long_name"], var
+        if a["role"] == "static":
+            assert ds[var].dims == ("column",), var
+        else:
+            assert ds[var].dims == ("column", "time"), var
+            assert a["standard_name"], var
+    validate(ds, **kwargs)
+    if "precipitation" in ds:
+        assert float(ds["precipitation"].min()) >= 0.0
+
+
+def simulate_finite(ds: xr.Dataset, n_days: int = 60, **kwargs) -> None:
+    forcing = to_forcing(ds.isel(time=slice(0, n_days)), pet_source="hargreaves", **kwargs)
+    sim = hybridland.simulate(hybridland.ColumnModel(pet=hybridland.HargreavesPET()), forcing)
+    assert np.isfinite(np.asarray(sim.fluxes.runoff)).all()
+    assert np.isfinite(np.asarray(sim.fluxes.et)).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_registry_is_cf():
+    for name, spec in CANONICAL_VARIABLES.items():
+        assert spec.role in ("forcing", "target"), name
+        assert spec.standard_name and spec.units and spec.long_name, name
+        if spec.role == "forcing":
+            assert spec.forcing_field in hybridland.Forcing.__dataclass_fields__, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers on real data
+
+
+@pytest.fixture(scope="module")
+def fulda():
+    return load_fulda()
+
+
+def test_fulda(fulda):
+    check_canonical(fulda, pet_source="hargreaves")
+    assert fulda.sizes["column"] == 1 and fulda.sizes["time"] == 3653
+    first = spotpy_file("cmf_data/fulda_climate.csv").read_text(encoding="utf-8").splitlines()[2]
+    date, tmax, tmin, _, prec, q = first.split(",")
+    assert pd.Timestamp(fulda.time.values[0]) == pd.Timestamp("1979-01-01") and date == "01.01.1979"
+    assert target(fulda, "streamflow")[0, 0] == pytest.approx(
+        float(q) * 86400 / 2976.41e6 * 1000, rel=1e-12
+    )
+    assert fulda.precipitation.values[0, 0] == float(prec)
+    assert fulda.air_temperature_min.values[0, 0] == float(tmin)
+    assert (fulda.air_temperature_min <= fulda.air_temperature_max).all()
+    simulate_finite(fulda)
+
+
+def test_hymod_catchment():
+    ds = load_hymod_catchment()
+    check_canonical(ds, require_forcing=False)
+    q = target(ds, "streamflow")
+    assert np.isnan(q[0, :366]).all() and np.isfinite(q[0, 366:]).all()  # missing in 2012
+    line = next(
+        ln for ln in spotpy_file("hymod_python/hymod_input.csv").read_text().splitlines()
+        if ln.startswith("01.01.2013")
+    )
+    litres = float(line.split(";")[3])
+    assert q[0, 366] == pytest.approx(litres / 1000 * 86400 / 1.783e6 * 1000, rel=1e-12)
+    # No temperature in the file: not a complete forcing, and the error names the variable.
+    with pytest.raises(ForcingDataError, match="air_temperature_min") as err:
+        validate(ds)
+    assert err.value.variable == "air_temperature_min"
+
+
+def test_schwingbach():
+    ds = load_schwingbach()
+    check_canonical(ds, pet_source="hargreaves")
+    lines = [
+        ln for ln in spotpy_file("cmf_data/driver_data_site24.csv").read_text().splitlines()
+        if ln.startswith("2014-01-01 ")
+    ]
+    assert len(lines) == 24
+    rain = np.mean([float(ln.split(",")[1]) for ln in lines])  # hourly rates in mm day-1
+    t = [float(ln.split(",")[5]) for ln in lines]
+    assert ds.precipitation.values[0, 0] == pytest.approx(rain, rel=1e-12)
+    assert ds.air_temperature_max.values[0, 0] == pytest.approx(max(t))
+    sm = target(ds, "soil_moisture_10cm")
+    assert np.nanmin(sm) > 0.05 and np.nanmax(sm) < 0.6
+    simulate_finite(ds)
+
+
+@pytest.fixture(scope="module")
+def camels():
+    return load_camels(start="2000-01-01", end="2000-12-31")
+
+
+def test_camels(camels):
+    check_canonical(camels, pet_source="hargreaves")
+    root = data_dir() / "camels_us_sample"
+    gauge = "01022500"
+    topo = (root / "camels_attributes_v2.0" / "camels_topo.txt").read_text().splitlines()
+    header = topo[0].split(";")
+    row = next(ln.split(";") for ln in topo if ln.startswith(gauge))
+    area = float(row[header.index("area_gages2")])
+    flow = (root / "usgs_streamflow" / f"{gauge}_streamflow_qc.txt").read_text().splitlines()
+    q_cfs = float(flow[0].split()[4])
+    assert flow[0].split()[1:4] == ["2000", "01", "01"]
+    q = target(camels, "streamflow")[list(camels.column.values).index(gauge), 0]
+    assert q == pytest.approx(q_cfs * FT3_M3 * 86400 / (area * 1e6) * 1000, rel=1e-12)
+    assert camels.area_km2.sel(column=gauge) == area
+    assert camels.aridity.attrs["role"] == "static" and (camels.aridity > 0).all()
+    assert float(camels.lat.sel(column=gauge)) == pytest.approx(44.82, abs=0.01)
+    forcing = to_forcing(camels, attributes=["aridity", "elev_mean"])
+    assert forcing.attributes.shape == (camels.sizes["column"], 2)
+    simulate_finite(camels)
+
+
+def test_camels_unknown_gauge():
+    with pytest.raises(ForcingDataError, match="99999999"):
+        load_camels(gauges=["99999999"])
+
+
+@pytest.fixture(scope="module")
+def fluxnet_path():
+    return next((data_dir() / "fluxnet").glob("FLX_US-AR1_*.csv"))
+
+
+def test_fluxnet(fluxnet_path):
+    ds = load_fluxnet(fluxnet_path)
+    check_canonical(ds, pet_source="hargreaves", energy=False)
+    assert ds.lat.item() == pytest.approx(36.43, abs=0.01)
+    raw = pd.read_csv(fluxnet_path)
+    day = 400
+    le = raw["LE_F_MDS"].iloc[day]
+    assert le != -9999
+    assert target(ds, "evapotranspiration")[0, day] == pytest.approx(le / W_M2_PER_MM_DAY)
+    swc = raw["SWC_F_MDS_1"].to_numpy()
+    assert np.isnan(target(ds, "soil_moisture")[0, swc == -9999]).all()
+    ok = swc != -9999
+    np.testing.assert_allclose(target(ds, "soil_moisture")[0, ok], swc[ok] / 100)
+    # Gaps in net radiation make the energy forcing invalid; the error names it.
+    with pytest.raises(ForcingDataError, match="net_radiation"):
+        validate(ds, pet_source="hargreaves")
+    simulate_finite(ds, energy=False)
+
+
+def test_fluxnet_qc_and_site(fluxnet_path, tmp_path):
+    raw = pd.read_csv(fluxnet_path)
+    masked = load_fluxnet(fluxnet_path, min_qc=0.8)
+    low = (raw["LE_F_MDS_QC"] < 0.8).to_numpy()
+    assert low.any()
+    assert np.isnan(target(masked, "latent_heat_flux")[0, low]).all()
+    assert np.isfinite(target(masked, "latent_heat_flux")[0, ~low]).all()
+    np.testing.assert_array_equal(masked.precipitation.values[0], raw["P_F"].to_numpy())
+    renamed = tmp_path / "site_without_name.csv"
+    renamed.write_bytes(fluxnet_path.read_bytes())
+    with pytest.raises(ForcingDataError, match="lat= and lon="):
+        load_fluxnet(renamed)
+    ds = load_fluxnet(renamed, site="XX-New", lat=10.0, lon=20.0)
+    assert ds.column.values[0] == "XX-New" and ds.lon.item() == 20.0
+
+
+ISMN_MULTI = "ISMN_multinetwork_SCAN_SOILSCAPE_MAQU_2007-2013.zip"
+ISMN_CEOP = "ISMN_COSMOS_FRAqui_ceop.zip"
+
+
+def test_ismn_header_values():
+    path = data_dir() / "ismn" / ISMN_MULTI
+    with pytest.raises(ForcingDataError, match="flags found"):
+        load_ismn(path)  # this download has no 'G' flags at all
+    ds = load_ismn(path, depth=(0.05, 0.05), flags=("G", "U"))
+    check_canonical(ds, require_forcing=False)
+    assert ds.sizes["column"] == 5  # MAQU x2, SOILSCAPE x3 at 5 cm; SCAN is at 5.08 cm
+    sm = target(ds, "soil_moisture")
+    assert np.nanmin(sm) >= 0 and np.nanmax(sm) <= 0.6
+    # Recompute one daily mean by hand from the raw text.
+    with zipfile.ZipFile(path) as zf:
+        name = next(n for n in zf.namelist() if "CST-01" in n and n.endswith(".stm"))
+        lines = zf.read(name).decode("latin-1").splitlines()
+    header = lines[0].split()
+    day = [ln.split() for ln in lines[1:] if ln.startswith("2008/07/03")]
+    expected = np.mean([float(p[2]) for p in day if p[3] in ("G", "U")])
+    col = "MAQU/CST_01/0.05-0.05/" + header[8]
+    assert ds.soil_moisture.sel(column=col, time="2008-07-03").item() == pytest.approx(expected)
+    assert float(ds.lat.sel(column=col)) == float(header[3])
+
+
+def test_ismn_ceop():
+    ds = load_ismn(data_dir() / "ismn" / ISMN_CEOP)
+    check_canonical(ds, require_forcing=False)
+    assert ds.sizes["column"] == 3
+    assert float(ds.lat.sel(column="COSMOS/Barrow-ARM/0-0.21/Cosmic-ray-Probe")) == 71.3298
+
+
+def test_mopex_to_canonical():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        ds = mopex_to_canonical(
+            mopex_path(), start="1990-01-01", end="1991-12-31",
+            basins=["01055500", "06868000", "10296500"], inverted_temperature="swap",
+        )
+    check_canonical(ds)
+    ar = ds.aridity.values
+    expected = ds.potential_evapotranspiration.mean("time") / ds.precipitation.mean("time")
+    np.testing.assert_allclose(ar, expected.values)
+    # Maine humid; Kansas semi-arid and summer-wet; Sierra Nevada winter-wet and snowy.
+    assert ar[0] < 1 < ar[1]
+    snow, season = ds.frac_snow.values, ds.p_seasonality.values
+    assert snow[2] > snow[0] > snow[1]
+    assert season[1] > 0 > season[2] and np.all(np.abs(season) <= 1)
+    forcing = to_forcing(ds)
+    assert forcing.pet is not None and forcing.precip.shape == (3, ds.sizes["time"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+def small(n_days: int = 10, **series) -> xr.Dataset:
+    time = pd.date_range("2001-03-01", periods=n_days, freq="D")
+    base = {
+        "precipitation": np.ones((2, n_days)),
+        "air_temperature_min": np.zeros((2, n_days)),
+        "air_temperature_max": np.full((2, n_days), 10.0),
+        "potential_evapotranspiration": np.full((2, n_days), 2.0),
+    }
+    base.update(series)
+    return make_dataset(["a", "b"], time, [45.0, 50.0], [5.0, 6.0], base)
+
+
+def test_small_is_valid():
+    validate(small())
+    simulate_finite(small())
+
+
+def test_nan_forcing_names_variable_and_column():
+    p = np.ones((2, 10))
+    p[1, 4] = np.nan
+    with pytest.raises(ForcingDataError, match=r"'precipitation'.*\bb\b.*2001-03-05") as err:
+        validate(small(precipitation=p))
+    assert err.value.variable == "precipitation" and err.value.basins == ("b",)
+
+
+def test_negative_precipitation():
+    p = np.ones((2, 10))
+    p[0, 2] = -0.5
+    with pytest.raises(ForcingDataError, match="negative") as err:
+        validate(small(precipitation=p))
+    assert err.value.basins == ("a",)
+
+
+def test_unknown_units():
+    ds = small()
+    ds["air_temperature_max"].attrs["units"] = "degF"
+    with pytest.raises(ForcingDataError, match="air_temperature_max.*degF"):
+        validate(ds)
+
+
+def test_missing_variable_and_pet_source():
+    ds = small().drop_vars("potential_evapotranspiration")
+    with pytest.raises(ForcingDataError, match="potential_evapotranspiration"):
+        validate(ds)
+    validate(ds, pet_source="oudin")
+    with pytest.raises(ForcingDataError, match="air_temperature_max"):
+        validate(ds.drop_vars("air_temperature_max"), pet_source="oudin")
+
+
+def test_bad_time_axis():
+    ds = small()
+    gap = ds.assign_coords(time=ds.time.values + np.r_[[np.timedelta64(0, "D")] * 5,
+                                                      [np.timedelta64(2, "D")] * 5])
+    with pytest.raises(ForcingDataError, match="not daily"):
+        validate(gap)
+    shuffled = ds.isel(time=[0, 2, 1, 3, 4, 5, 6, 7, 8, 9])
+    with pytest.raises(ForcingDataError, match="not strictly increasing"):
+        validate(shuffled)
+    hourly = ds.assign_coords(time=ds.time.values + np.timedelta64(6, "h"))
+    with pytest.raises(ForcingDataError, match="midnight"):
+        validate(hourly)
+
+
+def test_wrong_dims():
+    ds = small()
+    ds["precipitation"] = ds["precipitation"].isel(column=0, drop=True).expand_dims(x=2)
+    with pytest.raises(ForcingDataError, match="precipitation.*dimensions"):
+        validate(ds)
+
+
+# ---------------------------------------------------------------------------------------------
+# from_cf
+
+
+def cf_dataset(t_units="K", p_units="kg m-2 s-1") -> xr.Dataset:
+    time = pd.date_range("2000-06-01", periods=5, freq="D")
+    shape = (2, 5)
+    return xr.Dataset(
+        {
+            "pr": (("station", "time"), np.full(shape, 2.0 / 86400.0),
+                   {"standard_name": "precipitation_flux", "units": p_units}),
+            "tasmin": (("station", "time"), np.full(shape, 283.15),
+                       {"standard_name": "air_temperature", "units": t_units,
+                        "cell_methods": "time: minimum"}),
+            "tasmax": (("station", "time"), np.full(shape, 298.15),
+                       {"standard_name": "air_temperature", "units": t_units,
+                        "cell_methods": "time: maximum"}),
+            "mrsos": (("station", "time"), np.full(shape, 25.0),
+                      {"standard_name": "volume_fraction_of_condensed_water_in_soil",
+                       "units": "%"}),
+            "other": (("station", "time"), np.zeros(shape), {"units": "1"}),
+        },
+        coords={"station": ["s1", "s2"], "time": time,
+                "latitude": ("station", [40.0, 41.0], {"standard_name": "latitude"}),
+                "longitude": ("station", [-3.0, -4.0], {"standard_name": "longitude"})},
+    )
+
+
+def test_from_cf_converts_units():
+    ds = from_cf(cf_dataset())
+    check_canonical(ds, pet_source="hargreaves")
+    np.testing.assert_allclose(ds.precipitation.values, 2.0)
+    np.testing.assert_allclose(ds.air_temperature_min.values, 10.0, atol=1e-9)
+    np.testing.assert_allclose(ds.air_temperature_max.values, 25.0, atol=1e-9)
+    np.testing.assert_allclose(target(ds, "soil_moisture"), 0.25)
+    assert list(ds.column.values) == ["s1", "s2"] and list(ds.lat.values) == [40.0, 41.0]
+    assert "other" not in ds
+
+
+def test_from_cf_unknown_units():
+    with pytest.raises(ForcingDataError, match="'pr'.*furlongs"):
+        from_cf(cf_dataset(p_units="furlongs per fortnight"))

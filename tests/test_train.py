@@ -1,0 +1,382 @@
+"""Training core: configs, losses, the resumable loop, atomic checkpoints, closure after training.
+
+Tiny runs on 3 real MOPEX basins (2 years train, 1 year validation, 120-day windows after 60
+warm-up days, width 8), float32 on CPU.
+"""
+
+import json
+import math
+import textwrap
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybridland import metrics, simulate
+from hybridland.io import mopex_path
+from hybridland.io._report import DataAdjustmentWarning
+from hybridland.train import (
+    ConfigError,
+    config_from_dict,
+    config_from_yaml,
+    kge_loss,
+    latest_checkpoint,
+    load_checkpoint,
+    load_config,
+    load_data,
+    load_run,
+    mse,
+    nse_star,
+    save_checkpoint,
+    train,
+)
+from hybridland.train import checkpoint as ckpt
+
+BASINS = ["10296500", "10309000", "01064500"]
+
+
+def tiny(kind="hybrid", epochs=4, **model):
+    model = {"kind": kind, "width": 8, "depth": 1, **model}
+    if kind == "physics":
+        model.setdefault("trainable_params", ["runoff_shape", "baseflow_rate", "et_threshold"])
+    return config_from_dict(
+        {
+            "run": {"name": f"tiny-{kind}", "seed": 3},
+            "data": {
+                "basins": BASINS,
+                "swap_inverted_temperatures": True,
+                "train_period": ["1995-01-01", "1996-12-31"],
+                "validation_period": ["1997-01-01", "1997-12-31"],
+                "warmup_days": 60,
+            },
+            "model": model,
+            "training": {
+                "epochs": epochs,
+                "batch_basins": 3,
+                "window_days": 120,
+                "learning_rate": 0.02,
+                "schedule": "cosine",
+                "warmup_steps": 2,
+                "decay_rate": 0.2,
+            },
+        }
+    )
+
+
+def quiet_train(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return train(*args, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_mopex():
+    try:
+        mopex_path()
+    except FileNotFoundError as err:
+        pytest.fail(f"The shared MOPEX data is needed for these tests: {err}")
+
+
+def quiet_load_data(*args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return load_data(*args)
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))]
+
+
+def assert_bitwise_equal(a, b):
+    la, lb = leaves(a), leaves(b)
+    assert len(la) == len(lb) and la
+    for x, y in zip(la, lb):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """
+data:
+  train_period: [1995-01-01, 1996-12-31]
+  validation_period: [1997-01-01, 1997-12-31]
+"""
+
+
+def test_config_loads_and_round_trips(tmp_path):
+    config = load_config(write(tmp_path, BASE + "training: {loss: kge, extreme_weight: 0.5}\n"))
+    assert config.training.loss == "kge" and config.training.extreme_weight == 0.5
+    assert config.data.train_period == ("1995-01-01", "1996-12-31")
+    assert config_from_yaml(config.to_yaml()) == config
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ("training: {learnin_rate: 0.1}\n", r"training\.learnin_rate.*learning_rate"),
+        ("trainig: {epochs: 1}\n", r"trainig.*valid sections"),
+        ("training: {learning_rate: -1}\n", r"training\.learning_rate' must be > 0"),
+        ("training: {epochs: 2.5}\n", r"training\.epochs' must be an integer"),
+        ("training: {loss: rmse}\n", r"training\.loss' must be one of"),
+        ("model: {width: '8'}\n", r"model\.width' must be an integer"),
+        ("model: {kind: lstm}\n", r"model\.kind' unknown model kind 'lstm'"),
+        ("model: {trainable_params: [ddf, nope]}\n", r"model\.trainable_params' unknown \['nope'\]"),
+        ("model: {kind: physics}\n", r"model\.trainable_params"),
+        ("training: {window_days: 1000}\n", r"training\.window_days"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path, extra, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, BASE + extra))
+
+
+def test_config_errors_in_data_section(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.validation_period"):
+        load_config(write(tmp_path, "data: {train_period: [1995-01-01, 1996-12-31]}\n"))
+    bad = BASE.replace("1996-12-31", "1994-12-31")
+    with pytest.raises(ConfigError, match=r"data\.train_period' ends"):
+        load_config(write(tmp_path, bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+
+OBS = np.array([[1.0, 2.0, np.nan, 3.0], [0.0, 4.0, 2.0, np.nan]], np.float32)
+SIM = np.array([[1.5, 2.0, 7.0, 2.0], [1.0, 3.0, 2.0, 9.0]], np.float32)
+
+
+def test_nse_star_by_hand():
+    # basin 0: valid 1,2,3 vs 1.5,2,2 -> MSE (0.25+0+1)/3; std of [1,2,3] = sqrt(2/3)
+    # basin 1: valid 0,4,2 vs 1,3,2 -> MSE (1+1+0)/3; std of [0,4,2] = sqrt(8/3)
+    b0 = (1.25 / 3) / (math.sqrt(2 / 3) + 0.1) ** 2
+    b1 = (2.0 / 3) / (math.sqrt(8 / 3) + 0.1) ** 2
+    assert float(nse_star(OBS, SIM)) == pytest.approx((b0 + b1) / 2, rel=1e-6)
+    # Given training-period std (Kratzert et al.), eps = 0: 1 - NSE averaged over basins.
+    std = np.array([math.sqrt(2 / 3), math.sqrt(8 / 3)], np.float32)
+    expected = 1.0 - np.mean(np.asarray(metrics.nse(OBS, SIM)))
+    assert float(nse_star(OBS, SIM, obs_std=std, eps=0.0)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_mse_and_extreme_weights_by_hand():
+    assert float(mse(OBS, SIM)) == pytest.approx((0.25 + 0 + 1 + 1 + 1 + 0) / 6, rel=1e-6)
+    lam = 2.0
+    mu = np.array([2.0, 2.0])  # mean valid obs of each basin
+    w, err = [], []
+    for b in range(2):
+        for t in range(4):
+            if np.isfinite(OBS[b, t]):
+                w.append(1 + lam * math.exp(-OBS[b, t] / mu[b]))
+                err.append((SIM[b, t] - OBS[b, t]) ** 2)
+    expected = np.dot(w, err) / np.sum(w)
+    assert float(mse(OBS, SIM, extreme_weight=lam)) == pytest.approx(expected, rel=1e-6)
+    # Low flows count more: an error on the dry day weighs more than the same on a wet day.
+    dry = SIM.copy()
+    dry[1, 0] += 1.0
+    wet = SIM.copy()
+    wet[1, 1] += 1.0
+    assert float(mse(OBS, dry, extreme_weight=lam)) > float(mse(OBS, wet, extreme_weight=lam))
+
+
+def test_kge_loss_matches_metrics():
+    expected = np.mean(1.0 - np.asarray(metrics.kge(OBS, SIM)))
+    assert float(kge_loss(OBS, SIM)) == pytest.approx(expected, rel=1e-6)
+    assert float(kge_loss(OBS, SIM, extreme_weight=1.0)) > float(kge_loss(OBS, SIM))
+
+
+@pytest.mark.parametrize("loss", [nse_star, mse, kge_loss])
+def test_losses_ignore_gaps_and_mask_and_jit(loss):
+    base = float(loss(OBS, SIM))
+    other = SIM.copy()
+    other[0, 2] = -50.0  # where obs is NaN
+    assert float(loss(OBS, other)) == base
+    grad = jax.grad(lambda s: loss(jnp.asarray(OBS), s))(jnp.asarray(SIM))
+    assert np.all(np.isfinite(grad)) and grad[0, 2] == 0 and grad[1, 3] == 0
+    assert float(jax.jit(loss)(OBS, SIM)) == pytest.approx(base, rel=1e-6)
+    # A masked (warm-up) step does not count.
+    mask = np.ones(OBS.shape, bool)
+    mask[:, 0] = False
+    moved = SIM.copy()
+    moved[:, 0] += 5.0
+    assert float(loss(OBS, moved, mask)) == float(loss(OBS, SIM, mask))
+    assert float(loss(OBS, moved)) != base
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@pytest.fixture(scope="module")
+def hybrid_run(tmp_path_factory):
+    config = tiny("hybrid", static_attributes=["aridity", "mean_precip"],
+                  trainable_params=["baseflow_rate"])
+    run_dir = tmp_path_factory.mktemp("hybrid")
+    return config, run_dir, quiet_train(config, run_dir)
+
+
+def test_physics_training_loss_decreases(tmp_path):
+    result = quiet_train(tiny("physics"), tmp_path)
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 4 and losses[-1] < 0.9 * losses[0], losses
+    # Parameters moved away from their defaults and stayed in range.
+    result.params.check_bounds()
+    assert not np.allclose(np.asarray(result.params.runoff_shape), 2.0)
+
+
+def test_hybrid_training_loss_decreases_and_writes_run_dir(hybrid_run):
+    config, run_dir, result = hybrid_run
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.9 * losses[0], losses
+    for name in ("config.yaml", "train.log", "metrics.csv", "model.eqx", "run.json",
+                 "normalisation.json"):
+        assert (run_dir / name).is_file(), name
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,val_loss,val_median_nse") and len(rows) == 5
+    assert json.loads((run_dir / "run.json").read_text())["basins"] == BASINS
+    assert result.best_epoch == int(np.argmin([r["val_loss"] for r in result.history]))
+
+
+def test_normalisation_fitted_on_training_period(hybrid_run):
+    config, run_dir, result = hybrid_run
+    norm = result.normalisation
+    assert norm.names == ("aridity", "mean_precip")
+    data = quiet_load_data(config, norm)
+    first, last = data.periods["train"]
+    p = data.series["precip"][:, first : last + 1].mean(1)
+    pe = data.series["pet"][:, first : last + 1].mean(1)
+    np.testing.assert_allclose(norm.mean, [np.mean(pe / p), np.mean(p)], rtol=1e-5)
+    np.testing.assert_allclose(norm.std, [np.std(pe / p), np.std(p)], rtol=1e-5)
+    np.testing.assert_allclose(data.attributes.mean(0), 0.0, atol=1e-5)
+    # Saved with the run and read back by load_run.
+    _, _, loaded, _ = load_run(run_dir)
+    np.testing.assert_array_equal(loaded.mean, norm.mean)
+
+
+def test_trained_hybrid_still_closes(hybrid_run):
+    config, run_dir, result = hybrid_run
+    model, params, norm, loaded_config = load_run(run_dir)
+    assert loaded_config == config.replace("data", path=str(mopex_path()))
+    assert_bitwise_equal((model, params), (result.model, result.params))
+    # The weights did train (they differ from the initial network).
+    from hybridland.train.loop import build_model
+
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(leaves(model), leaves(build_model(config, 2)))
+    )
+    data = quiet_load_data(loaded_config, norm)
+    n = data.n_basins
+    forcing = data.forcing(np.arange(n), np.zeros(n, int), len(data.time))
+    sim = simulate(model, forcing, params)
+    assert sim.fluxes.runoff.dtype == jnp.float32
+    assert float(jnp.max(jnp.abs(sim.cumulative_water_residual))) < 1e-3
+    assert float(jnp.max(jnp.abs(sim.fluxes.water_residual))) < 1e-3
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_gives_bitwise_identical_weights(tmp_path):
+    config = tiny("hybrid", epochs=4, trainable_params=["runoff_shape", "baseflow_rate"])
+    a = quiet_train(config, tmp_path / "a")
+
+    def kill_after_epoch_1(epoch, row):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        quiet_train(config, tmp_path / "b", callback=kill_after_epoch_1)
+    assert not (tmp_path / "b" / "model.eqx").exists()
+    partial = quiet_train(config, tmp_path / "b", max_epochs_this_call=1)  # epoch 2 only
+    assert not partial.finished and partial.epochs_completed == 3
+    b = quiet_train(config, tmp_path / "b")
+    assert b.finished and b.epochs_completed == 4
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+    assert_bitwise_equal(a.model, b.model)
+    assert_bitwise_equal(a.params, b.params)
+    ma, mb = load_run(tmp_path / "a"), load_run(tmp_path / "b")
+    assert_bitwise_equal(ma[:2], mb[:2])
+    # The last checkpoints (current weights, optimiser state) agree too, not only the best.
+    ta = (tmp_path / "a" / "checkpoints" / "epoch_00003.eqx").read_bytes()
+    tb = (tmp_path / "b" / "checkpoints" / "epoch_00003.eqx").read_bytes()
+    assert ta == tb
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "resumed from epoch_00001.json" in log and "resumed from epoch_00002.json" in log
+
+
+def test_resume_refuses_another_config(tmp_path):
+    config = tiny("physics", epochs=2)
+    quiet_train(config, tmp_path, max_epochs_this_call=1)
+    other = config.replace("training", learning_rate=0.5)
+    with pytest.raises(ValueError, match=r"training\.learning_rate: 0\.02 -> 0\.5"):
+        quiet_train(other, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    tree = {"w": jnp.arange(5.0), "b": jnp.ones(3)}
+    save_checkpoint(tmp_path, 0, tree, {"best_val_loss": 1.0})
+    before = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
+
+    real = eqx.tree_serialise_leaves
+
+    def dies_half_way(f, t):
+        f.write(b"partial bytes")
+        raise KeyboardInterrupt  # e.g. the job is killed while writing
+
+    monkeypatch.setattr(ckpt.eqx, "tree_serialise_leaves", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, 1, {"w": jnp.zeros(5), "b": jnp.zeros(3)}, {})
+    monkeypatch.setattr(ckpt.eqx, "tree_serialise_leaves", real)
+
+    after = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
+    assert after == before  # no temp file, nothing half-written, old checkpoint intact
+    marker = latest_checkpoint(tmp_path)
+    assert marker.name == "epoch_00000.json"
+    loaded, meta = load_checkpoint(marker, tree)
+    assert meta["best_val_loss"] == 1.0
+    assert_bitwise_equal(loaded, tree)
+
+
+def test_checkpoint_without_commit_mark_or_corrupt_is_ignored(tmp_path):
+    tree = {"w": jnp.arange(5.0)}
+    save_checkpoint(tmp_path, 0, tree, {})
+    save_checkpoint(tmp_path, 1, {"w": jnp.zeros(5)}, {})
+    # Killed between the .eqx and its .json of epoch 2: no mark, so epoch 1 is the latest.
+    ckpt.save_tree(tmp_path / "checkpoints" / "epoch_00002.eqx", {"w": jnp.ones(5)})
+    assert latest_checkpoint(tmp_path).name == "epoch_00001.json"
+    # A damaged .eqx (hash mismatch) is skipped in favour of the older one.
+    path = tmp_path / "checkpoints" / "epoch_00001.eqx"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert latest_checkpoint(tmp_path).name == "epoch_00000.json"
+
+
+def test_atomic_overwrite_keeps_old_content_when_interrupted(tmp_path):
+    path = tmp_path / "model.eqx"
+    ckpt.save_tree(path, {"w": jnp.arange(3.0)})
+    old = path.read_bytes()
+
+    def dies(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.atomic_write_bytes(path, dies)
+    assert path.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["model.eqx"]
