@@ -31,8 +31,9 @@ def main(argv=None) -> int:
         jax.config.update("jax_enable_x64", True)
     import numpy as np
 
-    from hybridland.cli import MODELS, run_timed
+    from hybridland.cli import run_timed
     from hybridland.io import DataAdjustmentWarning, load_mopex
+    from hybridland.model import build_model
     from hybridland.io.paths import mopex_path
 
     path = args.data or mopex_path()
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     print(f"{'model':8} {'compile_s':>9} {'run_s (min of %d)' % args.repeats:>18} "
           f"{'colsteps/s':>11} {'max|step| mm':>13} {'max|cum| mm':>12}")
     for kind in ("physics", "hybrid"):
-        model = MODELS[kind]("given", 0)
+        model = build_model(kind, key=jax.random.key(0))
         runs = [run_timed(model, data.forcing) for _ in range(args.repeats)]
         best = min(r.run_s for r in runs)
         rec = {

@@ -18,10 +18,12 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .model import MODEL_KINDS
 
 EXIT_BAD_INPUT = 2
 """Exit status for unusable input or arguments (as argparse uses for usage errors)."""
@@ -31,29 +33,13 @@ EXIT_BAD_INPUT = 2
 # Models
 
 
-def _physics_model(pet: str, seed: int):
-    from .model import ColumnModel
-    from .physics.pet import PET_LAWS
-
-    del seed  # the physical model has no random parts
-    return ColumnModel(pet=PET_LAWS[pet]())
-
-
-def _hybrid_model(pet: str, seed: int):
+def _untrained_model(kind: str, pet: str, seed: int):
+    """The untrained model of a CLI run (network weights seeded by ``seed``)."""
     import jax
 
-    from .learned import MLPRunoff, MLPStressET
-    from .model import ColumnModel
-    from .physics.pet import PET_LAWS
+    from .model import build_model
 
-    k_et, k_runoff = jax.random.split(jax.random.key(seed))
-    return ColumnModel(
-        pet=PET_LAWS[pet](), et=MLPStressET(key=k_et), runoff=MLPRunoff(key=k_runoff)
-    )
-
-
-MODELS: dict[str, Callable] = {"physics": _physics_model, "hybrid": _hybrid_model}
-"""Model kinds by CLI name: ``(pet_law_name, seed) -> ColumnModel`` (untrained, default params)."""
+    return build_model(kind, pet=pet, key=jax.random.key(seed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +170,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return _fail("simulate", str(err))
     read_s = time.perf_counter() - t0
 
-    model = MODELS[args.model](args.pet, args.seed)
+    model = _untrained_model(args.model, args.pet, args.seed)
     result = run_timed(model, data.forcing, chunk_columns=args.chunk_basins)
 
     ds = simulation_to_dataset(
@@ -340,7 +326,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     datasets = {}
     for kind in ("physics", "hybrid"):
-        model = MODELS[kind](DEMO_PET, 0)
+        model = _untrained_model(kind, DEMO_PET, 0)
         result = run_timed(model, data.forcing)
         ds = simulation_to_dataset(
             result.sim,
@@ -399,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--model",
         required=True,
-        choices=sorted(MODELS),
+        choices=sorted(MODEL_KINDS),
         help="physics: physical laws; hybrid: untrained MLP ET stress and runoff "
         "partition inside the same closure-exact bucket",
     )

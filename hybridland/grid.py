@@ -9,7 +9,7 @@ Every chunk of the same size reuses one compiled program.
 
 The input is a dataset in the canonical layout (dims ``column, time``): ``precipitation``,
 ``air_temperature_min``, ``air_temperature_max`` and, if present, ``potential_evapotranspiration``,
-``net_radiation``; a ``lat`` coordinate per column. Any ``(column,)`` variable named like a
+``net_radiation``, ``ground_heat_flux`` (every canonical variable with a ``Forcing`` field); a ``lat`` coordinate per column. Any ``(column,)`` variable named like a
 physical parameter (``theta_cap``, ``root_depth``…, see ``PARAMETER_BOUNDS``) sets that
 parameter per column; other parameters take ``params`` (scalars) or their defaults.
 """
@@ -25,16 +25,15 @@ import xarray as xr
 
 from ._containers import Forcing
 from ._params import PARAMETER_BOUNDS, Params
+from .io.canonical import CANONICAL_VARIABLES
 from .io.output import OUTPUT_VARIABLES, simulation_field, variable_attrs
 from .model import ColumnModel
 from .solve import simulate
 
 GRID_FORCING = {
-    "precipitation": "precip",
-    "air_temperature_min": "t_min",
-    "air_temperature_max": "t_max",
-    "potential_evapotranspiration": "pet",
-    "net_radiation": "net_radiation",
+    name: spec.forcing_field
+    for name, spec in CANONICAL_VARIABLES.items()
+    if spec.forcing_field is not None
 }
 """Canonical variable -> ``Forcing`` field read by ``simulate_grid``."""
 

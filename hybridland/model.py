@@ -25,7 +25,7 @@ from ._containers import Fluxes, Forcing, State
 from ._params import Params
 from .physics import bucket, energy, snow
 from .physics.evaporation import AbstractET, SoilMoistureStressET
-from .physics.pet import AbstractPET, GivenPET
+from .physics.pet import PET_LAWS, AbstractPET, GivenPET
 from .physics.runoff import AbstractRunoff, PowerLawRunoff
 
 
@@ -163,4 +163,37 @@ def day_fluxes(
         drainage=drainage / dt,
         water_residual=residual,
         **energy_fluxes,
+    )
+
+
+MODEL_KINDS = ("physics", "hybrid")
+"""Kinds of untrained model that ``build_model`` makes (the names used by the CLI and configs)."""
+
+
+def build_model(
+    kind: str,
+    *,
+    pet: str = "given",
+    key=None,
+    n_attributes: int = 0,
+    width: int = 16,
+    depth: int = 2,
+) -> ColumnModel:
+    """An untrained column model: ``physics`` (physical laws) or ``hybrid`` (MLP ET stress and
+    runoff partition, weights drawn from ``key``, fed ``n_attributes`` static attributes); PET
+    by the law named ``pet`` in ``PET_LAWS``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}; choose from {list(MODEL_KINDS)}.")
+    pet_law = PET_LAWS[pet]()
+    if kind == "physics":
+        return ColumnModel(pet=pet_law)
+    import jax
+
+    from .learned import MLPRunoff, MLPStressET
+
+    k_et, k_runoff = jax.random.split(key)
+    return ColumnModel(
+        pet=pet_law,
+        et=MLPStressET(n_attributes, width, depth, key=k_et),
+        runoff=MLPRunoff(n_attributes, width, depth, key=k_runoff),
     )

@@ -28,9 +28,9 @@ from .losses import (
     mse as mse,
     nse_star as nse_star,
 )
+from ..model import MODEL_KINDS as MODEL_KINDS
 from .loop import (
     LOADERS as LOADERS,
-    MODEL_KINDS as MODEL_KINDS,
     Normalisation as Normalisation,
     RunData as RunData,
     TrainResult as TrainResult,

@@ -140,7 +140,7 @@ class ModelConfig:
 
     SECTION: ClassVar[str] = "model"
     kind: str = "hybrid"
-    """Name in ``hybridland.train.loop.MODEL_KINDS`` (physics | hybrid)."""
+    """Name in ``hybridland.model.MODEL_KINDS`` (physics | hybrid)."""
     pet: str = "given"
     """PET law name in ``hybridland.physics.pet.PET_LAWS``."""
     width: int = 16
@@ -433,6 +433,6 @@ def _loader_names() -> list[str]:
 
 
 def _model_kinds() -> list[str]:
-    from .loop import MODEL_KINDS
+    from ..model import MODEL_KINDS
 
     return sorted(MODEL_KINDS)

@@ -48,7 +48,7 @@ from .. import metrics
 from .._containers import Forcing
 from .._params import PARAMETER_BOUNDS, Params
 from ..model import ColumnModel
-from ..physics.pet import PET_LAWS
+from ..model import build_model as build_column_model
 from ..solve import check_forcing, run_column, vmap_columns
 from . import checkpoint as ckpt
 from .config import Config, DataConfig, ModelConfig, TrainingConfig, config_from_yaml
@@ -95,26 +95,6 @@ def _load_mopex(cfg: DataConfig, seed: int):
 LOADERS: dict[str, Callable] = {"mopex": _load_mopex}
 """Data loaders by config name: ``(DataConfig, seed) -> MopexForcing``-like object with
 ``forcing``, ``observed_runoff``, ``time``, ``basins``, ``lat``, ``lon``, ``area_km2``."""
-
-
-def _physics_model(cfg: ModelConfig, n_attributes: int, key) -> ColumnModel:
-    del n_attributes, key
-    return ColumnModel(pet=PET_LAWS[cfg.pet]())
-
-
-def _hybrid_model(cfg: ModelConfig, n_attributes: int, key) -> ColumnModel:
-    from ..learned import MLPRunoff, MLPStressET
-
-    k_et, k_runoff = jax.random.split(key)
-    return ColumnModel(
-        pet=PET_LAWS[cfg.pet](),
-        et=MLPStressET(n_attributes, cfg.width, cfg.depth, key=k_et),
-        runoff=MLPRunoff(n_attributes, cfg.width, cfg.depth, key=k_runoff),
-    )
-
-
-MODEL_KINDS: dict[str, Callable] = {"physics": _physics_model, "hybrid": _hybrid_model}
-"""Model kinds by config name: ``(ModelConfig, n_attributes, key) -> ColumnModel``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +290,10 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
 def build_model(config: Config, n_attributes: int) -> ColumnModel:
     """The untrained column model of ``config`` (weights seeded by ``run.seed``)."""
     key = jax.random.key(config.run.seed)
-    return MODEL_KINDS[config.model.kind](config.model, n_attributes, key)
+    m = config.model
+    return build_column_model(
+        m.kind, pet=m.pet, key=key, n_attributes=n_attributes, width=m.width, depth=m.depth
+    )
 
 
 def init_trainables(config: Config, model: ColumnModel, n_basins: int):
