@@ -2,7 +2,10 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from hybridland.io import mopex_path
 
 settings.register_profile(
     "ci",
@@ -18,3 +21,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def mopex_file():
+    """Path of the shared MOPEX file; a test needing it fails (never skips) when it is absent."""
+    try:
+        return mopex_path()
+    except FileNotFoundError as err:
+        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")

@@ -12,19 +12,16 @@ import pytest
 import xarray as xr
 
 from hybridland.cli import main
-from hybridland.io import mopex_path, water_budget_terms
+from hybridland.io import water_budget_terms
 
 GAP_BASIN = "10296500"  # W Walker River: no precipitation in the first half of 1948
 BASINS = ["01055500", "12358500", GAP_BASIN]
 
 
 @pytest.fixture(scope="module")
-def subset_file(tmp_path_factory):
+def subset_file(tmp_path_factory, mopex_file):
     """Three real MOPEX basins, 1948, copied to a small file in the MOPEX layout."""
-    try:
-        source = mopex_path()
-    except FileNotFoundError as err:
-        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
+    source = mopex_file
     path = tmp_path_factory.mktemp("data") / "mopex_subset.nc"
     with xr.open_dataset(source) as ds:
         ds.sel(basin=BASINS, time=slice("1948-01-01", "1948-12-31")).load().to_netcdf(path)

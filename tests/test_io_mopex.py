@@ -115,14 +115,6 @@ def test_data_dir_default_is_beside_the_repository(monkeypatch):
 # Real shared MOPEX data (small subsets)
 
 
-@pytest.fixture(scope="module")
-def mopex_file():
-    try:
-        return mopex_path()
-    except FileNotFoundError as err:
-        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
-
-
 def test_reads_real_mopex_subset(mopex_file):
     ids = ["01055500", "12358500", "11224500"]
     got = load_quiet(

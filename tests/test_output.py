@@ -17,7 +17,6 @@ from hybridland.io import (
     OUTPUT_VARIABLES,
     DataAdjustmentWarning,
     load_mopex,
-    mopex_path,
     simulation_to_dataset,
     water_budget_terms,
     write_netcdf,
@@ -49,14 +48,6 @@ CONVERTIBLE = {
     "W m-2": {"W m-2"},
 }
 RESIDUALS = {"water_residual", "water_balance_residual", "energy_residual"}
-
-
-@pytest.fixture(scope="module")
-def mopex_file():
-    try:
-        return mopex_path()
-    except FileNotFoundError as err:
-        pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
 
 
 @pytest.fixture(scope="module")

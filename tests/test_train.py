@@ -73,11 +73,8 @@ def quiet_train(*args, **kwargs):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _needs_mopex():
-    try:
-        mopex_path()
-    except FileNotFoundError as err:
-        pytest.fail(f"The shared MOPEX data is needed for these tests: {err}")
+def _needs_mopex(mopex_file):
+    """Every test here trains on the shared MOPEX file (the fixture fails if it is absent)."""
 
 
 def quiet_load_data(*args):
