@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         jax.config.update("jax_enable_x64", True)
     import numpy as np
 
-    from hybridland.cli import run_timed
+    from hybridland.chunked import run_timed
     from hybridland.io import DataAdjustmentWarning, load_mopex
     from hybridland.model import build_model
     from hybridland.io.paths import mopex_path

@@ -1,19 +1,18 @@
-"""Command-line interface: ``hybridland simulate`` and ``hybridland demo``.
+"""Command-line interface: ``hybridland simulate | evaluate | train | demo``.
 
 ``simulate`` reads MOPEX-layout forcing (validated, see ``hybridland.io.mopex``), runs a
 physical or an (untrained) hybrid column model over every basin and day, writes a CF-NetCDF file
 whose water budget can be recomputed from the file alone, and prints what was read, dropped or
-trimmed (by basin name), the timings and the closure figures. Bad input stops with exit code 2
-and one paragraph naming the variable and the basins; no traceback.
-
-``demo`` does the same for about 20 MOPEX basins (1990-2003, Hargreaves PET) with both models and
-draws observed against simulated runoff and the cumulative water budget.
+trimmed (by basin name), the timings and the closure figures. With ``--run-dir`` it simulates
+with a trained run instead. ``train`` trains a run from a YAML configuration; ``evaluate``
+scores a trained run on any dataset of its layout (one CSV row per basin); ``demo`` trains and
+tests a physical and a hybrid model on the Fulda river data shipped with ``spotpy``. Bad input
+stops with exit code 2 and one paragraph naming the variable and the basins; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import time
@@ -43,94 +42,14 @@ def _untrained_model(kind: str, pet: str, seed: int):
 
 
 # ---------------------------------------------------------------------------------------------
-# Timed run
-
-
-@dataclasses.dataclass
-class TimedRun:
-    """A simulation (numpy leaves, ``[column, time]``) with its compile and run wall times (s)."""
-
-    sim: object
-    compile_s: float
-    run_s: float
-
-    @property
-    def max_abs_step_residual(self) -> float:
-        return float(np.max(np.abs(self.sim.fluxes.water_residual)))
-
-    @property
-    def max_abs_cumulative_residual(self) -> float:
-        return float(np.max(np.abs(self.sim.cumulative_water_residual)))
-
-
-def _column_slice(forcing, columns: slice | np.ndarray):
-    """The forcing of some columns (``doy`` is shared by all columns and stays whole)."""
-    from ._containers import Forcing
-
-    def take(a):
-        return None if a is None else a[columns]
-
-    return Forcing(
-        precip=forcing.precip[columns],
-        t_min=forcing.t_min[columns],
-        t_max=forcing.t_max[columns],
-        doy=forcing.doy,
-        lat=forcing.lat[columns],
-        pet=take(forcing.pet),
-        net_radiation=take(forcing.net_radiation),
-        ground_heat=take(forcing.ground_heat),
-        attributes=take(forcing.attributes),
-    )
-
-
-def run_timed(model, forcing, *, chunk_columns: int | None = None) -> TimedRun:
-    """Compile ``simulate`` ahead of time, then run it; time the two separately.
-
-    With ``chunk_columns`` the columns are run in chunks of that size through one compiled
-    program (the last chunk is padded by repeating its last column, then cut), with a progress
-    bar over the chunks: this bounds memory for very many columns. Without it all columns run
-    in one call, which on CPU is the fastest for the MOPEX set, and there is nothing to show
-    progress of.
-    """
-    import equinox as eqx
-    import jax
-    from tqdm.auto import tqdm
-
-    from .solve import simulate
-
-    n = forcing.precip.shape[0]
-    size = n if not chunk_columns or chunk_columns >= n else int(chunk_columns)
-    starts = list(range(0, n, size))
-
-    def chunk(start: int):
-        index = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last column
-        return _column_slice(forcing, index) if size < n else forcing
-
-    run = eqx.filter_jit(simulate)
-    t0 = time.perf_counter()
-    compiled = run.lower(model, chunk(0)).compile()
-    compile_s = time.perf_counter() - t0
-
-    pieces, run_s = [], 0.0
-    for start in tqdm(starts, desc="basin chunks", unit="chunk", disable=len(starts) == 1 or None):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(compiled(model, chunk(start)))
-        run_s += time.perf_counter() - t0
-        keep = min(size, n - start)
-        pieces.append(jax.tree_util.tree_map(lambda a, keep=keep: np.asarray(a)[:keep], out))
-    sim = (
-        pieces[0]
-        if len(pieces) == 1
-        else jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *pieces)
-    )
-    return TimedRun(sim=sim, compile_s=compile_s, run_s=run_s)
-
-
-# ---------------------------------------------------------------------------------------------
 # simulate
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.run_dir is not None:
+        return _simulate_trained(args)
+    if args.model is None:
+        return _fail("simulate", "Give --model physics|hybrid, or --run-dir of a trained run.")
     if args.x64:
         import jax
 
@@ -140,10 +59,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .io._report import DataAdjustmentWarning
 
     out = Path(args.out)
-    if not out.parent.is_dir():
-        return _fail("simulate", f"Output folder {out.parent} does not exist; create it first.")
-    if out.is_dir():
-        return _fail("simulate", f"Output {out} is a folder; give a file name such as out.nc.")
+    problem = _output_path(out, "out.nc")
+    if problem:
+        return _fail("simulate", problem)
     basins = None
     if args.basins is not None:
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
@@ -170,8 +88,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return _fail("simulate", str(err))
     read_s = time.perf_counter() - t0
 
+    from .chunked import run_timed
+
     model = _untrained_model(args.model, args.pet, args.seed)
-    result = run_timed(model, data.forcing, chunk_columns=args.chunk_basins)
+    result = run_timed(
+        model, data.forcing, chunk_columns=args.chunk_basins, description="basin chunks"
+    )
 
     ds = simulation_to_dataset(
         result.sim,
@@ -216,6 +138,112 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_path(out: Path, example: str) -> str | None:
+    """Why ``out`` cannot be written (None if it can)."""
+    if not out.parent.is_dir():
+        return f"Output folder {out.parent} does not exist; create it first."
+    if out.is_dir():
+        return f"Output {out} is a folder; give a file name such as {example}."
+    return None
+
+
+def _period(text: str | None, start: str | None = None, end: str | None = None):
+    """``START:END`` (or separate start and end) as an ISO period; None when neither is given."""
+    if text is not None:
+        first, sep, last = text.partition(":")
+        if not sep or not first or not last:
+            raise ValueError(f"--period must be START:END (ISO dates), got {text!r}.")
+        start, end = first, last
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise ValueError("Give both --start and --end (or neither).")
+    import datetime as _dt
+
+    for value in (start, end):
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+    return (start, end)
+
+
+_EVALUATION_ERRORS = (FileNotFoundError, ValueError)
+"""What a bad run directory, data file or period raises (ForcingDataError is a ValueError)."""
+
+
+def _evaluate(command: str, args: argparse.Namespace, example: str, period):
+    """Run ``evaluate_run`` for a command: the ``Evaluation``, or the exit status of a refusal
+    (unwritable ``--out``, bad period, missing run or file, unusable data)."""
+    from .train import evaluate_run
+
+    problem = _output_path(Path(args.out), example)
+    if problem:
+        return _fail(command, problem)
+    basins = None
+    if getattr(args, "basins", None):
+        basins = [b.strip() for b in args.basins.split(",") if b.strip()]
+    try:
+        return evaluate_run(args.run_dir, args.data, period=period(), basins=basins)
+    except _EVALUATION_ERRORS as err:
+        return _fail(command, str(err))
+
+
+def _print_evaluation(command: str, evaluation, out: Path) -> None:
+    t = evaluation.table
+    new = int((t["parameters"] != "calibrated").sum())
+    print(
+        f"hybridland {command}: run {evaluation.config.run.name} "
+        f"({evaluation.config.model.kind} model) on {len(t)} basins"
+        + (f" ({new} not in the run: regional median parameters)" if new else "")
+        + f", {evaluation.period[0]} .. {evaluation.period[1]}"
+    )
+    print(
+        f"  metrics  median NSE {t['nse'].median():.3f}, median KGE {t['kge'].median():.3f}; "
+        f"compile {evaluation.compile_s:.2f} s, run {evaluation.run_s:.2f} s"
+    )
+    print(
+        f"  closure  max |per-step water residual| {t['max_abs_step_residual_mm'].max():.3g} mm; "
+        f"max |cumulative| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
+    )
+    for text in evaluation.adjustments:
+        print(f"  input    {text if len(text) < 300 else text[:297] + '...'}")
+    print(f"  output   {out}")
+
+
+def _simulate_trained(args: argparse.Namespace) -> int:
+    from .io import write_netcdf
+
+    out = Path(args.out)
+    evaluation = _evaluate("simulate", args, "out.nc", lambda: _period(None, args.start, args.end))
+    if isinstance(evaluation, int):
+        return evaluation
+    ds = evaluation.dataset(
+        title=f"hybridland simulation with trained run {evaluation.config.run.name}",
+        history="hybridland " + " ".join(shlex.quote(a) for a in args.argv),
+    )
+    ds.attrs["input_file"] = str(Path(args.data).resolve())
+    ds.attrs["run_directory"] = str(Path(args.run_dir).resolve())
+    write_netcdf(ds, out, compression=args.compression)
+    _print_evaluation("simulate", evaluation, out)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train.report import plot_evaluation, write_table
+
+    out = Path(args.out)
+    evaluation = _evaluate("evaluate", args, "metrics.csv", lambda: _period(args.period))
+    if isinstance(evaluation, int):
+        return evaluation
+    write_table(evaluation.table, out)
+    _print_evaluation("evaluate", evaluation, out)
+    if args.plots is not None:
+        for figure in plot_evaluation(evaluation, args.plots, out.stem):
+            print(f"  figure   {figure}")
+    return 0
+
+
 def _pet_description(pet: str) -> str:
     return {"given": "PET given (input PE)", "hargreaves": "Hargreaves PET", "oudin": "Oudin PET"}[
         pet
@@ -249,7 +277,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config, args.run_dir, max_epochs_this_call=args.max_epochs,
             progress=not args.no_progress,
         )
-    except (ConfigError, ForcingDataError, FileNotFoundError) as err:
+    except (ConfigError, ForcingDataError, FileNotFoundError, FloatingPointError) as err:
         return _fail("train", str(err))
     state = "finished" if result.finished else "paused (resume with the same command)"
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
@@ -266,91 +294,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # demo
 
 
-DEMO_PERIOD = ("1990-01-01", "2003-12-31")
-DEMO_PET = "hargreaves"
-
-
-def _demo_basins(path: Path, n: int, start: str, end: str) -> list[str]:
-    """``n`` basins evenly spread over the aridity (mean PE / mean P) ranking.
-
-    Only basins with complete P and temperature, a latitude and at least 90 % of days with
-    observed Q in the period are candidates, so that every plotted basin has observations.
-    """
-    import xarray as xr
-
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
     from .io import ForcingDataError
 
-    with xr.open_dataset(path) as ds:
-        ds = ds.sel(time=slice(start, end))
-        p, pe = ds["P"].values, ds["PE"].values
-        complete = ~np.isnan(p).any(1) & ~np.isnan(ds["T_max"].values).any(1)
-        complete &= ~np.isnan(ds["T_min"].values).any(1) & np.isfinite(ds["lat"].values)
-        complete &= np.isfinite(ds["Q"].values).mean(1) >= 0.9
-        with warnings.catch_warnings():  # basins without PE give an all-NaN mean: excluded
-            warnings.simplefilter("ignore", RuntimeWarning)
-            aridity = np.nanmean(pe, 1) / np.nanmean(p, 1)
-        candidates = np.flatnonzero(complete & np.isfinite(aridity))
-        ranked = candidates[np.argsort(aridity[candidates])]
-        if ranked.size < n:
-            raise ForcingDataError(
-                f"Only {ranked.size} basins of {path} have complete forcing, a latitude and "
-                f"observed Q in {start} .. {end}; ask for at most that many (--basins)."
-            )
-        picks = ranked[np.unique(np.linspace(0, ranked.size - 1, n).round().astype(int))]
-        return [str(b) for b in ds["basin"].values[picks]]
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .io import ForcingDataError, load_mopex, mopex_path, simulation_to_dataset, write_netcdf
-    from .io._report import DataAdjustmentWarning
-    from .io.plots import plot_demo
-
-    start, end = DEMO_PERIOD
     try:
-        path = mopex_path()
-        ids = _demo_basins(path, args.basins, start, end)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataAdjustmentWarning)
-            data = load_mopex(
-                path, basins=ids, start=start, end=end, pet=DEMO_PET, inverted_temperature="swap"
-            )
-    except (ForcingDataError, FileNotFoundError) as err:
+        kwargs = {} if args.epochs is None else {"epochs": args.epochs}
+        run_demo(args.out, progress=not args.no_progress, **kwargs)
+    except (ForcingDataError, ModuleNotFoundError, FileNotFoundError) as err:
         return _fail("demo", str(err))
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"hybridland demo: {data.n_basins} MOPEX basins spread over the aridity range, "
-        f"{data.n_days} days ({start} .. {end}), {_pet_description(DEMO_PET)}"
-    )
-    _print_report(data.report, None)
-
-    datasets = {}
-    for kind in ("physics", "hybrid"):
-        model = _untrained_model(kind, DEMO_PET, 0)
-        result = run_timed(model, data.forcing)
-        ds = simulation_to_dataset(
-            result.sim,
-            data.basins,
-            data.time,
-            coords=data.basin_coords(),
-            model=model,
-            title=f"hybridland demo: {kind} model on MOPEX basins",
-            history="hybridland demo",
-            attrs={"input_adjustments": str(data.report)},
-        )
-        file = write_netcdf(ds, out_dir / f"demo_{kind}.nc")
-        datasets[kind] = ds
-        fluxes = result.sim.fluxes
-        print(
-            f"  {kind:8s} compile {result.compile_s:.2f} s, run {result.run_s:.2f} s; max "
-            f"|per-step water residual| {result.max_abs_step_residual:.3g} mm, max "
-            f"|cumulative| {result.max_abs_cumulative_residual:.3g} mm -> {file}\n"
-            f"           basin means, mm day-1: P {np.mean(fluxes.precip):.2f}, ET "
-            f"{np.mean(fluxes.et):.2f}, runoff {np.mean(fluxes.runoff):.2f} (observed Q "
-            f"{np.nanmean(data.observed_runoff):.2f})"
-        )
-    figure = plot_demo(datasets, data.observed_runoff, out_dir / "demo.png")
-    print(f"  figure   {figure}")
     return 0
 
 
@@ -384,10 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", required=True, metavar="FILE.nc", help="input forcing file")
     sim.add_argument(
         "--model",
-        required=True,
         choices=sorted(MODEL_KINDS),
         help="physics: physical laws; hybrid: untrained MLP ET stress and runoff "
-        "partition inside the same closure-exact bucket",
+        "partition inside the same closure-exact bucket (or give --run-dir)",
+    )
+    sim.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="simulate with the trained model of this run instead (data in the run's layout; "
+        "days --start .. --end after the run's warm-up, default the run's test period; "
+        "basins the run has not seen get the median of its calibrated parameters)",
     )
     sim.add_argument(
         "--out", required=True, metavar="OUT.nc", help="output NetCDF file (written atomically)"
@@ -448,13 +406,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=_cmd_simulate)
 
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained run on any dataset of its layout; one CSV row per basin",
+        description="Simulate the basins of a dataset in the layout the run was trained on "
+        "(other basins, other years) with the run's best model, after the run's warm-up days, "
+        "and write one row per basin: NSE, KGE (r, alpha, beta), log-NSE, RMSE, bias, FHV, FLV "
+        "and the water-balance closure residuals. Basins the run has not seen get the median "
+        "of its calibrated parameters (column 'parameters').",
+    )
+    ev.add_argument("--run-dir", required=True, metavar="DIR", help="a finished training run")
+    ev.add_argument("--data", metavar="FILE.nc",
+                    help="dataset to evaluate on (default: the run's own data and basins)")
+    ev.add_argument("--period", metavar="START:END",
+                    help="evaluated days, ISO dates (default: the run's test period)")
+    ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
+    ev.add_argument("--out", required=True, metavar="METRICS.csv", help="output CSV table")
+    ev.add_argument("--plots", metavar="DIR", help="also write hydrographs and budget figures")
+    ev.set_defaults(func=_cmd_evaluate)
+
     demo = sub.add_parser(
         "demo",
-        help="simulate ~20 MOPEX basins with both models and plot the results",
-        description="Simulate about 20 MOPEX basins spanning the aridity range (1990-2003, "
-        "Hargreaves PET) with the physical and the untrained hybrid model; write both NetCDF "
-        "files and a PNG of observed vs simulated runoff and the water budget. Reads the MOPEX "
-        "file from $HYBRIDLAND_DATA (default ../shared/data).",
+        help="train and test a hybrid on the Fulda river data shipped with spotpy",
+        description="Calibrate a physical bucket and train a hybrid (learned ET stress and "
+        "runoff partition) on the Fulda river, Germany (spotpy example data; 1980-1985 "
+        "training, 1986 validation, 1987-1988 test; Hargreaves PET). Prints test NSE, KGE and "
+        "the water-balance closure residuals; writes both run directories, the test-period "
+        "NetCDF and figures. Needs no other data.",
     )
     demo.add_argument(
         "--out",
@@ -463,12 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (created if needed; default ./hybridland_demo)",
     )
     demo.add_argument(
-        "--basins",
+        "--epochs",
         type=_positive_int,
-        default=20,
+        default=None,
         metavar="N",
-        help="number of basins (default 20)",
+        help="training epochs of each model (default: the demo's setting)",
     )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser(

@@ -3,14 +3,25 @@
 ``simulate`` is the one entry point; it jit-compiles the whole run and returns a
 ``Simulation`` with the end-of-step states, the fluxes and the closure diagnostics. Arrays
 are column-major at the edges (``[column, time]``), float32 unless float64 is asked for.
+
+Two time loops give the same numbers. The default maps a per-column ``lax.scan`` over the
+columns. With ``chunk_days`` (or ``checkpoint_every``) the run is an outer scan over blocks of
+days and an inner scan over the days of a block, all columns stepped together: forcing is
+read and outputs are written one block at a time (no whole-run transposes), ``outputs``
+limits what is stored, ``totals`` accumulates per-column sums without storing series, and
+``checkpoint_every`` wraps each block in ``jax.checkpoint`` so reverse-mode differentiation
+keeps one state per block instead of every step's intermediates (see docs/performance.md).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from . import units
 from ._containers import Fluxes, Forcing, State
 from ._params import Params
 from .model import ColumnModel
@@ -25,13 +36,19 @@ class Simulation(eqx.Module):
     - ``cumulative_water_residual``: sum over steps k <= t of the per-step residual, i.e.
       (S_t - S_0) - sum_{k<=t} (P - E - Q), mm, accumulated by compensated (Kahan) summation
       so the figure measures the model, not the bookkeeping.
+    - ``totals``: per-column sums over the run of the fluxes named in ``simulate(totals=...)``
+      (rate x ``DT_DAYS``, so mm for water fluxes), ``{name: [column]}``; ``None`` when none
+      were asked for.
+
+    A series left out by ``simulate(outputs=...)`` is ``None``.
     """
 
     states: State
     fluxes: Fluxes
     initial_state: State
     final_state: State
-    cumulative_water_residual: jax.Array
+    cumulative_water_residual: jax.Array | None
+    totals: dict[str, jax.Array] | None = None
 
     @property
     def max_abs_water_residual(self) -> jax.Array:
@@ -153,15 +170,152 @@ def simulate(
     state0: State | None = None,
     *,
     soil_fraction: float = 0.5,
+    outputs: Sequence[str] | None = None,
+    totals: Sequence[str] = (),
+    chunk_days: int | None = None,
+    checkpoint_every: int | None = None,
 ) -> Simulation:
     """Simulate many columns (``forcing`` series ``[column, time]``) under ``jit``.
 
     ``params`` defaults to ``Params.default`` for every column; a scalar parameter is shared by
     all columns. ``state0`` defaults to ``model.init_state(params, soil_fraction)``. The dtype
     of the run is the dtype of ``forcing.precip`` (float64 needs ``jax_enable_x64``).
+
+    **Performance options** (results equal those of the default run; see
+    ``docs/performance.md``):
+
+    - ``outputs``: names of the series to keep, from ``State`` (``"soil"``...), ``Fluxes``
+      (``"runoff"``, ``"et"``...) and ``"cumulative_water_residual"``; the others are ``None``
+      in the result. ``None`` keeps everything. Writing the series is most of the cost of a
+      large run, so keep only what is used.
+    - ``totals``: names of ``Fluxes`` fields whose per-column sums over the run are returned in
+      ``Simulation.totals`` (a loss over a long run without storing its series).
+    - ``chunk_days``: run the time loop in blocks of this many days, all columns stepped
+      together (implied by ``outputs``, ``totals`` or ``checkpoint_every``; default 365).
+    - ``checkpoint_every``: blocks of this many days, each under ``jax.checkpoint``: reverse-mode
+      gradients then keep one state per block and one step's intermediates at a time,
+      recomputing each block once, instead of storing every step's intermediates.
     """
     params, state0 = prepare_run(model, forcing, params, state0, soil_fraction)
-    return _simulate_batched(model, forcing, params, state0)
+    if outputs is None and not totals and chunk_days is None and checkpoint_every is None:
+        return _simulate_batched(model, forcing, params, state0)
+    names = _check_outputs(model, forcing, outputs, totals)
+    block = next(
+        (b for b in (checkpoint_every, chunk_days) if b is not None), DEFAULT_CHUNK_DAYS
+    )
+    if block < 1:
+        raise ValueError(f"chunk_days / checkpoint_every must be >= 1 day, got {block}.")
+    return _simulate_chunked(
+        model,
+        forcing,
+        params,
+        state0,
+        outputs=names,
+        totals=tuple(totals),
+        block=min(block, forcing.n_time),
+        checkpoint=checkpoint_every is not None,
+    )
+
+
+DEFAULT_CHUNK_DAYS = 365
+"""Days per block of the blocked time loop when only ``outputs`` or ``totals`` are given."""
+
+_STATE_NAMES = tuple(State.__dataclass_fields__)
+_FLUX_NAMES = tuple(Fluxes.__dataclass_fields__)
+_CUMULATIVE = "cumulative_water_residual"
+
+
+def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
+    """The output names in a fixed order; a ValueError names any unknown one."""
+    known = _STATE_NAMES + _FLUX_NAMES + (_CUMULATIVE,)
+    names = known if outputs is None else tuple(outputs)
+    for name in names:
+        if name not in known:
+            raise ValueError(f"Unknown output {name!r}; choose from {list(known)}.")
+    for name in totals:
+        if name not in _FLUX_NAMES:
+            raise ValueError(f"Unknown total {name!r}; choose from the Fluxes fields {list(_FLUX_NAMES)}.")
+    # Energy series exist only where net radiation is known.
+    energy = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
+    if forcing.net_radiation is None:
+        asked = [n for n in (*(names if outputs is not None else ()), *totals) if n in energy]
+        if asked:
+            raise ValueError(f"{asked} need forcing.net_radiation, which is missing.")
+        names = tuple(n for n in names if n not in energy)
+    return tuple(n for n in known if n in names)
+
+
+def _block_forcing(series: Forcing, start, size: int, shared_doy: bool) -> Forcing:
+    """Days ``start .. start + size`` of every series, time-major: ``[size, column]``."""
+
+    def cut(x):
+        if x.ndim == 1:  # the shared [time] day of year
+            return jax.lax.dynamic_slice_in_dim(x, start, size, axis=0)
+        return jax.lax.dynamic_slice_in_dim(x, start, size, axis=1).T
+
+    return jax.tree_util.tree_map(cut, series)
+
+
+@eqx.filter_jit
+def _simulate_chunked(model, forcing, params, state0, *, outputs, totals, block, checkpoint):
+    series, static = forcing.split_static()
+    shared_doy = series.doy.ndim == 1
+    day_axes = eqx.tree_at(
+        lambda f: f.doy, jax.tree_util.tree_map(lambda _: 0, forcing), None if shared_doy else 0
+    )
+    step_columns = jax.vmap(model.step, in_axes=(0, day_axes, 0))
+    zero = jnp.zeros_like(state0.soil)
+
+    def day(carry, forcing_t):
+        state, cumulative, compensation, sums = carry
+        new_state, fluxes = step_columns(state, forcing_t.with_static(static), params)
+        cumulative, compensation = _kahan_add(cumulative, compensation, fluxes.water_residual)
+        sums = {name: sums[name] + getattr(fluxes, name) * units.DT_DAYS for name in totals}
+        kept = []
+        for name in outputs:
+            if name == _CUMULATIVE:
+                kept.append(cumulative - compensation)
+            elif name in _STATE_NAMES:
+                kept.append(getattr(new_state, name))
+            else:
+                kept.append(getattr(fluxes, name))
+        return (new_state, cumulative, compensation, sums), tuple(kept)
+
+    def run_block(carry, start, size):
+        days = _block_forcing(series, start, size, shared_doy)
+        carry, kept = jax.lax.scan(day, carry, days)
+        # [size, column] -> [column, size]: written back column-major one block at a time.
+        return carry, tuple(x.T for x in kept)
+
+    if checkpoint:
+        # Nested remat: the outer scan keeps one carry per block; while a block is replayed
+        # backwards, each day keeps only its carry, so memory is O(columns x (blocks + block))
+        # and every step is recomputed at most twice.
+        day = jax.checkpoint(day)
+        run_block = jax.checkpoint(run_block, static_argnums=(2,))
+
+    n_time = forcing.n_time
+    n_blocks, tail = divmod(n_time, block)
+    carry = (state0, zero, zero, {name: zero for name in totals})
+    carry, kept = jax.lax.scan(
+        lambda c, k: run_block(c, k * block, block), carry, jnp.arange(n_blocks)
+    )
+    # [block index, column, day in block] -> [column, time]
+    kept = [jnp.moveaxis(x, 0, 1).reshape(x.shape[1], n_blocks * block) for x in kept]
+    if tail:
+        carry, kept_tail = run_block(carry, n_blocks * block, tail)
+        kept = [jnp.concatenate([x, y], axis=1) for x, y in zip(kept, kept_tail)]
+    final, _, _, sums = carry
+
+    series_by_name = dict(zip(outputs, kept))
+    return Simulation(
+        states=State(**{n: series_by_name.get(n) for n in _STATE_NAMES}),
+        fluxes=Fluxes(**{n: series_by_name.get(n) for n in _FLUX_NAMES}),
+        initial_state=state0,
+        final_state=final,
+        cumulative_water_residual=series_by_name.get(_CUMULATIVE),
+        totals=sums if totals else None,
+    )
 
 
 def prepare_run(

@@ -111,7 +111,7 @@ def test_bad_file_and_arguments_exit_2(subset_file, tmp_path, capsys):
     assert main([]) == 2
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["demo"], ["evaluate"], ["train"]])
 def test_help(command, capsys):
     assert main([*command, "--help"]) == 0
     text = capsys.readouterr().out
@@ -168,16 +168,20 @@ def test_simulate_x64_in_subprocess(subset_file, tmp_path):
 
 
 def test_demo(tmp_path, capsys):
+    """The README's main job, on the Fulda data shipped with spotpy (2 epochs here)."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--basins", "6"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "6 MOPEX basins" in printed and "water residual" in printed
-    for name in ("demo_physics.nc", "demo_hybrid.nc", "demo.png"):
-        assert (out / name).stat().st_size > 1000
-    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with xr.open_dataset(out / "demo_hybrid.nc") as ds:
-        assert ds.sizes["basin"] == 6
-        assert str(ds["time"].values[0])[:10] == "1990-01-01"
+    assert "Fulda" in printed and printed.count("test NSE") == 2 and "water residual" in printed
+    for name in ("fulda_test_hydrograph.png", "fulda_test_water_budget.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with xr.open_dataset(out / "fulda_test.nc") as ds:
+        assert str(ds["time"].values[0])[:10] == "1987-01-01" and ds.sizes["time"] == 731
+        assert {"runoff", "runoff_physics", "observed_runoff"} <= set(ds.data_vars)
+        assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
+    for kind in ("physics", "hybrid"):
+        assert (out / kind / "metrics_test.csv").is_file()
+        assert (out / kind / "plots" / "training_curves.png").is_file()
 
 
 def test_train_configs_in_experiments_are_valid():

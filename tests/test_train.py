@@ -35,42 +35,7 @@ from hybridland.train import (
 )
 from hybridland.train import checkpoint as ckpt
 
-BASINS = ["10296500", "10309000", "01064500"]
-
-
-def tiny(kind="hybrid", epochs=4, **model):
-    model = {"kind": kind, "width": 8, "depth": 1, **model}
-    if kind == "physics":
-        model.setdefault("trainable_params", ["runoff_shape", "baseflow_rate", "et_threshold"])
-    return config_from_dict(
-        {
-            "run": {"name": f"tiny-{kind}", "seed": 3},
-            "data": {
-                "basins": BASINS,
-                "swap_inverted_temperatures": True,
-                "train_period": ["1995-01-01", "1996-12-31"],
-                "validation_period": ["1997-01-01", "1997-12-31"],
-                "warmup_days": 60,
-            },
-            "model": model,
-            "training": {
-                "epochs": epochs,
-                "batch_basins": 3,
-                "window_days": 120,
-                "learning_rate": 0.02,
-                "schedule": "cosine",
-                "warmup_steps": 2,
-                "decay_rate": 0.2,
-            },
-        }
-    )
-
-
-def quiet_train(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataAdjustmentWarning)
-        return train(*args, progress=False, **kwargs)
-
+from runs import BASINS, quiet_train, tiny
 
 @pytest.fixture(scope="module", autouse=True)
 def _needs_mopex(mopex_file):

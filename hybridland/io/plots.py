@@ -1,13 +1,15 @@
-"""Figures from written simulations: observed vs simulated runoff and the water budget.
+"""Figures of runs and simulations: hydrographs, cumulative water budget, training curves,
+metric CDFs across basins.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend change), so
-it works headless and leaves a caller's matplotlib state alone. Everything plotted is read from
-datasets in the layout of ``hybridland.io.output`` (the budget via ``water_budget_terms``).
+it works headless and leaves a caller's matplotlib state alone. Simulations are read from
+datasets in the layout of ``hybridland.io.output`` (the budget via ``water_budget_terms``);
+observed runoff is the dataset's ``observed_runoff`` when present.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,89 +17,149 @@ import xarray as xr
 
 from .output import water_budget_terms
 
-_STYLES = {"physics": "-", "hybrid": "--"}
 
-
-def plot_demo(
-    datasets: Mapping[str, xr.Dataset],
-    observed_runoff: np.ndarray | None,
-    path: str | Path,
-    *,
-    n_hydrographs: int = 4,
-) -> Path:
-    """Write a PNG: monthly runoff of a few basins (observed and each model), the cumulative
-    basin-mean budget terms, and the largest cumulative residual over basins.
-
-    ``datasets`` maps a model label to its output dataset (same basins and days in each);
-    ``observed_runoff`` is ``[basin, time]`` in mm day-1 with NaN gaps, or ``None``.
-    """
+def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    first = next(iter(datasets.values()))
-    n_basins = first.sizes["basin"]
-    time = first["time"].to_index()
-    picks = np.unique(
-        np.linspace(0, n_basins - 1, min(n_hydrographs, n_basins)).round().astype(int)
-    )
-
-    fig = Figure(figsize=(13, 4 + 2.6 * ((len(picks) + 1) // 2)), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    rows = (len(picks) + 1) // 2 + 1
-    axes = fig.subplots(rows, 2, squeeze=False)
+    return fig
 
-    def monthly(values: np.ndarray) -> xr.DataArray:
-        return xr.DataArray(values, coords={"time": time}, dims="time").resample(time="MS").mean()
 
-    for ax, b in zip(axes[:-1].ravel(), picks, strict=False):
-        if observed_runoff is not None:
-            obs = monthly(observed_runoff[b])
-            ax.plot(obs["time"], obs, color="k", lw=1.2, label="observed Q")
-        for label, ds in datasets.items():
-            sim = monthly(ds["runoff"].values[b])
-            ax.plot(sim["time"], sim, _STYLES.get(label, "-"), lw=1, label=f"{label} runoff")
-        name = str(ds["name"].values[b]) if "name" in ds.coords else ""
-        ax.set_title(f"{ds['basin'].values[b]} {name}".strip(), fontsize=9)
-        ax.set_ylabel("runoff, mm day-1 (monthly mean)")
-    for ax in axes[:-1].ravel()[len(picks) :]:
-        ax.set_visible(False)
-    axes[0, 0].legend(fontsize=8)
-
-    budget, residual = axes[-1]
-    for label, ds in datasets.items():
-        terms = water_budget_terms(ds)
-        style = _STYLES.get(label, "-")
-        mean = {k: v.mean("basin") for k, v in terms.items()}
-        for key, color, text in (
-            ("input", "tab:blue", "precipitation"),
-            ("storage_change", "tab:green", "storage change"),
-        ):
-            budget.plot(
-                time, mean[key].cumsum("time"), style, color=color, label=f"{text} ({label})"
-            )
-        for var, color in (("evapotranspiration", "tab:orange"), ("runoff", "tab:purple")):
-            budget.plot(
-                time,
-                ds[var].astype(np.float64).mean("basin").cumsum("time"),
-                style,
-                color=color,
-                label=f"{var} ({label})",
-            )
-        worst = np.abs(terms["cumulative_residual"]).max("basin")
-        residual.plot(time, worst, style, label=f"recomputed from file ({label})")
-        residual.plot(
-            time,
-            np.abs(ds["water_balance_residual"]).max("basin"),
-            style,
-            alpha=0.6,
-            label=f"model's running sum ({label})",
-        )
-    budget.set_title("cumulative water budget, mean over basins", fontsize=9)
-    budget.set_ylabel("mm since start")
-    budget.legend(fontsize=7, ncol=2)
-    residual.set_title("largest |cumulative water balance residual| over basins", fontsize=9)
-    residual.set_ylabel("mm")
-    residual.legend(fontsize=7)
+def _save(fig, path) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _title(ds: xr.Dataset, b: int, extra: str = "") -> str:
+    name = str(ds["name"].values[b]) if "name" in ds.coords else ""
+    return f"{ds['basin'].values[b]} {name} {extra}".strip()
+
+
+def plot_hydrographs(
+    ds: xr.Dataset,
+    path,
+    *,
+    basins: Sequence[int] | None = None,
+    scores: Mapping[str, Sequence[float]] | None = None,
+    extra: Mapping[str, str] | None = None,
+    label: str = "simulated",
+    n_basins: int = 4,
+) -> Path:
+    """Observed (``observed_runoff``) and simulated runoff of a few basins, daily.
+
+    ``basins`` are row indices (default: ``n_basins`` spread over the dataset); ``scores`` maps a
+    metric name to per-basin values shown in the panel titles; ``extra`` maps a label to the
+    name of another runoff variable of ``ds`` to draw (e.g. a second model); ``label`` names
+    ``runoff`` in the legend.
+    """
+    n = ds.sizes["basin"]
+    if basins is None:
+        basins = np.unique(np.linspace(0, n - 1, min(n_basins, n)).round().astype(int))
+    time = ds["time"].to_index()
+    fig = _figure(12, 2.6 * len(basins) + 0.4)
+    axes = fig.subplots(len(basins), 1, squeeze=False)[:, 0]
+    for ax, b in zip(axes, basins, strict=True):
+        if "observed_runoff" in ds:
+            ax.plot(time, ds["observed_runoff"].values[b], color="k", lw=0.9, label="observed")
+        ax.plot(time, ds["runoff"].values[b], color="tab:blue", lw=0.9, label=label)
+        for label, var in (extra or {}).items():
+            ax.plot(time, ds[var].values[b], lw=0.8, alpha=0.8, label=label)
+        text = ", ".join(f"{k.upper()} {v[b]:.2f}" for k, v in (scores or {}).items())
+        ax.set_title(_title(ds, b, f"({text})" if text else ""), fontsize=9)
+        ax.set_ylabel("runoff, mm day-1")
+        _date_axis(ax)
+    axes[0].legend(fontsize=8, loc="upper right")
+    return _save(fig, path)
+
+
+def plot_water_budget(ds: xr.Dataset, path) -> Path:
+    """Cumulative basin-mean water budget (P, E, Q, storage change) recomputed from the file,
+    and the largest |cumulative residual| over basins (the model's and the recomputed one)."""
+    terms = water_budget_terms(ds)
+    time = ds["time"].to_index()
+    fig = _figure(12, 4.2)
+    budget, residual = fig.subplots(1, 2)
+    mean = {k: v.mean("basin") for k, v in terms.items()}
+    series = (
+        ("precipitation (P)", mean["input"], "tab:blue"),
+        ("evapotranspiration (E)", ds["evapotranspiration"].astype(np.float64).mean("basin"),
+         "tab:orange"),
+        ("runoff (Q)", ds["runoff"].astype(np.float64).mean("basin"), "tab:purple"),
+        ("storage change (dS)", mean["storage_change"], "tab:green"),
+    )
+    for label, values, color in series:
+        budget.plot(time, values.cumsum("time"), color=color, label=label)
+    budget.plot(time, (mean["storage_change"] - mean["input"] + mean["output"]).cumsum("time"),
+                "k:", label="dS - (P - E - Q)")
+    budget.set_title("cumulative water budget, mean over basins", fontsize=9)
+    budget.set_ylabel("mm since the first day")
+    budget.legend(fontsize=8)
+    residual.plot(time, np.abs(terms["cumulative_residual"]).max("basin"),
+                  label="recomputed from the file (float64)")
+    residual.plot(time, np.abs(ds["water_balance_residual"]).max("basin"), alpha=0.7,
+                  label="model's running sum")
+    for ax in (budget, residual):
+        _date_axis(ax)
+    residual.set_title("largest |cumulative water balance residual| over basins", fontsize=9)
+    residual.set_ylabel("mm")
+    residual.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_training_curves(history: Sequence[Mapping[str, float]], path) -> Path:
+    """Training and validation loss per epoch, and the validation median NSE."""
+    epochs = [row["epoch"] for row in history]
+    fig = _figure(11, 3.8)
+    loss, nse = fig.subplots(1, 2)
+    loss.plot(epochs, [row["train_loss"] for row in history], "o-", label="training")
+    loss.plot(epochs, [row["val_loss"] for row in history], "s-", label="validation")
+    loss.set_xlabel("epoch")
+    loss.set_ylabel("loss")
+    loss.set_title("loss", fontsize=9)
+    loss.legend(fontsize=8)
+    nse.plot(epochs, [row["val_median_nse"] for row in history], "s-", color="tab:green")
+    nse.set_xlabel("epoch")
+    nse.set_ylabel("median NSE over basins")
+    nse.set_title("validation median NSE", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_metric_cdf(
+    tables: Mapping[str, Mapping[str, Sequence[float]]],
+    path,
+    *,
+    metrics: Sequence[str] = ("nse", "kge"),
+    lower: float = -1.0,
+) -> Path:
+    """Empirical CDF across basins of each metric, one line per labelled table (a mapping or
+    DataFrame with a column per metric). Values below ``lower`` are drawn at ``lower``."""
+    fig = _figure(5.2 * len(metrics), 3.8)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        for label, table in tables.items():
+            values = np.sort(np.asarray(table[metric], float))
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                continue
+            share = np.arange(1, values.size + 1) / values.size
+            median = np.median(values)
+            ax.step(np.maximum(values, lower), share, where="post",
+                    label=f"{label} (median {median:.2f}, n={values.size})")
+        ax.set_xlim(lower, 1)
+        ax.set_xlabel(metric.upper())
+        ax.set_ylabel("fraction of basins")
+        ax.set_title(f"{metric.upper()} across basins", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)

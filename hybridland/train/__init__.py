@@ -2,7 +2,7 @@
 
 ``train(load_config("run.yaml"), "runs/demo")`` trains a physical (calibrated parameters) or
 hybrid (network weights and parameters) column model on observed runoff; ``load_run`` reads the
-best model back for evaluation.
+best model back; ``evaluate_run`` evaluates it on any dataset of the training layout.
 """
 
 from .checkpoint import (
@@ -29,12 +29,13 @@ from .losses import (
     nse_star as nse_star,
 )
 from ..model import MODEL_KINDS as MODEL_KINDS
-from .loop import (
+from .data import (
     LOADERS as LOADERS,
     Normalisation as Normalisation,
     RunData as RunData,
-    TrainResult as TrainResult,
+    Source as Source,
     load_data as load_data,
-    load_run as load_run,
-    train as train,
 )
+from .evaluate import Evaluation as Evaluation, evaluate_run as evaluate_run
+from .loop import TrainResult as TrainResult, load_run as load_run, train as train
+from .report import write_report as write_report

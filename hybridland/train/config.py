@@ -52,7 +52,7 @@ STATIC_ATTRIBUTES = (
     "snow_fraction",
 )
 """Static basin attributes the networks may see (computed on the training period; see
-``hybridland.train.loop.static_attributes``)."""
+``hybridland.train.data.static_attributes``)."""
 
 
 class ConfigError(ValueError):
@@ -92,7 +92,7 @@ class DataConfig:
     validation_period: Period
     test_period: Period | None = None
     loader: str = "mopex"
-    """Name in ``hybridland.train.loop.LOADERS``."""
+    """Name in ``hybridland.train.data.LOADERS``."""
     path: str | None = None
     """Forcing file; None: the shared MOPEX file (``hybridland.io.mopex_path()``)."""
     basins: tuple[str, ...] | None = None
@@ -427,7 +427,7 @@ def _plain(x):
 
 
 def _loader_names() -> list[str]:
-    from .loop import LOADERS
+    from .data import LOADERS
 
     return sorted(LOADERS)
 

@@ -33,9 +33,10 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -45,243 +46,15 @@ import optax
 from tqdm.auto import tqdm
 
 from .. import metrics
-from .._containers import Forcing
+from ..io._report import DataAdjustmentWarning
 from .._params import PARAMETER_BOUNDS, Params
 from ..model import ColumnModel
 from ..model import build_model as build_column_model
 from ..solve import check_forcing, run_column, vmap_columns
 from . import checkpoint as ckpt
-from .config import Config, DataConfig, ModelConfig, TrainingConfig, config_from_yaml
+from .config import Config, TrainingConfig, config_from_yaml
+from .data import DTYPE, Normalisation, RunData, load_data, write_basin_table
 from .losses import LOSSES
-
-DTYPE = np.float32
-
-
-# ---------------------------------------------------------------------------------------------
-# Registries
-
-
-def _load_mopex(cfg: DataConfig, seed: int):
-    import xarray as xr
-
-    from ..io import load_mopex, mopex_path
-
-    path = cfg.path or str(mopex_path())
-    basins = list(cfg.basins) if cfg.basins is not None else None
-    if basins is None and cfg.n_basins is not None:
-        with xr.open_dataset(path) as ds:
-            ids = [str(b) for b in ds["basin"].values]
-        if cfg.n_basins > len(ids):
-            raise ValueError(f"data.n_basins is {cfg.n_basins} but {path} has {len(ids)} basins.")
-        if cfg.selection == "first":
-            basins = ids[: cfg.n_basins]
-        else:
-            pick = np.random.default_rng(seed).choice(len(ids), cfg.n_basins, replace=False)
-            basins = [ids[i] for i in np.sort(pick)]
-    first, last = cfg.span
-    return load_mopex(
-        path,
-        basins=basins,
-        start=first.isoformat(),
-        end=last.isoformat(),
-        pet=cfg.pet,
-        trim=cfg.trim,
-        drop_incomplete=cfg.drop_incomplete,
-        inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
-        dtype=DTYPE,
-    )
-
-
-LOADERS: dict[str, Callable] = {"mopex": _load_mopex}
-"""Data loaders by config name: ``(DataConfig, seed) -> MopexForcing``-like object with
-``forcing``, ``observed_runoff``, ``time``, ``basins``, ``lat``, ``lon``, ``area_km2``."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclasses.dataclass(frozen=True)
-class Normalisation:
-    """Mean and standard deviation of each static attribute over the training basins (fitted on
-    the training period); ``apply`` maps raw attributes ``[basin, n]`` to z-scores."""
-
-    names: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, names, raw: np.ndarray) -> Normalisation:
-        raw = np.asarray(raw, np.float64)
-        mean = raw.mean(0) if raw.shape[0] else np.zeros(len(names))
-        std = raw.std(0) if raw.shape[0] else np.ones(len(names))
-        std = np.where(std > 0, std, 1.0)  # one basin, or a constant attribute
-        return cls(tuple(names), mean, std)
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        return ((np.asarray(raw, np.float64) - self.mean) / self.std).astype(DTYPE)
-
-    def to_dict(self) -> dict:
-        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Normalisation:
-        return cls(tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
-
-    def save(self, path) -> None:
-        ckpt.atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path) -> Normalisation:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def static_attributes(names, source, train: slice) -> np.ndarray:
-    """Raw static attributes ``[basin, len(names)]`` of a loaded data set.
-
-    Climate attributes use the training period only (no information from validation or test
-    days): ``mean_precip``, ``mean_pet`` (mm day-1), ``aridity`` (mean PE / mean P),
-    ``mean_temp`` (degC), ``snow_fraction`` (share of P on days with mean T < 0 degC); the
-    others are geography: ``lat``, ``lon`` (degrees), ``log_area`` (log10 km2).
-    """
-    f = source.forcing
-    p = np.asarray(f.precip)[:, train]
-    t = 0.5 * (np.asarray(f.t_min) + np.asarray(f.t_max))[:, train]
-
-    def pet():
-        if f.pet is None:
-            raise ValueError("Attributes mean_pet and aridity need the file's PE (data.pet: given).")
-        return np.asarray(f.pet)[:, train].mean(1)
-
-    table = {
-        "lat": lambda: np.asarray(source.lat, float),
-        "lon": lambda: np.asarray(source.lon, float),
-        "log_area": lambda: np.log10(np.maximum(np.asarray(source.area_km2, float), 1e-3)),
-        "mean_precip": lambda: p.mean(1),
-        "mean_pet": pet,
-        "aridity": lambda: pet() / np.maximum(p.mean(1), 1e-6),
-        "mean_temp": lambda: t.mean(1),
-        "snow_fraction": lambda: (p * (t < 0)).sum(1) / np.maximum(p.sum(1), 1e-6),
-    }
-    cols = [np.asarray(table[n](), np.float64) for n in names]
-    return np.stack(cols, 1) if cols else np.zeros((p.shape[0], 0))
-
-
-@dataclasses.dataclass(frozen=True)
-class RunData:
-    """Host-side (numpy) data of a run: series ``[basin, time]`` from the first warm-up day
-    to the last day of any period, observed runoff with NaN gaps, period index ranges."""
-
-    basins: tuple[str, ...]
-    time: Any  # pandas.DatetimeIndex
-    series: dict[str, np.ndarray]  # precip, t_min, t_max, (pet): [basin, time]
-    doy: np.ndarray  # [time]
-    lat: np.ndarray  # [basin]
-    attributes: np.ndarray | None  # normalised, [basin, n] or None
-    obs: np.ndarray  # [basin, time]
-    periods: dict[str, tuple[int, int]]  # name -> (first, last) day index, inclusive
-    obs_std: np.ndarray  # [basin] over the training period (1 where undefined)
-    obs_mean: np.ndarray  # [basin] over the training period (1 where undefined)
-    normalisation: Normalisation
-
-    @property
-    def n_basins(self) -> int:
-        return len(self.basins)
-
-    def forcing(self, basins: np.ndarray, starts: np.ndarray, length: int) -> Forcing:
-        """Forcing ``[len(basins), length]`` of windows beginning at day indices ``starts``."""
-        days = np.asarray(starts)[:, None] + np.arange(length)
-        rows = np.asarray(basins)[:, None]
-        take = {k: jnp.asarray(v[rows, days]) for k, v in self.series.items()}
-        return Forcing(
-            precip=take["precip"],
-            t_min=take["t_min"],
-            t_max=take["t_max"],
-            doy=jnp.asarray(self.doy[days]),
-            lat=jnp.asarray(self.lat[np.asarray(basins)]),
-            pet=take.get("pet"),
-            attributes=None
-            if self.attributes is None
-            else jnp.asarray(self.attributes[np.asarray(basins)]),
-        )
-
-    def observed(self, basins: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-        days = np.asarray(starts)[:, None] + np.arange(length)
-        return self.obs[np.asarray(basins)[:, None], days]
-
-    def period_window(self, name: str, warmup_days: int) -> tuple[int, int]:
-        """(start index including warm-up, length) of a whole period."""
-        first, last = self.periods[name]
-        return first - warmup_days, last - first + 1 + warmup_days
-
-
-def load_data(config: Config, normalisation: Normalisation | None = None) -> RunData:
-    """Load the run's basins and days; fit the attribute normalisation unless one is given."""
-    cfg = config.data
-    source = LOADERS[cfg.loader](cfg, config.run.seed)
-    time_index = source.time
-    periods = {}
-    for name in ("train", "validation", "test"):
-        period = getattr(cfg, f"{name}_period" if name != "validation" else "validation_period")
-        if period is None:
-            continue
-        first = time_index.searchsorted(np.datetime64(period[0]))
-        last = time_index.searchsorted(np.datetime64(period[1]), side="right") - 1
-        if (
-            first >= len(time_index)
-            or last < first
-            or time_index[first].date() != _dt.date.fromisoformat(period[0])
-            or time_index[last].date() != _dt.date.fromisoformat(period[1])
-        ):
-            raise ValueError(
-                f"data.{name}_period {period[0]} .. {period[1]} is not covered by the loaded days "
-                f"{time_index[0]:%Y-%m-%d} .. {time_index[-1]:%Y-%m-%d} (file range or trimming)."
-            )
-        if first < cfg.warmup_days:
-            raise ValueError(
-                f"data.{name}_period starts {first} days after the first loaded day but "
-                f"data.warmup_days is {cfg.warmup_days}; start the period later or shorten the "
-                "warm-up."
-            )
-        periods[name] = (int(first), int(last))
-    f = source.forcing
-    series = {k: np.asarray(getattr(f, k), DTYPE) for k in ("precip", "t_min", "t_max")}
-    if f.pet is not None:
-        series["pet"] = np.asarray(f.pet, DTYPE)
-    obs = np.asarray(source.observed_runoff, DTYPE)
-    first, last = periods["train"]
-    train = slice(first, last + 1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            obs_std = np.nanstd(obs[:, train], axis=1)
-            obs_mean = np.nanmean(obs[:, train], axis=1)
-    obs_std = np.where(np.isfinite(obs_std), obs_std, 1.0).astype(DTYPE)
-    obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0).astype(DTYPE)
-    names = config.model.static_attributes
-    raw = static_attributes(names, source, train)
-    if normalisation is None:
-        normalisation = Normalisation.fit(names, raw)
-    elif normalisation.names != tuple(names):
-        raise ValueError(
-            f"The normalisation is for attributes {normalisation.names}, the model uses {names}."
-        )
-    return RunData(
-        basins=tuple(source.basins),
-        time=time_index,
-        series=series,
-        doy=np.asarray(f.doy, DTYPE),
-        lat=np.asarray(f.lat, DTYPE),
-        attributes=normalisation.apply(raw) if names else None,
-        obs=obs,
-        periods=periods,
-        obs_std=obs_std,
-        obs_mean=obs_mean,
-        normalisation=normalisation,
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Model, parameters, optimiser
@@ -479,11 +252,14 @@ def train(
     max_epochs_this_call: int | None = None,
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
+    report: bool = True,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` (created if needed), resuming from its last checkpoint.
 
     ``max_epochs_this_call`` stops after that many epochs (the run can be continued by calling
-    ``train`` again); ``callback(epoch, metrics_row)`` runs after each epoch's checkpoint.
+    ``train`` again); ``callback(epoch, metrics_row)`` runs after each epoch's checkpoint. When
+    the run finishes, ``basins.csv`` (calibrated parameters, raw attributes) is written and,
+    with ``report``, the validation/test metric tables and figures (``report.write_report``).
     Raises ``ValueError`` if ``run_dir`` holds a checkpoint of a different configuration.
     """
     run_dir = Path(run_dir)
@@ -502,7 +278,14 @@ def train(
             )
     ckpt.atomic_write_text(config_file, config.to_yaml())
 
-    data = load_data(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataAdjustmentWarning)
+        data = load_data(config)
+    for w in caught:  # the loader's repairs (opted into by the config) go to the log
+        if issubclass(w.category, DataAdjustmentWarning):
+            log(f"input adjustment: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     data.normalisation.save(run_dir / "normalisation.json")
     n_attr = len(config.model.static_attributes)
     model = build_model(config, n_attr)
@@ -624,7 +407,13 @@ def train(
                 indent=1,
             ),
         )
+        params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins)
+        write_basin_table(run_dir / "basins.csv", data, params, config)
         log(f"done: best epoch {meta['best_epoch']}, val_loss {meta['best_val_loss']:.5g}")
+        if report:
+            from .report import write_report
+
+            write_report(run_dir, history, log=log, progress=progress)
     return TrainResult(
         model=best_model,
         params=bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins),

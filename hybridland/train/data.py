@@ -1,0 +1,432 @@
+"""The data of a run: loaders by config name, static attributes, normalisation, ``RunData``.
+
+A loader turns ``(DataConfig, seed)`` into a *source*: an object with ``forcing`` (a batched
+``Forcing`` ``[basin, time]``), ``observed_runoff`` (``[basin, time]`` mm day-1, NaN gaps),
+``time`` (``pandas.DatetimeIndex``), ``basins`` (ids), ``names``, ``lat``, ``lon`` and
+``area_km2`` (``[basin]``). ``hybridland.io.MopexForcing`` is one; ``Source`` wraps any
+canonical dataset (``hybridland.io.canonical``). Loaders:
+
+- ``mopex``: a MOPEX-layout NetCDF file (``data.path``, default the shared MOPEX file);
+- ``netcdf``: any canonical or CF NetCDF file (``data.path``) with a ``streamflow`` target;
+- ``fulda``: the Fulda river data shipped inside the ``spotpy`` package (one basin,
+  1979-1988), available on any machine after ``pip install``.
+
+``RunData`` holds the days of a run from the first warm-up day to the last day of any period,
+as numpy arrays, with the static attributes normalised by statistics of the training basins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .._containers import Forcing
+from . import checkpoint as ckpt
+from .._params import Params
+from .config import Config, DataConfig
+
+DTYPE = np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Forcing and observed runoff of some basins, in the layout every loader returns."""
+
+    forcing: Forcing
+    observed_runoff: np.ndarray
+    time: pd.DatetimeIndex
+    basins: tuple[str, ...]
+    names: tuple[str, ...]
+    lat: np.ndarray
+    lon: np.ndarray
+    area_km2: np.ndarray
+
+    @classmethod
+    def from_canonical(cls, ds, pet: str, source: str) -> Source:
+        """A source from a canonical dataset with a ``streamflow`` target."""
+        from ..io import ForcingDataError, target, to_forcing
+
+        if "streamflow" not in ds.data_vars:
+            raise ForcingDataError(
+                f"{source} has no observed streamflow (CF standard name 'runoff_flux'); a "
+                "training or evaluation dataset needs it.",
+                variable="streamflow",
+            )
+        n = ds.sizes["column"]
+        ids = tuple(str(c) for c in ds["column"].values)
+        area = ds["area_km2"].values if "area_km2" in ds.coords else np.full(n, np.nan)
+        names = ds["name"].values if "name" in ds.coords else ids
+        return cls(
+            forcing=to_forcing(ds, dtype=DTYPE, pet_source=pet, energy=False),
+            observed_runoff=target(ds, "streamflow").astype(DTYPE),
+            time=pd.DatetimeIndex(ds["time"].values),
+            basins=ids,
+            names=tuple(str(s) for s in names),
+            lat=np.asarray(ds["lat"].values, float),
+            lon=np.asarray(ds["lon"].values, float),
+            area_km2=np.asarray(area, float),
+        )
+
+
+def _select_basins(cfg: DataConfig, seed: int, ids: list[str], source: str) -> list[str] | None:
+    """The basin ids ``cfg`` asks for (None: all), checked against the ids of the file."""
+    if cfg.basins is not None:
+        return list(cfg.basins)
+    if cfg.n_basins is None:
+        return None
+    if cfg.n_basins > len(ids):
+        raise ValueError(f"data.n_basins is {cfg.n_basins} but {source} has {len(ids)} basins.")
+    if cfg.selection == "first":
+        return ids[: cfg.n_basins]
+    pick = np.random.default_rng(seed).choice(len(ids), cfg.n_basins, replace=False)
+    return [ids[i] for i in np.sort(pick)]
+
+
+def _load_mopex(cfg: DataConfig, seed: int):
+    import xarray as xr
+
+    from ..io import load_mopex, mopex_path
+
+    path = cfg.path or str(mopex_path())
+    basins = None
+    if cfg.basins is not None or cfg.n_basins is not None:
+        with xr.open_dataset(path) as ds:
+            ids = [str(b) for b in ds["basin"].values]
+        basins = _select_basins(cfg, seed, ids, path)
+    first, last = cfg.span
+    return load_mopex(
+        path,
+        basins=basins,
+        start=first.isoformat(),
+        end=last.isoformat(),
+        pet=cfg.pet,
+        trim=cfg.trim,
+        drop_incomplete=cfg.drop_incomplete,
+        inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
+        dtype=DTYPE,
+    )
+
+
+def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
+    from ..io import ForcingDataError
+
+    ids = [str(c) for c in ds["column"].values]
+    basins = _select_basins(cfg, seed, ids, source)
+    if basins is not None:
+        unknown = [b for b in basins if b not in ids]
+        if unknown:
+            raise ForcingDataError(
+                f"Basin(s) {', '.join(unknown)} are not in {source} (it has {len(ids)} columns).",
+                variable="column",
+                basins=unknown,
+            )
+        ds = ds.sel(column=basins)
+    first, last = cfg.span
+    ds = ds.sel(time=slice(first.isoformat(), last.isoformat()))
+    return Source.from_canonical(ds, cfg.pet, source)
+
+
+def _load_netcdf(cfg: DataConfig, seed: int) -> Source:
+    import xarray as xr
+
+    from ..io import ForcingDataError, from_cf
+
+    if cfg.path is None:
+        raise ValueError("data.loader 'netcdf' needs data.path (a canonical or CF NetCDF file).")
+    try:
+        ds = xr.open_dataset(cfg.path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Data file {cfg.path} does not exist.") from None
+    except Exception as err:  # netCDF4/HDF5 raise many types; all mean "not a readable file".
+        raise ForcingDataError(f"Cannot read {cfg.path} as NetCDF ({err}).") from err
+    with ds:
+        canonical = "column" in ds.dims and all(
+            "role" in ds[v].attrs for v in ds.data_vars
+        )
+        ds = (ds if canonical else from_cf(ds, source=cfg.path)).load()
+    return _from_dataset(ds, cfg, seed, cfg.path)
+
+
+def _load_fulda(cfg: DataConfig, seed: int) -> Source:
+    from ..io import load_fulda
+
+    return _from_dataset(load_fulda(), cfg, seed, "the spotpy Fulda example data")
+
+
+LOADERS: dict[str, Callable] = {"mopex": _load_mopex, "netcdf": _load_netcdf, "fulda": _load_fulda}
+"""Data loaders by config name: ``(DataConfig, seed) -> source`` (see the module docstring)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Static attributes
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+    """Mean and standard deviation of each static attribute over the training basins (fitted on
+    the training period); ``apply`` maps raw attributes ``[basin, n]`` to z-scores."""
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, names, raw: np.ndarray) -> Normalisation:
+        raw = np.asarray(raw, np.float64)
+        mean = raw.mean(0) if raw.shape[0] else np.zeros(len(names))
+        std = raw.std(0) if raw.shape[0] else np.ones(len(names))
+        std = np.where(std > 0, std, 1.0)  # one basin, or a constant attribute
+        return cls(tuple(names), mean, std)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return ((np.asarray(raw, np.float64) - self.mean) / self.std).astype(DTYPE)
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+    def save(self, path) -> None:
+        ckpt.atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path) -> Normalisation:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def static_attributes(names, source, days: slice) -> np.ndarray:
+    """Raw static attributes ``[basin, len(names)]`` of a source over ``days``.
+
+    Climate attributes are forcing statistics over ``days`` (the training period in training,
+    so nothing of validation or test days is seen): ``mean_precip``, ``mean_pet`` (mm day-1),
+    ``aridity`` (mean PE / mean P), ``mean_temp`` (degC), ``snow_fraction`` (share of P on days
+    with mean T < 0 degC); the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
+    (log10 km2).
+    """
+    f = source.forcing
+    p = np.asarray(f.precip)[:, days]
+    t = 0.5 * (np.asarray(f.t_min) + np.asarray(f.t_max))[:, days]
+
+    def pet():
+        if f.pet is None:
+            raise ValueError("Attributes mean_pet and aridity need the file's PE (data.pet: given).")
+        return np.asarray(f.pet)[:, days].mean(1)
+
+    table = {
+        "lat": lambda: np.asarray(source.lat, float),
+        "lon": lambda: np.asarray(source.lon, float),
+        "log_area": lambda: np.log10(np.maximum(np.asarray(source.area_km2, float), 1e-3)),
+        "mean_precip": lambda: p.mean(1),
+        "mean_pet": pet,
+        "aridity": lambda: pet() / np.maximum(p.mean(1), 1e-6),
+        "mean_temp": lambda: t.mean(1),
+        "snow_fraction": lambda: (p * (t < 0)).sum(1) / np.maximum(p.sum(1), 1e-6),
+    }
+    cols = []
+    for name in names:
+        values = np.asarray(table[name](), np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            from ..io import ForcingDataError
+
+            ids = [source.basins[i] for i in bad]
+            raise ForcingDataError(
+                f"Static attribute '{name}' is undefined (NaN) for {bad.size} basin(s): "
+                f"{', '.join(ids[:10])}{' ...' if bad.size > 10 else ''}. Leave '{name}' out of "
+                "model.static_attributes, or select basins that have it (data.basins).",
+                variable=name,
+                basins=ids,
+            )
+        cols.append(values)
+    return np.stack(cols, 1) if cols else np.zeros((p.shape[0], 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# RunData
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """Host-side (numpy) data of a run: series ``[basin, time]`` from the first warm-up day
+    to the last day of any period, observed runoff with NaN gaps, period index ranges."""
+
+    basins: tuple[str, ...]
+    names: tuple[str, ...]
+    time: Any  # pandas.DatetimeIndex
+    series: dict[str, np.ndarray]  # precip, t_min, t_max, (pet): [basin, time]
+    doy: np.ndarray  # [time]
+    lat: np.ndarray  # [basin]
+    coords: dict[str, np.ndarray]  # per-basin lat, lon, area_km2, name for output files
+    raw_attributes: np.ndarray  # [basin, n] as computed, before normalisation
+    attributes: np.ndarray | None  # normalised, [basin, n] or None
+    obs: np.ndarray  # [basin, time]
+    periods: dict[str, tuple[int, int]]  # name -> (first, last) day index, inclusive
+    obs_std: np.ndarray  # [basin] over the training period (1 where undefined)
+    obs_mean: np.ndarray  # [basin] over the training period (1 where undefined)
+    normalisation: Normalisation
+
+    @property
+    def n_basins(self) -> int:
+        return len(self.basins)
+
+    def forcing(self, basins: np.ndarray, starts: np.ndarray, length: int) -> Forcing:
+        """Forcing ``[len(basins), length]`` of windows beginning at day indices ``starts``."""
+        days = np.asarray(starts)[:, None] + np.arange(length)
+        rows = np.asarray(basins)[:, None]
+        take = {k: jnp.asarray(v[rows, days]) for k, v in self.series.items()}
+        return Forcing(
+            precip=take["precip"],
+            t_min=take["t_min"],
+            t_max=take["t_max"],
+            doy=jnp.asarray(self.doy[days]),
+            lat=jnp.asarray(self.lat[np.asarray(basins)]),
+            pet=take.get("pet"),
+            attributes=None
+            if self.attributes is None
+            else jnp.asarray(self.attributes[np.asarray(basins)]),
+        )
+
+    def observed(self, basins: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        days = np.asarray(starts)[:, None] + np.arange(length)
+        return self.obs[np.asarray(basins)[:, None], days]
+
+    def period_window(self, name: str, warmup_days: int) -> tuple[int, int]:
+        """(start index including warm-up, length) of a whole period."""
+        first, last = self.periods[name]
+        return first - warmup_days, last - first + 1 + warmup_days
+
+
+def period_indices(
+    time_index: pd.DatetimeIndex, periods: Mapping[str, tuple[str, str]], warmup_days: int
+) -> dict[str, tuple[int, int]]:
+    """``{name: (first, last)}`` day indices of inclusive ISO periods in ``time_index``; raise a
+    ValueError naming the period if a period is not covered or has no room for the warm-up."""
+    out = {}
+    for name, period in periods.items():
+        first = time_index.searchsorted(np.datetime64(period[0]))
+        last = time_index.searchsorted(np.datetime64(period[1]), side="right") - 1
+        if (
+            first >= len(time_index)
+            or last < first
+            or time_index[first].date() != _dt.date.fromisoformat(period[0])
+            or time_index[last].date() != _dt.date.fromisoformat(period[1])
+        ):
+            span = (
+                f"{time_index[0]:%Y-%m-%d} .. {time_index[-1]:%Y-%m-%d}"
+                if len(time_index)
+                else "none"
+            )
+            raise ValueError(
+                f"The {name} period {period[0]} .. {period[1]} is not covered by the loaded days "
+                f"{span} (file range or trimming)."
+            )
+        if first < warmup_days:
+            raise ValueError(
+                f"The {name} period starts {first} days after the first loaded day but "
+                f"data.warmup_days is {warmup_days}; start the period later or shorten the "
+                "warm-up."
+            )
+        out[name] = (int(first), int(last))
+    return out
+
+
+def assemble(
+    source,
+    periods: dict[str, tuple[int, int]],
+    attribute_names,
+    raw_attributes: np.ndarray,
+    normalisation: Normalisation | None,
+    statistics_period: str,
+) -> RunData:
+    """``RunData`` of a loaded ``source``; ``normalisation`` is fitted on ``raw_attributes``
+    when None. Observed-runoff mean and spread per basin come from ``statistics_period``."""
+    f = source.forcing
+    series = {k: np.asarray(getattr(f, k), DTYPE) for k in ("precip", "t_min", "t_max")}
+    if f.pet is not None:
+        series["pet"] = np.asarray(f.pet, DTYPE)
+    obs = np.asarray(source.observed_runoff, DTYPE)
+    first, last = periods[statistics_period]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without observations
+        obs_std = np.nanstd(obs[:, first : last + 1], axis=1)
+        obs_mean = np.nanmean(obs[:, first : last + 1], axis=1)
+    obs_std = np.where(np.isfinite(obs_std), obs_std, 1.0).astype(DTYPE)
+    obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0).astype(DTYPE)
+    if normalisation is None:
+        normalisation = Normalisation.fit(attribute_names, raw_attributes)
+    elif normalisation.names != tuple(attribute_names):
+        raise ValueError(
+            f"The normalisation is for attributes {normalisation.names}, the model uses "
+            f"{tuple(attribute_names)}."
+        )
+    names = tuple(getattr(source, "names", source.basins))
+    return RunData(
+        basins=tuple(source.basins),
+        names=names,
+        time=source.time,
+        series=series,
+        doy=np.asarray(f.doy, DTYPE),
+        lat=np.asarray(f.lat, DTYPE),
+        coords={
+            "lat": np.asarray(source.lat, float),
+            "lon": np.asarray(source.lon, float),
+            "area_km2": np.asarray(source.area_km2, float),
+            "name": np.asarray(names, dtype=str),
+        },
+        raw_attributes=np.asarray(raw_attributes, np.float64),
+        attributes=normalisation.apply(raw_attributes) if len(attribute_names) else None,
+        obs=obs,
+        periods=periods,
+        obs_std=obs_std,
+        obs_mean=obs_mean,
+        normalisation=normalisation,
+    )
+
+
+def load_data(config: Config, normalisation: Normalisation | None = None) -> RunData:
+    """Load the run's basins and days; fit the attribute normalisation unless one is given."""
+    cfg = config.data
+    source = LOADERS[cfg.loader](cfg, config.run.seed)
+    named = {
+        "train": cfg.train_period,
+        "validation": cfg.validation_period,
+        "test": cfg.test_period,
+    }
+    periods = period_indices(
+        source.time, {k: v for k, v in named.items() if v is not None}, cfg.warmup_days
+    )
+    first, last = periods["train"]
+    names = config.model.static_attributes
+    raw = static_attributes(names, source, slice(first, last + 1))
+    return assemble(source, periods, names, raw, normalisation, "train")
+
+
+def basin_table(run_dir) -> pd.DataFrame:
+    """``basins.csv`` of a finished run: per trained basin its raw static attributes and
+    physical parameters, indexed by basin id."""
+    return pd.read_csv(Path(run_dir) / "basins.csv", dtype={"basin": str}).set_index("basin")
+
+
+def write_basin_table(path, data: RunData, params: Params, config: Config) -> None:
+    """Write ``basins.csv``: id, name, raw attributes, trainable physical parameters."""
+    table = pd.DataFrame({"basin": list(data.basins), "name": list(data.names)})
+    for j, name in enumerate(config.model.static_attributes):
+        table[name] = data.raw_attributes[:, j]
+    for name in config.model.trainable_params:
+        table[name] = np.broadcast_to(np.asarray(getattr(params, name)), (data.n_basins,))
+    ckpt.atomic_write_text(path, table.to_csv(index=False, float_format="%.9g"))

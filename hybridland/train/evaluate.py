@@ -1,0 +1,241 @@
+"""Evaluate a trained run on any dataset of the layout it was trained on.
+
+``evaluate_run(run_dir, data=FILE, period=(START, END))`` loads the basins of ``FILE`` (all of
+them, or ``basins``) over ``period`` plus the run's warm-up days, simulates them with the run's
+best model and writes nothing; the returned ``Evaluation`` holds the simulation, the observed
+runoff, a per-basin table of metrics and closure residuals, and turns into a CF dataset.
+
+**Basins the run has not seen.** A basin trained in the run keeps its calibrated parameters and
+the static attributes it was trained with (``basins.csv`` in the run directory). Any other
+basin gets the median of each calibrated parameter over the trained basins (a regional
+default; parameters shared by all basins are used as they are) and static attributes computed
+from its own forcing over the evaluated days (warm-up and period), normalised with the run's
+training statistics. The ``parameters`` column of the table says which applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from ..io import DataAdjustmentWarning, ForcingDataError
+from .._params import Params
+from ..chunked import run_timed
+from ..model import ColumnModel
+from ..solve import Simulation, check_forcing
+from .config import Config
+from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
+from .loop import load_run
+
+EVALUATION = "evaluation"
+CHUNK_BASINS = 64
+"""Basins per compiled call when evaluating (bounded memory; a progress bar over chunks)."""
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A trained run on some basins and days (series ``[basin, time]``, evaluated days only)."""
+
+    config: Config
+    model: ColumnModel
+    data: RunData
+    period: tuple[str, str]
+    time: pd.DatetimeIndex
+    simulation: Simulation  # numpy leaves, warm-up days cut
+    observed: np.ndarray
+    table: pd.DataFrame
+    compile_s: float
+    run_s: float
+    adjustments: list[str]
+    """What the reader repaired, as the run's data options asked (dropped basins, swaps...)."""
+
+    def dataset(self, *, title: str = "hybridland evaluation", history: str | None = None):
+        """The simulation as a CF dataset (``hybridland.io.simulation_to_dataset``) with the
+        observed streamflow added as ``observed_runoff``."""
+        from ..io import simulation_to_dataset
+
+        ds = simulation_to_dataset(
+            self.simulation,
+            self.data.basins,
+            self.time,
+            coords=self.data.coords,
+            model=self.model,
+            title=title,
+            history=history,
+            attrs={"evaluation_period": f"{self.period[0]} .. {self.period[1]}"},
+        )
+        ds["observed_runoff"] = (
+            ("basin", "time"),
+            self.observed.astype(np.float32),
+            {
+                "standard_name": "runoff_flux",
+                "units": "kg m-2 day-1",
+                "long_name": "observed streamflow per unit catchment area (mm day-1)",
+            },
+        )
+        return ds
+
+
+def evaluate_run(
+    run_dir,
+    data: str | None = None,
+    *,
+    period: tuple[str, str] | None = None,
+    basins: list[str] | None = None,
+    progress: bool | None = None,
+) -> Evaluation:
+    """Simulate ``basins`` of ``data`` over ``period`` with the run's best model.
+
+    Defaults: ``data`` the run's own data (then ``basins`` the run's basins; with a file, every
+    basin in it), ``period`` the run's test period, else its validation period.
+
+    Raises ``FileNotFoundError`` for a missing run or file, ``ForcingDataError`` for unusable
+    data and ``ValueError`` for a period the data do not cover (each naming the problem).
+    """
+    model, trained_params, normalisation, config = load_run(run_dir)
+    trained = basin_table(run_dir)
+    cfg = config.data
+    if period is None:
+        period = cfg.test_period or cfg.validation_period
+    period = (str(period[0]), str(period[1]))
+    loader = cfg.loader
+    if data is not None and loader == "fulda":
+        loader = "netcdf"  # a file in the canonical layout, like the built-in example
+    eval_cfg = dataclasses.replace(
+        cfg,
+        loader=loader,
+        path=str(data) if data is not None else cfg.path,
+        basins=tuple(basins) if basins else (None if data is not None else tuple(trained.index)),
+        n_basins=None,
+        train_period=period,
+        validation_period=period,
+        test_period=None,
+    )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataAdjustmentWarning)
+            source = LOADERS[loader](eval_cfg, config.run.seed)
+    except ForcingDataError as err:
+        first = eval_cfg.span[0].isoformat()
+        raise ForcingDataError(
+            f"Evaluating {period[0]} .. {period[1]} needs the run's {cfg.warmup_days} warm-up "
+            f"days before it (data from {first}). {err}",
+            variable=err.variable,
+            basins=err.basins,
+        ) from err
+    adjustments = []
+    for w in caught:  # repairs the run's configuration asked for: kept with the result
+        if issubclass(w.category, DataAdjustmentWarning):
+            adjustments.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    periods = period_indices(source.time, {EVALUATION: period}, cfg.warmup_days)
+    names = config.model.static_attributes
+    ids = list(source.basins)
+    known = np.array([b in trained.index for b in ids])
+    raw = static_attributes(names, source, slice(None))
+    if names and known.any():
+        raw[known] = trained.loc[[b for b, k in zip(ids, known) if k], list(names)].to_numpy()
+    run_data = assemble(source, periods, names, raw, normalisation, EVALUATION)
+
+    params = _evaluation_params(trained_params, trained.index, ids, config)
+    start, length = run_data.period_window(EVALUATION, cfg.warmup_days)
+    forcing = run_data.forcing(np.arange(len(ids)), np.full(len(ids), start), length)
+    check_forcing(model, forcing)
+    result = run_timed(
+        model, forcing, params, chunk_columns=CHUNK_BASINS, progress=progress,
+        description="evaluate",
+    )
+    sim = drop_warmup(result.sim, cfg.warmup_days)
+    first, last = periods[EVALUATION]
+    observed = run_data.obs[:, first : last + 1]
+    table = _metric_table(ids, run_data.names, known, observed, sim, config)
+    return Evaluation(
+        config=config,
+        model=model,
+        data=run_data,
+        period=period,
+        time=source.time[first : last + 1],
+        simulation=sim,
+        observed=observed,
+        table=table,
+        compile_s=result.compile_s,
+        run_s=result.run_s,
+        adjustments=adjustments,
+    )
+
+
+def drop_warmup(sim: Simulation, days: int) -> Simulation:
+    """The simulation from day ``days`` on, as if it had started there: the initial stores are
+    those at the end of the warm-up and the cumulative residual restarts from zero."""
+    if days == 0:
+        return sim
+
+    def cut(a):
+        return np.asarray(a)[:, days:]
+
+    def at_end_of_warmup(a):
+        return np.asarray(a)[:, days - 1]
+
+    cumulative = np.asarray(sim.cumulative_water_residual)
+    return Simulation(
+        states=jax.tree_util.tree_map(cut, sim.states),
+        fluxes=jax.tree_util.tree_map(cut, sim.fluxes),
+        initial_state=jax.tree_util.tree_map(at_end_of_warmup, sim.states),
+        final_state=sim.final_state,
+        cumulative_water_residual=cumulative[:, days:] - cumulative[:, days - 1 : days],
+    )
+
+
+def _evaluation_params(trained: Params, trained_ids, ids: list[str], config: Config) -> Params:
+    """Per-basin parameters: calibrated for trained basins, the trained median for others."""
+    position = {b: i for i, b in enumerate(trained_ids)}
+    rows = np.array([position.get(b, -1) for b in ids])
+
+    def pick(name, values):
+        values = np.asarray(values)
+        shared = name not in config.model.trainable_params or not config.model.per_basin_params
+        if shared or values.ndim == 0:  # one value for every basin
+            return jnp.full((len(ids),), values.reshape(-1)[0], values.dtype)
+        median = np.median(values)
+        return jnp.asarray(np.where(rows >= 0, values[np.maximum(rows, 0)], median))
+
+    return Params(
+        **{f.name: pick(f.name, getattr(trained, f.name)) for f in dataclasses.fields(trained)}
+    )
+
+
+def _metric_table(ids, names, known, observed, sim, config: Config) -> pd.DataFrame:
+    scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, sim.fluxes.runoff).items()}
+    fluxes = sim.fluxes
+    cumulative = np.asarray(sim.cumulative_water_residual)
+    table = pd.DataFrame(
+        {
+            "basin": ids,
+            "name": list(names),
+            "parameters": np.where(
+                known | (not config.model.per_basin_params), "calibrated", "regional median"
+            ),
+            **{k: scores[k] for k in ("nse", "kge", "r", "alpha", "beta", "log_nse", "rmse",
+                                      "bias", "pbias", "fhv", "flv", "n_valid")},
+            "mean_observed_mm_day": _nanmean_rows(observed),
+            "mean_runoff_mm_day": np.mean(fluxes.runoff, axis=1),
+            "mean_et_mm_day": np.mean(fluxes.et, axis=1),
+            "mean_precip_mm_day": np.mean(fluxes.precip, axis=1),
+            "max_abs_step_residual_mm": np.max(np.abs(fluxes.water_residual), axis=1),
+            "max_abs_cumulative_residual_mm": np.max(np.abs(cumulative), axis=1),
+        }
+    )
+    return table
+
+
+def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without any observation
+        return np.nanmean(x, axis=1)

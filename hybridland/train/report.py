@@ -1,0 +1,77 @@
+"""What a finished run writes besides its weights: per-basin metric tables and figures.
+
+``write_report(run_dir, history)`` evaluates the best model on the run's validation and test
+periods (``evaluate_run``) and writes ``metrics_<period>.csv`` (one row per basin: NSE, KGE
+with r, alpha, beta, the other metrics, and the closure residuals), and in ``plots/``: the
+training curves, the hydrographs and the cumulative water budget of each period, and the CDF of
+NSE and KGE across basins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..io.plots import plot_hydrographs, plot_metric_cdf, plot_training_curves, plot_water_budget
+from .checkpoint import atomic_write_text
+from .evaluate import Evaluation, evaluate_run
+
+
+def write_table(table: pd.DataFrame, path) -> Path:
+    """Write a per-basin metric table as CSV (atomically)."""
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
+    return Path(path)
+
+
+def plot_evaluation(evaluation: Evaluation, folder, label: str) -> list[Path]:
+    """Hydrographs and cumulative water budget of an evaluation, named after ``label``."""
+    ds = evaluation.dataset()
+    table = evaluation.table
+    scores = {"nse": table["nse"].to_numpy(), "kge": table["kge"].to_numpy()}
+    folder = Path(folder)
+    return [
+        plot_hydrographs(ds, folder / f"hydrographs_{label}.png", scores=scores),
+        plot_water_budget(ds, folder / f"water_budget_{label}.png"),
+    ]
+
+
+def write_report(
+    run_dir,
+    history: Sequence[Mapping[str, float]],
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Evaluate a finished run on its validation and test periods; write tables and figures.
+
+    Returns ``{period: metric table}``.
+    """
+    from .loop import load_run
+
+    run_dir = Path(run_dir)
+    plots = run_dir / "plots"
+    plot_training_curves(history, plots / "training_curves.png")
+    config = load_run(run_dir)[3]
+    tables = {}
+    for label, period in (
+        ("validation", config.data.validation_period),
+        ("test", config.data.test_period),
+    ):
+        if period is None:
+            continue
+        evaluation = evaluate_run(run_dir, period=period, progress=progress)
+        for text in evaluation.adjustments:
+            log(f"{label} input adjustment: {text}")
+        tables[label] = evaluation.table
+        write_table(evaluation.table, run_dir / f"metrics_{label}.csv")
+        plot_evaluation(evaluation, plots, label)
+        t = evaluation.table
+        log(
+            f"{label} {period[0]} .. {period[1]}: median NSE {t['nse'].median():.3f}, median "
+            f"KGE {t['kge'].median():.3f} over {len(t)} basins; max |cumulative water "
+            f"residual| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
+        )
+    plot_metric_cdf(tables, plots / "metric_cdf.png")
+    return tables

@@ -1,0 +1,46 @@
+"""Tiny training runs shared by the training and evaluation tests.
+
+3 real MOPEX basins (2 years train, 1 year validation, 120-day windows after 60 warm-up days,
+width 8), float32 on CPU.
+"""
+
+import warnings
+
+from hybridland.io._report import DataAdjustmentWarning
+from hybridland.train import config_from_dict, train
+
+BASINS = ["10296500", "10309000", "01064500"]
+
+
+def tiny(kind="hybrid", epochs=4, **model):
+    model = {"kind": kind, "width": 8, "depth": 1, **model}
+    if kind == "physics":
+        model.setdefault("trainable_params", ["runoff_shape", "baseflow_rate", "et_threshold"])
+    return config_from_dict(
+        {
+            "run": {"name": f"tiny-{kind}", "seed": 3},
+            "data": {
+                "basins": BASINS,
+                "swap_inverted_temperatures": True,
+                "train_period": ["1995-01-01", "1996-12-31"],
+                "validation_period": ["1997-01-01", "1997-12-31"],
+                "warmup_days": 60,
+            },
+            "model": model,
+            "training": {
+                "epochs": epochs,
+                "batch_basins": 3,
+                "window_days": 120,
+                "learning_rate": 0.02,
+                "schedule": "cosine",
+                "warmup_steps": 2,
+                "decay_rate": 0.2,
+            },
+        }
+    )
+
+
+def quiet_train(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return train(*args, progress=False, **kwargs)

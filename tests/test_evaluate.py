@@ -1,0 +1,191 @@
+"""Evaluating trained runs: the run report, ``evaluate_run``, ``hybridland evaluate`` and
+``hybridland simulate --run-dir`` on data the run has seen and on a MOPEX-layout file it has not.
+"""
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from hybridland import metrics, simulate
+from hybridland.cli import main
+from hybridland.io import ForcingDataError, water_budget_terms
+from hybridland.io._report import DataAdjustmentWarning
+from hybridland.train import evaluate_run, load_data, load_run
+from runs import BASINS, quiet_train, tiny
+
+TEST = ("1998-01-01", "1998-12-31")
+UNSEEN = ["10312000", "11025500", "01055500"]  # the last has no Q in 1998
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, mopex_file):
+    config = tiny(
+        "hybrid", static_attributes=["aridity", "mean_precip"],
+        trainable_params=["baseflow_rate", "runoff_shape"],
+    ).replace("data", test_period=TEST)
+    run_dir = tmp_path_factory.mktemp("run")
+    return config, run_dir, quiet_train(config, run_dir)
+
+
+@pytest.fixture(scope="module")
+def unseen_file(tmp_path_factory, mopex_file):
+    """Three MOPEX basins the run has not seen, 1997-1998, in the MOPEX layout."""
+    path = tmp_path_factory.mktemp("data") / "unseen.nc"
+    with xr.open_dataset(mopex_file) as ds:
+        ds.sel(basin=UNSEEN, time=slice("1997-01-01", "1998-12-31")).load().to_netcdf(path)
+    return path
+
+
+def quiet_evaluate(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return evaluate_run(*args, progress=False, **kwargs)
+
+
+def test_finished_run_writes_tables_and_figures(run):
+    _, run_dir, result = run
+    for name in ("basins.csv", "metrics_validation.csv", "metrics_test.csv"):
+        assert (run_dir / name).is_file(), name
+    for name in ("training_curves", "hydrographs_validation", "water_budget_validation",
+                 "hydrographs_test", "water_budget_test", "metric_cdf"):
+        assert (run_dir / "plots" / f"{name}.png").read_bytes()[:8] == PNG, name
+    table = pd.read_csv(run_dir / "metrics_test.csv", dtype={"basin": str})
+    assert list(table["basin"]) == BASINS
+    assert (table["parameters"] == "calibrated").all()
+    assert (table["max_abs_cumulative_residual_mm"] < 1e-3).all()
+    basins = pd.read_csv(run_dir / "basins.csv", dtype={"basin": str}).set_index("basin")
+    np.testing.assert_allclose(basins["baseflow_rate"], np.asarray(result.params.baseflow_rate),
+                               rtol=1e-6)
+
+
+def test_report_validation_matches_the_training_loop(run):
+    _, run_dir, result = run
+    table = pd.read_csv(run_dir / "metrics_validation.csv")
+    best = result.history[result.best_epoch]
+    np.testing.assert_allclose(table["nse"].median(), best["val_median_nse"], rtol=1e-4)
+
+
+def test_evaluation_equals_a_direct_simulation(run):
+    config, run_dir, _ = run
+    evaluation = quiet_evaluate(run_dir)  # default: the run's basins and test period
+    assert evaluation.period == TEST
+    model, params, norm, loaded = load_run(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        data = load_data(loaded, norm)
+    warm = config.data.warmup_days
+    start, length = data.period_window("test", warm)
+    forcing = data.forcing(np.arange(3), np.full(3, start), length)
+    runoff = np.asarray(simulate(model, forcing, params).fluxes.runoff)[:, warm:]
+    np.testing.assert_allclose(evaluation.simulation.fluxes.runoff, runoff, rtol=1e-5, atol=1e-6)
+    first, last = data.periods["test"]
+    observed = data.obs[:, first : last + 1]
+    np.testing.assert_allclose(evaluation.table["nse"], metrics.nse(observed, runoff), rtol=1e-4)
+    assert evaluation.time[0] == pd.Timestamp(TEST[0]) and len(evaluation.time) == 365
+
+
+def test_evaluation_dataset_closes_from_the_period_start(run):
+    """Cutting the warm-up keeps the file's own budget exact: its initial stores are those at
+    the end of the warm-up and its running residual restarts at zero."""
+    _, run_dir, _ = run
+    ds = quiet_evaluate(run_dir).dataset()
+    assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
+    assert float(np.abs(ds["water_balance_residual"].isel(time=0)).max()) < 1e-4
+    assert ds["observed_runoff"].attrs["standard_name"] == "runoff_flux"
+
+
+def test_evaluate_a_file_the_run_has_never_seen(run, unseen_file):
+    _, run_dir, result = run
+    evaluation = quiet_evaluate(run_dir, str(unseen_file), period=TEST)
+    table = evaluation.table
+    assert list(table["basin"]) == UNSEEN
+    assert (table["parameters"] == "regional median").all()
+    scored = table.iloc[:2]
+    assert np.isfinite(scored["nse"]).all() and np.isfinite(scored["kge"]).all()
+    assert (scored["n_valid"] == 365).all()
+    # No observation at all: no score (never a made-up number), but still a closed budget.
+    assert np.isnan(table["nse"].iloc[2]) and table["n_valid"].iloc[2] == 0
+    assert (table["max_abs_cumulative_residual_mm"] < 1e-3).all()
+    # Unseen basins run with the median of the calibrated parameters.
+    trained = np.asarray(result.params.baseflow_rate)
+    ds = evaluation.dataset()
+    assert ds.sizes["basin"] == 3
+    basins = pd.read_csv(run_dir / "basins.csv")
+    np.testing.assert_allclose(np.median(basins["baseflow_rate"]), np.median(trained), rtol=1e-6)
+
+
+def test_cli_evaluate_on_an_unseen_file(run, unseen_file, tmp_path, capsys):
+    _, run_dir, _ = run
+    out = tmp_path / "metrics.csv"
+    code = main(["evaluate", "--run-dir", str(run_dir), "--data", str(unseen_file),
+                 "--period", f"{TEST[0]}:{TEST[1]}", "--out", str(out),
+                 "--plots", str(tmp_path / "plots")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "median NSE" in printed and "regional median" in printed
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["basin"] for r in rows] == UNSEEN
+    for key in ("nse", "kge", "r", "alpha", "beta", "max_abs_cumulative_residual_mm"):
+        assert np.isfinite(float(rows[0][key])), key
+    assert (tmp_path / "plots" / "hydrographs_metrics.png").read_bytes()[:8] == PNG
+
+
+def test_cli_simulate_with_a_trained_run(run, unseen_file, tmp_path, capsys):
+    _, run_dir, _ = run
+    out = tmp_path / "sim.nc"
+    code = main(["simulate", "--run-dir", str(run_dir), "--data", str(unseen_file),
+                 "--start", TEST[0], "--end", TEST[1], "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    with xr.open_dataset(out) as ds:
+        assert list(ds["basin"].values) == UNSEEN
+        assert str(ds["time"].values[0])[:10] == TEST[0]
+        assert {"runoff", "evapotranspiration", "observed_runoff"} <= set(ds.data_vars)
+        assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--period", "1998-01-01"], "START:END"),
+        (["--period", "2010-01-01:2010-12-31"], "not inside the data"),
+        (["--period", "1997-01-01:1997-12-31"], "warm-up"),  # no warm-up room in the file
+    ],
+)
+def test_cli_evaluate_bad_input_exits_2(run, unseen_file, tmp_path, capsys, args, message):
+    _, run_dir, _ = run
+    code = main(["evaluate", "--run-dir", str(run_dir), "--data", str(unseen_file),
+                 "--out", str(tmp_path / "m.csv"), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_evaluate_missing_run(tmp_path, capsys):
+    code = main(["evaluate", "--run-dir", str(tmp_path / "nothing"), "--out",
+                 str(tmp_path / "m.csv")])
+    assert code == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_undefined_static_attribute_names_the_basins(mopex_file):
+    with xr.open_dataset(mopex_file) as ds:
+        no_lat = [str(b) for b in ds["basin"].values[np.isnan(ds["lat"].values)]]
+    assert no_lat, "the shared MOPEX file has basins without coordinates"
+    config = tiny("hybrid", static_attributes=["lat"]).replace(
+        "data", basins=(BASINS[0], no_lat[0]), drop_incomplete=True
+    )
+    with pytest.raises(ForcingDataError, match=f"'lat'.*{no_lat[0]}"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataAdjustmentWarning)
+            load_data(config)
+
+
+def test_run_json_lists_the_trained_basins(run):
+    _, run_dir, _ = run
+    assert json.loads((run_dir / "run.json").read_text())["basins"] == BASINS
