@@ -88,13 +88,13 @@ def _hybridland_case(model_kind, mode, n_columns, n_days, impl, checkpoint_every
     net, static = eqx.partition(model, eqx.is_inexact_array)
     every = None if impl == "hybridland-nockpt" else checkpoint_every
 
-    def loss(params, net):
+    def loss(params, net, forcing):  # forcing an argument: a closed-over array is a constant
         sim = hl.simulate(eqx.combine(net, static), forcing, params, outputs=(),
                           totals=("runoff", "et"), chunk_days=365, checkpoint_every=every)
         return jnp.sum(sim.totals["runoff"]) + jnp.sum(sim.totals["et"])
 
     grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-    return lambda: grad(params, net)
+    return lambda: grad(params, net, forcing)
 
 
 def _reference_case(impl, model_kind, mode, n_columns, n_days, checkpoint_every):

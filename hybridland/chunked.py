@@ -71,8 +71,8 @@ def run_timed(
     ``params`` are per column (``[column]`` leaves) or shared (scalars); default
     ``Params.default``. With ``chunk_columns`` the columns run in chunks of that size through one
     compiled program (the last chunk is padded by repeating its last column, then cut), with a
-    progress bar over the chunks (``progress=None``: shown when there is more than one chunk
-    and the output is a terminal). Without it all columns run in one call, the fastest on CPU
+    progress bar over the chunks when there is more than one (``progress=None``: only when the
+    output is a terminal). Without it all columns run in one call, the fastest on CPU
     when they fit in memory.
     """
     n = forcing.precip.shape[0]
@@ -95,7 +95,7 @@ def run_timed(
     compile_s = time.perf_counter() - t0
 
     pieces, run_s = [], 0.0
-    disable = (len(starts) == 1 or None) if progress is None else not progress
+    disable = len(starts) == 1 or (None if progress is None else not progress)
     for start in tqdm(starts, desc=description, unit="chunk", disable=disable):
         t0 = time.perf_counter()
         out = jax.block_until_ready(compiled(model, *chunk(start)))
