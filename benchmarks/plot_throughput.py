@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     records = [r for r in json.load(open(args.json)) if "error" not in r]
     print(markdown_table(json.load(open(args.json))))
     panels = sorted({(r["model"], r["mode"]) for r in records})
+    impls = sorted({r["impl"] for r in records})
+    colour = {impl: f"C{i}" for i, impl in enumerate(impls)}  # one colour per impl everywhere
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
     for ax, (model, mode) in zip(axes[0], panels):
         lines = defaultdict(list)
@@ -52,11 +54,12 @@ def main(argv=None) -> int:
                 lines[r["impl"]].append((r["columns"], r["colsteps_per_s"]))
         for impl, points in sorted(lines.items()):
             x, y = zip(*sorted(points))
-            ax.plot(x, y, "o-", label=impl)
+            ax.plot(x, y, "o-", color=colour[impl], label=impl)
         ax.set(xscale="log", yscale="log", xlabel="columns", title=f"{model} {mode}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("column-steps per second")
-    axes[0][-1].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     return 0
