@@ -6,6 +6,8 @@ width 8), float32 on CPU.
 
 import warnings
 
+import xarray as xr
+
 from hybridland.io._report import DataAdjustmentWarning
 from hybridland.train import config_from_dict, train
 
@@ -44,3 +46,16 @@ def quiet_train(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataAdjustmentWarning)
         return train(*args, progress=False, **kwargs)
+
+
+def mopex_subset(mopex_file, path, basins, start, end):
+    """Copy some basins and days of the shared MOPEX file to ``path`` (MOPEX layout)."""
+    with xr.open_dataset(mopex_file) as ds:
+        ds.sel(basin=list(basins), time=slice(start, end)).load().to_netcdf(path)
+    return path
+
+
+def trained(tmp_path_factory, config, name):
+    """``(config, run_dir, TrainResult)`` of ``config`` trained in a fresh folder ``name``."""
+    run_dir = tmp_path_factory.mktemp(name)
+    return config, run_dir, quiet_train(config, run_dir)

@@ -191,6 +191,8 @@ def test_train_configs_in_experiments_are_valid():
     for name in ("hybrid", "physics"):
         config = load_config(root / f"{name}.yaml")
         assert config.model.kind == name
+    regional = load_config(root / "regional.yaml")
+    assert regional.model.parameter_network and regional.data.n_basins == 144
 
 
 def test_train_bad_config_exits_2_naming_the_key(tmp_path, capsys):

@@ -16,7 +16,7 @@ from hybridland.cli import main
 from hybridland.io import ForcingDataError, water_budget_terms
 from hybridland.io._report import DataAdjustmentWarning
 from hybridland.train import evaluate_run, load_data, load_run
-from runs import BASINS, quiet_train, tiny
+from runs import BASINS, mopex_subset, tiny, trained
 
 TEST = ("1998-01-01", "1998-12-31")
 UNSEEN = ["10312000", "11025500", "01055500"]  # the last has no Q in 1998
@@ -29,17 +29,14 @@ def run(tmp_path_factory, mopex_file):
         "hybrid", static_attributes=["aridity", "mean_precip"],
         trainable_params=["baseflow_rate", "runoff_shape"],
     ).replace("data", test_period=TEST)
-    run_dir = tmp_path_factory.mktemp("run")
-    return config, run_dir, quiet_train(config, run_dir)
+    return trained(tmp_path_factory, config, "run")
 
 
 @pytest.fixture(scope="module")
 def unseen_file(tmp_path_factory, mopex_file):
     """Three MOPEX basins the run has not seen, 1997-1998, in the MOPEX layout."""
     path = tmp_path_factory.mktemp("data") / "unseen.nc"
-    with xr.open_dataset(mopex_file) as ds:
-        ds.sel(basin=UNSEEN, time=slice("1997-01-01", "1998-12-31")).load().to_netcdf(path)
-    return path
+    return mopex_subset(mopex_file, path, UNSEEN, "1997-01-01", "1998-12-31")
 
 
 def quiet_evaluate(*args, **kwargs):

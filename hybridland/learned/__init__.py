@@ -1,3 +1,8 @@
-"""Learned submodels (Equinox) that plug into the column model through the physics interfaces."""
+"""Learned submodels (Equinox) that plug into the column model through the physics interfaces,
+and the regional parameter network."""
 
-from .networks import MLPRunoff as MLPRunoff, MLPStressET as MLPStressET
+from .networks import (
+    MLPRunoff as MLPRunoff,
+    MLPStressET as MLPStressET,
+    ParameterNetwork as ParameterNetwork,
+)

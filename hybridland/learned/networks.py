@@ -85,3 +85,28 @@ class MLPRunoff(_BoundedMLP, AbstractRunoff):
     def surface_fraction(self, soil_rel, water_input, forcing, pet, params):
         self._check(forcing)
         return self._apply(features(soil_rel, forcing, pet, water_input=water_input), soil_rel)
+
+
+class ParameterNetwork(eqx.Module):
+    """Regional parameter learning: physical parameters of a column from its static attributes.
+
+    An MLP maps normalised attributes ``[n_attributes]`` to one unconstrained value per name in
+    ``names``; ``hybridland.train`` puts each through a sigmoid into its ``PARAMETER_BOUNDS``
+    range, so every output is a physically valid parameter. Trained across basins, it gives
+    parameters for basins it never saw.
+    """
+
+    mlp: eqx.nn.MLP
+    names: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(self, names, n_attributes: int, width: int = 32, depth: int = 2, *, key):
+        self.names = tuple(names)
+        self.mlp = eqx.nn.MLP(
+            n_attributes, len(self.names), width, depth, activation=jax.nn.tanh, key=key
+        )
+
+    def __call__(self, attributes: FloatArray) -> dict[str, FloatArray]:
+        """Unconstrained values ``{name: [column]}`` from attributes ``[column, n_attributes]``."""
+        weight_dtype = self.mlp.layers[0].weight.dtype
+        out = jax.vmap(self.mlp)(attributes.astype(weight_dtype))
+        return {name: out[:, i] for i, name in enumerate(self.names)}

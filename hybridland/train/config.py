@@ -150,6 +150,12 @@ class ModelConfig:
     stay at their defaults."""
     per_basin_params: bool = True
     """True: one value of each trainable parameter per basin; False: one shared value."""
+    parameter_network: bool = False
+    """True: the trainable parameters come from a network of the static attributes
+    (``ParameterNetwork``, regional learning that transfers to unseen basins) instead of
+    per-basin or shared values."""
+    parameter_width: int = 32
+    parameter_depth: int = 2
     static_attributes: tuple[str, ...] = ()
     """Static basin attributes fed to the networks (normalised on the training basins)."""
 
@@ -172,6 +178,10 @@ class ModelConfig:
             _fail(self, "static_attributes", f"unknown {unknown}; known: {list(STATIC_ATTRIBUTES)}")
         if len(set(self.static_attributes)) != len(self.static_attributes):
             _fail(self, "static_attributes", "lists an attribute twice")
+        if self.parameter_network and not (self.static_attributes and self.trainable_params):
+            _fail(self, "parameter_network", "needs static_attributes and trainable_params")
+        if self.parameter_width < 1 or self.parameter_depth < 0:
+            _fail(self, "parameter_width", "width must be >= 1 and parameter_depth >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +212,10 @@ class TrainingConfig:
     """Stop after this many epochs without a better validation loss; None: never."""
     clip_norm: float | None = 1.0
     """Clip gradients to this global norm; None: no clipping."""
+    init_from: str | None = None
+    """Fine-tuning: a finished run directory whose weights (networks, parameter network, shared
+    parameters; per-basin parameters start at that run's median) and attribute normalisation
+    this run starts from. Model settings must match."""
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -258,8 +272,16 @@ class Config:
                 "trainable_params",
                 "a physics model has nothing to train unless some parameters are trainable",
             )
-        if self.model.kind == "physics" and self.model.static_attributes:
-            _fail(self.model, "static_attributes", "only networks (kind: hybrid) use them")
+        if (
+            self.model.kind == "physics"
+            and self.model.static_attributes
+            and not self.model.parameter_network
+        ):
+            _fail(
+                self.model,
+                "static_attributes",
+                "only networks use them (kind: hybrid, or parameter_network: true)",
+            )
         train_days = _days(self.data.train_period)
         if self.training.window_days > train_days:
             _fail(

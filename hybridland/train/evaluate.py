@@ -7,10 +7,11 @@ runoff, a per-basin table of metrics and closure residuals, and turns into a CF 
 
 **Basins the run has not seen.** A basin trained in the run keeps its calibrated parameters and
 the static attributes it was trained with (``basins.csv`` in the run directory). Any other
-basin gets the median of each calibrated parameter over the trained basins (a regional
-default; parameters shared by all basins are used as they are) and static attributes computed
-from its own forcing over the evaluated days (warm-up and period), normalised with the run's
-training statistics. The ``parameters`` column of the table says which applies.
+basin gets static attributes computed from its own forcing over the evaluated days (warm-up and
+period), normalised with the run's training statistics, and parameters from the run's
+parameter network if it has one, else the median of each calibrated parameter over the trained
+basins (a regional default; parameters shared by all basins are used as they are). The
+``parameters`` column of the table says which applies.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..model import ColumnModel
 from ..solve import Simulation, check_forcing
 from .config import Config
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
-from .loop import load_run
+from .loop import bounded_params, load_run, load_trainables
 
 EVALUATION = "evaluation"
 CHUNK_BASINS = 64
@@ -49,6 +50,8 @@ class Evaluation:
     time: pd.DatetimeIndex
     simulation: Simulation  # numpy leaves, warm-up days cut
     observed: np.ndarray
+    params: Params
+    """The physical parameters each basin ran with ``[basin]``."""
     table: pd.DataFrame
     compile_s: float
     run_s: float
@@ -144,7 +147,12 @@ def evaluate_run(
         raw[known] = trained.loc[[b for b, k in zip(ids, known) if k], list(names)].to_numpy()
     run_data = assemble(source, periods, names, raw, normalisation, EVALUATION)
 
-    params = _evaluation_params(trained_params, trained.index, ids, config)
+    if config.model.parameter_network:
+        _, network, _, _ = load_trainables(run_dir)
+        attributes = jnp.asarray(run_data.attributes)
+        params = bounded_params(network, None, len(ids), attributes)
+    else:
+        params = _evaluation_params(trained_params, trained.index, ids, config)
     start, length = run_data.period_window(EVALUATION, cfg.warmup_days)
     forcing = run_data.forcing(np.arange(len(ids)), np.full(len(ids), start), length)
     check_forcing(model, forcing)
@@ -164,6 +172,7 @@ def evaluate_run(
         time=source.time[first : last + 1],
         simulation=sim,
         observed=observed,
+        params=params,
         table=table,
         compile_s=result.compile_s,
         run_s=result.run_s,
@@ -219,9 +228,7 @@ def _metric_table(ids, names, known, observed, sim, config: Config) -> pd.DataFr
         {
             "basin": ids,
             "name": list(names),
-            "parameters": np.where(
-                known | (not config.model.per_basin_params), "calibrated", "regional median"
-            ),
+            "parameters": _parameter_source(known, config),
             **{k: scores[k] for k in ("nse", "kge", "r", "alpha", "beta", "log_nse", "rmse",
                                       "bias", "pbias", "fhv", "flv", "n_valid")},
             "mean_observed_mm_day": _nanmean_rows(observed),
@@ -233,6 +240,14 @@ def _metric_table(ids, names, known, observed, sim, config: Config) -> pd.DataFr
         }
     )
     return table
+
+
+def _parameter_source(known: np.ndarray, config: Config) -> np.ndarray:
+    if config.model.parameter_network:
+        return np.full(known.shape, "network")
+    if not config.model.per_basin_params:
+        return np.full(known.shape, "calibrated")
+    return np.where(known, "calibrated", "regional median")
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:

@@ -48,12 +48,13 @@ from tqdm.auto import tqdm
 from .. import metrics
 from ..io._report import DataAdjustmentWarning
 from .._params import PARAMETER_BOUNDS, Params
+from ..learned import ParameterNetwork
 from ..model import ColumnModel
 from ..model import build_model as build_column_model
 from ..solve import check_forcing, run_column, vmap_columns
 from . import checkpoint as ckpt
 from .config import Config, TrainingConfig, config_from_yaml
-from .data import DTYPE, Normalisation, RunData, load_data, write_basin_table
+from .data import DTYPE, Normalisation, RunData, basin_table, load_data, write_basin_table
 from .losses import LOSSES
 
 # ---------------------------------------------------------------------------------------------
@@ -70,25 +71,64 @@ def build_model(config: Config, n_attributes: int) -> ColumnModel:
 
 
 def init_trainables(config: Config, model: ColumnModel, n_basins: int):
-    """``((model trainables, {param: unconstrained}), model static part)``, params at defaults."""
+    """``((model trainables, parameter trainables), model static part)``, parameters at their
+    defaults: ``{param: unconstrained}`` per basin or shared, or a ``ParameterNetwork`` whose
+    outputs are offsets from the defaults (seeded by ``run.seed``)."""
     model_train, model_static = eqx.partition(model, eqx.is_inexact_array)
-    shape = (n_basins,) if config.model.per_basin_params else ()
+    m = config.model
+    if m.parameter_network:
+        key = jax.random.fold_in(jax.random.key(config.run.seed), 1)
+        u = ParameterNetwork(
+            m.trainable_params, len(m.static_attributes), m.parameter_width, m.parameter_depth,
+            key=key,
+        )
+        return (model_train, u), model_static
+    shape = (n_basins,) if m.per_basin_params else ()
     defaults = Params.default(dtype=DTYPE).to_unconstrained()
-    u = {
-        name: jnp.full(shape, getattr(defaults, name), DTYPE)
-        for name in config.model.trainable_params
-    }
+    u = {name: jnp.full(shape, getattr(defaults, name), DTYPE) for name in m.trainable_params}
     return (model_train, u), model_static
 
 
-def bounded_params(u: dict, basins, n: int) -> Params:
-    """Physical ``Params`` ``[n]`` for ``basins`` from unconstrained trainables (sigmoid)."""
+def bounded_params(u, basins, n: int, attributes=None) -> Params:
+    """Physical ``Params`` ``[n]`` from the parameter trainables (a sigmoid into each range).
+
+    ``u`` is ``{param: unconstrained}`` (per basin, indexed by ``basins``, or shared) or a
+    ``ParameterNetwork``, which needs the normalised ``attributes`` ``[n, n_attributes]`` of the
+    ``n`` columns.
+    """
+    if isinstance(u, ParameterNetwork):
+        if attributes is None:
+            raise ValueError("A parameter network needs the columns' static attributes.")
+        defaults = Params.default(dtype=DTYPE).to_unconstrained()
+        u = {name: getattr(defaults, name) + v for name, v in u(attributes).items()}
+        basins = None  # already one value per column
     values = {}
     for name, v in u.items():
         b = PARAMETER_BOUNDS[name]
-        v = v[basins] if v.ndim else v
+        v = v[basins] if (v.ndim and basins is not None) else v
         values[name] = b.low + (b.high - b.low) * jax.nn.sigmoid(v)
     return Params.default(n, dtype=DTYPE, **values)
+
+
+def fine_tuning_start(config: Config, n_basins: int):
+    """The trainables of a run that starts from ``training.init_from``: that run's network
+    weights, parameter network or shared parameters, and for per-basin parameters the median
+    of its calibrated values (the new basins are others). Raises ValueError if the model
+    settings differ."""
+    model, u, _, old = load_trainables(config.training.init_from)
+    if old.model != config.model:
+        diffs = [
+            f"{f.name}: {getattr(old.model, f.name)!r} -> {getattr(config.model, f.name)!r}"
+            for f in dataclasses.fields(config.model)
+            if getattr(old.model, f.name) != getattr(config.model, f.name)
+        ]
+        raise ValueError(
+            f"training.init_from {config.training.init_from} has other model settings ("
+            + "; ".join(diffs) + "); fine-tuning needs the same model section."
+        )
+    if isinstance(u, dict) and config.model.per_basin_params:
+        u = {k: jnp.full((n_basins,), jnp.median(v), DTYPE) for k, v in u.items()}
+    return eqx.filter(model, eqx.is_inexact_array), u
 
 
 def steps_per_epoch(config: Config, data: RunData) -> int:
@@ -141,7 +181,7 @@ def _simulate_runoff(trainable, static, forcing, basins):
     model_train, u = trainable
     model = eqx.combine(model_train, static)
     n = forcing.precip.shape[0]
-    params = bounded_params(u, basins, n)
+    params = bounded_params(u, basins, n, forcing.attributes)
     sim = vmap_columns(run_column, model, forcing, params, model.init_state(params))
     return sim.fluxes.runoff
 
@@ -160,7 +200,8 @@ def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec
 @eqx.filter_jit
 def _train_step(trainable, static, opt_state, optim, batch, spec):
     loss, grads = eqx.filter_value_and_grad(_batch_loss)(trainable, static, *batch, spec)
-    updates, opt_state = optim.update(grads, opt_state, trainable)
+    arrays = eqx.filter(trainable, eqx.is_inexact_array)
+    updates, opt_state = optim.update(grads, opt_state, arrays)
     return eqx.apply_updates(trainable, updates), opt_state, loss
 
 
@@ -278,9 +319,12 @@ def train(
             )
     ckpt.atomic_write_text(config_file, config.to_yaml())
 
+    start_norm = None
+    if config.training.init_from is not None:
+        start_norm = load_trainables(config.training.init_from)[2]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataAdjustmentWarning)
-        data = load_data(config)
+        data = load_data(config, start_norm)
     for w in caught:  # the loader's repairs (opted into by the config) go to the log
         if issubclass(w.category, DataAdjustmentWarning):
             log(f"input adjustment: {w.message}")
@@ -290,9 +334,12 @@ def train(
     n_attr = len(config.model.static_attributes)
     model = build_model(config, n_attr)
     trainable, static = init_trainables(config, model, data.n_basins)
+    if config.training.init_from is not None:
+        trainable = fine_tuning_start(config, data.n_basins)
+        log(f"fine-tuning from {config.training.init_from}")
     n_steps = steps_per_epoch(config, data)
     optim = build_optimizer(config.training, n_steps)
-    opt_state = optim.init(trainable)
+    opt_state = optim.init(eqx.filter(trainable, eqx.is_inexact_array))
     schedule = learning_rate_schedule(config.training, n_steps)
     spec = LossSpec(config.data.warmup_days, config.training.loss, config.training.extreme_weight)
 
@@ -407,7 +454,8 @@ def train(
                 indent=1,
             ),
         )
-        params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins)
+        params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,
+                                _attributes(data))
         write_basin_table(run_dir / "basins.csv", data, params, config)
         log(f"done: best epoch {meta['best_epoch']}, val_loss {meta['best_val_loss']:.5g}")
         if report:
@@ -416,7 +464,8 @@ def train(
             write_report(run_dir, history, log=log, progress=progress)
     return TrainResult(
         model=best_model,
-        params=bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins),
+        params=bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,
+                              _attributes(data)),
         normalisation=data.normalisation,
         history=history,
         best_epoch=meta["best_epoch"],
@@ -429,13 +478,9 @@ def train(
     )
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[ColumnModel, Params, Normalisation, Config]:
-    """The best model, its ``Params`` ``[basin]`` (basins in ``run.json`` order), the attribute
-    normalisation and the configuration of a finished run.
-
-    Evaluate with ``load_data(config, normalisation)`` (attributes normalised with the saved
-    training statistics) and ``hybridland.simulate``.
-    """
+def load_trainables(run_dir: str | os.PathLike):
+    """``(model, parameter trainables, normalisation, config)`` of a finished run's best epoch
+    (the parameter trainables as in ``init_trainables``)."""
     run_dir = Path(run_dir)
     for name in ("config.yaml", "normalisation.json", "run.json", "model.eqx"):
         if not (run_dir / name).is_file():
@@ -444,9 +489,31 @@ def load_run(run_dir: str | os.PathLike) -> tuple[ColumnModel, Params, Normalisa
     normalisation = Normalisation.load(run_dir / "normalisation.json")
     n_basins = len(json.loads((run_dir / "run.json").read_text())["basins"])
     model = build_model(config, len(normalisation.names))
-    (model_train, u), static = init_trainables(config, model, n_basins)
+    (_, u), _ = init_trainables(config, model, n_basins)
     model, u = ckpt.load_tree(run_dir / "model.eqx", (model, u))
-    return model, bounded_params(u, jnp.arange(n_basins), n_basins), normalisation, config
+    return model, u, normalisation, config
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[ColumnModel, Params, Normalisation, Config]:
+    """The best model, its ``Params`` ``[basin]`` (basins in ``run.json`` order), the attribute
+    normalisation and the configuration of a finished run.
+
+    Evaluate with ``load_data(config, normalisation)`` (attributes normalised with the saved
+    training statistics) and ``hybridland.simulate``, or with ``evaluate_run``.
+    """
+    model, u, normalisation, config = load_trainables(run_dir)
+    table = basin_table(run_dir) if (Path(run_dir) / "basins.csv").is_file() else None
+    n_basins = len(json.loads((Path(run_dir) / "run.json").read_text())["basins"])
+    attributes = None
+    if isinstance(u, ParameterNetwork):
+        raw = table[list(normalisation.names)].to_numpy()
+        attributes = jnp.asarray(normalisation.apply(raw))
+    params = bounded_params(u, jnp.arange(n_basins), n_basins, attributes)
+    return model, params, normalisation, config
+
+
+def _attributes(data: RunData):
+    return None if data.attributes is None else jnp.asarray(data.attributes)
 
 
 # ---------------------------------------------------------------------------------------------
