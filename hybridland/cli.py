@@ -1,4 +1,4 @@
-"""Command-line interface: ``hybridland simulate | evaluate | train | demo``.
+"""Command-line interface: ``hybridland simulate | evaluate | train | calibrate | emulate | demo``.
 
 ``simulate`` reads MOPEX-layout forcing (validated, see ``hybridland.io.mopex``), runs a
 physical or an (untrained) hybrid column model over every basin and day, writes a CF-NetCDF file
@@ -6,8 +6,11 @@ whose water budget can be recomputed from the file alone, and prints what was re
 trimmed (by basin name), the timings and the closure figures. With ``--run-dir`` it simulates
 with a trained run instead. ``train`` trains a run from a YAML configuration; ``evaluate``
 scores a trained run on any dataset of its layout (one CSV row per basin); ``demo`` trains and
-tests a physical and a hybrid model on the Fulda river data shipped with ``spotpy``. Bad input
-stops with exit code 2 and one paragraph naming the variable and the basins; no traceback.
+tests a physical and a hybrid model on the Fulda river data shipped with ``spotpy``;
+``calibrate`` fits the physical parameters of every basin (``hybridland.calibrate``) and writes
+them with per-basin scores to a CF NetCDF file; ``emulate`` trains or evaluates an MLP emulator
+of the physics (``hybridland.emulator``). Bad input stops with exit code 2 and one paragraph
+naming the variable and the basins; no traceback.
 """
 
 from __future__ import annotations
@@ -184,18 +187,29 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     if getattr(args, "basins", None):
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
     try:
-        return evaluate_run(args.run_dir, args.data, period=period(), basins=basins)
+        aridity = getattr(args, "aridity", None)
+        if aridity is not None:
+            low, sep, high = aridity.partition(":")
+            try:
+                aridity = (float(low), float(high)) if sep else None
+            except ValueError:
+                aridity = None
+            if aridity is None:
+                raise ValueError(f"--aridity must be LOW:HIGH (numbers), got {args.aridity!r}.")
+        return evaluate_run(args.run_dir, args.data, period=period(), basins=basins,
+                            aridity_range=aridity)
     except _EVALUATION_ERRORS as err:
         return _fail(command, str(err))
 
 
 def _print_evaluation(command: str, evaluation, out: Path) -> None:
     t = evaluation.table
+    sources = t["parameters"][t["parameters"] != "calibrated"].unique()
     new = int((t["parameters"] != "calibrated").sum())
     print(
         f"hybridland {command}: run {evaluation.config.run.name} "
         f"({evaluation.config.model.kind} model) on {len(t)} basins"
-        + (f" ({new} not in the run: regional median parameters)" if new else "")
+        + (f" ({new} with {', '.join(sources)} parameters)" if new else "")
         + f", {evaluation.period[0]} .. {evaluation.period[1]}"
     )
     print(
@@ -287,6 +301,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{' (early stop)' if result.stopped_early else ''}"
     )
     print(f"  run directory: {Path(args.run_dir).resolve()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# calibrate
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, load_calibration_config
+    from .io import ForcingDataError, write_netcdf
+    from .train import ConfigError
+
+    out = Path(args.out)
+    problem = _output_path(out, "params.nc")
+    if problem:
+        return _fail("calibrate", problem)
+    try:
+        config = load_calibration_config(args.config)
+        result = calibrate(config, progress=not args.no_progress)
+    except (ConfigError, ForcingDataError, FileNotFoundError, ValueError) as err:
+        return _fail("calibrate", str(err))
+    ds = result.dataset(history="hybridland " + " ".join(shlex.quote(a) for a in args.argv))
+    write_netcdf(ds, out, dtype=None)
+    c, s = config.calibration, result.scores
+    print(
+        f"hybridland calibrate: {len(result.basins)} basins, {len(c.params)} parameters, "
+        f"{c.starts} starts x {c.steps} steps in {result.fit.seconds:.1f} s "
+        f"({result.seconds:.1f} s with loading and scoring)"
+    )
+    print(
+        f"  metrics  median NSE calibration {np.nanmedian(s['nse_calibration']):.3f}, "
+        f"validation {np.nanmedian(s['nse_validation']):.3f}; median KGE calibration "
+        f"{np.nanmedian(s['kge_calibration']):.3f}, validation "
+        f"{np.nanmedian(s['kge_validation']):.3f}"
+    )
+    print(
+        f"  closure  max |per-step water residual| "
+        f"{s['max_abs_step_water_residual'].max():.3g} mm; max |cumulative| "
+        f"{s['max_abs_cumulative_water_residual'].max():.3g} mm"
+    )
+    print(f"  output   {out}")
     return 0
 
 
@@ -421,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--period", metavar="START:END",
                     help="evaluated days, ISO dates (default: the run's test period)")
     ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
+    ev.add_argument("--aridity", metavar="LOW:HIGH",
+                    help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
     ev.add_argument("--out", required=True, metavar="METRICS.csv", help="output CSV table")
     ev.add_argument("--plots", metavar="DIR", help="also write hydrographs and budget figures")
     ev.set_defaults(func=_cmd_evaluate)
@@ -465,6 +522,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after this many epochs in this call (resume later)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="calibrate the physical parameters of every basin; write them to CF NetCDF",
+        description=(
+            "Fit the bounded physical parameters of the bucket for every basin of a dataset "
+            "at once (adam on logits, several starts per basin, the best kept; masked loss "
+            "after warm-up days) from a YAML configuration (see docs/calibration.md), and "
+            "write one variable per parameter with per-basin calibration and validation "
+            "NSE and KGE and the closure residuals."
+        ),
+    )
+    cal.add_argument("--config", required=True, help="YAML calibration configuration")
+    cal.add_argument("--out", required=True, metavar="PARAMS.nc", help="output NetCDF file")
+    cal.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cal.set_defaults(func=_cmd_calibrate)
+
+    from .emulator_cli import add_parser as add_emulate_parser
+
+    add_emulate_parser(sub)
     return parser
 
 

@@ -193,6 +193,9 @@ def test_train_configs_in_experiments_are_valid():
         assert config.model.kind == name
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
+    for name in ("hybrid", "physics"):
+        shift = load_config(root.parent / "climate_shift" / f"{name}.yaml")
+        assert shift.model.kind == name and shift.data.aridity_range == (0.0, 1.0)
 
 
 def test_train_bad_config_exits_2_naming_the_key(tmp_path, capsys):

@@ -15,7 +15,7 @@ from hybridland import metrics, simulate
 from hybridland.cli import main
 from hybridland.io import ForcingDataError, water_budget_terms
 from hybridland.io._report import DataAdjustmentWarning
-from hybridland.train import evaluate_run, load_data, load_run
+from hybridland.train import ConfigError, evaluate_run, load_data, load_run
 from runs import BASINS, mopex_subset, tiny, trained
 
 TEST = ("1998-01-01", "1998-12-31")
@@ -186,3 +186,43 @@ def test_undefined_static_attribute_names_the_basins(mopex_file):
 def test_run_json_lists_the_trained_basins(run):
     _, run_dir, _ = run
     assert json.loads((run_dir / "run.json").read_text())["basins"] == BASINS
+
+
+def _file_aridity(path, period):
+    with xr.open_dataset(path) as ds, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without PE: NaN
+        part = ds.sel(time=slice(*period))
+        aridity = np.nanmean(part["PE"].values, 1) / np.nanmean(part["P"].values, 1)
+        return dict(zip([str(b) for b in ds["basin"].values], aridity))
+
+
+def test_training_basins_by_aridity(mopex_file):
+    config = tiny("hybrid").replace(
+        "data", basins=None, n_basins=3, aridity_range=(1.5, 100.0), drop_incomplete=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        data = load_data(config)
+    aridity = _file_aridity(mopex_file, config.data.train_period)
+    assert data.n_basins == 3 and all(aridity[b] >= 1.5 for b in data.basins)
+    with pytest.raises(ConfigError, match="aridity_range"):
+        tiny("hybrid").replace("data", aridity_range=(0.0, 1.0))  # basins given as well
+    with pytest.raises(ConfigError, match="aridity_range"):
+        tiny("hybrid").replace("data", basins=None, aridity_range=(2.0, 1.0))
+
+
+def test_evaluate_basins_by_aridity(run, unseen_file, tmp_path, capsys):
+    _, run_dir, _ = run
+    aridity = _file_aridity(unseen_file, TEST)
+    humid = [b for b in UNSEEN if aridity[b] < 1.0]
+    assert 0 < len(humid) < len(UNSEEN), aridity  # the split is not trivial
+    evaluation = quiet_evaluate(run_dir, str(unseen_file), period=TEST, aridity_range=(0, 1))
+    assert list(evaluation.table["basin"]) == humid
+    out = tmp_path / "humid.csv"
+    code = main(["evaluate", "--run-dir", str(run_dir), "--data", str(unseen_file), "--period",
+                 f"{TEST[0]}:{TEST[1]}", "--aridity", "0:1", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert pd.read_csv(out, dtype={"basin": str})["basin"].tolist() == humid
+    assert main(["evaluate", "--run-dir", str(run_dir), "--aridity", "dry", "--out",
+                 str(out)]) == 2
+    assert "LOW:HIGH" in capsys.readouterr().err

@@ -100,6 +100,10 @@ class DataConfig:
     n_basins: int | None = None
     selection: Literal["first", "random"] = "first"
     """How ``n_basins`` are picked from the file: the first ones, or a seeded random draw."""
+    aridity_range: tuple[float, float] | None = None
+    """Keep only basins whose aridity (mean PET / mean P over ``train_period``) lies in
+    ``[low, high)`` before ``n_basins`` is applied, e.g. ``[0, 1]`` humid, ``[1.5, 100]`` arid;
+    needs PET in the file."""
     pet: Literal["given", "hargreaves", "oudin"] = "given"
     """PET source read by the loader: the file's PE, or left to the model's PET law."""
     trim: bool = False
@@ -120,6 +124,13 @@ class DataConfig:
             _fail(self, "n_basins", "give either 'basins' or 'n_basins', not both")
         if self.basins is not None and len(self.basins) == 0:
             _fail(self, "basins", "must list at least one basin id (or be left out)")
+        if self.aridity_range is not None:
+            low, high = self.aridity_range
+            if not 0 <= low < high:
+                _fail(self, "aridity_range", f"must be [low, high] with 0 <= low < high, got "
+                      f"{list(self.aridity_range)}")
+            if self.basins is not None:
+                _fail(self, "aridity_range", "give either 'basins' or 'aridity_range', not both")
         if self.n_basins is not None and self.n_basins < 1:
             _fail(self, "n_basins", f"must be >= 1, got {self.n_basins}")
         if self.warmup_days < 0:
@@ -334,20 +345,23 @@ def config_from_yaml(text: str) -> Config:
 
 def config_from_dict(raw) -> Config:
     """Build a ``Config`` from nested dicts (as parsed from YAML), validating every field."""
+    return Config(**build_sections(raw, _SECTIONS, "at least train_period, validation_period"))
+
+
+def build_sections(raw, sections: dict, data_keys: str, what: str = "A configuration") -> dict:
+    """``{name: section}`` of a configuration mapping with the section classes ``sections``
+    (each a dataclass with ``SECTION``); ``data`` is required (``data_keys`` says what it needs).
+    Raises ``ConfigError`` naming the unknown section, key or bad field."""
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"A configuration is a mapping with sections {sorted(_SECTIONS)}; got "
-            f"{type(raw).__name__}."
+            f"{what} is a mapping with sections {sorted(sections)}; got {type(raw).__name__}."
         )
-    unknown = sorted(set(map(str, raw)) - set(_SECTIONS))
+    unknown = sorted(set(map(str, raw)) - set(sections))
     if unknown:
-        raise ConfigError(
-            f"Unknown section(s) {unknown}; valid sections: {sorted(_SECTIONS)}."
-        )
+        raise ConfigError(f"Unknown section(s) {unknown}; valid sections: {sorted(sections)}.")
     if "data" not in raw:
-        raise ConfigError("Section 'data' is required (at least train_period, validation_period).")
-    sections = {name: _build(cls, raw.get(name) or {}) for name, cls in _SECTIONS.items()}
-    return Config(**sections)
+        raise ConfigError(f"Section 'data' is required ({data_keys}).")
+    return {name: _build(cls, raw.get(name) or {}) for name, cls in sections.items()}
 
 
 def _build(cls, raw):

@@ -81,18 +81,40 @@ class Source:
         )
 
 
-def _select_basins(cfg: DataConfig, seed: int, ids: list[str], source: str) -> list[str] | None:
-    """The basin ids ``cfg`` asks for (None: all), checked against the ids of the file."""
+def _select_basins(
+    cfg: DataConfig, seed: int, ids: list[str], source: str, aridity=None
+) -> list[str] | None:
+    """The basin ids ``cfg`` asks for (None: all), checked against the ids of the file.
+
+    ``aridity`` (per id, over the training period) is needed when ``cfg.aridity_range`` is set.
+    """
     if cfg.basins is not None:
         return list(cfg.basins)
-    if cfg.n_basins is None:
+    if cfg.aridity_range is None and cfg.n_basins is None:
         return None
+    if cfg.aridity_range is not None:
+        low, high = cfg.aridity_range
+        ids = [b for b, a in zip(ids, aridity) if low <= a < high]
+        if not ids:
+            raise ValueError(
+                f"No basin of {source} has an aridity in data.aridity_range [{low}, {high})."
+            )
+    if cfg.n_basins is None:
+        return ids
     if cfg.n_basins > len(ids):
-        raise ValueError(f"data.n_basins is {cfg.n_basins} but {source} has {len(ids)} basins.")
+        raise ValueError(f"data.n_basins is {cfg.n_basins} but {source} has {len(ids)} basins"
+                         + (" in data.aridity_range." if cfg.aridity_range else "."))
     if cfg.selection == "first":
         return ids[: cfg.n_basins]
     pick = np.random.default_rng(seed).choice(len(ids), cfg.n_basins, replace=False)
     return [ids[i] for i in np.sort(pick)]
+
+
+def _aridity(precip, pet) -> np.ndarray:
+    """Mean PET / mean P per row of ``[basin, time]`` series (NaN days ignored)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without data: NaN, never kept
+        return np.nanmean(pet, axis=1) / np.nanmean(precip, axis=1)
 
 
 def _load_mopex(cfg: DataConfig, seed: int):
@@ -102,10 +124,14 @@ def _load_mopex(cfg: DataConfig, seed: int):
 
     path = cfg.path or str(mopex_path())
     basins = None
-    if cfg.basins is not None or cfg.n_basins is not None:
+    if cfg.basins is not None or cfg.n_basins is not None or cfg.aridity_range is not None:
         with xr.open_dataset(path) as ds:
             ids = [str(b) for b in ds["basin"].values]
-        basins = _select_basins(cfg, seed, ids, path)
+            aridity = None
+            if cfg.aridity_range is not None:
+                train = ds.sel(time=slice(*cfg.train_period))
+                aridity = _aridity(train["P"].values, train["PE"].values)
+        basins = _select_basins(cfg, seed, ids, path, aridity)
     first, last = cfg.span
     return load_mopex(
         path,
@@ -122,9 +148,19 @@ def _load_mopex(cfg: DataConfig, seed: int):
 
 def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
     from ..io import ForcingDataError
+    from ..io.canonical import PET_VARIABLE
 
     ids = [str(c) for c in ds["column"].values]
-    basins = _select_basins(cfg, seed, ids, source)
+    aridity = None
+    if cfg.aridity_range is not None:
+        if PET_VARIABLE not in ds.data_vars:
+            raise ForcingDataError(
+                f"data.aridity_range needs potential evapotranspiration, which {source} lacks.",
+                variable=PET_VARIABLE,
+            )
+        train = ds.sel(time=slice(*cfg.train_period))
+        aridity = _aridity(train["precipitation"].values, train[PET_VARIABLE].values)
+    basins = _select_basins(cfg, seed, ids, source, aridity)
     if basins is not None:
         unknown = [b for b in basins if b not in ids]
         if unknown:

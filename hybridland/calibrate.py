@@ -1,0 +1,550 @@
+"""Per-basin calibration of the physical bucket: many basins and several starts per basin in one
+vmapped, gradient-based (optax adam) optimisation.
+
+Every basin is calibrated on its own: its parameters see only its own loss. The columns of one
+compiled program are ``starts x basins`` independent problems; the loss summed over them has a
+gradient whose entries for one column depend only on that column, and adam scales each entry
+separately, so summing changes nothing but the amount of work per compiled call.
+
+- **Parameters** (``calibration.params``) are optimised as the logit of their position in their
+  physical range (``Params.to_unconstrained``); every step lands inside ``PARAMETER_BOUNDS``.
+  Parameters not listed stay at their defaults.
+- **Multi-start**: start 0 begins at the defaults; starts 1.. begin at positions drawn uniformly in
+  ``[0.05, 0.95]`` of each range (seeded). After the last step every start is scored on the whole
+  calibration period and the best one per basin is kept.
+- **Loss**: a masked loss of ``hybridland.train.losses`` (NSE*, MSE or KGE) per column, on the
+  observed days of the calibration period (NaN gaps are masked); the ``warmup_days`` simulated
+  before it from half-full soil are never scored.
+- **Steps** use the whole calibration period (default) or, with ``window_days``, a random window
+  per basin and step, each preceded by its own warm-up.
+
+``calibrate(config)`` loads the data of a ``CalibrationConfig`` (YAML, see
+``load_calibration_config`` and docs/calibration.md), fits, re-runs every basin over all loaded
+days with its best parameters and returns a ``Calibration``: parameters, per-basin NSE and KGE on
+the calibration and validation periods, closure residuals, wall time and the number of model
+evaluations. ``Calibration.dataset()`` is the CF NetCDF the ``hybridland calibrate`` command
+writes. ``calibrate_columns`` is the array-level fit, for forcing already in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import yaml
+
+from . import metrics
+from ._containers import Forcing
+from ._params import PARAMETER_BOUNDS, Params
+from .physics.pet import PET_LAWS
+from .solve import check_forcing, run_column, simulate, vmap_columns
+from .train.config import ConfigError, DataConfig, _days, _fail, _plain, build_sections
+from .train.losses import LOSSES
+
+NOT_CALIBRATED_BY_DEFAULT = ("theta_wp", "ground_heat_fraction")
+DEFAULT_PARAMS = tuple(p for p in PARAMETER_BOUNDS if p not in NOT_CALIBRATED_BY_DEFAULT)
+"""Calibrated by default: every parameter the bucket uses without net radiation, except
+``ground_heat_fraction`` (used only with net radiation) and ``theta_wp``, which enters the model only through the capacity
+``1000 (theta_cap - theta_wp) root_depth`` that ``theta_cap`` and ``root_depth`` already span."""
+
+START_RANGE = (0.05, 0.95)
+"""Random starts: position of each parameter inside its physical range, drawn uniformly here."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationConfig:
+    """How to calibrate: which parameters, how many starts and steps, which loss."""
+
+    SECTION: ClassVar[str] = "calibration"
+    params: tuple[str, ...] = DEFAULT_PARAMS
+    """Names in ``PARAMETER_BOUNDS`` to calibrate per basin; the others stay at their defaults."""
+    pet: str = "given"
+    """PET law name in ``hybridland.physics.pet.PET_LAWS`` (``given``: the file's PE)."""
+    starts: int = 8
+    """Initial parameter sets per basin (start 0: the defaults; the others random)."""
+    steps: int = 300
+    """Optimiser steps; every start of every basin takes each of them."""
+    learning_rate: float = 0.1
+    """Peak adam step size in the unconstrained (logit) space."""
+    final_learning_rate: float = 0.005
+    """Step size reached at the last step (cosine decay from ``learning_rate``)."""
+    loss: Literal["nse", "mse", "kge"] = "nse"
+    """Masked loss of ``hybridland.train.losses`` per basin and start."""
+    window_days: int | None = None
+    """None: every step scores the whole calibration period; else a random window this long
+    per basin and step (each after ``data.warmup_days`` of its own)."""
+    seed: int = 0
+    """Seeds the random starts, the windows and a random basin selection."""
+
+    def __post_init__(self):
+        unknown = [p for p in self.params if p not in PARAMETER_BOUNDS]
+        if unknown:
+            _fail(self, "params", f"unknown {unknown}; known: {sorted(PARAMETER_BOUNDS)}")
+        if not self.params:
+            _fail(self, "params", "must list at least one parameter")
+        if len(set(self.params)) != len(self.params):
+            _fail(self, "params", "lists a parameter twice")
+        if self.pet not in PET_LAWS:
+            _fail(self, "pet", f"unknown PET law {self.pet!r}; known: {sorted(PET_LAWS)}")
+        for name in ("starts", "steps"):
+            if getattr(self, name) < 1:
+                _fail(self, name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "final_learning_rate"):
+            if not getattr(self, name) > 0:
+                _fail(self, name, f"must be > 0, got {getattr(self, name)}")
+        if self.window_days is not None and self.window_days < 2:
+            _fail(self, "window_days", f"must be >= 2 (or left out), got {self.window_days}")
+        if self.seed < 0:
+            _fail(self, "seed", f"must be >= 0, got {self.seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationRunConfig:
+    """A calibration: ``data`` (a ``hybridland.train.DataConfig``; ``train_period`` is the
+    calibration period) and ``calibration``."""
+
+    data: DataConfig
+    calibration: CalibrationConfig = dataclasses.field(default_factory=CalibrationConfig)
+
+    def __post_init__(self):
+        c = self.calibration
+        if c.pet == "given" and self.data.pet != "given":
+            _fail(c, "pet", f"'given' needs the file's PE, but data.pet is {self.data.pet!r}")
+        days = _days(self.data.train_period)
+        if c.window_days is not None and c.window_days > days:
+            _fail(c, "window_days", f"is {c.window_days} but the calibration period has {days} days")
+
+    def to_yaml(self) -> str:
+        """The resolved configuration (every default spelled out) as YAML."""
+        plain = {
+            name: _plain(dataclasses.asdict(getattr(self, name))) for name in _SECTIONS
+        }
+        return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None)
+
+
+_SECTIONS = {"data": DataConfig, "calibration": CalibrationConfig}
+
+
+def calibration_config_from_dict(raw) -> CalibrationRunConfig:
+    """Build a ``CalibrationRunConfig`` from nested dicts; ``ConfigError`` names a bad key."""
+    sections = build_sections(
+        raw, _SECTIONS,
+        "at least train_period, the calibration period, and validation_period",
+        what="A calibration configuration",
+    )
+    return CalibrationRunConfig(**sections)
+
+
+def load_calibration_config(path: str | os.PathLike) -> CalibrationRunConfig:
+    """Read and validate a YAML calibration configuration; ``ConfigError`` names the problem."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"Configuration file {path} does not exist.")
+    with open(path) as f:
+        text = f.read()
+    try:
+        return calibration_config_from_dict(yaml.safe_load(text))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The fit
+
+
+@dataclasses.dataclass
+class ColumnFit:
+    """Outcome of ``calibrate_columns`` for ``n`` basins (numpy arrays)."""
+
+    params: Params
+    """Best parameters per basin, ``[n]`` (uncalibrated ones at their defaults)."""
+    loss: np.ndarray
+    """Calibration loss of the best start, ``[n]``."""
+    best_start: np.ndarray
+    """Index of the start kept per basin, ``[n]`` (0: the one from the defaults)."""
+    start_loss: np.ndarray
+    """Final calibration loss of every start, ``[starts, n]``."""
+    history: np.ndarray
+    """Loss summed over starts and basins at each step (windows: of the step's windows)."""
+    evaluations: int
+    """Model runs per basin: ``steps x starts`` gradients plus ``starts`` final scores."""
+    seconds: float
+    """Wall time of the fit, compilation included."""
+
+
+def initial_unconstrained(names, n_basins: int, starts: int, seed: int, dtype) -> dict:
+    """``{name: [starts, n_basins]}`` logits: start 0 the defaults, the others random."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in names:
+        position = rng.uniform(*START_RANGE, size=(starts, n_basins))
+        b = PARAMETER_BOUNDS[name]
+        position[0] = (b.default - b.low) / (b.high - b.low)
+        out[name] = jnp.asarray(np.log(position) - np.log1p(-position), dtype)
+    return out
+
+
+def bounded(u: dict, n: int, dtype) -> Params:
+    """``Params`` ``[n]``: the sigmoid of each flattened logit, defaults for the others."""
+    values = {}
+    for name, v in u.items():
+        b = PARAMETER_BOUNDS[name]
+        values[name] = b.low + (b.high - b.low) * jax.nn.sigmoid(v.reshape(n))
+    return Params.default(n, dtype=dtype, **values)
+
+
+def _column_losses(model, u, forcing, observed, obs_std, obs_mean, warmup: int, loss: str):
+    """Loss of every column ``[starts x basins]`` (after the warm-up) of forcing tiled over
+    starts: the columns are start-major, column ``s * n_basins + b``."""
+    n = forcing.precip.shape[0]
+    dtype = forcing.precip.dtype
+    params = bounded(u, n, dtype)
+    runoff = vmap_columns(run_column, model, forcing, params, model.init_state(params))
+    runoff = runoff.fluxes.runoff[:, warmup:]
+
+    def one(o, s, sd, mu):
+        return LOSSES[loss](o[None], s[None], obs_std=sd[None], obs_mean=mu[None])
+
+    return jax.vmap(one)(observed[:, warmup:], runoff, obs_std, obs_mean)
+
+
+def _summed_loss(u, model, batch, warmup, loss):
+    per_column = _column_losses(model, u, *batch, warmup, loss)
+    # Each column's gradient is its own; a basin without observations contributes nothing.
+    return jnp.sum(jnp.where(jnp.isfinite(per_column), per_column, 0.0))
+
+
+@eqx.filter_jit
+def _step(u, opt_state, model, batch, optim, warmup, loss):
+    value, grads = eqx.filter_value_and_grad(_summed_loss)(u, model, batch, warmup, loss)
+    updates, opt_state = optim.update(grads, opt_state, u)
+    return optax.apply_updates(u, updates), opt_state, value
+
+
+@eqx.filter_jit
+def _score(u, model, batch, warmup, loss):
+    return _column_losses(model, u, *batch, warmup, loss)
+
+
+def _tile(forcing: Forcing, starts: int) -> Forcing:
+    """Forcing of every basin repeated for every start (start-major), doy per column."""
+    if forcing.doy.ndim == 1:
+        forcing = eqx.tree_at(
+            lambda f: f.doy, forcing, jnp.broadcast_to(forcing.doy, forcing.precip.shape)
+        )
+    return jax.tree_util.tree_map(
+        lambda a: jnp.tile(a, (starts,) + (1,) * (a.ndim - 1)), forcing
+    )
+
+
+def _windows(forcing: Forcing, observed, first: np.ndarray, length: int):
+    """Days ``first[c] .. first[c] + length`` of every column."""
+
+    def cut(a):
+        if a.shape != observed.shape:  # per-column statics
+            return a
+        return jax.vmap(lambda row, s: jax.lax.dynamic_slice_in_dim(row, s, length))(a, first)
+
+    first = jnp.asarray(first)
+    return jax.tree_util.tree_map(cut, forcing), cut(observed)
+
+
+def calibrate_columns(
+    model,
+    forcing: Forcing,
+    observed,
+    *,
+    warmup_days: int,
+    params: tuple[str, ...] = DEFAULT_PARAMS,
+    starts: int = 8,
+    steps: int = 300,
+    learning_rate: float = 0.1,
+    final_learning_rate: float = 0.005,
+    loss: str = "nse",
+    window_days: int | None = None,
+    seed: int = 0,
+    progress=None,
+) -> ColumnFit:
+    """Calibrate ``params`` of every basin of ``forcing`` (series ``[basin, time]``) against
+    ``observed`` runoff (``[basin, time]``, mm day-1, NaN where missing).
+
+    The first ``warmup_days`` of the series are simulated from ``model.init_state`` and never
+    scored; the loss covers the days after them. The run's dtype is ``forcing.precip``'s.
+    ``progress(step, summed_loss)`` is called after every step when given. See the module
+    docstring for starts, windows and the choice of the best start.
+    """
+    t0 = time.perf_counter()
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}; choose from {sorted(LOSSES)}.")
+    check_forcing(model, forcing)
+    n, n_days = forcing.precip.shape
+    dtype = forcing.precip.dtype
+    observed = jnp.asarray(observed, dtype)
+    if observed.shape != (n, n_days):
+        raise ValueError(f"observed has shape {observed.shape}; expected [basin, time] {(n, n_days)}.")
+    if not 0 <= warmup_days < n_days - 1:
+        raise ValueError(f"warmup_days is {warmup_days} but the series have {n_days} days.")
+    if window_days is not None and window_days > n_days - warmup_days:
+        raise ValueError(
+            f"window_days is {window_days} but only {n_days - warmup_days} days follow the warm-up."
+        )
+    scored = np.asarray(observed[:, warmup_days:], np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without any observation
+        obs_std = np.nan_to_num(np.nanstd(scored, axis=1), nan=1.0)
+        obs_mean = np.nanmean(scored, axis=1)
+    obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0)
+
+    tiled = _tile(forcing, starts)
+    rows = np.tile(np.arange(n), starts)
+    whole = (
+        tiled,
+        jnp.tile(observed, (starts, 1)),
+        jnp.asarray(obs_std[rows], dtype),
+        jnp.asarray(obs_mean[rows], dtype),
+    )
+    u = initial_unconstrained(params, n, starts, seed, dtype)
+    schedule = optax.cosine_decay_schedule(
+        learning_rate, steps, alpha=final_learning_rate / learning_rate
+    )
+    optim = optax.adam(schedule)
+    opt_state = optim.init(u)
+    rng = np.random.default_rng([seed, 1])
+    history = []
+    for k in range(steps):
+        batch = whole
+        if window_days is not None:
+            first = rng.integers(0, n_days - warmup_days - window_days + 1, size=n)
+            cut_forcing, cut_obs = _windows(
+                tiled, whole[1], first[rows], warmup_days + window_days
+            )
+            batch = (cut_forcing, cut_obs, *whole[2:])
+        u, opt_state, value = _step(u, opt_state, model, batch, optim, warmup_days, loss)
+        if progress is not None:
+            progress(k, float(value))
+        history.append(value)
+    start_loss = np.asarray(_score(u, model, whole, warmup_days, loss)).reshape(starts, n)
+    finite = np.where(np.isfinite(start_loss), start_loss, np.inf)
+    best = np.argmin(finite, axis=0)
+    flat = best * n + np.arange(n)
+    best_u = {name: v.reshape(-1)[flat] for name, v in u.items()}
+    return ColumnFit(
+        params=jax.tree_util.tree_map(np.asarray, bounded(best_u, n, dtype)),
+        loss=start_loss[best, np.arange(n)],
+        best_start=best,
+        start_loss=start_loss,
+        history=np.asarray(jnp.stack(history), np.float64),
+        evaluations=steps * starts + starts,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# calibrate
+
+
+PERIODS = ("calibration", "validation")
+
+
+@dataclasses.dataclass
+class Calibration:
+    """Outcome of ``calibrate``: per-basin parameters, skill and closure (numpy, ``[basin]``)."""
+
+    config: CalibrationRunConfig
+    basins: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    """Per-basin ``lat``, ``lon``, ``area_km2``, ``name`` for the output file."""
+    fit: ColumnFit
+    scores: dict[str, np.ndarray]
+    """``nse_<period>``, ``kge_<period>``, ``n_obs_<period>`` for each of ``PERIODS``, and
+    ``max_abs_step_water_residual``, ``max_abs_cumulative_water_residual`` (mm) of the run over
+    every loaded day."""
+    seconds: float
+    """Wall time of ``calibrate`` (loading, fitting, scoring)."""
+
+    @property
+    def params(self) -> Params:
+        return self.fit.params
+
+    def dataset(self, *, history: str | None = None):
+        """A CF-1.8 ``xarray.Dataset`` (dim ``basin``): one variable per physical parameter
+        (units and long_name from ``PARAMETER_BOUNDS``; attribute ``calibrated`` says whether
+        it was fitted or left at its default), the soil capacity, the calibration loss and
+        best start, and the scores of ``scores``."""
+        import xarray as xr
+
+        from .io.output import package_version
+
+        c = self.config.calibration
+        data_vars = {}
+        for name, b in PARAMETER_BOUNDS.items():
+            data_vars[name] = (
+                ("basin",),
+                np.asarray(getattr(self.params, name), np.float64),
+                {
+                    "long_name": b.description,
+                    "units": b.units,
+                    "valid_min": b.low,
+                    "valid_max": b.high,
+                    "calibrated": "yes" if name in c.params else "no (default)",
+                },
+            )
+        data_vars["soil_capacity"] = (
+            ("basin",),
+            np.asarray(self.params.soil_capacity, np.float64),
+            {"long_name": "plant-available soil water capacity 1000 (theta_cap - theta_wp) "
+             "root_depth", "units": "mm"},
+        )
+        data_vars["calibration_loss"] = (
+            ("basin",), self.fit.loss.astype(np.float64),
+            {"long_name": f"calibration loss ({c.loss}) of the kept start", "units": "1"},
+        )
+        data_vars["best_start"] = (
+            ("basin",), self.fit.best_start.astype(np.int32),
+            {"long_name": "index of the kept start (0: from the default parameters)",
+             "units": "1"},
+        )
+        period_text = {
+            "calibration": self.config.data.train_period,
+            "validation": self.config.data.validation_period,
+        }
+        for period in PERIODS:
+            first, last = period_text[period]
+            for metric, long in (("nse", "Nash-Sutcliffe efficiency"),
+                                 ("kge", "Kling-Gupta efficiency")):
+                data_vars[f"{metric}_{period}"] = (
+                    ("basin",), self.scores[f"{metric}_{period}"].astype(np.float64),
+                    {"long_name": f"{long} of daily streamflow, {period} period {first} .. "
+                     f"{last}", "units": "1"},
+                )
+            data_vars[f"n_obs_{period}"] = (
+                ("basin",), self.scores[f"n_obs_{period}"].astype(np.int32),
+                {"long_name": f"observed days in the {period} period", "units": "1"},
+            )
+        for key, long in (
+            ("max_abs_step_water_residual", "largest per-step |dS - (P - E - Q)|"),
+            ("max_abs_cumulative_water_residual", "largest cumulative |S_t - S_0 - sum(P - E - Q)|"),
+        ):
+            data_vars[key] = (
+                ("basin",), self.scores[key].astype(np.float64),
+                {"long_name": f"{long} over the whole simulated span", "units": "mm"},
+            )
+        coords = {"basin": ("basin", np.asarray(self.basins, dtype=str))}
+        for name, units in (("lat", "degrees_north"), ("lon", "degrees_east"),
+                            ("area_km2", "km2"), ("name", None)):
+            if name in self.coords:
+                attrs = {"units": units} if units else {}
+                coords[name] = ("basin", np.asarray(self.coords[name]), attrs)
+        attrs = {
+            "Conventions": "CF-1.8",
+            "title": "hybridland per-basin calibration of the physical bucket",
+            "source": f"hybridland {package_version()} (hybridland.calibrate)",
+            "calibration_period": " .. ".join(self.config.data.train_period),
+            "validation_period": " .. ".join(self.config.data.validation_period),
+            "warmup_days": self.config.data.warmup_days,
+            "optimizer": f"adam, cosine decay {c.learning_rate:g} -> {c.final_learning_rate:g}",
+            "starts": c.starts,
+            "steps": c.steps,
+            "model_evaluations_per_basin": self.fit.evaluations,
+            "wall_time_s": round(self.seconds, 3),
+            "configuration": self.config.to_yaml(),
+        }
+        if history:
+            attrs["history"] = history
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibration:
+    """Calibrate every basin of ``config.data`` (see the module docstring).
+
+    Raises ``ForcingDataError`` / ``FileNotFoundError`` for unusable data and ``ValueError``
+    for periods the data do not cover, each naming the problem.
+    """
+    from .model import build_model
+    from .train.data import LOADERS, assemble, period_indices
+
+    t0 = time.perf_counter()
+    cfg, c = config.data, config.calibration
+    source = LOADERS[cfg.loader](cfg, c.seed)
+    named = {"train": cfg.train_period, "validation": cfg.validation_period}
+    if cfg.test_period is not None:
+        named["test"] = cfg.test_period
+    periods = period_indices(source.time, named, cfg.warmup_days)
+    n = len(source.basins)
+    data = assemble(source, periods, (), np.zeros((n, 0)), None, "train")
+    model = build_model("physics", pet=c.pet)
+
+    start, length = data.period_window("train", cfg.warmup_days)
+    rows = np.arange(n)
+    forcing = data.forcing(rows, np.full(n, start), length)
+    observed = data.observed(rows, np.full(n, start), length)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=c.steps, desc="calibrate", unit="step")
+    fit = calibrate_columns(
+        model,
+        forcing,
+        observed,
+        warmup_days=cfg.warmup_days,
+        params=c.params,
+        starts=c.starts,
+        steps=c.steps,
+        learning_rate=c.learning_rate,
+        final_learning_rate=c.final_learning_rate,
+        loss=c.loss,
+        window_days=c.window_days,
+        seed=c.seed,
+        progress=None if bar is None else (lambda k, v: bar.update(1)),
+    )
+    if bar is not None:
+        bar.close()
+    scores = score_periods(model, data, fit.params, {"calibration": "train",
+                                                     "validation": "validation"})
+    return Calibration(
+        config=config,
+        basins=data.basins,
+        coords=data.coords,
+        fit=fit,
+        scores=scores,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def score_periods(model, data, params: Params, periods: dict[str, str]) -> dict[str, np.ndarray]:
+    """Simulate every basin of ``data`` (a ``RunData``) over all its days with ``params`` and
+    score NSE and KGE on each period (``{output name: RunData period name}``); also the largest
+    per-step and cumulative water residuals of the run."""
+    n = data.n_basins
+    forcing = data.forcing(np.arange(n), np.zeros(n, int), len(data.time))
+    sim = simulate(model, forcing, jax.tree_util.tree_map(jnp.asarray, params),
+                   outputs=("runoff", "water_residual", "cumulative_water_residual"))
+    runoff = np.asarray(sim.fluxes.runoff)
+    out = {}
+    for name, period in periods.items():
+        first, last = data.periods[period]
+        obs = data.obs[:, first : last + 1]
+        sim_p = runoff[:, first : last + 1]
+        out[f"nse_{name}"] = np.asarray(metrics.nse(obs, sim_p))
+        out[f"kge_{name}"] = np.asarray(metrics.kge(obs, sim_p))
+        out[f"n_obs_{name}"] = np.isfinite(obs).sum(axis=1)
+    out["max_abs_step_water_residual"] = np.max(np.abs(np.asarray(sim.fluxes.water_residual)), 1)
+    out["max_abs_cumulative_water_residual"] = np.max(
+        np.abs(np.asarray(sim.cumulative_water_residual)), 1
+    )
+    return out

@@ -1,0 +1,151 @@
+"""``hybridland emulate train|evaluate``: a thin command line over ``hybridland.emulator``.
+
+``add_parser(subparsers)`` registers the ``emulate`` command on the ``hybridland`` parser;
+``main(argv)`` runs it on its own (``python -m hybridland.emulator_cli train --out DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+"""Exit status of a bad argument or input (as ``hybridland.cli``)."""
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, got {text!r}") from None
+    return low, high
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .emulator import EmulatorSettings, save_emulator, train_emulator
+
+    try:
+        settings = EmulatorSettings(
+            width=args.width, depth=args.depth, pet=args.pet, n_columns=args.columns,
+            n_days=args.days, aridity=args.aridity, lat=args.lat, window_days=args.window_days,
+            batch=args.batch, steps=args.steps, learning_rate=args.learning_rate, seed=args.seed,
+        )  # fmt: skip
+    except ValueError as err:
+        print(f"hybridland emulate train: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    emulator, history = train_emulator(settings, log=None if args.quiet else print)
+    folder = save_emulator(args.out, emulator, settings, history=history)
+    print(f"emulator saved to {folder} (final rollout loss {history[-1]['loss']:.4f})")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .emulator import evaluate_emulator, load_emulator, physics_runs
+
+    try:
+        emulator, settings, _ = load_emulator(args.emulator)
+        aridity = settings.aridity if args.aridity is None else args.aridity
+        runs = physics_runs(
+            emulator.physics, args.columns, args.days, aridity=aridity, lat=settings.lat,
+            seed=args.seed,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as err:
+        print(f"hybridland emulate evaluate: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    summary = {
+        "emulator": str(args.emulator),
+        "aridity": list(aridity),
+        "seed": args.seed,
+        **evaluate_emulator(emulator, runs),
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out is not None:
+        Path(args.out).write_text(text + "\n")
+    return EXIT_OK
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
+    # Imported here, not at the top, so that cli.py can import this module.
+    from .cli import _positive_int
+    from .emulator import EmulatorSettings
+    from .physics.pet import PET_LAWS
+
+    d = EmulatorSettings()
+    emulate = subparsers.add_parser(
+        "emulate",
+        help="train or evaluate an MLP emulator of the physics column model",
+        description="An MLP emulator of one day of the physics column model: it predicts the "
+        "process fractions (snow, melt, surface runoff, ET stress, drainage, baseflow) and the "
+        "same exact bucket arithmetic turns them into fluxes, so the water balance closes.",
+    )
+    sub = emulate.add_subparsers(dest="emulate_command", metavar="ACTION", required=True)
+
+    tr = sub.add_parser(
+        "train",
+        help="train on physics runs of synthetic twins and save the emulator",
+        description="Simulate the physics on synthetic-twin weather (parameters uniform in "
+        "their bounds), train the emulator with a rollout loss, and write emulator.eqx and "
+        "emulator.json (settings, loss history) into --out.",
+    )
+    tr.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    tr.add_argument("--columns", type=_positive_int, default=d.n_columns, metavar="N",
+                    help=f"training columns (default {d.n_columns})")
+    tr.add_argument("--days", type=_positive_int, default=d.n_days, metavar="N",
+                    help=f"days per training run (default {d.n_days})")
+    tr.add_argument("--aridity", type=_range, default=d.aridity, metavar="LOW:HIGH",
+                    help="aridity range of the training climates (default %(default)s)")
+    tr.add_argument("--lat", type=_range, default=d.lat, metavar="LOW:HIGH",
+                    help="latitude range, degrees north (default %(default)s)")
+    tr.add_argument("--steps", type=_positive_int, default=d.steps, metavar="N",
+                    help=f"optimiser steps (default {d.steps})")
+    tr.add_argument("--window-days", type=_positive_int, default=d.window_days, metavar="N",
+                    help=f"rollout length of the loss (default {d.window_days})")
+    tr.add_argument("--batch", type=_positive_int, default=d.batch, metavar="N",
+                    help=f"rollout windows per step (default {d.batch})")
+    tr.add_argument("--width", type=_positive_int, default=d.width, metavar="N")
+    tr.add_argument("--depth", type=_positive_int, default=d.depth, metavar="N")
+    tr.add_argument("--learning-rate", type=float, default=d.learning_rate, metavar="LR")
+    tr.add_argument("--pet", choices=sorted(PET_LAWS), default=d.pet,
+                    help="PET law of the emulated physics model (default %(default)s)")
+    tr.add_argument("--seed", type=int, default=d.seed, help="seed of data, weights, batches")
+    tr.add_argument("--quiet", action="store_true", help="no loss log")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="NSE of a saved emulator against the physics on new synthetic climates",
+        description="Simulate new synthetic-twin climates and parameters (seed --seed) with "
+        "the physics and with the emulator from the same spun-up state; print (and write) "
+        "median and minimum NSE of runoff, ET and soil water and the closure residuals.",
+    )
+    ev.add_argument("--emulator", required=True, metavar="DIR", help="folder of emulate train")
+    ev.add_argument("--columns", type=_positive_int, default=16, metavar="N")
+    ev.add_argument("--days", type=_positive_int, default=1095, metavar="N")
+    ev.add_argument("--aridity", type=_range, default=None, metavar="LOW:HIGH",
+                    help="aridity range (default: the training range)")
+    ev.add_argument("--seed", type=int, default=1, help="seed of the test climates (default 1)")
+    ev.add_argument("--out", metavar="FILE.json", help="also write the summary here")
+    ev.set_defaults(func=_cmd_evaluate)
+    return emulate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``emulate ACTION ...`` (``argv`` without the leading ``emulate``); exit status."""
+    parser = argparse.ArgumentParser(prog="hybridland")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(["emulate", *argv])
+    except SystemExit as stop:  # --help (0) or a usage error (2): argparse has printed it
+        return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
