@@ -42,13 +42,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import units
 from ._containers import Fluxes, Forcing, State
 from ._custom_types import FloatArray
 from ._params import PARAMETER_BOUNDS, Params
 from .learned.networks import FEATURE_SCALES
-from .model import ColumnModel, day_fluxes
-from .physics import bucket, energy
+from .model import ColumnModel, bucket_day
+from .physics import bucket
 from .physics.pet import PET_LAWS
 from .solve import Simulation, run_column, simulate, vmap_columns
 
@@ -96,40 +95,31 @@ def apply_decisions(
 ) -> tuple[State, Fluxes]:
     """One day of the bucket driven by given decisions: ``(new_state, fluxes)``.
 
-    The same exact store arithmetic as ``ColumnModel.step``: every outflow is a fraction of
-    the water present when it is taken, additions keep their rounding remainder (routed to
-    surface runoff), so Delta S = P - E - Q to rounding and stores stay >= 0 for any decisions
-    in [0, 1]. Scalars per column; PET in mm day-1.
+    The bucket of ``ColumnModel.step`` (``model.bucket_day``) with the decisions as its
+    process laws: every outflow is a fraction of the water present when it is taken, additions
+    keep their rounding remainder (routed to surface runoff), so Delta S = P - E - Q to rounding
+    and stores stay >= 0 for any decisions in [0, 1]. Scalars per column; PET in mm day-1.
     """
-    dt = units.DT_DAYS
     d = decisions
     precip = forcing.precip
-    _, snowfall = bucket.take(precip, precip * d.snow)
-    rainfall = precip - snowfall  # exact: snowfall <= precip
-    swe, swe_rest = bucket.accumulate(state.swe, snowfall * dt)
-    swe, melt = bucket.take(swe, swe * d.melt)
-    water_input, input_rest = bucket.accumulate(rainfall * dt, melt)
-    quick, infiltration = bucket.take(water_input, water_input * (1.0 - d.surface))
-    soil, soil_rest = bucket.accumulate(state.soil, infiltration)
-    soil, saturation_excess = bucket.spill(soil, params.soil_capacity)
-    demand = d.stress * pet
-    if forcing.net_radiation is not None:
-        demand = jnp.minimum(demand, energy.energy_limit(forcing, params))
-    soil, et = bucket.take(soil, demand * dt)
-    soil, drainage = bucket.take(soil, soil * d.drainage)
-    if groundwater:
-        store, gw_rest = bucket.accumulate(state.groundwater, drainage)
-        store, baseflow = bucket.take(store, store * d.baseflow)
-        baseflow = baseflow + gw_rest
-    else:
-        store, baseflow = state.groundwater, drainage
-    new_state = State(swe=swe, soil=soil, groundwater=store)
-    surface = quick + (swe_rest + input_rest + soil_rest) + saturation_excess
-    return new_state, day_fluxes(
-        state, new_state, forcing, params,
-        rainfall=rainfall, snowfall=snowfall, melt=melt, pet=pet, et=et,
-        surface=surface, subsurface=baseflow, drainage=drainage,
-    )  # fmt: skip
+
+    def partition():
+        _, snowfall = bucket.take(precip, precip * d.snow)
+        return precip - snowfall, snowfall  # exact: snowfall <= precip
+
+    return bucket_day(
+        state,
+        forcing,
+        params,
+        pet,
+        partition=partition,
+        melt=lambda swe: bucket.take(swe, swe * d.melt),
+        surface_fraction=lambda water_input: d.surface,
+        stress=lambda soil_rel: d.stress,
+        drain=lambda soil: bucket.take(soil, soil * d.drainage),
+        release=lambda store: bucket.take(store, store * d.baseflow),
+        groundwater=groundwater,
+    )
 
 
 def parameter_features(params: Params) -> FloatArray:

@@ -59,59 +59,97 @@ class ColumnModel(eqx.Module):
         scalar ``params``. **Returns:** ``(new_state, fluxes)``.
         """
         dt = units.DT_DAYS
-        capacity = params.soil_capacity
-        has_energy = forcing.net_radiation is not None
-
         pet = self.pet(forcing, params)
-        demand_cap = energy.energy_limit(forcing, params) if has_energy else None
-
-        # Snow: phase partition, accumulation, melt limited to the pack.
-        rainfall, snowfall = snow.partition_precipitation(forcing, params)
-        # Additions to stores round towards zero; the exact remainder joins the liquid path.
-        swe, swe_remainder = bucket.accumulate(state.swe, snowfall * dt)
-        swe, melt = snow.melt(swe, forcing.t_mean, params, dt)
-        water_input, input_remainder = bucket.accumulate(rainfall * dt, melt)
-
-        # Surface partition of the day's water input, from the start-of-day storage.
-        soil_rel0 = state.soil / capacity
-        fraction = self.runoff.surface_fraction(soil_rel0, water_input / dt, forcing, pet, params)
-        # What does not infiltrate runs off: quick + infiltration == water_input exactly.
-        quick, infiltration = bucket.take(water_input, water_input * (1.0 - fraction))
-
-        soil, soil_remainder = bucket.accumulate(state.soil, infiltration)
-        quick = quick + (swe_remainder + input_remainder + soil_remainder)
-        soil, saturation_excess = bucket.spill(soil, capacity)
-
-        # ET: stress from the post-infiltration storage, limited by energy and by the water.
-        stress = self.et.stress(soil / capacity, forcing, pet, params)
-        et_demand = stress * pet
-        if has_energy:
-            et_demand = jnp.minimum(et_demand, demand_cap)
-        soil, et = bucket.take(soil, et_demand * dt)
-
-        soil, drainage = bucket.recession(soil, params.soil_drainage, dt)
-        if self.groundwater:
-            groundwater, gw_remainder = bucket.accumulate(state.groundwater, drainage)
-            groundwater, baseflow = bucket.recession(groundwater, params.baseflow_rate, dt)
-            baseflow = baseflow + gw_remainder
-        else:
-            groundwater, baseflow = state.groundwater, drainage
-
-        new_state = State(swe=swe, soil=soil, groundwater=groundwater)
-        return new_state, day_fluxes(
+        soil_rel0 = state.soil / params.soil_capacity
+        return bucket_day(
             state,
-            new_state,
             forcing,
             params,
-            rainfall=rainfall,
-            snowfall=snowfall,
-            melt=melt,
-            pet=pet,
-            et=et,
-            surface=quick + saturation_excess,
-            subsurface=baseflow,
-            drainage=drainage,
+            pet,
+            partition=lambda: snow.partition_precipitation(forcing, params),
+            melt=lambda swe: snow.melt(swe, forcing.t_mean, params, dt),
+            # The surface partition sees the start-of-day storage.
+            surface_fraction=lambda water_input: self.runoff.surface_fraction(
+                soil_rel0, water_input / dt, forcing, pet, params
+            ),
+            stress=lambda soil_rel: self.et.stress(soil_rel, forcing, pet, params),
+            drain=lambda soil: bucket.recession(soil, params.soil_drainage, dt),
+            release=lambda store: bucket.recession(store, params.baseflow_rate, dt),
+            groundwater=self.groundwater,
         )
+
+
+def bucket_day(
+    state: State,
+    forcing: Forcing,
+    params: Params,
+    pet,
+    *,
+    partition,
+    melt,
+    surface_fraction,
+    stress,
+    drain,
+    release,
+    groundwater: bool = True,
+) -> tuple[State, Fluxes]:
+    """One day of the closure-exact bucket, given the day's process decisions as callables.
+
+    ``partition() -> (rainfall, snowfall)`` (rates, summing to precipitation);
+    ``melt(swe) -> (swe, melt)`` and ``drain(soil) -> (soil, drainage)`` and
+    ``release(groundwater) -> (groundwater, baseflow)`` take water from a store (``bucket.take``
+    or ``bucket.recession``); ``surface_fraction(water_input)`` and ``stress(soil_rel)`` are in
+    [0, 1]. The physical laws (``ColumnModel.step``) and the emulator
+    (``hybridland.emulator``) are two sets of decisions for this one bucket, so both close the
+    water balance the same way: every flux is limited before it is taken, additions round
+    towards zero and their exact remainder joins surface runoff.
+    """
+    dt = units.DT_DAYS
+    capacity = params.soil_capacity
+
+    # Snow: phase partition, accumulation, melt limited to the pack.
+    rainfall, snowfall = partition()
+    # Additions to stores round towards zero; the exact remainder joins the liquid path.
+    swe, swe_remainder = bucket.accumulate(state.swe, snowfall * dt)
+    swe, snowmelt = melt(swe)
+    water_input, input_remainder = bucket.accumulate(rainfall * dt, snowmelt)
+
+    # What does not infiltrate runs off: quick + infiltration == water_input exactly.
+    fraction = surface_fraction(water_input)
+    quick, infiltration = bucket.take(water_input, water_input * (1.0 - fraction))
+    soil, soil_remainder = bucket.accumulate(state.soil, infiltration)
+    quick = quick + (swe_remainder + input_remainder + soil_remainder)
+    soil, saturation_excess = bucket.spill(soil, capacity)
+
+    # ET: stress from the post-infiltration storage, limited by energy and by the water.
+    et_demand = stress(soil / capacity) * pet
+    if forcing.net_radiation is not None:
+        et_demand = jnp.minimum(et_demand, energy.energy_limit(forcing, params))
+    soil, et = bucket.take(soil, et_demand * dt)
+
+    soil, drainage = drain(soil)
+    if groundwater:
+        store, gw_remainder = bucket.accumulate(state.groundwater, drainage)
+        store, baseflow = release(store)
+        baseflow = baseflow + gw_remainder
+    else:
+        store, baseflow = state.groundwater, drainage
+
+    new_state = State(swe=swe, soil=soil, groundwater=store)
+    return new_state, day_fluxes(
+        state,
+        new_state,
+        forcing,
+        params,
+        rainfall=rainfall,
+        snowfall=snowfall,
+        melt=snowmelt,
+        pet=pet,
+        et=et,
+        surface=quick + saturation_excess,
+        subsurface=baseflow,
+        drainage=drainage,
+    )
 
 
 def day_fluxes(
