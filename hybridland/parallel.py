@@ -55,10 +55,13 @@ def simulate_sharded(
     *,
     mesh: Mesh | None = None,
     soil_fraction: float = 0.5,
+    **options,
 ) -> Simulation:
     """``hybridland.simulate`` with the column axis sharded over ``mesh`` (default: all devices).
 
-    Results equal those of ``simulate`` on one device, column for column.
+    ``options`` are ``simulate``'s performance keywords (``outputs``, ``totals``,
+    ``chunk_days``, ``checkpoint_every``). Results equal those of ``simulate`` on one device,
+    column for column.
     """
     mesh = column_mesh() if mesh is None else mesh
     n_devices = mesh.devices.size
@@ -79,7 +82,7 @@ def simulate_sharded(
         return jax.device_put(x, by_column)
 
     forcing, params, state0 = jax.tree_util.tree_map(place, (forcing, params, state0))
-    sim = simulate(model, forcing, params, state0)
+    sim = simulate(model, forcing, params, state0, **options)
     if n_padded == n_columns:
         return sim
     return jax.tree_util.tree_map(lambda x: x[:n_columns], sim)

@@ -31,6 +31,11 @@ SCRIPT = textwrap.dedent(
         devices = {{d for s in sharded.fluxes.runoff.addressable_shards for d in [s.device]}}
         for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(sharded)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        # The performance keywords pass through: only runoff kept, totals per column.
+        few = simulate_sharded(model, forcing, params, mesh=column_mesh(), outputs=("runoff",),
+                               totals=("et",), chunk_days=100)
+        np.testing.assert_array_equal(np.asarray(few.fluxes.runoff), np.asarray(one.fluxes.runoff))
+        assert few.fluxes.et is None and few.totals["et"].shape == (n_columns,)
         print("columns", n_columns, "devices used", len(devices))
     """
 )
