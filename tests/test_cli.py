@@ -196,6 +196,8 @@ def test_train_configs_in_experiments_are_valid():
     for name in ("hybrid", "physics"):
         shift = load_config(root.parent / "climate_shift" / f"{name}.yaml")
         assert shift.model.kind == name and shift.data.aridity_range == (0.0, 1.0)
+    shift = load_config(root.parent / "climate_shift" / "regional.yaml")
+    assert shift.model.parameter_network and shift.data.aridity_range == (0.0, 1.0)
 
 
 def test_train_bad_config_exits_2_naming_the_key(tmp_path, capsys):
