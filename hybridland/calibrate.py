@@ -45,7 +45,7 @@ from . import metrics
 from ._containers import Forcing
 from ._params import PARAMETER_BOUNDS, Params
 from .physics.pet import PET_LAWS
-from .solve import check_forcing, run_column, simulate, vmap_columns
+from .solve import check_forcing, simulate, simulate_runoff
 from .train.config import ConfigError, DataConfig, _days, _fail, _plain, build_sections
 from .train.losses import LOSSES
 
@@ -213,8 +213,7 @@ def _column_losses(model, u, forcing, observed, obs_std, obs_mean, warmup: int, 
     n = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
     params = bounded(u, n, dtype)
-    runoff = vmap_columns(run_column, model, forcing, params, model.init_state(params))
-    runoff = runoff.fluxes.runoff[:, warmup:]
+    runoff = simulate_runoff(model, forcing, params)[:, warmup:]
 
     def one(o, s, sd, mu):
         return LOSSES[loss](o[None], s[None], obs_std=sd[None], obs_mean=mu[None])

@@ -51,7 +51,7 @@ from .._params import PARAMETER_BOUNDS, Params
 from ..learned import ParameterNetwork
 from ..model import ColumnModel
 from ..model import build_model as build_column_model
-from ..solve import check_forcing, run_column, vmap_columns
+from ..solve import check_forcing, simulate_runoff
 from . import checkpoint as ckpt
 from .config import Config, TrainingConfig, config_from_yaml
 from .data import DTYPE, Normalisation, RunData, basin_table, load_data, write_basin_table
@@ -182,8 +182,7 @@ def _simulate_runoff(trainable, static, forcing, basins):
     model = eqx.combine(model_train, static)
     n = forcing.precip.shape[0]
     params = bounded_params(u, basins, n, forcing.attributes)
-    sim = vmap_columns(run_column, model, forcing, params, model.init_state(params))
-    return sim.fluxes.runoff
+    return simulate_runoff(model, forcing, params)
 
 
 def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec: LossSpec):
