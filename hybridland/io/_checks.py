@@ -6,6 +6,7 @@ variable (and the basins, where it is per basin) and says how to fix the file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,21 @@ import pandas as pd
 import xarray as xr
 
 from ._report import ForcingDataError
+
+
+def open_netcdf(path: str | os.PathLike, layout: str) -> xr.Dataset:
+    """Open a NetCDF file (lazily); ``FileNotFoundError`` for a missing file and
+    ``ForcingDataError`` for one that is not readable NetCDF (``layout`` says what to give)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Forcing file {path} does not exist.")
+    try:
+        return xr.open_dataset(path)
+    except Exception as err:  # netCDF4/HDF5 raise many types; all mean "not a readable file".
+        raise ForcingDataError(
+            f"Cannot read {path} as NetCDF ({type(err).__name__}: {err}). Give a NetCDF file "
+            f"in {layout}."
+        ) from err
 
 
 def check_variable(

@@ -277,11 +277,21 @@ def climate_statics(
             }
             if pet is not None:
                 out["aridity"] = (
-                    np.nanmean(np.asarray(pet, np.float64), axis=1) / p_mean,
+                    aridity_index(precip, pet),
                     "1",
                     "aridity index: mean potential evapotranspiration / mean precipitation",
                 )
     return out
+
+
+def aridity_index(precip, pet) -> np.ndarray:
+    """Mean PET / mean P per row of ``[column, time]`` series (NaN days ignored; NaN for a
+    column without data)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(pet, np.float64), axis=1) / np.nanmean(
+            np.asarray(precip, np.float64), axis=1
+        )
 
 
 # --- validation -------------------------------------------------------------------------------

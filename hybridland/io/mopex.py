@@ -46,6 +46,7 @@ from ._checks import (
     check_time,
     check_variable,
     iso_day,
+    open_netcdf,
     select_basins,
     select_period,
     series_values,
@@ -153,16 +154,7 @@ def load_mopex(
     Raises ``ForcingDataError`` for bad input and ``FileNotFoundError`` for a missing file.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Forcing file {path} does not exist.")
-    try:
-        ds = xr.open_dataset(path)
-    except Exception as err:  # netCDF4/HDF5 raise many types; all mean "not a readable file".
-        raise ForcingDataError(
-            f"Cannot read {path} as NetCDF ({type(err).__name__}: {err}). Give a NetCDF file "
-            "in the MOPEX layout (dims basin, time)."
-        ) from err
-    with ds:
+    with open_netcdf(path, "the MOPEX layout (dims basin, time)") as ds:
         return forcing_from_dataset(
             ds,
             basins=basins,

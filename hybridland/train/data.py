@@ -110,45 +110,36 @@ def _select_basins(
     return [ids[i] for i in np.sort(pick)]
 
 
-def _aridity(precip, pet) -> np.ndarray:
-    """Mean PET / mean P per row of ``[basin, time]`` series (NaN days ignored)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # basins without data: NaN, never kept
-        return np.nanmean(pet, axis=1) / np.nanmean(precip, axis=1)
-
-
 def _load_mopex(cfg: DataConfig, seed: int):
-    import xarray as xr
-
-    from ..io import load_mopex, mopex_path
+    from ..io import forcing_from_dataset, mopex_path
+    from ..io._checks import open_netcdf
+    from ..io.canonical import aridity_index
 
     path = cfg.path or str(mopex_path())
-    basins = None
-    if cfg.basins is not None or cfg.n_basins is not None or cfg.aridity_range is not None:
-        with xr.open_dataset(path) as ds:
-            ids = [str(b) for b in ds["basin"].values]
-            aridity = None
-            if cfg.aridity_range is not None:
-                train = ds.sel(time=slice(*cfg.train_period))
-                aridity = _aridity(train["P"].values, train["PE"].values)
-        basins = _select_basins(cfg, seed, ids, path, aridity)
     first, last = cfg.span
-    return load_mopex(
-        path,
-        basins=basins,
-        start=first.isoformat(),
-        end=last.isoformat(),
-        pet=cfg.pet,
-        trim=cfg.trim,
-        drop_incomplete=cfg.drop_incomplete,
-        inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
-        dtype=DTYPE,
-    )
+    with open_netcdf(path, "the MOPEX layout (dims basin, time)") as ds:
+        aridity = None
+        if cfg.aridity_range is not None:
+            train = ds.sel(time=slice(*cfg.train_period))
+            aridity = aridity_index(train["P"].values, train["PE"].values)
+        basins = _select_basins(cfg, seed, [str(b) for b in ds["basin"].values], path, aridity)
+        return forcing_from_dataset(
+            ds,
+            basins=basins,
+            start=first.isoformat(),
+            end=last.isoformat(),
+            pet=cfg.pet,
+            trim=cfg.trim,
+            drop_incomplete=cfg.drop_incomplete,
+            inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
+            dtype=DTYPE,
+            source=path,
+        )
 
 
 def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
     from ..io import ForcingDataError
-    from ..io.canonical import PET_VARIABLE
+    from ..io.canonical import PET_VARIABLE, aridity_index
 
     ids = [str(c) for c in ds["column"].values]
     aridity = None
@@ -159,7 +150,7 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
                 variable=PET_VARIABLE,
             )
         train = ds.sel(time=slice(*cfg.train_period))
-        aridity = _aridity(train["precipitation"].values, train[PET_VARIABLE].values)
+        aridity = aridity_index(train["precipitation"].values, train[PET_VARIABLE].values)
     basins = _select_basins(cfg, seed, ids, source, aridity)
     if basins is not None:
         unknown = [b for b in basins if b not in ids]
@@ -176,19 +167,12 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
 
 
 def _load_netcdf(cfg: DataConfig, seed: int) -> Source:
-    import xarray as xr
-
-    from ..io import ForcingDataError, from_cf
+    from ..io import from_cf
+    from ..io._checks import open_netcdf
 
     if cfg.path is None:
         raise ValueError("data.loader 'netcdf' needs data.path (a canonical or CF NetCDF file).")
-    try:
-        ds = xr.open_dataset(cfg.path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Data file {cfg.path} does not exist.") from None
-    except Exception as err:  # netCDF4/HDF5 raise many types; all mean "not a readable file".
-        raise ForcingDataError(f"Cannot read {cfg.path} as NetCDF ({err}).") from err
-    with ds:
+    with open_netcdf(cfg.path, "the canonical layout or with CF standard names") as ds:
         canonical = "column" in ds.dims and all(
             "role" in ds[v].attrs for v in ds.data_vars
         )
