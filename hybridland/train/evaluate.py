@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ..io import DataAdjustmentWarning, ForcingDataError
+from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from .._params import Params
 from ..chunked import run_timed
 from ..model import ColumnModel
 from ..solve import Simulation, check_forcing
 from .config import Config
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
-from .loop import bounded_params, load_run, load_trainables
+from .loop import bounded_params, load_trainables
 
 EVALUATION = "evaluation"
 CHUNK_BASINS = 64
@@ -73,14 +73,11 @@ class Evaluation:
             history=history,
             attrs={"evaluation_period": f"{self.period[0]} .. {self.period[1]}"},
         )
+        spec = CANONICAL_VARIABLES["streamflow"]
         ds["observed_runoff"] = (
             ("basin", "time"),
             self.observed.astype(np.float32),
-            {
-                "standard_name": "runoff_flux",
-                "units": "kg m-2 day-1",
-                "long_name": "observed streamflow per unit catchment area (mm day-1)",
-            },
+            {"standard_name": spec.standard_name, "units": spec.units, "long_name": spec.long_name},
         )
         return ds
 
@@ -104,7 +101,7 @@ def evaluate_run(
     Raises ``FileNotFoundError`` for a missing run or file, ``ForcingDataError`` for unusable
     data and ``ValueError`` for a period the data do not cover (each naming the problem).
     """
-    model, trained_params, normalisation, config = load_run(run_dir)
+    model, trained_u, normalisation, config = load_trainables(run_dir)
     trained = basin_table(run_dir)
     cfg = config.data
     if period is None:
@@ -154,10 +151,10 @@ def evaluate_run(
     run_data = assemble(source, periods, names, raw, normalisation, EVALUATION)
 
     if config.model.parameter_network:
-        _, network, _, _ = load_trainables(run_dir)
-        attributes = jnp.asarray(run_data.attributes)
-        params = bounded_params(network, None, len(ids), attributes)
+        params = bounded_params(trained_u, None, len(ids), jnp.asarray(run_data.attributes))
     else:
+        n_trained = len(trained)
+        trained_params = bounded_params(trained_u, jnp.arange(n_trained), n_trained)
         params = _evaluation_params(trained_params, trained.index, ids, config)
     start, length = run_data.period_window(EVALUATION, cfg.warmup_days)
     forcing = run_data.forcing(np.arange(len(ids)), np.full(len(ids), start), length)

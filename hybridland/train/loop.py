@@ -110,12 +110,12 @@ def bounded_params(u, basins, n: int, attributes=None) -> Params:
     return Params.default(n, dtype=DTYPE, **values)
 
 
-def fine_tuning_start(config: Config, n_basins: int):
-    """The trainables of a run that starts from ``training.init_from``: that run's network
-    weights, parameter network or shared parameters, and for per-basin parameters the median
-    of its calibrated values (the new basins are others). Raises ValueError if the model
-    settings differ."""
-    model, u, _, old = load_trainables(config.training.init_from)
+def fine_tuning_start(config: Config, start, n_basins: int):
+    """The trainables of a run that starts from ``training.init_from``, whose
+    ``load_trainables`` is ``start``: its network weights, parameter network or shared
+    parameters, and for per-basin parameters the median of its calibrated values (the new
+    basins are others). Raises ValueError if the model settings differ."""
+    model, u, _, old = start
     if old.model != config.model:
         diffs = [
             f"{f.name}: {getattr(old.model, f.name)!r} -> {getattr(config.model, f.name)!r}"
@@ -318,12 +318,12 @@ def train(
             )
     ckpt.atomic_write_text(config_file, config.to_yaml())
 
-    start_norm = None
+    start = None  # fine-tuning: the run this one starts from
     if config.training.init_from is not None:
-        start_norm = load_trainables(config.training.init_from)[2]
+        start = load_trainables(config.training.init_from)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataAdjustmentWarning)
-        data = load_data(config, start_norm)
+        data = load_data(config, None if start is None else start[2])
     for w in caught:  # the loader's repairs (opted into by the config) go to the log
         if issubclass(w.category, DataAdjustmentWarning):
             log(f"input adjustment: {w.message}")
@@ -333,8 +333,8 @@ def train(
     n_attr = len(config.model.static_attributes)
     model = build_model(config, n_attr)
     trainable, static = init_trainables(config, model, data.n_basins)
-    if config.training.init_from is not None:
-        trainable = fine_tuning_start(config, data.n_basins)
+    if start is not None:
+        trainable = fine_tuning_start(config, start, data.n_basins)
         log(f"fine-tuning from {config.training.init_from}")
     n_steps = steps_per_epoch(config, data)
     optim = build_optimizer(config.training, n_steps)
@@ -460,7 +460,7 @@ def train(
         if report:
             from .report import write_report
 
-            write_report(run_dir, history, log=log, progress=progress)
+            write_report(run_dir, config, history, log=log, progress=progress)
     return TrainResult(
         model=best_model,
         params=bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,

@@ -1,10 +1,10 @@
 """What a finished run writes besides its weights: per-basin metric tables and figures.
 
-``write_report(run_dir, history)`` evaluates the best model on the run's validation and test
-periods (``evaluate_run``) and writes ``metrics_<period>.csv`` (one row per basin: NSE, KGE
-with r, alpha, beta, the other metrics, and the closure residuals), and in ``plots/``: the
-training curves, the hydrographs and the cumulative water budget of each period, and the CDF of
-NSE and KGE across basins.
+``write_report(run_dir, config, history)`` evaluates the best model on the run's validation
+and test periods (``evaluate_run``) and writes ``metrics_<period>.csv`` (one row per basin:
+NSE, KGE with r, alpha, beta, the other metrics, and the closure residuals), and in
+``plots/``: the training curves, the hydrographs and the cumulative water budget of each
+period, and the CDF of NSE and KGE across basins.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..io.plots import plot_hydrographs, plot_metric_cdf, plot_training_curves, plot_water_budget
 from .checkpoint import atomic_write_text
+from .config import Config
 from .evaluate import Evaluation, evaluate_run
 
 
@@ -39,21 +40,20 @@ def plot_evaluation(evaluation: Evaluation, folder, label: str) -> list[Path]:
 
 def write_report(
     run_dir,
+    config: Config,
     history: Sequence[Mapping[str, float]],
     *,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Evaluate a finished run on its validation and test periods; write tables and figures.
+    """Evaluate a finished run (of configuration ``config``) on its validation and test
+    periods; write tables and figures.
 
     Returns ``{period: metric table}``.
     """
-    from .loop import load_run
-
     run_dir = Path(run_dir)
     plots = run_dir / "plots"
     plot_training_curves(history, plots / "training_curves.png")
-    config = load_run(run_dir)[3]
     tables = {}
     for label, period in (
         ("validation", config.data.validation_period),
