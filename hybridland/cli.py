@@ -187,17 +187,8 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     if getattr(args, "basins", None):
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
     try:
-        aridity = getattr(args, "aridity", None)
-        if aridity is not None:
-            low, sep, high = aridity.partition(":")
-            try:
-                aridity = (float(low), float(high)) if sep else None
-            except ValueError:
-                aridity = None
-            if aridity is None:
-                raise ValueError(f"--aridity must be LOW:HIGH (numbers), got {args.aridity!r}.")
         return evaluate_run(args.run_dir, args.data, period=period(), basins=basins,
-                            aridity_range=aridity)
+                            aridity_range=getattr(args, "aridity", None))
     except _EVALUATION_ERRORS as err:
         return _fail(command, str(err))
 
@@ -365,6 +356,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # Parser
 
 
+def _number_range(text: str) -> tuple[float, float]:
+    """``LOW:HIGH`` as two numbers (an argparse type)."""
+    try:
+        low, high = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, got {text!r}") from None
+    return low, high
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--period", metavar="START:END",
                     help="evaluated days, ISO dates (default: the run's test period)")
     ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
-    ev.add_argument("--aridity", metavar="LOW:HIGH",
+    ev.add_argument("--aridity", type=_number_range, metavar="LOW:HIGH",
                     help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
     ev.add_argument("--out", required=True, metavar="METRICS.csv", help="output CSV table")
     ev.add_argument("--plots", metavar="DIR", help="also write hydrographs and budget figures")

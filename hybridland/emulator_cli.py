@@ -17,14 +17,6 @@ EXIT_BAD_INPUT = 2
 """Exit status of a bad argument or input (as ``hybridland.cli``)."""
 
 
-def _range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(x) for x in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, got {text!r}") from None
-    return low, high
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from .emulator import EmulatorSettings, save_emulator, train_emulator
 
@@ -72,7 +64,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
     # Imported here, not at the top, so that cli.py can import this module.
-    from .cli import _positive_int
+    from .cli import _number_range as _range, _positive_int
     from .emulator import EmulatorSettings
     from .physics.pet import PET_LAWS
 
