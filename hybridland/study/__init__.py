@@ -1,0 +1,1 @@
+"""Benchmark studies: the climate-shift robustness study and its reference models."""
