@@ -1,4 +1,5 @@
-"""Command-line interface: ``hybridland simulate | evaluate | train | calibrate | emulate | demo``.
+"""Command-line interface: ``hybridland simulate | evaluate | train | calibrate | emulate |
+study | demo``.
 
 ``simulate`` reads MOPEX-layout forcing (validated, see ``hybridland.io.mopex``), runs a
 physical or an (untrained) hybrid column model over every basin and day, writes a CF-NetCDF file
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import MODEL_KINDS
+from .model import BUCKET_KINDS
 
 EXIT_BAD_INPUT = 2
 """Exit status for unusable input or arguments (as argparse uses for usage errors)."""
@@ -195,8 +196,9 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
 
 def _print_evaluation(command: str, evaluation, out: Path) -> None:
     t = evaluation.table
-    sources = t["parameters"][t["parameters"] != "calibrated"].unique()
-    new = int((t["parameters"] != "calibrated").sum())
+    other = ~t["parameters"].isin(["calibrated", "none"])  # "none": an lstm has no parameters
+    sources = t["parameters"][other].unique()
+    new = int(other.sum())
     print(
         f"hybridland {command}: run {evaluation.config.run.name} "
         f"({evaluation.config.model.kind} model) on {len(t)} basins"
@@ -207,10 +209,14 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
         f"  metrics  median NSE {t['nse'].median():.3f}, median KGE {t['kge'].median():.3f}; "
         f"compile {evaluation.compile_s:.2f} s, run {evaluation.run_s:.2f} s"
     )
-    print(
-        f"  closure  max |per-step water residual| {t['max_abs_step_residual_mm'].max():.3g} mm; "
-        f"max |cumulative| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
-    )
+    if evaluation.simulation is None:
+        print("  closure  none: a pure data-driven LSTM has no water balance")
+    else:
+        print(
+            f"  closure  max |per-step water residual| "
+            f"{t['max_abs_step_residual_mm'].max():.3g} mm; "
+            f"max |cumulative| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
+        )
     for text in evaluation.adjustments:
         print(f"  input    {text if len(text) < 300 else text[:297] + '...'}")
     print(f"  output   {out}")
@@ -391,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", required=True, metavar="FILE.nc", help="input forcing file")
     sim.add_argument(
         "--model",
-        choices=sorted(MODEL_KINDS),
+        choices=sorted(BUCKET_KINDS),
         help="physics: physical laws; hybrid: untrained MLP ET stress and runoff "
         "partition inside the same closure-exact bucket (or give --run-dir)",
     )
@@ -542,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .emulator_cli import add_parser as add_emulate_parser
 
     add_emulate_parser(sub)
+    from .study.cli import add_parser as add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 

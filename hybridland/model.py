@@ -17,6 +17,8 @@ Delta S = P - E - Q holds to rounding for any inputs and any network weights.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import equinox as eqx
 import jax.numpy as jnp
 
@@ -27,6 +29,9 @@ from .physics import bucket, energy, snow
 from .physics.evaporation import AbstractET, SoilMoistureStressET
 from .physics.pet import PET_LAWS, AbstractPET, GivenPET
 from .physics.runoff import AbstractRunoff, PowerLawRunoff
+
+if TYPE_CHECKING:
+    from .learned import LSTMRunoff
 
 
 class ColumnModel(eqx.Module):
@@ -204,27 +209,11 @@ def day_fluxes(
     )
 
 
-MODEL_KINDS = ("physics", "hybrid")
-"""Kinds of untrained model that ``build_model`` makes (the names used by the CLI and configs)."""
+def _physics(pet_law, key, n_attributes, width, depth) -> ColumnModel:
+    return ColumnModel(pet=pet_law)
 
 
-def build_model(
-    kind: str,
-    *,
-    pet: str = "given",
-    key=None,
-    n_attributes: int = 0,
-    width: int = 16,
-    depth: int = 2,
-) -> ColumnModel:
-    """An untrained column model: ``physics`` (physical laws) or ``hybrid`` (MLP ET stress and
-    runoff partition, weights drawn from ``key``, fed ``n_attributes`` static attributes); PET
-    by the law named ``pet`` in ``PET_LAWS``."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"Unknown model kind {kind!r}; choose from {list(MODEL_KINDS)}.")
-    pet_law = PET_LAWS[pet]()
-    if kind == "physics":
-        return ColumnModel(pet=pet_law)
+def _hybrid(pet_law, key, n_attributes, width, depth) -> ColumnModel:
     import jax
 
     from .learned import MLPRunoff, MLPStressET
@@ -235,3 +224,37 @@ def build_model(
         et=MLPStressET(n_attributes, width, depth, key=k_et),
         runoff=MLPRunoff(n_attributes, width, depth, key=k_runoff),
     )
+
+
+def _lstm(pet_law, key, n_attributes, width, depth) -> LSTMRunoff:
+    from .learned import LSTMRunoff
+
+    return LSTMRunoff(n_attributes, width, depth, pet=pet_law, key=key)
+
+
+_BUILDERS = {"physics": _physics, "hybrid": _hybrid, "lstm": _lstm}
+
+MODEL_KINDS = tuple(_BUILDERS)
+"""Kinds of untrained model that ``build_model`` makes (the names used by the CLI and configs)."""
+
+BUCKET_KINDS = ("physics", "hybrid")
+"""The kinds that are a ``ColumnModel`` (closure-exact bucket with stores and fluxes, run by
+``simulate``); ``lstm`` is a pure data-driven runoff model without a water balance."""
+
+
+def build_model(
+    kind: str,
+    *,
+    pet: str = "given",
+    key=None,
+    n_attributes: int = 0,
+    width: int = 16,
+    depth: int = 2,
+) -> ColumnModel | LSTMRunoff:
+    """An untrained model: ``physics`` (a ``ColumnModel`` of physical laws), ``hybrid`` (a
+    ``ColumnModel`` with MLP ET stress and runoff partition) or ``lstm`` (an ``LSTMRunoff`` of
+    ``depth`` layers of ``width`` units); networks get weights drawn from ``key`` and are fed
+    ``n_attributes`` static attributes; PET by the law named ``pet`` in ``PET_LAWS``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}; choose from {list(MODEL_KINDS)}.")
+    return _BUILDERS[kind](PET_LAWS[pet](), key, n_attributes, width, depth)

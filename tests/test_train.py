@@ -92,7 +92,7 @@ def test_config_loads_and_round_trips(tmp_path):
         ("training: {epochs: 2.5}\n", r"training\.epochs' must be an integer"),
         ("training: {loss: rmse}\n", r"training\.loss' must be one of"),
         ("model: {width: '8'}\n", r"model\.width' must be an integer"),
-        ("model: {kind: lstm}\n", r"model\.kind' unknown model kind 'lstm'"),
+        ("model: {kind: transformer}\n", r"model\.kind' unknown model kind 'transformer'"),
         ("model: {trainable_params: [ddf, nope]}\n", r"model\.trainable_params' unknown \['nope'\]"),
         ("model: {kind: physics}\n", r"model\.trainable_params"),
         ("training: {window_days: 1000}\n", r"training\.window_days"),

@@ -13,6 +13,8 @@ Files are found with ``importlib.resources`` inside ``spotpy/examples/`` (spotpy
 - ``load_schwingbach``: hourly weather at the Schwingbach near Rechtenbach, Hesse
   (``cmf_data/driver_data_site24.csv``, 2014-2016) aggregated to days, with daily mean soil
   moisture at 10, 25 and 40 cm (``soilmoisture_site24.csv``, a nearby site) as targets.
+  The weather file stamps the 1st-12th of each month as ``YYYY-DD-MM``; the reader swaps
+  them back (its rows are hour by hour in time order), which aligns weather and soil moisture.
   Position about 50.50 N, 8.60 E (Rechtenbach, approximate).
 """
 
@@ -102,8 +104,36 @@ def _read_hourly(path) -> pd.DataFrame:
     text = path.read_text(encoding="utf-8").splitlines()
     header = text[0].lstrip("# ").split(",")
     df = pd.read_csv(path, comment="#", header=None, names=header, skiprows=1)
-    df.index = pd.to_datetime(df.pop("time"))
+    df.index = _chronological(pd.DatetimeIndex(pd.to_datetime(df.pop("time"))), path.name)
     return df
+
+
+def _chronological(time: pd.DatetimeIndex, name: str) -> pd.DatetimeIndex:
+    """The stamps of a file whose rows are in time order, with month and day swapped back on
+    the 1st to 12th of a month where the file wrote them as ``YYYY-DD-MM``.
+
+    ``driver_data_site24.csv`` does this: its rows run hour by hour, but 2 January 2014 is
+    stamped ``2014-02-01`` (and 1 February ``2014-01-02``), so read as written 40 % of the days
+    land in the wrong month. Stamps that already increase are kept; swapped ones are used only
+    if they then increase strictly, else ``ForcingDataError``.
+    """
+    if time.is_monotonic_increasing and time.is_unique:
+        return time
+    swap = time.day <= 12
+    fixed = pd.DatetimeIndex(pd.to_datetime(pd.DataFrame({
+        "year": time.year,
+        "month": np.where(swap, time.day, time.month),
+        "day": np.where(swap, time.month, time.day),
+        "hour": time.hour,
+        "minute": time.minute,
+    })))
+    if not (fixed.is_monotonic_increasing and fixed.is_unique):
+        raise ForcingDataError(
+            f"The time stamps of {name} are not in order, even with month and day swapped on "
+            "days 1-12; cannot tell which day each row belongs to.",
+            variable="time",
+        )
+    return fixed
 
 
 def load_schwingbach(min_hours: int = 24) -> xr.Dataset:

@@ -39,7 +39,7 @@ import xarray as xr
 
 from .._containers import Forcing, State
 from .._params import PARAMETER_BOUNDS, Params
-from ..model import MODEL_KINDS, ColumnModel, build_model
+from ..model import BUCKET_KINDS, ColumnModel, build_model
 from ..solve import simulate
 from .canonical import climate_statics, make_dataset
 
@@ -212,7 +212,7 @@ def synthetic_twin(
       (longitudes uniformly over the globe: nothing depends on them).
     - ``seed``: seeds weather, parameters, noise (independent streams) and, for
       ``kind='hybrid'``, the network weights (``build_model('hybrid', key=PRNGKey(seed))``).
-    - ``kind``: the truth model, a name in ``MODEL_KINDS`` (with PET given) or a ``ColumnModel``.
+    - ``kind``: the truth model, a name in ``BUCKET_KINDS`` (with PET given) or a ``ColumnModel``.
     - ``params``: true parameters (scalar or ``[n_columns]``, inside ``PARAMETER_BOUNDS``);
       ``None`` draws each uniformly in its range per column.
     - ``spinup_days``: days of the weather's start run once before the recorded run to fill the
@@ -233,10 +233,12 @@ def synthetic_twin(
     n_columns, n_days, spinup_days = int(n_columns), int(n_days), min(int(spinup_days), int(n_days))
     if isinstance(kind, ColumnModel):
         model, kind_name = kind, f"custom {type(kind).__name__}"
-    elif kind in MODEL_KINDS:
+    elif kind in BUCKET_KINDS:
         model, kind_name = build_model(kind, key=jax.random.PRNGKey(seed)), kind
     else:
-        raise ValueError(f"kind must be one of {list(MODEL_KINDS)} or a ColumnModel, got {kind!r}.")
+        raise ValueError(
+            f"kind must be one of {list(BUCKET_KINDS)} or a ColumnModel, got {kind!r}."
+        )
     try:
         time = pd.date_range(start, periods=n_days, freq="D")
     except (ValueError, TypeError) as err:

@@ -1,6 +1,7 @@
 """Learned submodels (Equinox) that plug into the column model through the physics interfaces,
-and the regional parameter network."""
+the regional parameter network, and the pure data-driven LSTM peer."""
 
+from .lstm import LSTMRunoff as LSTMRunoff
 from .networks import (
     MLPRunoff as MLPRunoff,
     MLPStressET as MLPStressET,

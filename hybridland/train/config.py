@@ -112,6 +112,11 @@ class DataConfig:
     warmup_days: int = 365
     """Days simulated before every loss window (and before validation) and excluded from the
     loss, so the stores forget the arbitrary initial state."""
+    holdout_dry_years: float = 0.0
+    """Fraction of each basin's calendar years, the driest by annual precipitation, whose
+    observed runoff is hidden from training and validation (``hybridland.train.data.dry_years``
+    over the years from ``train_period`` to the last period), so that they can serve as an
+    unseen dry-extreme test; e.g. 0.1, the driest decile. 0 hides nothing."""
 
     def __post_init__(self):
         if self.loader not in _loader_names():
@@ -135,6 +140,8 @@ class DataConfig:
             _fail(self, "n_basins", f"must be >= 1, got {self.n_basins}")
         if self.warmup_days < 0:
             _fail(self, "warmup_days", f"must be >= 0, got {self.warmup_days}")
+        if not 0 <= self.holdout_dry_years < 1:
+            _fail(self, "holdout_dry_years", f"must be in [0, 1), got {self.holdout_dry_years}")
 
     @property
     def span(self) -> tuple[_dt.date, _dt.date]:
@@ -151,11 +158,14 @@ class ModelConfig:
 
     SECTION: ClassVar[str] = "model"
     kind: str = "hybrid"
-    """Name in ``hybridland.model.MODEL_KINDS`` (physics | hybrid)."""
+    """Name in ``hybridland.model.MODEL_KINDS``: physics, hybrid (both the closure-exact bucket)
+    or lstm (a pure data-driven ``LSTMRunoff``: no stores, no physical parameters)."""
     pet: str = "given"
-    """PET law name in ``hybridland.physics.pet.PET_LAWS``."""
+    """PET law name in ``hybridland.physics.pet.PET_LAWS`` (for lstm: its PET input)."""
     width: int = 16
+    """Hidden units of each network layer (lstm: of each LSTM layer)."""
     depth: int = 2
+    """Hidden layers of each MLP (lstm: stacked LSTM layers, >= 1)."""
     trainable_params: tuple[str, ...] = ()
     """Physical parameters (``PARAMETER_BOUNDS`` names) the optimiser calibrates; the others
     stay at their defaults."""
@@ -168,7 +178,8 @@ class ModelConfig:
     parameter_width: int = 32
     parameter_depth: int = 2
     static_attributes: tuple[str, ...] = ()
-    """Static basin attributes fed to the networks (normalised on the training basins)."""
+    """Static basin attributes fed to the networks (normalised on the training basins; for
+    lstm: concatenated to the dynamic inputs every day)."""
 
     def __post_init__(self):
         if self.kind not in _model_kinds():
@@ -189,6 +200,17 @@ class ModelConfig:
             _fail(self, "static_attributes", f"unknown {unknown}; known: {list(STATIC_ATTRIBUTES)}")
         if len(set(self.static_attributes)) != len(self.static_attributes):
             _fail(self, "static_attributes", "lists an attribute twice")
+        if self.kind == "lstm":
+            if self.trainable_params:
+                _fail(self, "trainable_params", "must be empty for kind lstm: a pure data-driven "
+                      "LSTM has no physical parameters; remove it, or use kind: hybrid")
+            if self.parameter_network:
+                _fail(self, "parameter_network", "must be false for kind lstm: a pure "
+                      "data-driven LSTM has no physical parameters; remove it, or use kind: "
+                      "hybrid")
+            if self.depth < 1:
+                _fail(self, "depth", f"is the number of stacked LSTM layers for kind lstm and "
+                      f"must be >= 1, got {self.depth}")
         if self.parameter_network and not (self.static_attributes and self.trainable_params):
             _fail(self, "parameter_network", "needs static_attributes and trainable_params")
         if self.parameter_width < 1 or self.parameter_depth < 0:

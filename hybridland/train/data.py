@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .._containers import Forcing
-from . import checkpoint as ckpt
 from .._params import Params
+from . import checkpoint as ckpt
 from .config import Config, DataConfig
 
 DTYPE = np.float32
@@ -430,10 +430,46 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
     periods = period_indices(
         source.time, {k: v for k, v in named.items() if v is not None}, cfg.warmup_days
     )
+    if cfg.holdout_dry_years:
+        start, end = cfg.train_period[0], max(p[1] for p in named.values() if p is not None)
+        hidden = dry_years(source.time, source.forcing.precip, cfg.holdout_dry_years, (start, end))
+        observed = np.where(hidden, np.nan, source.observed_runoff).astype(DTYPE)
+        source = dataclasses.replace(source, observed_runoff=observed)
     first, last = periods["train"]
     names = config.model.static_attributes
     raw = static_attributes(names, source, slice(first, last + 1))
     return assemble(source, periods, names, raw, normalisation, "train")
+
+
+def dry_years(time, precip, fraction: float, span: tuple[str, str]) -> np.ndarray:
+    """``[basin, time]`` True on the days of each basin's driest calendar years.
+
+    The candidate years are the calendar years lying wholly inside ``span`` (inclusive ISO
+    dates); of these, each basin's ``max(1, round(fraction * n_years))`` years with the least
+    precipitation (``precip`` ``[basin, time]`` on ``time``) are marked, e.g. the driest decile
+    for ``fraction = 0.1``. Ties go to the earlier year. Raises ValueError if ``span`` holds no
+    whole calendar year.
+    """
+    time = pd.DatetimeIndex(time)
+    precip = np.asarray(precip, np.float64)
+    start, end = (pd.Timestamp(d) for d in span)
+    inside = (time >= start) & (time <= end)
+    years = np.unique(time.year[inside])
+    whole = [
+        y for y in years
+        if np.sum(inside & (time.year == y)) == pd.Timestamp(y, 12, 31).day_of_year
+    ]
+    if not whole:
+        raise ValueError(
+            f"The span {span[0]} .. {span[1]} holds no whole calendar year of data; dry years "
+            "need at least one."
+        )
+    annual = np.stack([precip[:, time.year == y].sum(axis=1) for y in whole], axis=1)
+    n_dry = max(1, int(round(fraction * len(whole))))
+    driest = np.argsort(annual, axis=1, kind="stable")[:, :n_dry]  # [basin, n_dry]
+    year_of_day = np.asarray(time.year)
+    chosen = np.asarray(whole)[driest]
+    return (year_of_day[None, :, None] == chosen[:, None, :]).any(axis=-1)
 
 
 def basin_table(run_dir) -> pd.DataFrame:

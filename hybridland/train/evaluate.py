@@ -5,6 +5,10 @@ them, or ``basins``) over ``period`` plus the run's warm-up days, simulates them
 best model and writes nothing; the returned ``Evaluation`` holds the simulation, the observed
 runoff, a per-basin table of metrics and closure residuals, and turns into a CF dataset.
 
+**An lstm run** (``model.kind: lstm``, a pure data-driven ``LSTMRunoff``) gives runoff only: it
+has no stores and no water balance, so ``Evaluation.simulation`` is ``None``, the closure and ET
+columns of the table are NaN, and the dataset holds simulated and observed runoff only.
+
 **Basins the run has not seen.** A basin trained in the run keeps its calibrated parameters and
 the static attributes it was trained with (``basins.csv`` in the run directory). Any other
 basin gets static attributes computed from its own forcing over the evaluated days (warm-up and
@@ -17,19 +21,23 @@ basins (a regional default; parameters shared by all basins are used as they are
 from __future__ import annotations
 
 import dataclasses
+import time as _time
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .. import metrics
 from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from .._params import Params
-from ..chunked import run_timed
+from ..chunked import column_slice, run_timed
+from ..learned import LSTMRunoff
 from ..model import ColumnModel
-from ..solve import Simulation, check_forcing
+from ..solve import Simulation, check_forcing, simulate_runoff
 from .config import Config
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
 from .loop import bounded_params, load_trainables
@@ -44,11 +52,16 @@ class Evaluation:
     """A trained run on some basins and days (series ``[basin, time]``, evaluated days only)."""
 
     config: Config
-    model: ColumnModel
+    model: ColumnModel | LSTMRunoff
     data: RunData
     period: tuple[str, str]
     time: pd.DatetimeIndex
-    simulation: Simulation  # numpy leaves, warm-up days cut
+    simulation: Simulation | None
+    """Stores, fluxes and closure residuals (numpy leaves, warm-up days cut); ``None`` for an
+    lstm run, which has no stores and no water balance."""
+    runoff: np.ndarray
+    """Simulated runoff ``[basin, time]``, mm day-1, every kind (for a bucket model the same
+    array as ``simulation.fluxes.runoff``); what the metric table scores."""
     observed: np.ndarray
     params: Params
     """The physical parameters each basin ran with ``[basin]``."""
@@ -60,19 +73,23 @@ class Evaluation:
 
     def dataset(self, *, title: str = "hybridland evaluation", history: str | None = None):
         """The simulation as a CF dataset (``hybridland.io.simulation_to_dataset``) with the
-        observed streamflow added as ``observed_runoff``."""
+        observed streamflow added as ``observed_runoff``; for an lstm run, which has no water
+        balance, ``runoff`` and ``observed_runoff`` only."""
         from ..io import simulation_to_dataset
 
-        ds = simulation_to_dataset(
-            self.simulation,
-            self.data.basins,
-            self.time,
-            coords=self.data.coords,
-            model=self.model,
-            title=title,
-            history=history,
-            attrs={"evaluation_period": f"{self.period[0]} .. {self.period[1]}"},
-        )
+        if self.simulation is None:
+            ds = _runoff_dataset(self, title, history)
+        else:
+            ds = simulation_to_dataset(
+                self.simulation,
+                self.data.basins,
+                self.time,
+                coords=self.data.coords,
+                model=self.model,
+                title=title,
+                history=history,
+                attrs={"evaluation_period": f"{self.period[0]} .. {self.period[1]}"},
+            )
         spec = CANONICAL_VARIABLES["streamflow"]
         ds["observed_runoff"] = (
             ("basin", "time"),
@@ -159,14 +176,22 @@ def evaluate_run(
     start, length = run_data.period_window(EVALUATION, cfg.warmup_days)
     forcing = run_data.forcing(np.arange(len(ids)), np.full(len(ids), start), length)
     check_forcing(model, forcing)
-    result = run_timed(
-        model, forcing, params, chunk_columns=CHUNK_BASINS, progress=progress,
-        description="evaluate",
-    )
-    sim = drop_warmup(result.sim, cfg.warmup_days)
+    if isinstance(model, ColumnModel):
+        result = run_timed(
+            model, forcing, params, chunk_columns=CHUNK_BASINS, progress=progress,
+            description="evaluate",
+        )
+        sim = drop_warmup(result.sim, cfg.warmup_days)
+        runoff, precip = sim.fluxes.runoff, sim.fluxes.precip
+        compile_s, run_s = result.compile_s, result.run_s
+    else:  # no stores: runoff only
+        sim = None
+        runoff, compile_s, run_s = _runoff_timed(model, forcing, params, progress)
+        runoff = runoff[:, cfg.warmup_days :]
+        precip = np.asarray(forcing.precip)[:, cfg.warmup_days :]
     first, last = periods[EVALUATION]
     observed = run_data.obs[:, first : last + 1]
-    table = _metric_table(ids, run_data.names, known, observed, sim, config)
+    table = _metric_table(ids, run_data.names, known, observed, runoff, precip, sim, config)
     return Evaluation(
         config=config,
         model=model,
@@ -174,12 +199,83 @@ def evaluate_run(
         period=period,
         time=source.time[first : last + 1],
         simulation=sim,
+        runoff=runoff,
         observed=observed,
         params=params,
         table=table,
-        compile_s=result.compile_s,
-        run_s=result.run_s,
+        compile_s=compile_s,
+        run_s=run_s,
         adjustments=adjustments,
+    )
+
+
+def _runoff_timed(model, forcing, params: Params, progress: bool | None):
+    """``(runoff [column, time] numpy, compile s, run s)`` of a runoff-only model, compiled
+    ahead of time and run in chunks of ``CHUNK_BASINS`` columns (the last padded by repeating
+    its last column, then cut), as ``run_timed`` runs ``simulate``."""
+    n = forcing.precip.shape[0]
+    size = min(n, CHUNK_BASINS)
+    starts = list(range(0, n, size))
+
+    def chunk(start: int):
+        if size == n:
+            return forcing, params
+        index = np.minimum(np.arange(start, start + size), n - 1)
+        return column_slice(forcing, index), jax.tree_util.tree_map(lambda a: a[index], params)
+
+    t0 = _time.perf_counter()
+    compiled = eqx.filter_jit(simulate_runoff).lower(model, *chunk(0)).compile()
+    compile_s = _time.perf_counter() - t0
+    pieces, run_s = [], 0.0
+    disable = len(starts) == 1 or (None if progress is None else not progress)
+    for start in tqdm(starts, desc="evaluate", unit="chunk", disable=disable):
+        t0 = _time.perf_counter()
+        out = jax.block_until_ready(compiled(model, *chunk(start)))
+        run_s += _time.perf_counter() - t0
+        pieces.append(np.asarray(out)[: min(size, n - start)])
+    return np.concatenate(pieces, axis=0), compile_s, run_s
+
+
+def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
+    """CF dataset of an lstm evaluation: simulated runoff (no ``water_budget`` role: the model
+    has no budget to check) on the coordinates ``simulation_to_dataset`` writes."""
+    import datetime as _dt
+
+    import xarray as xr
+
+    from ..io.output import _COORD_ATTRS, CONVENTIONS, OUTPUT_VARIABLES, package_version
+    from ..io.output import variable_attrs
+
+    spec = next(v for v in OUTPUT_VARIABLES if v.name == "runoff")
+    attrs = {k: v for k, v in variable_attrs(spec).items() if k != "water_budget"}
+    attrs["long_name"] = "total runoff predicted by the LSTM"
+    coords = {
+        "basin": ("basin", np.asarray(evaluation.data.basins, dtype=str),
+                  {"long_name": "basin identifier", "cf_role": "timeseries_id"}),
+        "time": ("time", pd.DatetimeIndex(evaluation.time).values,
+                 {"standard_name": "time", "long_name": "day (fluxes are totals over the day)",
+                  "axis": "T"}),
+    }
+    for name, values in evaluation.data.coords.items():
+        coords[name] = ("basin", np.asarray(values), _COORD_ATTRS.get(name, {}))
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    model = evaluation.model
+    return xr.Dataset(
+        {"runoff": (("basin", "time"), np.asarray(evaluation.runoff), attrs)},
+        coords=coords,
+        attrs={
+            "Conventions": CONVENTIONS,
+            "featureType": "timeSeries",
+            "title": title,
+            "history": f"{stamp}: {history or 'hybridland.train.evaluate'}",
+            "source": f"hybridland {package_version()}",
+            "model": (
+                f"hybridland.learned.LSTMRunoff(pet={type(model.pet).__name__}, "
+                f"layers={len(model.cells)}, width={model.width}): pure data-driven LSTM, "
+                "no stores and no water balance."
+            ),
+            "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}",
+        },
     )
 
 
@@ -223,10 +319,19 @@ def _evaluation_params(trained: Params, trained_ids, ids: list[str], config: Con
     )
 
 
-def _metric_table(ids, names, known, observed, sim, config: Config) -> pd.DataFrame:
-    scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, sim.fluxes.runoff).items()}
-    fluxes = sim.fluxes
-    cumulative = np.asarray(sim.cumulative_water_residual)
+def _metric_table(
+    ids, names, known, observed, runoff, precip, sim: Simulation | None, config: Config
+) -> pd.DataFrame:
+    """One row per basin: scores of ``runoff``, mean fluxes and the closure residuals (NaN, as
+    ET, for a model without a water balance, ``sim`` None)."""
+    scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, runoff).items()}
+    if sim is None:
+        nan = np.full(len(ids), np.nan)
+        et, step_residual, cumulative_residual = nan, nan, nan
+    else:
+        et = np.mean(sim.fluxes.et, axis=1)
+        step_residual = np.max(np.abs(sim.fluxes.water_residual), axis=1)
+        cumulative_residual = np.max(np.abs(np.asarray(sim.cumulative_water_residual)), axis=1)
     table = pd.DataFrame(
         {
             "basin": ids,
@@ -235,17 +340,19 @@ def _metric_table(ids, names, known, observed, sim, config: Config) -> pd.DataFr
             **{k: scores[k] for k in ("nse", "kge", "r", "alpha", "beta", "log_nse", "rmse",
                                       "bias", "pbias", "fhv", "flv", "n_valid")},
             "mean_observed_mm_day": _nanmean_rows(observed),
-            "mean_runoff_mm_day": np.mean(fluxes.runoff, axis=1),
-            "mean_et_mm_day": np.mean(fluxes.et, axis=1),
-            "mean_precip_mm_day": np.mean(fluxes.precip, axis=1),
-            "max_abs_step_residual_mm": np.max(np.abs(fluxes.water_residual), axis=1),
-            "max_abs_cumulative_residual_mm": np.max(np.abs(cumulative), axis=1),
+            "mean_runoff_mm_day": np.mean(runoff, axis=1),
+            "mean_et_mm_day": et,
+            "mean_precip_mm_day": np.mean(precip, axis=1),
+            "max_abs_step_residual_mm": step_residual,
+            "max_abs_cumulative_residual_mm": cumulative_residual,
         }
     )
     return table
 
 
 def _parameter_source(known: np.ndarray, config: Config) -> np.ndarray:
+    if config.model.kind == "lstm":  # no physical parameters
+        return np.full(known.shape, "none")
     if config.model.parameter_network:
         return np.full(known.shape, "network")
     if not config.model.per_basin_params:

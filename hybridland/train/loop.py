@@ -6,6 +6,9 @@ physical model) and, for each name in ``model.trainable_params``, the logit of t
 position in its physical range (``Params.to_unconstrained``), per basin or shared. The other
 parameters stay at their defaults. Optax updates that pytree, so every step lands on a
 physically valid parameter set and, because closure is structural, on a closed water balance.
+A ``model.kind: lstm`` run trains the same way: its trainables are the ``LSTMRunoff`` weights
+and an empty parameter dict (its parameters, of which only the PET coefficient is used, stay at
+their defaults), and its runoff comes from ``simulate_runoff`` like the buckets'.
 
 **Mini-batches.** An epoch is ``batches_per_epoch`` batches of ``batch_basins`` basins, each
 with its own window of ``window_days`` inside the training period, preceded by
@@ -48,7 +51,7 @@ from tqdm.auto import tqdm
 from .. import metrics
 from ..io._report import DataAdjustmentWarning
 from .._params import PARAMETER_BOUNDS, Params
-from ..learned import ParameterNetwork
+from ..learned import LSTMRunoff, ParameterNetwork
 from ..model import ColumnModel
 from ..model import build_model as build_column_model
 from ..solve import check_forcing, simulate_runoff
@@ -61,8 +64,8 @@ from .losses import LOSSES
 # Model, parameters, optimiser
 
 
-def build_model(config: Config, n_attributes: int) -> ColumnModel:
-    """The untrained column model of ``config`` (weights seeded by ``run.seed``)."""
+def build_model(config: Config, n_attributes: int) -> ColumnModel | LSTMRunoff:
+    """The untrained model of ``config`` (weights seeded by ``run.seed``)."""
     key = jax.random.key(config.run.seed)
     m = config.model
     return build_column_model(
@@ -70,7 +73,7 @@ def build_model(config: Config, n_attributes: int) -> ColumnModel:
     )
 
 
-def init_trainables(config: Config, model: ColumnModel, n_basins: int):
+def init_trainables(config: Config, model: ColumnModel | LSTMRunoff, n_basins: int):
     """``((model trainables, parameter trainables), model static part)``, parameters at their
     defaults: ``{param: unconstrained}`` per basin or shared, or a ``ParameterNetwork`` whose
     outputs are offsets from the defaults (seeded by ``run.seed``)."""
@@ -250,8 +253,9 @@ def _batch(data: RunData, basins, starts, length):
 class TrainResult:
     """Outcome of ``train``: the best model and parameters by validation loss, and history."""
 
-    model: ColumnModel
+    model: ColumnModel | LSTMRunoff
     params: Params
+    """Physical parameters ``[basin]`` (all at their defaults for an lstm run)."""
     normalisation: Normalisation
     history: list[dict]
     best_epoch: int | None
@@ -493,12 +497,15 @@ def load_trainables(run_dir: str | os.PathLike):
     return model, u, normalisation, config
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[ColumnModel, Params, Normalisation, Config]:
+def load_run(
+    run_dir: str | os.PathLike,
+) -> tuple[ColumnModel | LSTMRunoff, Params, Normalisation, Config]:
     """The best model, its ``Params`` ``[basin]`` (basins in ``run.json`` order), the attribute
     normalisation and the configuration of a finished run.
 
     Evaluate with ``load_data(config, normalisation)`` (attributes normalised with the saved
-    training statistics) and ``hybridland.simulate``, or with ``evaluate_run``.
+    training statistics) and ``hybridland.simulate`` (an lstm run: ``model.runoff``), or with
+    ``evaluate_run``.
     """
     model, u, normalisation, config = load_trainables(run_dir)
     table = basin_table(run_dir) if (Path(run_dir) / "basins.csv").is_file() else None

@@ -4,7 +4,8 @@
 and test periods (``evaluate_run``) and writes ``metrics_<period>.csv`` (one row per basin:
 NSE, KGE with r, alpha, beta, the other metrics, and the closure residuals), and in
 ``plots/``: the training curves, the hydrographs and the cumulative water budget of each
-period, and the CDF of NSE and KGE across basins.
+period, and the CDF of NSE and KGE across basins. An lstm run has no water balance: its tables
+carry NaN closure columns and it gets no water-budget figure.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ def write_table(table: pd.DataFrame, path) -> Path:
 
 
 def plot_evaluation(evaluation: Evaluation, folder, label: str) -> list[Path]:
-    """Hydrographs and cumulative water budget of an evaluation, named after ``label``."""
+    """Hydrographs and (for a model with a water balance) the cumulative water budget of an
+    evaluation, named after ``label``."""
     ds = evaluation.dataset()
     table = evaluation.table
     scores = {"nse": table["nse"].to_numpy(), "kge": table["kge"].to_numpy()}
     folder = Path(folder)
-    return [
-        plot_hydrographs(ds, folder / f"hydrographs_{label}.png", scores=scores),
-        plot_water_budget(ds, folder / f"water_budget_{label}.png"),
-    ]
+    figures = [plot_hydrographs(ds, folder / f"hydrographs_{label}.png", scores=scores)]
+    if evaluation.simulation is not None:
+        figures.append(plot_water_budget(ds, folder / f"water_budget_{label}.png"))
+    return figures
 
 
 def write_report(
@@ -68,10 +70,13 @@ def write_report(
         write_table(evaluation.table, run_dir / f"metrics_{label}.csv")
         plot_evaluation(evaluation, plots, label)
         t = evaluation.table
+        closure = "no water balance (lstm)"
+        if evaluation.simulation is not None:
+            worst = t["max_abs_cumulative_residual_mm"].max()
+            closure = f"max |cumulative water residual| {worst:.3g} mm"
         log(
             f"{label} {period[0]} .. {period[1]}: median NSE {t['nse'].median():.3f}, median "
-            f"KGE {t['kge'].median():.3f} over {len(t)} basins; max |cumulative water "
-            f"residual| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
+            f"KGE {t['kge'].median():.3f} over {len(t)} basins; {closure}"
         )
     plot_metric_cdf(tables, plots / "metric_cdf.png")
     return tables

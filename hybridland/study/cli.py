@@ -1,0 +1,59 @@
+"""``hybridland study climate-shift --config STUDY.yaml --out DIR [--quick]``.
+
+``add_parser(subparsers)`` registers the ``study`` command on the ``hybridland`` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_climate_shift(args: argparse.Namespace) -> int:
+    from ..io import ForcingDataError
+    from ..train.config import ConfigError
+    from .climate_shift import run_study
+    from .config import load_study
+    from .report import verdict
+
+    try:
+        study = load_study(args.config)
+        result = run_study(study, args.out, quick=args.quick, progress=not args.quiet)
+    except (ConfigError, ForcingDataError, FileNotFoundError) as err:
+        print(f"hybridland study climate-shift: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"results: {args.out}/results.md, {args.out}/climate_shift.md, "
+          f"figures in {args.out}/figures ({result['wall_s'] / 60:.1f} min)")
+    print(verdict(result["results"]).replace("**", ""))
+    return EXIT_OK
+
+
+def add_parser(subparsers) -> None:
+    study = subparsers.add_parser(
+        "study",
+        help="benchmark studies (climate-shift)",
+        description="Benchmark studies that train, score and report many models.",
+    )
+    which = study.add_subparsers(dest="study", metavar="STUDY", required=True)
+    cs = which.add_parser(
+        "climate-shift",
+        help="robustness from humid to arid basins (docs/climate_shift.md)",
+        description=(
+            "Train every model of the study file on the temporal, humid-to-arid and diverse "
+            "splits, fit the baselines, score all of them (also on hidden dry years) and write "
+            "OUT/results.{csv,md}, OUT/scores.csv, OUT/figures and the report page. Finished "
+            "runs in OUT are reused."
+        ),
+    )
+    cs.add_argument("--config", required=True, help="study YAML (experiments/climate_shift/"
+                    "study.yaml)")
+    cs.add_argument("--out", required=True, help="output folder (run directories, tables, "
+                    "figures)")
+    cs.add_argument("--quick", action="store_true",
+                    help="a few basins and optimiser steps (a smoke test; the report page stays "
+                    "in OUT)")
+    cs.add_argument("--quiet", action="store_true", help="no progress bars")
+    cs.set_defaults(func=_cmd_climate_shift)

@@ -1,0 +1,427 @@
+"""The climate-shift study: do models that close the water balance stay skilful from humid
+(energy-limited) to arid (water-limited) basins? ``hybridland study climate-shift``.
+
+**Basin groups.** Aridity is mean PE / mean P over the training period of each basin of the
+MOPEX-layout file; *humid* basins lie in ``data.humid`` (default ``[0, 1)``), *arid* ones in
+``data.arid`` (``[1.5, 100)``), the rest are *intermediate*. Basins the loader drops (gaps,
+with the models' ``drop_incomplete``) are left out of every split.
+
+**Splits** (every model is trained on the same basins and days of a split, and every
+training run hides each basin's driest years, ``data.dry_years``, from its loss):
+
+- ``temporal``: all basins; trained on the training period, scored on the test period;
+- ``humid_to_arid``: trained on the humid basins; scored on the humid basins (in
+  distribution) and on the arid basins (shifted), test period;
+- ``diverse``: trained on the humid basins plus a seeded share of the arid ones; scored on the
+  humid basins and on the *other* arid basins;
+- ``dry_extremes``: the temporal models scored on each basin's hidden driest years
+  (``hybridland.train.data.dry_years`` over the training-to-test span) against their
+  temporal test score.
+
+**Models.** Every entry of ``models`` (a training configuration: physics per basin or with a
+parameter network, hybrid with or without one, LSTM) is trained by ``hybridland.train.train``
+into ``OUT/runs/<split>/<model>``, a run directory that ``hybridland evaluate`` reads; basins
+a run never saw get the run's regional parameters (network or median). The closed-form
+``baselines`` (``hybridland.study.baselines``) are fitted on the same basins and days;
+the state-augmented regression sees the soil water and snow of the physics bucket run with
+default parameters. Models in ``extreme_weighting`` are trained again on the temporal split
+with the low-flow weighted loss (``training.extreme_weight``). Models in ``fine_tuning`` start
+from their humid-to-arid run and continue training on the diverse split's arid training
+basins only (``training.init_from``); they are scored like the diverse split.
+
+**Scores** per basin: NSE, KGE, log-NSE, PBIAS and FLV (the low-flow volume bias of the
+lowest 30 % of the flow duration curve, %), with the largest cumulative water residual of every
+bucket run, from the model's own stores and fluxes (``n/a`` for models without a water
+balance). ``OUT/scores.csv`` holds them all; ``OUT/results.csv`` / ``results.md`` the medians
+per model, split and test set with the skill drop; ``OUT/figures`` the skill against aridity,
+the skill drops and a Budyko plot; ``OUT/climate_shift.md`` the page generated from them.
+A finished run directory is reused when the study is run again with the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from .._params import Params
+from ..chunked import run_timed
+from ..io._report import DataAdjustmentWarning
+from ..model import build_model
+from ..train import checkpoint as ckpt
+from ..train.config import Config
+from ..train.data import RunData, dry_years, load_data
+from ..train.evaluate import Evaluation, evaluate_run
+from ..train.loop import train
+from .config import Study
+
+SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
+TRAINED_SPLITS = ("temporal", "humid_to_arid", "diverse")
+SCORES = ("nse", "kge", "log_nse", "pbias", "flv")
+SHIFT = {
+    # split: (scores of, in-distribution set, shifted set)
+    "temporal": ("temporal", "all", None),
+    "humid_to_arid": ("humid_to_arid", "humid", "arid"),
+    "diverse": ("diverse", "humid", "arid_unseen"),
+    "dry_extremes": ("temporal", "all", "dry_years"),
+}
+"""How each split's result rows are formed from the per-basin scores."""
+
+
+@dataclasses.dataclass
+class Basins:
+    """The study's basins with their aridity and group."""
+
+    ids: list[str]
+    aridity: np.ndarray
+    group: np.ndarray  # humid | intermediate | arid
+    arid_train: list[str]
+
+    def of(self, group: str) -> list[str]:
+        return [b for b, g in zip(self.ids, self.group) if g == group]
+
+    def training(self, split: str) -> list[str]:
+        if split == "temporal":
+            return list(self.ids)
+        if split == "humid_to_arid":
+            return self.of("humid")
+        if split == "diverse":
+            return self.of("humid") + self.arid_train
+        raise ValueError(f"split {split!r} is not trained")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def _data_config(study: Study, base: Config, basins: list[str] | None,
+                 hide_dry_years: bool = True) -> Config:
+    d = study.data
+    return base.replace(
+        "data",
+        path=d.path,
+        basins=None if basins is None else tuple(basins),
+        n_basins=None,
+        aridity_range=None,
+        train_period=d.train_period,
+        validation_period=d.validation_period,
+        test_period=d.test_period,
+        holdout_dry_years=d.dry_years if hide_dry_years else 0.0,
+    )
+
+
+def _load_all(study: Study, quick: bool, log) -> tuple[RunData, Basins, Config]:
+    """Every basin of the file the models' data options keep (or a few per group with
+    ``quick``), with aridity groups; the RunData has every observation (the baselines hide
+    the dry years themselves, ``_dry_mask``)."""
+    base = next(iter(study.models.values()))
+    base = base.replace("model", kind="hybrid", trainable_params=(),
+                        static_attributes=("aridity", "mean_precip", "mean_pet", "snow_fraction",
+                                           "mean_temp"),
+                        parameter_network=False)
+    config = _data_config(study, base, None, hide_dry_years=False)
+    if quick:
+        everything = _load_quiet(config)
+        groups = _groups(study, everything.raw_attributes[:, 0])
+        ids = np.asarray(everything.basins)
+        k = study.quick.basins_per_group
+        pick = [*ids[groups == "humid"][:k], *ids[groups == "intermediate"][:1],
+                *ids[groups == "arid"][: 2 * k]]
+        config = _data_config(study, base, pick, hide_dry_years=False)
+        data = _load_quiet(config)
+    else:
+        data = _load_quiet(config)
+    aridity = data.raw_attributes[:, 0]
+    group = _groups(study, aridity)
+    arid = [b for b, g in zip(data.basins, group) if g == "arid"]
+    rng = np.random.default_rng(study.data.seed)
+    n_train = int(round(study.data.arid_training_share * len(arid)))
+    arid_train = sorted(rng.choice(arid, n_train, replace=False).tolist()) if arid else []
+    basins = Basins(list(data.basins), aridity, group, arid_train)
+    for name in ("humid", "intermediate", "arid"):
+        log(f"{name}: {len(basins.of(name))} basins")
+    if not basins.of("humid") or len(arid) < 2:
+        raise ValueError(
+            "The study needs humid basins and at least two arid ones; widen data.humid / "
+            f"data.arid (found {len(basins.of('humid'))} humid, {len(arid)} arid)."
+        )
+    return data, basins, config
+
+
+def _load_quiet(config: Config) -> RunData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)  # the runs' logs keep them
+        return load_data(config)
+
+
+def _groups(study: Study, aridity: np.ndarray) -> np.ndarray:
+    d = study.data
+    return np.where(
+        (aridity >= d.humid[0]) & (aridity < d.humid[1]),
+        "humid",
+        np.where((aridity >= d.arid[0]) & (aridity < d.arid[1]), "arid", "intermediate"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
+               extreme_weight: float = 0.0, init_from: Path | None = None) -> Config:
+    """The training configuration of model ``name`` on ``split``; with ``init_from`` (a
+    humid-to-arid run), fine-tuning on the diverse split's arid training basins only."""
+    train_ids = basins.arid_train if init_from is not None else basins.training(split)
+    config = _data_config(study, study.models[name], train_ids)
+    overrides = {k: v for k, v in dataclasses.asdict(study.training).items() if v is not None}
+    if quick:
+        q = study.quick
+        overrides.update(epochs=q.epochs, batches_per_epoch=q.batches_per_epoch,
+                         batch_basins=q.batch_basins, patience=None)
+    if extreme_weight:
+        overrides["extreme_weight"] = extreme_weight
+    if init_from is not None:
+        overrides["init_from"] = str(init_from)
+    suffix = "-extreme" if extreme_weight else ("-finetuned" if init_from is not None else "")
+    return config.replace("training", **overrides).replace("run", name=f"{split}-{name}{suffix}")
+
+
+def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
+    """Train (or reuse a finished identical run); the seconds spent. ``report``: the run's
+    own metric tables and figures (``hybridland.train.report``)."""
+    from ..train.loop import _resolved
+
+    saved = run_dir / "config.yaml"
+    if (run_dir / "run.json").is_file() and saved.is_file() and (
+        saved.read_text() == _resolved(config).to_yaml()
+    ):
+        log(f"{run_dir}: finished run reused")
+        return float(json.loads((run_dir / "study_seconds.json").read_text())["seconds"])
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        train(config, run_dir, progress=progress, report=report)
+    seconds = time.perf_counter() - t0
+    ckpt.atomic_write_text(run_dir / "study_seconds.json", json.dumps({"seconds": seconds}))
+    log(f"{run_dir}: trained in {seconds:.0f} s")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+
+def _runoff(ev: Evaluation) -> np.ndarray:
+    runoff = getattr(ev, "runoff", None)
+    return np.asarray(ev.simulation.fluxes.runoff if runoff is None else runoff)
+
+
+def _residual(ev: Evaluation) -> np.ndarray:
+    if getattr(ev, "simulation", None) is None:
+        return np.full(len(ev.data.basins), np.nan)
+    return np.max(np.abs(np.asarray(ev.simulation.cumulative_water_residual)), axis=1)
+
+
+def _score_rows(model, split, test, ids, obs, sim, residual, mask=None) -> pd.DataFrame:
+    if mask is not None:
+        obs = np.where(mask, obs, np.nan)
+    scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(obs, sim).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        obs_mean = np.nanmean(obs, axis=1)
+        sim_mean = np.nanmean(np.where(np.isfinite(obs), sim, np.nan), axis=1)
+    return pd.DataFrame({
+        "model": model, "split": split, "test": test, "basin": list(ids),
+        **{k: scores[k] for k in SCORES}, "n_valid": scores["n_valid"],
+        "mean_observed_mm_day": obs_mean, "mean_simulated_mm_day": sim_mean,
+        "max_abs_cumulative_residual_mm": residual,
+    })
+
+
+def _period(study: Study, name: str) -> tuple[str, str]:
+    d = study.data
+    if name == "test":
+        return d.test_period
+    return d.train_period[0], d.test_period[1]  # the span of the dry years
+
+
+def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) -> list:
+    """Score rows of a trained run: test period on every basin; dry years for temporal."""
+    rows = []
+    ev = evaluate_run(run_dir, basins=basins.ids, period=study.data.test_period,
+                      progress=progress)
+    rows.append(_score_rows(model, split, "test", ev.data.basins, ev.observed, _runoff(ev),
+                            _residual(ev)))
+    if split == "temporal":
+        span = _period(study, "span")
+        ev = evaluate_run(run_dir, basins=basins.ids, period=span, progress=progress)
+        first, last = ev.data.periods["evaluation"]
+        precip = ev.data.series["precip"][:, first : last + 1]
+        dry = dry_years(ev.time, precip, study.data.dry_years, span)
+        rows.append(_score_rows(model, split, "dry_years", ev.data.basins, ev.observed,
+                                _runoff(ev), _residual(ev), dry))
+    return rows
+
+
+def _default_states(data: RunData) -> dict[str, np.ndarray]:
+    """Soil water and snow ``[basin, time]`` of the physics bucket with default parameters."""
+    model = build_model("physics", pet="given")
+    n, length = data.obs.shape
+    forcing = data.forcing(np.arange(n), np.zeros(n, int), length)
+    result = run_timed(model, forcing, Params.default(n, dtype=data.obs.dtype),
+                       chunk_columns=64, progress=False)
+    return {"soil": np.asarray(result.sim.states.soil), "snow": np.asarray(result.sim.states.swe)}
+
+
+def _dry_mask(study: Study, data: RunData) -> np.ndarray:
+    """``[basin, time]`` the dry years of ``data`` (the ones training runs hide)."""
+    return dry_years(data.time, data.series["precip"], study.data.dry_years,
+                     _period(study, "span"))
+
+
+def _baseline_rows(study, name, split, data: RunData, basins: Basins, states, dry) -> list:
+    from . import baselines as bl
+
+    train_ids = set(basins.training(split))
+    in_train = np.array([b in train_ids for b in data.basins])
+    first, last = data.periods["train"]
+    days = np.zeros(data.obs.shape[1], bool)
+    days[first : last + 1] = True
+    fit_mask = in_train[:, None] & days[None, :] & ~dry
+    ids = list(data.basins)
+    if name == "climatology":
+        doy = np.asarray(data.doy).astype(int)
+        fit = bl.fit_climatology(data.obs[in_train], doy, fit_mask[in_train],
+                                 basins=[b for b, t in zip(ids, in_train) if t])
+        pred = fit.predict(doy, basins=ids)  # unseen basins: the regional climatology
+    else:
+        rung = name.removeprefix("regression_")
+        state = states if rung == "state" else None
+        fit = bl.fit_regression(rung, data.series, data.raw_attributes, data.obs, fit_mask,
+                                state=state)
+        pred = fit.predict(data.series, data.raw_attributes, state=state)
+    residual = np.full(len(ids), np.nan)
+    t0, t1 = data.periods["test"]
+    rows = [_score_rows(name, split, "test", ids, data.obs[:, t0 : t1 + 1],
+                        pred[:, t0 : t1 + 1], residual)]
+    if split == "temporal":
+        start = data.periods["train"][0]
+        rows.append(_score_rows(name, split, "dry_years", ids, data.obs[:, start : t1 + 1],
+                                pred[:, start : t1 + 1], residual, dry[:, start : t1 + 1]))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
+    """Medians per model and split: in-distribution and shifted scores, and the skill drop."""
+    group = dict(zip(basins.ids, basins.group))
+    unseen_arid = {b for b in basins.of("arid") if b not in set(basins.arid_train)}
+    select = {
+        "all": lambda s: s["test"] == "test",
+        "humid": lambda s: (s["test"] == "test") & (s["basin"].map(group) == "humid"),
+        "arid": lambda s: (s["test"] == "test") & (s["basin"].map(group) == "arid"),
+        "arid_unseen": lambda s: (s["test"] == "test") & s["basin"].isin(unseen_arid),
+        "dry_years": lambda s: s["test"] == "dry_years",
+    }
+    rows = []
+    for model in scores["model"].unique():
+        for split, (source, ref, shifted) in SHIFT.items():
+            s = scores[(scores["model"] == model) & (scores["split"] == source)]
+            if s.empty:
+                continue
+            row = {"model": model, "split": split}
+            for label, which in (("in", ref), ("shifted", shifted)):
+                if which is None:
+                    continue
+                part = s[select[which](s)]
+                row[f"n_{label}"] = len(part)
+                for k in SCORES:
+                    row[f"{k}_{label}"] = float(np.nanmedian(part[k])) if len(part) else np.nan
+            if shifted is not None:
+                row["nse_drop"] = row["nse_in"] - row["nse_shifted"]
+                row["kge_drop"] = row["kge_in"] - row["kge_shifted"]
+            res = s["max_abs_cumulative_residual_mm"]
+            row["max_abs_cumulative_residual_mm"] = float(res.max()) if res.notna().any() else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+
+
+def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
+              log=print) -> dict:
+    """Run the whole study into ``out``; return ``{"scores", "results", "timing", ...}``."""
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    data, basins, _ = _load_all(study, quick, log)
+    pd.DataFrame({"basin": basins.ids, "aridity": basins.aridity, "group": basins.group,
+                  "arid_training_share": [b in basins.arid_train for b in basins.ids]}
+                 ).to_csv(out / "basins.csv", index=False)
+    timing, rows = [], []
+    jobs = [(name, split, 0.0, False) for split in TRAINED_SPLITS for name in study.models]
+    jobs += [(name, "temporal", study.extreme_weighting.extreme_weight, False)
+             for name in study.extreme_weighting.models]
+    jobs += [(name, "diverse", 0.0, True) for name in study.fine_tuning.models]
+    for name, split, weight, tune in jobs:
+        label = name + ("_extreme" if weight else "") + ("_finetuned" if tune else "")
+        start = out / "runs" / "humid_to_arid" / name if tune else None
+        config = run_config(study, name, split, basins, quick, weight, start)
+        run_dir = out / "runs" / split / label
+        seconds = _train(config, run_dir, log, progress, report=not quick)
+        t0 = time.perf_counter()
+        rows += _evaluate_trained(study, label, split, run_dir, basins, progress=False)
+        timing.append({"model": label, "split": split, "train_s": seconds,
+                       "evaluate_s": time.perf_counter() - t0})
+    states = _default_states(data) if "regression_state" in study.baselines else None
+    dry = _dry_mask(study, data)
+    for name in study.baselines:
+        for split in TRAINED_SPLITS:
+            t0 = time.perf_counter()
+            rows += _baseline_rows(study, name, split, data, basins, states, dry)
+            timing.append({"model": name, "split": split, "train_s": time.perf_counter() - t0,
+                           "evaluate_s": 0.0})
+    scores = pd.concat(rows, ignore_index=True)
+    scores["aridity"] = scores["basin"].map(dict(zip(basins.ids, basins.aridity)))
+    t0, t1 = data.periods["test"]
+    precip = data.series["precip"][:, t0 : t1 + 1].mean(axis=1)
+    scores["mean_precip_mm_day"] = scores["basin"].map(dict(zip(basins.ids, precip)))
+    results = summarise(scores, basins)
+    untrained = _untrained(study, out, log)
+    timing = pd.DataFrame(timing)
+    wall = time.perf_counter() - t_start
+    _write(out, scores, results, timing, untrained, study, basins, wall, quick)
+    return {"scores": scores, "results": results, "timing": timing, "untrained": untrained,
+            "wall_s": wall, "basins": basins}
+
+
+def _untrained(study: Study, out: Path, log):
+    u = study.untrained
+    if u.model is None:
+        return None
+    from .untrained import plot_untrained, site_runs, untrained_table
+
+    runs = site_runs(out / "runs" / "temporal" / u.model, sites=u.sites)
+    table = untrained_table(runs)
+    ckpt.atomic_write_text(out / "untrained.csv", table.to_csv(index=False, float_format="%.6g"))
+    plot_untrained(runs, out / "figures" / "untrained_variables.png")
+    log(f"untrained variables of {u.model}: written to {out / 'untrained.csv'}")
+    return table
+
+
+def _write(out, scores, results, timing, untrained, study, basins, wall, quick):
+    from .report import write_outputs
+
+    write_outputs(out, scores=scores, results=results, timing=timing, untrained=untrained,
+                  study=study, basins=basins, wall_s=wall, quick=quick)

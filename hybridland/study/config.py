@@ -1,0 +1,203 @@
+"""Configuration of the climate-shift study (``experiments/climate_shift/study.yaml``).
+
+```yaml
+data:        {train_period: [1960-01-01, 1989-12-31], validation_period: [...],
+              test_period: [...], humid: [0, 1], arid: [1.5, 100], arid_training_share: 0.5,
+              dry_years: 0.1, seed: 0}
+models:      {physics: physics.yaml, hybrid: hybrid.yaml, lstm: lstm.yaml, ...}
+baselines:   [climatology, regression_forcing, regression_memory, regression_state]
+training:    {epochs: 30, patience: 5, batches_per_epoch: 40}
+extreme_weighting: {models: [hybrid], extreme_weight: 2.0}
+fine_tuning: {models: [hybrid]}
+untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
+quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
+report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
+```
+
+``models`` maps a model name to a training configuration (paths relative to the study file);
+each is trained by ``hybridland.train.train`` once per split with the split's basins, the
+study's periods and data file, and the ``training`` overrides. ``load_study(path)`` raises
+``ConfigError`` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+from ..train.config import Config, ConfigError, Period, _check_period, _fail, build_sections
+from ..train.config import load_config as load_training_config
+
+BASELINES = ("climatology", "regression_forcing", "regression_memory", "regression_state")
+"""Reference models fitted in closed form by the study (``hybridland.study.baselines``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyData:
+    """Basins, periods and groups; aridity = mean PE / mean P over ``train_period``."""
+
+    SECTION: ClassVar[str] = "data"
+    train_period: Period
+    validation_period: Period
+    test_period: Period
+    path: str | None = None
+    """MOPEX-layout file; None: the shared MOPEX development file."""
+    humid: tuple[float, float] = (0.0, 1.0)
+    """Aridity range ``[low, high)`` of the humid (energy-limited) basins."""
+    arid: tuple[float, float] = (1.5, 100.0)
+    """Aridity range ``[low, high)`` of the arid (water-limited) basins."""
+    arid_training_share: float = 0.5
+    """Diverse split: share of the arid basins added to the humid training basins (a seeded
+    draw); the other arid basins are its shifted test."""
+    dry_years: float = 0.1
+    """Share of each basin's years, the driest by annual precipitation, hidden from every
+    training run and scored as the dry-extreme test."""
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("train_period", "validation_period", "test_period"):
+            _check_period(self, name, getattr(self, name))
+        for name in ("humid", "arid"):
+            low, high = getattr(self, name)
+            if not 0 <= low < high:
+                _fail(self, name, f"must be [low, high) with 0 <= low < high, got {[low, high]}")
+        if self.humid[1] > self.arid[0]:
+            _fail(self, "arid", "must start at or above the end of the humid range")
+        if not 0 < self.arid_training_share < 1:
+            _fail(self, "arid_training_share", f"must be in (0, 1), got {self.arid_training_share}")
+        if not 0 < self.dry_years < 1:
+            _fail(self, "dry_years", f"must be in (0, 1), got {self.dry_years}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyTraining:
+    """Overrides applied to every model's training section (the study's compute budget)."""
+
+    SECTION: ClassVar[str] = "training"
+    epochs: int | None = None
+    patience: int | None = None
+    batches_per_epoch: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtremeWeighting:
+    """Models trained again (temporal split) with the low-flow weighted loss."""
+
+    SECTION: ClassVar[str] = "extreme_weighting"
+    models: tuple[str, ...] = ()
+    extreme_weight: float = 2.0
+
+    def __post_init__(self):
+        if not self.extreme_weight > 0:
+            _fail(self, "extreme_weight", f"must be > 0, got {self.extreme_weight}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """Models whose humid-to-arid run is trained on (fine-tuned to) the arid training basins
+    of the diverse split and scored on its other arid basins."""
+
+    SECTION: ClassVar[str] = "fine_tuning"
+    models: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Untrained:
+    """The model (temporal split) whose ET and soil water are compared with site data."""
+
+    SECTION: ClassVar[str] = "untrained"
+    model: str | None = "hybrid"
+    sites: tuple[str, ...] = ("US-AR1", "schwingbach")
+
+
+@dataclasses.dataclass(frozen=True)
+class Quick:
+    """The ``--quick`` setting: a few basins per group, a few optimiser steps."""
+
+    SECTION: ClassVar[str] = "quick"
+    basins_per_group: int = 3
+    epochs: int = 2
+    batches_per_epoch: int = 2
+    batch_basins: int = 3
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                _fail(self, f.name, f"must be >= 1, got {getattr(self, f.name)}")
+        if self.basins_per_group < 2:
+            _fail(self, "basins_per_group", "must be >= 2 (the diverse split halves the arid)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Where a full (not ``--quick``) study also writes its page and figures."""
+
+    SECTION: ClassVar[str] = "report"
+    docs: str | None = None
+    figures: str | None = None
+
+
+_SECTIONS = {
+    "data": StudyData,
+    "training": StudyTraining,
+    "extreme_weighting": ExtremeWeighting,
+    "fine_tuning": FineTuning,
+    "untrained": Untrained,
+    "quick": Quick,
+    "report": Report,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    data: StudyData
+    models: dict[str, Config]
+    model_files: dict[str, str]
+    baselines: tuple[str, ...]
+    training: StudyTraining
+    extreme_weighting: ExtremeWeighting
+    fine_tuning: FineTuning
+    untrained: Untrained
+    quick: Quick
+    report: Report
+
+
+def load_study(path: str | os.PathLike) -> Study:
+    """Read and validate a study file (see the module docstring)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"Study file {path} does not exist.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Study file {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a study is a mapping of sections.")
+    raw = dict(raw)
+    models = raw.pop("models", None)
+    baselines = raw.pop("baselines", list(BASELINES))
+    try:
+        sections = build_sections(raw, _SECTIONS, "the periods and aridity groups", "A study")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err} (plus 'models' and 'baselines')") from None
+    if not isinstance(models, dict) or not models:
+        raise ConfigError(f"{path}: 'models' must map model names to training config files.")
+    if not isinstance(baselines, list) or [b for b in baselines if b not in BASELINES]:
+        raise ConfigError(f"{path}: 'baselines' must be a list drawn from {list(BASELINES)}.")
+    files = {str(k): str((path.parent / str(v)).resolve()) for k, v in models.items()}
+    configs = {name: load_training_config(f) for name, f in files.items()}
+    for section, names in (
+        ("extreme_weighting.models", sections["extreme_weighting"].models),
+        ("fine_tuning.models", sections["fine_tuning"].models),
+        ("untrained.model", () if sections["untrained"].model is None
+         else (sections["untrained"].model,)),
+    ):
+        unknown = [n for n in names if n not in configs]
+        if unknown:
+            raise ConfigError(f"{path}: '{section}' names {unknown}, not in 'models' "
+                              f"{sorted(configs)}.")
+    return Study(models=configs, model_files=files, baselines=tuple(baselines), **sections)

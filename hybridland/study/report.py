@@ -1,0 +1,353 @@
+"""Tables, figures and the generated page of the climate-shift study."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io.plots import _figure, _save
+from ..train.checkpoint import atomic_write_text
+
+LABELS = {
+    "climatology": "climatology (day-of-year mean)",
+    "regression_forcing": "regression: same-day forcing",
+    "regression_memory": "regression: forcing + memory",
+    "regression_state": "regression: + simulated state",
+    "lstm": "LSTM (Equinox, static attributes)",
+    "physics": "physics bucket, calibrated per basin",
+    "physics_regional": "physics bucket, parameter network",
+    "hybrid": "hybrid, per-basin parameters",
+    "hybrid_regional": "hybrid, parameter network",
+}
+"""Display names of the models of ``experiments/climate_shift/study.yaml``."""
+
+SPLIT_TITLES = {
+    "temporal": "Temporal (all basins, later years)",
+    "humid_to_arid": "Humid → arid (trained on humid basins, tested on arid ones)",
+    "diverse": "Diverse training (humid + a share of arid basins, tested on the other arid)",
+    "dry_extremes": "Dry extremes (each basin's driest years, hidden from training)",
+}
+
+
+def label(model: str) -> str:
+    if model.endswith("_extreme"):
+        return f"{label(model.removesuffix('_extreme'))}, extreme-weighted loss"
+    if model.endswith("_finetuned"):
+        return f"{label(model.removesuffix('_finetuned'))}, humid run fine-tuned on arid basins"
+    return LABELS.get(model, model)
+
+
+def _fmt(x, digits=2) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def markdown_table(frame: pd.DataFrame, columns: dict[str, str], digits=2) -> str:
+    """``frame`` as a markdown table with ``columns`` ``{column: header}``."""
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, rule]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            if c == "model":
+                cells.append(label(v))
+            elif c == "max_abs_cumulative_residual_mm":
+                cells.append("n/a (no water balance)" if not np.isfinite(v) else f"{v:.1e}")
+            elif isinstance(v, (float, np.floating)):
+                cells.append(_fmt(float(v), digits))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SPLIT_COLUMNS = {
+    "temporal": {"model": "model", "n_in": "basins", "nse_in": "NSE", "kge_in": "KGE",
+                 "log_nse_in": "log-NSE", "pbias_in": "PBIAS %", "flv_in": "FLV %",
+                 "max_abs_cumulative_residual_mm": "max cumulative water residual (mm)"},
+}
+for _split in ("humid_to_arid", "diverse", "dry_extremes"):
+    SPLIT_COLUMNS[_split] = {
+        "model": "model", "nse_in": "NSE in distribution", "nse_shifted": "NSE shifted",
+        "nse_drop": "NSE drop", "kge_in": "KGE in", "kge_shifted": "KGE shifted",
+        "log_nse_shifted": "log-NSE shifted", "pbias_shifted": "PBIAS % shifted",
+        "flv_shifted": "FLV % shifted",
+        "max_abs_cumulative_residual_mm": "max cumulative water residual (mm)",
+    }
+
+
+def results_markdown(results: pd.DataFrame) -> str:
+    parts = []
+    for split, title in SPLIT_TITLES.items():
+        part = results[results["split"] == split]
+        if part.empty:
+            continue
+        order = "nse_shifted" if split != "temporal" else "nse_in"
+        part = part.sort_values(order, ascending=False)
+        counts = ""
+        if split != "temporal":
+            counts = (f" ({int(part['n_in'].iloc[0])} in-distribution and "
+                      f"{int(part['n_shifted'].iloc[0])} shifted basin scores)")
+        parts.append(f"### {title}{counts}\n\n" + markdown_table(part, SPLIT_COLUMNS[split]))
+    return "\n\n".join(parts)
+
+
+def verdict(results: pd.DataFrame) -> str:
+    """Which model degrades least from humid to arid basins, in words, from the results."""
+    part = results[(results["split"] == "humid_to_arid") & ~results["model"].str.endswith(
+        "_extreme")].dropna(subset=["nse_drop"])
+    if part.empty:
+        return "No humid → arid results."
+    least = part.loc[part["nse_drop"].idxmin()]
+    best = part.loc[part["nse_shifted"].idxmax()]
+    text = (
+        f"Under the humid → arid shift, **{label(least['model'])}** degrades least (median "
+        f"NSE {least['nse_in']:.2f} on humid basins, {least['nse_shifted']:.2f} on arid ones, "
+        f"a drop of {least['nse_drop']:.2f}), and **{label(best['model'])}** scores best on "
+        f"the arid basins (median NSE {best['nse_shifted']:.2f}, drop "
+        f"{best['nse_drop']:.2f})."
+    )
+    if least["model"] != best["model"] and least["nse_shifted"] < best["nse_shifted"]:
+        text += (" A small drop from a low in-distribution score is no merit, so both are "
+                 "named.")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_skill_vs_aridity(scores: pd.DataFrame, path, split="humid_to_arid", floor=-2.0):
+    """Test NSE against aridity for each model of ``split`` (running median per model);
+    NSE below ``floor`` is drawn at ``floor``."""
+    part = scores[(scores["split"] == split) & (scores["test"] == "test")]
+    fig = _figure(8, 4.5)
+    ax = fig.subplots()
+    for model, s in part.groupby("model", sort=False):
+        s = s.sort_values("aridity")
+        y = np.maximum(s["nse"].to_numpy(), floor)
+        line = ax.plot([], [])[0]
+        ax.scatter(s["aridity"], y, s=6, alpha=0.35, color=line.get_color())
+        window = max(3, len(s) // 10)
+        med = pd.Series(y).rolling(window, center=True, min_periods=1).median()
+        ax.plot(s["aridity"], med, color=line.get_color(), label=label(model), lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("aridity (mean PE / mean P)")
+    ax.set_ylabel(f"test NSE (below {floor} drawn at {floor})")
+    ax.set_ylim(floor - 0.05, 1)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_title(f"Skill against aridity, models trained on humid basins ({split})")
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
+def plot_skill_drop(results: pd.DataFrame, path):
+    """Bars of the median-NSE drop per model and shifted split."""
+    splits = [s for s in ("humid_to_arid", "diverse", "dry_extremes")
+              if s in set(results["split"])]
+    models = list(dict.fromkeys(results["model"]))
+    fig = _figure(9, 4.5)
+    ax = fig.subplots()
+    width = 0.8 / max(len(splits), 1)
+    x = np.arange(len(models))
+    for i, split in enumerate(splits):
+        part = results[results["split"] == split].set_index("model")
+        drop = [part["nse_drop"].get(m, np.nan) for m in models]
+        ax.bar(x + i * width, drop, width, label=split.replace("_", " "))
+    ax.set_xticks(x + width * (len(splits) - 1) / 2)
+    ax.set_xticklabels([label(m) for m in models], rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("median NSE in distribution − shifted")
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_title("Skill drop under shift (smaller is more robust)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_budyko(scores: pd.DataFrame, path, split="humid_to_arid", omega=2.6):
+    """Evaporative index E/P = 1 - Q/P (test period) against aridity: observed and per model,
+    with Fu's curve (``omega``) and the energy and water limits."""
+    part = scores[(scores["split"] == split) & (scores["test"] == "test")]
+    fig = _figure(7, 5)
+    ax = fig.subplots()
+    first = part.drop_duplicates("basin")
+    p = first["mean_precip_mm_day"].to_numpy()
+    ax.scatter(first["aridity"], 1 - first["mean_observed_mm_day"] / p, s=14, color="k",
+               label="observed", zorder=3)
+    for model, s in part.groupby("model", sort=False):
+        ax.scatter(s["aridity"], 1 - s["mean_simulated_mm_day"] / s["mean_precip_mm_day"],
+                   s=6, alpha=0.5, label=label(model))
+    phi = np.geomspace(0.2, 10, 200)
+    ax.plot(phi, 1 + phi - (1 + phi**omega) ** (1 / omega), color="0.3", lw=1,
+            label=f"Fu (ω = {omega})")
+    ax.plot(phi, np.minimum(phi, 1), color="0.6", ls="--", lw=1, label="energy / water limit")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.2, 1.2)
+    ax.set_xlabel("aridity PE / P")
+    ax.set_ylabel("evaporative index 1 − Q/P (test period)")
+    ax.set_title(f"Budyko space, models trained on humid basins ({split})")
+    ax.legend(fontsize=6, loc="lower right")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_outputs(out, *, scores, results, timing, untrained, study, basins, wall_s, quick):
+    out = Path(out)
+    figures = out / "figures"
+    atomic_write_text(out / "scores.csv", scores.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out / "results.csv", results.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out / "timing.csv", timing.to_csv(index=False, float_format="%.3f"))
+    atomic_write_text(out / "results.md", results_markdown(results) + "\n")
+    paths = [
+        plot_skill_vs_aridity(scores, figures / "skill_vs_aridity.png"),
+        plot_skill_drop(results, figures / "skill_drop.png"),
+        plot_budyko(scores, figures / "budyko.png"),
+    ]
+    if (figures / "untrained_variables.png").is_file():
+        paths.append(figures / "untrained_variables.png")
+    page = render_page(results, timing, untrained, study, basins, wall_s, quick, "figures")
+    atomic_write_text(out / "climate_shift.md", page)
+    if not quick and study.report.docs:
+        docs = Path(study.report.docs)
+        fig_dir = Path(study.report.figures or docs.parent / "figures" / "climate_shift")
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            shutil.copyfile(p, fig_dir / p.name)
+        rel = Path(os.path.relpath(fig_dir, docs.parent)).as_posix()
+        atomic_write_text(docs, render_page(results, timing, untrained, study, basins, wall_s,
+                                            quick, rel))
+
+
+def render_page(results, timing, untrained, study, basins, wall_s, quick, figures) -> str:
+    d = study.data
+    n = {g: len(basins.of(g)) for g in ("humid", "intermediate", "arid")}
+    train_s = timing.groupby("model")["train_s"].sum()
+    extreme = _extreme_table(results)
+    lines = [
+        "# Robustness under climate shift",
+        "",
+        "<!-- generated by `hybridland study climate-shift`; edits are overwritten -->",
+        "",
+        "Reproduce:",
+        "",
+        "```bash",
+        "hybridland study climate-shift --config experiments/climate_shift/study.yaml "
+        "--out runs/climate-shift" + (" --quick" if quick else ""),
+        "```",
+        "",
+        f"{'**Quick setting** (a few basins, a few optimiser steps: a smoke test, not a result). ' if quick else ''}"
+        f"MOPEX basins: {n['humid']} humid (aridity in [{d.humid[0]:g}, {d.humid[1]:g})), "
+        f"{n['intermediate']} intermediate and {n['arid']} arid (aridity in "
+        f"[{d.arid[0]:g}, {d.arid[1]:g})); aridity = mean PE / mean P over "
+        f"{d.train_period[0]} .. {d.train_period[1]}. Training {d.train_period[0]} .. "
+        f"{d.train_period[1]}, validation (early stopping) {d.validation_period[0]} .. "
+        f"{d.validation_period[1]}, test {d.test_period[0]} .. {d.test_period[1]}. "
+        f"The diverse split adds {len(basins.arid_train)} arid basins to training. Each "
+        f"basin's driest {d.dry_years:.0%} of years from {d.train_period[0][:4]} to "
+        f"{d.test_period[1][:4]} (by annual precipitation) were hidden from every training "
+        "run and form the dry-extreme test.",
+        "",
+        f"Training time of all runs on this machine (2 CPU cores): "
+        f"**{timing['train_s'].sum() / 60:.1f} min**; this invocation of the study took "
+        f"{wall_s / 60:.1f} min (evaluation {timing['evaluate_s'].sum() / 60:.1f} min; "
+        "finished runs are reused).",
+        "",
+        "## Verdict",
+        "",
+        verdict(results),
+        "",
+        "## Results (median over basins)",
+        "",
+        "Scores are medians over basins; the drop is in-distribution minus shifted median "
+        "NSE. FLV is the bias of the low-flow volume (lowest 30 % of the flow duration curve, "
+        "%). The closure column is the largest cumulative water residual over every basin and "
+        "day of the evaluation, recomputed from each run's stores and fluxes.",
+        "",
+        results_markdown(results),
+        "",
+    ]
+    if extreme is not None:
+        lines += [
+            "## Extreme-weighted training",
+            "",
+            "The same models trained on the temporal split with the low-flow weighted loss "
+            f"(`training.extreme_weight` = {study.extreme_weighting.extreme_weight:g}, weights "
+            "1 + λ exp(−q/q̄); see `hybridland.train.losses`), scored on the hidden dry years:",
+            "",
+            extreme,
+            "",
+        ]
+    if untrained is not None and len(untrained):
+        lines += [
+            "## Untrained variables",
+            "",
+            f"The `{study.untrained.model}` model of the temporal split, trained on streamflow "
+            "only, run at sites with their own forcing; its evapotranspiration and soil water "
+            "against observations (anomaly correlation after removing each series' "
+            "day-of-year climatology):",
+            "",
+            _frame_markdown(untrained[[c for c in UNTRAINED_COLUMNS if c in untrained]]),
+            "",
+            f"![untrained variables]({figures}/untrained_variables.png)",
+            "",
+        ]
+    lines += [
+        "## Figures",
+        "",
+        f"![skill against aridity]({figures}/skill_vs_aridity.png)",
+        "",
+        f"![skill drop]({figures}/skill_drop.png)",
+        "",
+        f"![Budyko]({figures}/budyko.png)",
+        "",
+        "## Training time per model (all splits)",
+        "",
+        "| model | seconds |",
+        "|---|---|",
+        *[f"| {label(m)} | {s:.0f} |" for m, s in train_s.items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _extreme_table(results: pd.DataFrame) -> str | None:
+    part = results[results["split"] == "dry_extremes"]
+    weighted = [m for m in part["model"] if m.endswith("_extreme")]
+    if not weighted:
+        return None
+    rows = []
+    for m in weighted:
+        base = m.removesuffix("_extreme")
+        for name in (base, m):
+            r = part[part["model"] == name]
+            if not r.empty:
+                rows.append(r.iloc[0])
+    frame = pd.DataFrame(rows)
+    return markdown_table(frame, {
+        "model": "model", "nse_shifted": "NSE dry years", "log_nse_shifted": "log-NSE dry years",
+        "flv_shifted": "FLV % dry years", "nse_in": "NSE test period",
+        "log_nse_in": "log-NSE test period"})
+
+
+UNTRAINED_COLUMNS = ("site", "variable", "n_days", "correlation", "anomaly_correlation",
+                     "mean_observed", "observed_units", "mean_simulated", "simulated_units",
+                     "pet_law", "parameters")
+
+
+def _frame_markdown(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in frame.iterrows():
+        cells = [(_fmt(float(v), 3) if isinstance(v, (float, np.floating)) else str(v))
+                 for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""The climate-shift study: dry-year hold-out, study configuration, and the --quick study end
+to end through the command line (marked slow; CI runs it on the quick setting)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from runs import BASINS
+
+from hybridland import cli, metrics
+from hybridland.study.config import load_study
+from hybridland.train import ConfigError, config_from_dict
+from hybridland.train.data import dry_years, load_data
+from hybridland.train.evaluate import evaluate_run
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "experiments" / "climate_shift" / "study.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry years
+
+
+def test_dry_years_marks_each_basins_driest_whole_years():
+    time = pd.date_range("1999-07-01", "2010-12-31")
+    rng = np.random.default_rng(0)
+    precip = rng.uniform(1, 3, (3, len(time)))
+    precip[0, time.year == 2003] *= 0.1
+    precip[1, time.year == 2008] *= 0.2
+    precip[2, time.year == 1999] *= 0.01  # partial year: never a candidate
+    mask = dry_years(time, precip, 0.1, ("1999-01-01", "2010-12-31"))
+    assert mask.shape == precip.shape
+    years = [sorted(set(time.year[m])) for m in mask]  # 11 whole years: round(1.1) = 1 each
+    assert years[0] == [2003] and years[1] == [2008]
+    annual = {y: precip[2, time.year == y].sum() for y in range(2000, 2011)}
+    assert years[2] == [min(annual, key=annual.get)]
+    # a fifth of the years: the two driest
+    two = dry_years(time, precip, 0.2, ("1999-01-01", "2010-12-31"))
+    assert [len(set(time.year[m])) for m in two] == [2, 2, 2]
+    assert set(time.year[mask[0]]) <= set(time.year[two[0]])
+
+
+def test_dry_years_needs_a_whole_year():
+    time = pd.date_range("2000-03-01", "2000-12-31")
+    with pytest.raises(ValueError, match="no whole calendar year"):
+        dry_years(time, np.ones((1, len(time))), 0.1, ("2000-01-01", "2000-12-31"))
+
+
+def _config(hidden: float):
+    return config_from_dict({
+        "data": {"basins": BASINS, "swap_inverted_temperatures": True,
+                 "train_period": ["1990-01-01", "1995-12-31"],
+                 "validation_period": ["1996-01-01", "1997-12-31"],
+                 "test_period": ["1998-01-01", "1999-12-31"], "warmup_days": 60,
+                 "holdout_dry_years": hidden},
+        "model": {"kind": "hybrid", "width": 4, "depth": 1},
+        "training": {"window_days": 120},
+    })
+
+
+def test_holdout_hides_exactly_the_dry_years_from_training_data():
+    full = load_data(_config(0.0))
+    hidden = load_data(_config(0.2))
+    mask = dry_years(full.time, full.series["precip"], 0.2, ("1990-01-01", "1999-12-31"))
+    assert mask.any(axis=1).all()
+    assert np.isnan(hidden.obs[mask]).all()
+    keep = ~mask
+    np.testing.assert_array_equal(hidden.obs[keep], full.obs[keep])
+    assert [len(set(full.time.year[m])) for m in mask] == [2, 2, 2]  # 10 years x 0.2
+    with pytest.raises(ConfigError, match="holdout_dry_years"):
+        _config(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Study configuration
+
+
+def test_study_file_loads_every_model_config():
+    study = load_study(STUDY)
+    assert {"physics", "physics_regional", "hybrid", "hybrid_regional", "lstm"} <= set(
+        study.models
+    )
+    assert study.models["lstm"].model.kind == "lstm"
+    assert study.models["hybrid_regional"].model.parameter_network
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("data:\n  humid: [0, 2]\n  arid: [1.5, 100]\n", "data.arid"),
+        ("extreme_weighting:\n  models: [nothing]\n", "extreme_weighting.models"),
+        ("training:\n  epoch: 3\n", "training.epoch"),
+        ("baselines: [oracle]\n", "baselines"),
+    ],
+)
+def test_study_errors_name_the_key(tmp_path, change, message):
+    text = STUDY.read_text()
+    key = change.split(":")[0]
+    lines, skip = [], False
+    for line in text.splitlines():  # drop the section being replaced
+        if line.startswith(f"{key}:"):
+            skip = not line.strip().endswith("]")
+            continue
+        if skip and line.startswith("  "):
+            continue
+        skip = False
+        lines.append(line)
+    if key == "data":
+        change += ('  train_period: ["1960-01-01", "1989-12-31"]\n'
+                   '  validation_period: ["1990-01-01", "1995-12-31"]\n'
+                   '  test_period: ["1996-01-01", "2003-12-31"]\n')
+    path = tmp_path / "study.yaml"
+    path.write_text("\n".join(lines) + "\n" + change)
+    for name in ("physics", "regional", "hybrid", "hybrid_regional", "lstm"):
+        (tmp_path / f"{name}.yaml").write_text(
+            (STUDY.parent / f"{name}.yaml").read_text())
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_study(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The quick study, end to end
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    work = tmp_path_factory.mktemp("study")
+    out = work / "out"
+    here = os.getcwd()
+    os.chdir(work)  # the report's docs/ paths are relative: a quick run must not write them
+    try:
+        code = cli.main(["study", "climate-shift", "--config", str(STUDY), "--out", str(out),
+                         "--quick", "--quiet"])
+    finally:
+        os.chdir(here)
+    assert code == 0
+    return work, out, load_study(STUDY)
+
+
+@pytest.mark.slow
+def test_quick_study_writes_every_model_and_split(quick_study):
+    work, out, study = quick_study
+    results = pd.read_csv(out / "results.csv")
+    models = set(study.models) | set(study.baselines) | {
+        f"{m}_extreme" for m in study.extreme_weighting.models} | {
+        f"{m}_finetuned" for m in study.fine_tuning.models}
+    assert set(results["model"]) == models
+    for model in set(study.models) | set(study.baselines):
+        assert set(results.loc[results["model"] == model, "split"]) == {
+            "temporal", "humid_to_arid", "diverse", "dry_extremes"}
+    for name in ("scores.csv", "results.md", "climate_shift.md", "timing.csv", "untrained.csv",
+                 "figures/skill_vs_aridity.png", "figures/skill_drop.png", "figures/budyko.png",
+                 "figures/untrained_variables.png"):
+        assert (out / name).is_file(), name
+    assert not (work / "docs").exists()  # quick: the page stays in OUT
+    page = (out / "climate_shift.md").read_text()
+    assert "degrades least" in page and "Quick setting" in page
+
+
+@pytest.mark.slow
+def test_quick_study_reports_closure_of_every_bucket_run(quick_study):
+    _, out, study = quick_study
+    results = pd.read_csv(out / "results.csv")
+    kinds = {m: c.model.kind for m, c in study.models.items()}
+    base = results["model"].str.replace(r"_(extreme|finetuned)$", "", regex=True)
+    bucket = base.map(kinds).isin(["physics", "hybrid"])
+    assert bucket.sum() >= 4 * 4
+    closed = results.loc[bucket, "max_abs_cumulative_residual_mm"]
+    assert closed.notna().all() and (closed < 1e-3).all()
+    others = results.loc[~bucket, "max_abs_cumulative_residual_mm"]
+    assert others.isna().all()  # the LSTM and the baselines have no water balance: n/a
+
+
+@pytest.mark.slow
+def test_quick_study_groups_and_splits(quick_study):
+    _, out, study = quick_study
+    basins = pd.read_csv(out / "basins.csv", dtype={"basin": str})
+    humid = basins[basins["group"] == "humid"]
+    arid = basins[basins["group"] == "arid"]
+    assert (humid["aridity"] < 1).all() and (arid["aridity"] >= 1.5).all()
+    assert len(humid) == study.quick.basins_per_group
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    # the humid -> arid runs never saw an arid basin; the diverse runs saw the training share
+    trained = pd.read_csv(out / "runs" / "humid_to_arid" / "hybrid" / "basins.csv",
+                          dtype={"basin": str})
+    assert set(trained["basin"]) == set(humid["basin"])
+    diverse = pd.read_csv(out / "runs" / "diverse" / "hybrid" / "basins.csv",
+                          dtype={"basin": str})
+    share = basins.loc[basins["arid_training_share"], "basin"]
+    assert set(diverse["basin"]) == set(humid["basin"]) | set(share)
+    tuned = pd.read_csv(out / "runs" / "diverse" / "hybrid_finetuned" / "basins.csv",
+                        dtype={"basin": str})
+    assert set(tuned["basin"]) == set(share)  # fine-tuned on the arid training share only
+    results = pd.read_csv(out / "results.csv").set_index(["model", "split"])
+    assert results.loc[("hybrid", "diverse"), "n_shifted"] == len(arid) - len(share)
+    assert results.loc[("hybrid", "humid_to_arid"), "n_shifted"] == len(arid)
+    # dry-year scores cover only the hidden years
+    dry = scores[(scores["model"] == "hybrid") & (scores["test"] == "dry_years")]
+    assert len(dry) == len(basins) and (dry["n_valid"] <= 5 * 366).all()
+
+
+@pytest.mark.slow
+def test_quick_study_runs_are_evaluable_and_scores_recompute(quick_study):
+    work, out, _ = quick_study
+    run = out / "runs" / "humid_to_arid" / "hybrid"
+    csv = work / "metrics.csv"
+    assert cli.main(["evaluate", "--run-dir", str(run), "--out", str(csv)]) == 0
+    ev = evaluate_run(run, basins=list(pd.read_csv(out / "basins.csv", dtype={"basin": str})
+                                       ["basin"]), period=("1996-01-01", "2003-12-31"))
+    nse = np.asarray(metrics.nse(ev.observed, ev.simulation.fluxes.runoff))
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    mine = scores[(scores["model"] == "hybrid") & (scores["split"] == "humid_to_arid")
+                  & (scores["test"] == "test")].set_index("basin").loc[list(ev.data.basins)]
+    np.testing.assert_allclose(mine["nse"], nse, rtol=1e-4, atol=1e-5)
