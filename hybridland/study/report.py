@@ -99,6 +99,10 @@ def results_markdown(results: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+TIE_NSE = 0.05
+"""Drops within this much NSE of the smallest are named alongside it in the verdict."""
+
+
 def verdict(results: pd.DataFrame) -> str:
     """Which model degrades least from humid to arid basins, in words, from the results."""
     part = results[(results["split"] == "humid_to_arid") & ~results["model"].str.endswith(
@@ -107,16 +111,28 @@ def verdict(results: pd.DataFrame) -> str:
         return "No humid → arid results."
     least = part.loc[part["nse_drop"].idxmin()]
     best = part.loc[part["nse_shifted"].idxmax()]
-    text = (
-        f"Under the humid → arid shift, **{label(least['model'])}** degrades least (median "
-        f"NSE {least['nse_in']:.2f} on humid basins, {least['nse_shifted']:.2f} on arid ones, "
-        f"a drop of {least['nse_drop']:.2f}), and **{label(best['model'])}** scores best on "
-        f"the arid basins (median NSE {best['nse_shifted']:.2f}, drop "
-        f"{best['nse_drop']:.2f})."
-    )
-    if least["model"] != best["model"] and least["nse_shifted"] < best["nse_shifted"]:
-        text += (" A small drop from a low in-distribution score is no merit, so both are "
-                 "named.")
+    top = part.loc[part["nse_in"].idxmax()]
+
+    def scores(r):
+        return (f"median NSE {r['nse_in']:.2f} on humid basins, {r['nse_shifted']:.2f} on arid "
+                f"ones, a drop of {r['nse_drop']:.2f}")
+
+    text = (f"Under the humid → arid shift, **{label(least['model'])}** degrades least "
+            f"({scores(least)})")
+    close = part[(part["nse_drop"] <= least["nse_drop"] + TIE_NSE)
+                 & (part["model"] != least["model"])]
+    if len(close):
+        text += "; within " + f"{TIE_NSE:g} of that drop: " + "; ".join(
+            f"**{label(r['model'])}** ({scores(r)})" for _, r in close.iterrows())
+    text += "."
+    if best["model"] != least["model"]:
+        text += (f" **{label(best['model'])}** scores best on the arid basins ({scores(best)}); "
+                 "a small drop from a low in-distribution score is no merit, so both are named.")
+    else:
+        text += " It also scores best on the arid basins."
+    if top["model"] not in (least["model"], best["model"]):
+        text += (f" The best model in distribution, **{label(top['model'])}**, falls from "
+                 f"{top['nse_in']:.2f} to {top['nse_shifted']:.2f}.")
     return text
 
 
@@ -163,7 +179,8 @@ def plot_skill_drop(results: pd.DataFrame, path):
         ax.bar(x + i * width, drop, width, label=split.replace("_", " "))
     ax.set_xticks(x + width * (len(splits) - 1) / 2)
     ax.set_xticklabels([label(m) for m in models], rotation=35, ha="right", fontsize=7)
-    ax.set_ylabel("median NSE in distribution − shifted")
+    ax.set_ylabel("median NSE in distribution − shifted (symlog)")
+    ax.set_yscale("symlog", linthresh=1)
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_title("Skill drop under shift (smaller is more robust)")
     ax.legend(fontsize=8)
@@ -261,6 +278,8 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         f"{wall_s / 60:.1f} min (evaluation {timing['evaluate_s'].sum() / 60:.1f} min; "
         "finished runs are reused).",
         "",
+        _budget(study, quick),
+        "",
         "## Verdict",
         "",
         verdict(results),
@@ -317,6 +336,22 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "",
     ]
     return "\n".join(lines)
+
+
+def _budget(study, quick: bool) -> str:
+    t = study.quick if quick else study.training
+    parts = [f"{t.epochs} epochs" if t.epochs else "the configured epochs",
+             f"{t.batches_per_epoch} mini-batches per epoch" if t.batches_per_epoch
+             else "the configured mini-batches per epoch"]
+    patience = None if quick else study.training.patience
+    return (
+        "Compute budget: every trained model gets the same " + " of ".join(parts)
+        + (f" with early stopping after {patience} epochs without a better validation loss"
+           if patience else "")
+        + " (each mini-batch: the configured basins and window after the warm-up). Models "
+        "with per-basin parameters see each basin in only a share of the batches, so at this "
+        "budget they are less converged than with their own configurations' longer training."
+    )
 
 
 def _extreme_table(results: pd.DataFrame) -> str | None:
