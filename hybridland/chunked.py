@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -23,7 +24,8 @@ from .solve import simulate
 
 @dataclasses.dataclass
 class TimedRun:
-    """A simulation (numpy leaves, ``[column, time]``) with its compile and run wall times (s)."""
+    """A simulation (numpy leaves, ``[column, time]``; or whatever ``run_timed``'s ``function``
+    returns, e.g. a runoff array) with its compile and run wall times (s)."""
 
     sim: object
     compile_s: float
@@ -65,8 +67,10 @@ def run_timed(
     chunk_columns: int | None = None,
     progress: bool | None = None,
     description: str = "columns",
+    function: Callable = simulate,
 ) -> TimedRun:
-    """Compile ``simulate`` ahead of time, then run it; time the two separately.
+    """Compile ``function`` (``simulate``, or another ``(model, forcing, params)`` run such as
+    ``simulate_runoff``) ahead of time, then run it; time the two separately.
 
     ``params`` are per column (``[column]`` leaves) or shared (scalars); default
     ``Params.default``. With ``chunk_columns`` the columns run in chunks of that size through one
@@ -89,7 +93,7 @@ def run_timed(
         index = np.minimum(np.arange(start, start + size), n - 1)  # pad with the last column
         return column_slice(forcing, index), jax.tree_util.tree_map(lambda a: a[index], params)
 
-    run = eqx.filter_jit(simulate)
+    run = eqx.filter_jit(function)
     t0 = time.perf_counter()
     compiled = run.lower(model, *chunk(0)).compile()
     compile_s = time.perf_counter() - t0

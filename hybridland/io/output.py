@@ -338,6 +338,49 @@ def simulation_to_dataset(
             },
         )
 
+    return timeseries_dataset(
+        data_vars,
+        columns,
+        time_index,
+        column_dim=column_dim,
+        coords=coords,
+        title=title,
+        history=history or "hybridland.io.output.simulation_to_dataset",
+        attrs={
+            "model": describe_model(model),
+            "water_budget_equation": (
+                "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = sum(input)_t - "
+                "sum(output)_t + water_residual_t, with the variables whose attribute "
+                "water_budget is 'storage' (end of day), 'input' and 'output' (per day); "
+                "sum(storage)_0 from the variables named by each store's initial_value "
+                "attribute."
+            ),
+            **(attrs or {}),
+        },
+    )
+
+
+def timeseries_dataset(
+    data_vars: Mapping[str, xr.DataArray | tuple],
+    columns: Sequence[str],
+    time,
+    *,
+    column_dim: str = "basin",
+    coords: Mapping[str, Sequence] | None = None,
+    title: str,
+    history: str,
+    attrs: Mapping[str, str] | None = None,
+    time_long_name: str = "day (fluxes are totals over the day; stores are end-of-day values)",
+) -> xr.Dataset:
+    """A CF ``timeSeries`` dataset of ``data_vars`` on ``columns`` x ``time``: the column id and
+    time coordinates, the per-column ``coords`` (``lat``, ``lon``, ``area_km2``, ``name``...)
+    and the global attributes (``Conventions``, ``featureType``, ``title``, ``history`` with a
+    timestamp, ``source``, then ``attrs``)."""
+    import pandas as pd
+
+    time_index = pd.DatetimeIndex(time)
+    columns = [str(c) for c in columns]
+    n_col = len(columns)
     coord_vars: dict[str, xr.DataArray] = {
         column_dim: xr.DataArray(
             np.asarray(columns, dtype=str),
@@ -347,11 +390,7 @@ def simulation_to_dataset(
         "time": xr.DataArray(
             time_index.values,
             dims=("time",),
-            attrs={
-                "standard_name": "time",
-                "long_name": "day (fluxes are totals over the day; stores are end-of-day values)",
-                "axis": "T",
-            },
+            attrs={"standard_name": "time", "long_name": time_long_name, "axis": "T"},
         ),
     }
     for name, values in (coords or {}).items():
@@ -367,18 +406,11 @@ def simulation_to_dataset(
         "Conventions": CONVENTIONS,
         "featureType": "timeSeries",
         "title": title,
-        "history": f"{stamp}: {history or 'hybridland.io.output.simulation_to_dataset'}",
+        "history": f"{stamp}: {history}",
         "source": f"hybridland {package_version()}",
-        "model": describe_model(model),
-        "water_budget_equation": (
-            "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = sum(input)_t - "
-            "sum(output)_t + water_residual_t, with the variables whose attribute water_budget "
-            "is 'storage' (end of day), 'input' and 'output' (per day); sum(storage)_0 from the "
-            "variables named by each store's initial_value attribute."
-        ),
     }
     global_attrs.update(attrs or {})
-    return xr.Dataset(data_vars, coords=coord_vars, attrs=global_attrs)
+    return xr.Dataset(dict(data_vars), coords=coord_vars, attrs=global_attrs)
 
 
 _COORD_ATTRS: dict[str, dict[str, str]] = {

@@ -217,15 +217,9 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
 # Scores
 
 
-def _runoff(ev: Evaluation) -> np.ndarray:
-    runoff = getattr(ev, "runoff", None)
-    return np.asarray(ev.simulation.fluxes.runoff if runoff is None else runoff)
-
-
 def _residual(ev: Evaluation) -> np.ndarray:
-    if getattr(ev, "simulation", None) is None:
-        return np.full(len(ev.data.basins), np.nan)
-    return np.max(np.abs(np.asarray(ev.simulation.cumulative_water_residual)), axis=1)
+    """Largest cumulative water residual per basin (NaN for a model without a balance)."""
+    return ev.table["max_abs_cumulative_residual_mm"].to_numpy()
 
 
 def _score_rows(model, split, test, ids, obs, sim, residual, mask=None) -> pd.DataFrame:
@@ -256,7 +250,7 @@ def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) ->
     rows = []
     ev = evaluate_run(run_dir, basins=basins.ids, period=study.data.test_period,
                       progress=progress)
-    rows.append(_score_rows(model, split, "test", ev.data.basins, ev.observed, _runoff(ev),
+    rows.append(_score_rows(model, split, "test", ev.data.basins, ev.observed, ev.runoff,
                             _residual(ev)))
     if split == "temporal":
         span = _period(study, "span")
@@ -265,7 +259,7 @@ def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) ->
         precip = ev.data.series["precip"][:, first : last + 1]
         dry = dry_years(ev.time, precip, study.data.dry_years, span)
         rows.append(_score_rows(model, split, "dry_years", ev.data.basins, ev.observed,
-                                _runoff(ev), _residual(ev), dry))
+                                ev.runoff, _residual(ev), dry))
     return rows
 
 
@@ -350,7 +344,9 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
                 row["nse_drop"] = row["nse_in"] - row["nse_shifted"]
                 row["kge_drop"] = row["kge_in"] - row["kge_shifted"]
             res = s["max_abs_cumulative_residual_mm"]
-            row["max_abs_cumulative_residual_mm"] = float(res.max()) if res.notna().any() else np.nan
+            row["max_abs_cumulative_residual_mm"] = (
+                float(res.max()) if res.notna().any() else np.nan
+            )
             rows.append(row)
     return pd.DataFrame(rows)
 

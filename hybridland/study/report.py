@@ -244,6 +244,10 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
                                             quick, rel))
 
 
+QUICK_NOTE = ("**Quick setting** (a few basins, a few optimiser steps: a smoke test, not a "
+              "result). ")
+
+
 def render_page(results, timing, untrained, study, basins, wall_s, quick, figures) -> str:
     d = study.data
     n = {g: len(basins.of(g)) for g in ("humid", "intermediate", "arid")}
@@ -261,8 +265,8 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "--out runs/climate-shift" + (" --quick" if quick else ""),
         "```",
         "",
-        f"{'**Quick setting** (a few basins, a few optimiser steps: a smoke test, not a result). ' if quick else ''}"
-        f"MOPEX basins: {n['humid']} humid (aridity in [{d.humid[0]:g}, {d.humid[1]:g})), "
+        (QUICK_NOTE if quick else "")
+        + f"MOPEX basins: {n['humid']} humid (aridity in [{d.humid[0]:g}, {d.humid[1]:g})), "
         f"{n['intermediate']} intermediate and {n['arid']} arid (aridity in "
         f"[{d.arid[0]:g}, {d.arid[1]:g})); aridity = mean PE / mean P over "
         f"{d.train_period[0]} .. {d.train_period[1]}. Training {d.train_period[0]} .. "

@@ -76,8 +76,8 @@ from ..model import ColumnModel
 from ..physics.pet import PET_LAWS, GivenPET
 from ..solve import check_forcing
 from ..train.data import DTYPE, Source, basin_table, static_attributes
-from ..train.evaluate import _evaluation_params, _parameter_source, drop_warmup
-from ..train.loop import bounded_params, load_trainables
+from ..train.evaluate import _parameter_source, column_params, drop_warmup
+from ..train.loop import load_trainables
 from ..units import W_M2_PER_MM_DAY
 
 SITES = ("US-AR1", "schwingbach")
@@ -287,6 +287,7 @@ def site_runs(
     model = _column_model(model, config)
     names = config.model.static_attributes
     spinup = max(SPINUP_DAYS, config.data.warmup_days)
+    trained = basin_table(run_dir)
     out = []
     for site in sites:
         data = site_data(site, min_qc=min_qc)
@@ -300,14 +301,7 @@ def site_runs(
         )
         raw = static_attributes(names, source, slice(None))
         attributes = jnp.asarray(normalisation.apply(raw)) if names else None
-        if config.model.parameter_network:
-            params = bounded_params(u, None, 1, attributes)
-        else:
-            trained = basin_table(run_dir)
-            n = len(trained)
-            params = _evaluation_params(
-                bounded_params(u, jnp.arange(n), n), trained.index, [site], config
-            )
+        params = column_params(u, trained, [site], attributes, config)
         forcing = dataclasses.replace(_with_spinup(forcing, spinup), attributes=attributes)
         check_forcing(model, forcing)
         sim = run_timed(model, forcing, params, progress=progress, description=site).sim

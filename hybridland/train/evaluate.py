@@ -21,23 +21,20 @@ basins (a regional default; parameters shared by all basins are used as they are
 from __future__ import annotations
 
 import dataclasses
-import time as _time
 import warnings
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import metrics
-from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from .._params import Params
-from ..chunked import column_slice, run_timed
+from ..chunked import run_timed
+from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from ..learned import LSTMRunoff
 from ..model import ColumnModel
-from ..solve import Simulation, check_forcing, simulate_runoff
+from ..solve import Simulation, check_forcing, simulate, simulate_runoff
 from .config import Config
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
 from .loop import bounded_params, load_trainables
@@ -167,27 +164,21 @@ def evaluate_run(
         raw[known] = trained.loc[[b for b, k in zip(ids, known) if k], list(names)].to_numpy()
     run_data = assemble(source, periods, names, raw, normalisation, EVALUATION)
 
-    if config.model.parameter_network:
-        params = bounded_params(trained_u, None, len(ids), jnp.asarray(run_data.attributes))
-    else:
-        n_trained = len(trained)
-        trained_params = bounded_params(trained_u, jnp.arange(n_trained), n_trained)
-        params = _evaluation_params(trained_params, trained.index, ids, config)
+    params = column_params(trained_u, trained, ids, run_data.attributes, config)
     start, length = run_data.period_window(EVALUATION, cfg.warmup_days)
     forcing = run_data.forcing(np.arange(len(ids)), np.full(len(ids), start), length)
     check_forcing(model, forcing)
-    if isinstance(model, ColumnModel):
-        result = run_timed(
-            model, forcing, params, chunk_columns=CHUNK_BASINS, progress=progress,
-            description="evaluate",
-        )
+    bucket = isinstance(model, ColumnModel)
+    result = run_timed(
+        model, forcing, params, chunk_columns=CHUNK_BASINS, progress=progress,
+        description="evaluate", function=simulate if bucket else simulate_runoff,
+    )
+    if bucket:
         sim = drop_warmup(result.sim, cfg.warmup_days)
         runoff, precip = sim.fluxes.runoff, sim.fluxes.precip
-        compile_s, run_s = result.compile_s, result.run_s
     else:  # no stores: runoff only
         sim = None
-        runoff, compile_s, run_s = _runoff_timed(model, forcing, params, progress)
-        runoff = runoff[:, cfg.warmup_days :]
+        runoff = result.sim[:, cfg.warmup_days :]
         precip = np.asarray(forcing.precip)[:, cfg.warmup_days :]
     first, last = periods[EVALUATION]
     observed = run_data.obs[:, first : last + 1]
@@ -203,72 +194,30 @@ def evaluate_run(
         observed=observed,
         params=params,
         table=table,
-        compile_s=compile_s,
-        run_s=run_s,
+        compile_s=result.compile_s,
+        run_s=result.run_s,
         adjustments=adjustments,
     )
-
-
-def _runoff_timed(model, forcing, params: Params, progress: bool | None):
-    """``(runoff [column, time] numpy, compile s, run s)`` of a runoff-only model, compiled
-    ahead of time and run in chunks of ``CHUNK_BASINS`` columns (the last padded by repeating
-    its last column, then cut), as ``run_timed`` runs ``simulate``."""
-    n = forcing.precip.shape[0]
-    size = min(n, CHUNK_BASINS)
-    starts = list(range(0, n, size))
-
-    def chunk(start: int):
-        if size == n:
-            return forcing, params
-        index = np.minimum(np.arange(start, start + size), n - 1)
-        return column_slice(forcing, index), jax.tree_util.tree_map(lambda a: a[index], params)
-
-    t0 = _time.perf_counter()
-    compiled = eqx.filter_jit(simulate_runoff).lower(model, *chunk(0)).compile()
-    compile_s = _time.perf_counter() - t0
-    pieces, run_s = [], 0.0
-    disable = len(starts) == 1 or (None if progress is None else not progress)
-    for start in tqdm(starts, desc="evaluate", unit="chunk", disable=disable):
-        t0 = _time.perf_counter()
-        out = jax.block_until_ready(compiled(model, *chunk(start)))
-        run_s += _time.perf_counter() - t0
-        pieces.append(np.asarray(out)[: min(size, n - start)])
-    return np.concatenate(pieces, axis=0), compile_s, run_s
 
 
 def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
     """CF dataset of an lstm evaluation: simulated runoff (no ``water_budget`` role: the model
     has no budget to check) on the coordinates ``simulation_to_dataset`` writes."""
-    import datetime as _dt
-
-    import xarray as xr
-
-    from ..io.output import _COORD_ATTRS, CONVENTIONS, OUTPUT_VARIABLES, package_version
-    from ..io.output import variable_attrs
+    from ..io.output import OUTPUT_VARIABLES, timeseries_dataset, variable_attrs
 
     spec = next(v for v in OUTPUT_VARIABLES if v.name == "runoff")
     attrs = {k: v for k, v in variable_attrs(spec).items() if k != "water_budget"}
     attrs["long_name"] = "total runoff predicted by the LSTM"
-    coords = {
-        "basin": ("basin", np.asarray(evaluation.data.basins, dtype=str),
-                  {"long_name": "basin identifier", "cf_role": "timeseries_id"}),
-        "time": ("time", pd.DatetimeIndex(evaluation.time).values,
-                 {"standard_name": "time", "long_name": "day (fluxes are totals over the day)",
-                  "axis": "T"}),
-    }
-    for name, values in evaluation.data.coords.items():
-        coords[name] = ("basin", np.asarray(values), _COORD_ATTRS.get(name, {}))
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     model = evaluation.model
-    return xr.Dataset(
+    return timeseries_dataset(
         {"runoff": (("basin", "time"), np.asarray(evaluation.runoff), attrs)},
-        coords=coords,
+        evaluation.data.basins,
+        evaluation.time,
+        coords=evaluation.data.coords,
+        title=title,
+        history=history or "hybridland.train.evaluate",
+        time_long_name="day (fluxes are totals over the day)",
         attrs={
-            "Conventions": CONVENTIONS,
-            "featureType": "timeSeries",
-            "title": title,
-            "history": f"{stamp}: {history or 'hybridland.train.evaluate'}",
-            "source": f"hybridland {package_version()}",
             "model": (
                 f"hybridland.learned.LSTMRunoff(pet={type(model.pet).__name__}, "
                 f"layers={len(model.cells)}, width={model.width}): pure data-driven LSTM, "
@@ -299,6 +248,19 @@ def drop_warmup(sim: Simulation, days: int) -> Simulation:
         final_state=sim.final_state,
         cumulative_water_residual=cumulative[:, days:] - cumulative[:, days - 1 : days],
     )
+
+
+def column_params(trained_u, trained: pd.DataFrame, ids: list[str], attributes,
+                  config: Config) -> Params:
+    """The physical parameters ``[len(ids)]`` a finished run gives the columns ``ids``:
+    from its parameter network (``attributes``, normalised, ``[len(ids), n]``) if it has one,
+    else calibrated for the basins of its ``basins.csv`` table ``trained`` and the trained
+    median for the others (see the module docstring). ``trained_u`` as ``load_trainables``."""
+    if config.model.parameter_network:
+        return bounded_params(trained_u, None, len(ids), jnp.asarray(attributes))
+    n_trained = len(trained)
+    trained_params = bounded_params(trained_u, jnp.arange(n_trained), n_trained)
+    return _evaluation_params(trained_params, trained.index, ids, config)
 
 
 def _evaluation_params(trained: Params, trained_ids, ids: list[str], config: Config) -> Params:
