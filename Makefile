@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-HYBRIDLAND_DATA ?= ../shared/data
+# The shared data folder, always exported as an absolute path (tests and studies change
+# directory); a value given on the command line or in the environment may be relative.
+override HYBRIDLAND_DATA := $(abspath $(or $(HYBRIDLAND_DATA),../shared/data))
 export HYBRIDLAND_DATA
 
 .PHONY: install demo test clean

@@ -102,6 +102,23 @@ def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
         mopex_path()
 
 
+def test_relative_data_dir_does_not_follow_a_later_chdir(tmp_path, monkeypatch):
+    """``make test`` exports ``HYBRIDLAND_DATA=../shared/data``; a test (or a study) that then
+    changes directory must still find the data the relative path named at start-up."""
+    import hybridland.io.paths as paths
+
+    start = tmp_path / "repo"
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    start.mkdir()
+    monkeypatch.setattr(paths, "_START_DIR", start)
+    monkeypatch.setenv("HYBRIDLAND_DATA", "../shared/data")
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert data_dir() == (tmp_path / "shared" / "data").resolve()
+    assert data_dir().is_absolute()
+
+
 def test_data_dir_default_is_beside_the_repository(monkeypatch):
     import hybridland.io.paths as paths
 

@@ -2,7 +2,10 @@
 
 The observed data sets live beside the repository, not in it (they are other people's
 measurements and far larger than the code). Their folder is taken from the environment variable
-``HYBRIDLAND_DATA`` and defaults to ``../shared/data`` relative to the repository root.
+``HYBRIDLAND_DATA`` and defaults to ``../shared/data`` relative to the repository root. A
+relative ``HYBRIDLAND_DATA`` is resolved once, against the working directory of the process when
+hybridland is first imported, so a later ``os.chdir`` (a test's temporary folder, a study's
+output folder) never changes which folder it names.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ DATA_ENV_VAR = "HYBRIDLAND_DATA"
 MOPEX_FILE = Path("mopex") / "mopex_dev.nc"
 """The MOPEX development file, relative to ``data_dir()``."""
 
+_START_DIR = Path.cwd()
+"""Working directory at import: the base of a relative ``HYBRIDLAND_DATA``."""
+
 
 def repo_root() -> Path:
     """The repository root of this (editable) checkout: the folder holding ``hybridland/``."""
@@ -23,14 +29,15 @@ def repo_root() -> Path:
 
 
 def data_dir(*, must_exist: bool = True) -> Path:
-    """The shared data folder: ``$HYBRIDLAND_DATA``, else ``<repo root>/../shared/data``.
+    """The shared data folder, an absolute path: ``$HYBRIDLAND_DATA`` (a relative value taken
+    from the working directory at import), else ``<repo root>/../shared/data``.
 
     With ``must_exist`` (the default) a missing folder raises ``FileNotFoundError`` that says
     which path was tried and how to point hybridland elsewhere.
     """
     configured = os.environ.get(DATA_ENV_VAR)
     if configured:
-        path = Path(configured).expanduser()
+        path = _START_DIR / Path(configured).expanduser()
         origin = f"${DATA_ENV_VAR}"
     else:
         path = repo_root().parent / "shared" / "data"
