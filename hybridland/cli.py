@@ -30,6 +30,12 @@ from .model import BUCKET_KINDS
 
 EXIT_BAD_INPUT = 2
 """Exit status for unusable input or arguments (as argparse uses for usage errors)."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+_INTERRUPTED = (
+    "No partial file is left: outputs are written to a temporary name and renamed only once "
+    "complete, so an earlier output is unchanged."
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,7 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     args.argv = argv
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        resume = " Run the same command to resume." if args.command == "train" else ""
+        print(f"hybridland {args.command}: interrupted (Ctrl-C). {_INTERRUPTED}{resume}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

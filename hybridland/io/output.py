@@ -25,6 +25,8 @@ import dataclasses
 import datetime as _dt
 import importlib.metadata
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -467,6 +469,48 @@ def water_budget_terms(ds: xr.Dataset) -> dict[str, xr.DataArray]:
     }
 
 
+def _write_pieces(ds: xr.Dataset):
+    """``(dataset, mode)`` pieces that together write ``ds``: everything but the series first
+    (``"w"``), then one ``[basin, time]`` series at a time (``"a"``), so that an interrupt waits
+    for one variable at most."""
+    series = [name for name, var in ds.data_vars.items() if var.ndim >= 2]
+    yield ds.drop_vars(series), "w"
+    for name in series:
+        yield ds[[name]], "a"
+
+
+class _InterruptsBetweenSteps:
+    """Hold back Ctrl-C (SIGINT) while xarray and HDF5 write, and raise it between steps.
+
+    A ``KeyboardInterrupt`` raised inside ``Dataset.to_netcdf`` can leave xarray's HDF5 lock
+    held, and its own cleanup then waits for that lock forever (the process hangs with a
+    partial file). Here the signal only sets a flag; ``check()`` raises ``KeyboardInterrupt``
+    between steps, where the caller can remove its temporary file. Outside the main thread
+    (where Python delivers no signal) it does nothing; an ignored SIGINT stays ignored.
+    """
+
+    def __enter__(self):
+        self.pending = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending and self.previous is not signal.SIG_IGN:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if kind is None:
+            self.check()
+
+
 def write_netcdf(
     ds: xr.Dataset,
     path: str | os.PathLike,
@@ -477,8 +521,10 @@ def write_netcdf(
     """Write ``ds`` to ``path`` atomically: a temporary file beside it, then ``os.replace``.
 
     A failure (full disk, interrupted run, bad value) leaves any earlier file at ``path``
-    untouched and no partial file behind. Float variables are stored as ``dtype`` (float32 by
-    default: ample for mm-scale budgets, half the size; ``None`` keeps each variable's dtype).
+    untouched and no partial file behind; Ctrl-C stops the write after the variable being
+    written (``KeyboardInterrupt``), never inside HDF5. Float variables are stored as ``dtype``
+    (float32 by default: ample for mm-scale budgets, half the size; ``None`` keeps each
+    variable's dtype).
     ``compression`` is a zlib level (1-9, with byte shuffling) or ``None`` for none: for daily
     multi-basin output zlib costs several times the write time for about a halving of the size,
     so it is off by default.
@@ -502,10 +548,15 @@ def write_netcdf(
     # A hidden name in the same directory: os.replace is atomic only within one file system.
     tmp = directory / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _InterruptsBetweenSteps() as interrupts:
+            for piece, mode in _write_pieces(ds):
+                piece.to_netcdf(tmp, mode=mode, engine="netcdf4", format="NETCDF4",
+                                encoding={k: v for k, v in encoding.items() if k in piece})
+                interrupts.check()
+            with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
+                os.fsync(f.fileno())
+            interrupts.check()
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
