@@ -17,6 +17,7 @@ naming the variable and the basins; no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -32,6 +33,8 @@ EXIT_BAD_INPUT = 2
 """Exit status for unusable input or arguments (as argparse uses for usage errors)."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+EXIT_BROKEN_PIPE = 141
+"""Exit status when the reader of the output went away (128 + SIGPIPE)."""
 _INTERRUPTED = (
     "No partial file is left: outputs are written to a temporary name and renamed only once "
     "complete, so an earlier output is unchanged."
@@ -69,9 +72,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .io._report import DataAdjustmentWarning
 
     out = Path(args.out)
-    problem = _output_path(out, "out.nc")
+    problem = _output_path(out, "out.nc", [Path(args.data)])
     if problem:
         return _fail("simulate", problem)
+    if args.strict and (args.trim or args.drop_incomplete or args.swap_inverted_temperatures):
+        return _fail("simulate", "--strict refuses every repair of the forcing; leave out "
+                     "--trim, --drop-incomplete and --swap-inverted-temperatures, or --strict.")
     basins = None
     if args.basins is not None:
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
@@ -89,8 +95,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 end=args.end,
                 pet=args.pet,
                 trim=args.trim,
-                drop_incomplete=args.drop_incomplete,
-                inverted_temperature="swap" if args.swap_inverted_temperatures else "error",
+                drop_incomplete=not args.strict,
+                inverted_temperature="error" if args.strict else "swap",
                 t_tolerance=args.t_tolerance,
                 dtype=dtype,
             )
@@ -135,6 +141,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         f"({data.time[0]:%Y-%m-%d} .. {data.time[-1]:%Y-%m-%d})"
     )
     _print_report(data.report, out)
+    if data.report.messages():
+        print("           (repairs of known defects are the default; --strict refuses them)")
     print(
         f"  time     read {read_s:.2f} s | compile {result.compile_s:.2f} s | run "
         f"{result.run_s:.2f} s | compile+run {result.compile_s + result.run_s:.2f} s | write "
@@ -148,13 +156,50 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_path(out: Path, example: str) -> str | None:
-    """Why ``out`` cannot be written (None if it can)."""
+def _output_path(out: Path, example: str, inputs: Sequence[Path] = ()) -> str | None:
+    """Why ``out`` cannot be written (None if it can): a missing or read-only folder, a
+    folder, or one of the command's ``inputs``, which are never overwritten."""
     if not out.parent.is_dir():
         return f"Output folder {out.parent} does not exist; create it first."
     if out.is_dir():
         return f"Output {out} is a folder; give a file name such as {example}."
+    given = next((p for p in inputs if _same_file(out, p)), None)
+    if given is not None:
+        return (f"--out {out} names an input of this command ({given}), which is never "
+                f"overwritten; give another file name such as {example}.")
+    if not os.access(out.parent, os.W_OK):
+        return f"Output folder {out.parent} is not writable; choose another --out."
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (links and relative paths resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+RUN_FILES = ("config.yaml", "normalisation.json", "run.json", "model.eqx", "basins.csv",
+             "metrics.csv", "train.log")
+"""Files of a run directory that commands read (or that hold its training history)."""
+
+
+def _run_inputs(run_dir: Path, data: str | None) -> list[Path]:
+    """What a command on a trained run reads: the run's own files, its checkpoints and the
+    data file (``data``, else the one in the run's configuration)."""
+    inputs = [run_dir / name for name in RUN_FILES]
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir():
+        inputs += sorted(checkpoints.iterdir())
+    if data is None:
+        try:
+            import yaml
+
+            data = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {})["data"]["path"]
+        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+            data = None  # an unreadable run is reported when it is loaded
+    return inputs + ([Path(data)] if data else [])
 
 
 def _period(text: str | None, start: str | None = None, end: str | None = None):
@@ -185,9 +230,10 @@ _EVALUATION_ERRORS = (FileNotFoundError, ValueError)
 def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     """Run ``evaluate_run`` for a command: the ``Evaluation``, or the exit status of a refusal
     (unwritable ``--out``, bad period, missing run or file, unusable data)."""
+    from .io import ForcingDataError
     from .train import evaluate_run
 
-    problem = _output_path(Path(args.out), example)
+    problem = _output_path(Path(args.out), example, _run_inputs(Path(args.run_dir), args.data))
     if problem:
         return _fail(command, problem)
     basins = None
@@ -197,7 +243,14 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
         return evaluate_run(args.run_dir, args.data, period=period(), basins=basins,
                             aridity_range=getattr(args, "aridity", None))
     except _EVALUATION_ERRORS as err:
-        return _fail(command, str(err))
+        message = str(err)
+        if isinstance(err, ForcingDataError) and " --" in message:
+            # a reader's hint names options of `simulate` without --run-dir
+            days = "--period" if command == "evaluate" else "--start/--end"
+            message += (f" (Here the data are read with the run's own data settings, in "
+                        f"{Path(args.run_dir) / 'config.yaml'}; choose the days with {days} "
+                        "and the basins with --basins.)")
+        return _fail(command, message)
 
 
 def _print_evaluation(command: str, evaluation, out: Path) -> None:
@@ -215,6 +268,12 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
         f"  metrics  median NSE {t['nse'].median():.3f}, median KGE {t['kge'].median():.3f}; "
         f"compile {evaluation.compile_s:.2f} s, run {evaluation.run_s:.2f} s"
     )
+    unobserved = t[t["n_valid"] == 0]
+    if len(unobserved):
+        listed = "; ".join(f"{b} ({n})" if n else b
+                           for b, n in zip(unobserved["basin"], unobserved["name"]))
+        print(f"  missing  {len(unobserved)} basin(s) have no observed streamflow in the period, "
+              f"so no scores (NaN rows, left out of the medians): {listed}")
     if evaluation.simulation is None:
         print("  closure  none: a pure data-driven LSTM has no water balance")
     else:
@@ -280,22 +339,58 @@ def _fail(command: str, message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _show_warning(command: str, category: type[Warning], other):
+    """A ``warnings.showwarning`` that prints ``category`` as one line of ``command`` (and
+    hands any other warning to ``other``)."""
+
+    def show(message, kind, *rest, **kwargs):
+        if issubclass(kind, category):
+            print(f"hybridland {command}: warning: {message}", file=sys.stderr)
+        else:
+            other(message, kind, *rest, **kwargs)
+
+    return show
+
+
 # ---------------------------------------------------------------------------------------------
 # train
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .io import ForcingDataError
-    from .train import ConfigError, load_config, train
+    from .io._checks import PeriodError
+    from .train import load_config, train
+    from .train.checkpoint import CheckpointWarning
 
+    run_dir = Path(args.run_dir)
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        return _fail("train", f"Run directory {run_dir} cannot be written ({existing} is "
+                     f"{'not a folder' if not existing.is_dir() else 'read-only'}); choose "
+                     "another --run-dir.")
+    config = None
     try:
         config = load_config(args.config)
-        result = train(
-            config, args.run_dir, max_epochs_this_call=args.max_epochs,
-            progress=not args.no_progress,
-        )
-    except (ConfigError, ForcingDataError, FileNotFoundError, FloatingPointError) as err:
-        return _fail("train", str(err))
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CheckpointWarning)
+            warnings.showwarning = _show_warning("train", CheckpointWarning,
+                                                 warnings.showwarning)
+            result = train(
+                config, run_dir, max_epochs_this_call=args.max_epochs,
+                progress=not args.no_progress,
+            )
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        # ValueError: ConfigError, ForcingDataError, a damaged or foreign run directory.
+        message = str(err)
+        if isinstance(err, PeriodError) and config is not None:
+            message += (f" (A run also loads the data.warmup_days ({config.data.warmup_days}) "
+                        "days before its first period.)")
+        elif isinstance(err, ForcingDataError) and " --" in message:
+            # a reader's hint names options of `simulate`
+            message += (" (In `train` these are keys of the data section of the configuration: "
+                        "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, "
+                        "data.pet and the periods.)")
+        return _fail("train", message)
     state = "finished" if result.finished else "paused (resume with the same command)"
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     print(
@@ -317,11 +412,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .train import ConfigError
 
     out = Path(args.out)
-    problem = _output_path(out, "params.nc")
-    if problem:
-        return _fail("calibrate", problem)
     try:
         config = load_calibration_config(args.config)
+        problem = _output_path(out, "params.nc", [Path(args.config)] + (
+            [Path(config.data.path)] if config.data.path else []))
+        if problem:
+            return _fail("calibrate", problem)
         result = calibrate(config, progress=not args.no_progress)
     except (ConfigError, ForcingDataError, FileNotFoundError, ValueError) as err:
         return _fail("calibrate", str(err))
@@ -398,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate MOPEX-layout forcing and write CF-NetCDF output",
         description="Run a column model over every basin and day of a MOPEX-layout NetCDF file "
         "(dims basin, time; P, PE in mm day-1; T_max, T_min in degC) and write a CF-1.8 NetCDF "
-        "file. Bad input stops with exit code 2 and a message naming the variable and basins.",
+        "file. Known defects of the forcing are repaired and reported by basin (basins with "
+        "missing forcing dropped, T_min > T_max swapped); --strict refuses them instead. Bad "
+        "input stops with exit code 2 and a message naming the variable and basins.",
     )
     sim.add_argument("--data", required=True, metavar="FILE.nc", help="input forcing file")
     sim.add_argument(
@@ -415,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
         "basins the run has not seen get the median of its calibrated parameters)",
     )
     sim.add_argument(
-        "--out", required=True, metavar="OUT.nc", help="output NetCDF file (written atomically)"
+        "--out", required=True, metavar="OUT.nc",
+        help="output NetCDF file; an existing one is replaced atomically (never an input file)",
     )
     sim.add_argument(
         "--seed", type=int, default=0, help="seed of the hybrid model's weights (default 0)"
@@ -438,13 +537,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop-incomplete",
         action="store_true",
         help="drop basins with missing "
-        "forcing (with --trim: only those trimming cannot fix; reported by basin)",
+        "forcing (with --trim: only those trimming cannot fix; reported by basin); the default "
+        "unless --strict",
     )
     sim.add_argument(
         "--swap-inverted-temperatures",
         action="store_true",
         help="swap T_min and T_max on days where T_min > T_max + tolerance "
-        "(reported by basin) instead of stopping",
+        "(reported by basin) instead of stopping; the default unless --strict",
+    )
+    sim.add_argument(
+        "--strict",
+        action="store_true",
+        help="repair nothing: stop on missing forcing or inverted temperatures",
     )
     sim.add_argument(
         "--t-tolerance",
@@ -490,7 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
     ev.add_argument("--aridity", type=_number_range, metavar="LOW:HIGH",
                     help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
-    ev.add_argument("--out", required=True, metavar="METRICS.csv", help="output CSV table")
+    ev.add_argument("--out", required=True, metavar="METRICS.csv",
+                    help="output CSV table; an existing one is replaced atomically (never an "
+                    "input file)")
     ev.add_argument("--plots", metavar="DIR", help="also write hydrographs and budget figures")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -529,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     tr.add_argument("--config", required=True, help="YAML configuration (see experiments/)")
-    tr.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
+    tr.add_argument("--run-dir", required=True,
+                    help="run directory (created or resumed; its files are replaced atomically)")
     tr.add_argument("--max-epochs", type=_positive_int, default=None,
                     help="stop after this many epochs in this call (resume later)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -547,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     cal.add_argument("--config", required=True, help="YAML calibration configuration")
-    cal.add_argument("--out", required=True, metavar="PARAMS.nc", help="output NetCDF file")
+    cal.add_argument("--out", required=True, metavar="PARAMS.nc",
+                     help="output NetCDF file; an existing one is replaced atomically")
     cal.add_argument("--no-progress", action="store_true", help="no progress bar")
     cal.set_defaults(func=_cmd_calibrate)
 
@@ -574,6 +683,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as err:  # a folder that turned read-only, a full disk...
+        where = f" ({err.filename})" if err.filename else ""
+        return _fail(args.command, f"{err.strerror or err}{where}. Check that the file or folder "
+                     "exists and can be read, and that output folders can be written, then run "
+                     "the command again (nothing half-written is left).")
     except KeyboardInterrupt:
         resume = " Run the same command to resume." if args.command == "train" else ""
         print(f"hybridland {args.command}: interrupted (Ctrl-C). {_INTERRUPTED}{resume}",

@@ -78,7 +78,8 @@ def test_hybrid_seed_changes_the_network(subset_file, tmp_path, capsys):
 
 def test_bad_input_exits_2_naming_variable_and_basin(subset_file, tmp_path, capsys):
     out = tmp_path / "never.nc"
-    status = _simulate(subset_file, out, "--model", "physics")
+    status = main(["simulate", "--data", str(subset_file), "--out", str(out), "--model",
+                   "physics", "--strict"])
     captured = capsys.readouterr()
     assert status == 2
     assert "'P'" in captured.err and GAP_BASIN in captured.err and "--trim" in captured.err

@@ -3,17 +3,27 @@ promptly with a message that names the file and the fix, and never loses what a 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
-from runs import mopex_subset
+from hybridland.cli import main
+from hybridland.io import mopex_path
+from hybridland.train import ConfigError
+from hybridland.train import checkpoint as ckpt
+from runs import BASINS, mopex_subset, quiet_train, tiny
 
 HYBRIDLAND = [sys.executable, "-m", "hybridland.cli"]
 
@@ -59,3 +69,302 @@ def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
     assert "hybridland simulate: interrupted (Ctrl-C)" in err and "No partial file" in err
     assert "Traceback" not in err
     assert os.listdir(out_dir) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged, foreign or missing run files
+
+
+def _cli(*argv):
+    """``hybridland ARGV`` in this process: ``(exit status, stdout, stderr)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def paused_run(tmp_path_factory, mopex_file):
+    """A physics run of 3 epochs stopped after 2 (checkpoints of epochs 0 and 1)."""
+    run_dir = tmp_path_factory.mktemp("paused") / "run"
+    quiet_train(tiny("physics", epochs=3), run_dir, max_epochs_this_call=2)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, mopex_file):
+    """A finished physics run (1 epoch) with a test period, without its report."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    config = tiny("physics", epochs=1).replace("data", test_period=("1998-01-01", "1998-12-31"))
+    quiet_train(config, run_dir, report=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def evaluation_file(tmp_path_factory, mopex_file):
+    """The run's basins, 1997-1998, in the MOPEX layout."""
+    path = tmp_path_factory.mktemp("evaluation") / "basins.nc"
+    return mopex_subset(mopex_file, path, BASINS, "1997-01-01", "1998-12-31")
+
+
+def _copy(run_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def _damage(path: Path) -> None:
+    """Overwrite a few bytes in the middle of ``path`` (its length unchanged)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4] = b"\xff\xfe\xfd\xfc"
+    path.write_bytes(bytes(data))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_every_checkpoint_damaged_refuses_to_start_again(paused_run, tmp_path):
+    run_dir = _copy(paused_run, tmp_path)
+    for leaves in (run_dir / "checkpoints").glob("*.eqx"):
+        _damage(leaves)
+    before = _snapshot(run_dir)
+    status, out, err = _cli("train", "--config", run_dir / "config.yaml", "--run-dir", run_dir,
+                            "--no-progress")
+    assert status == 2, out + err
+    assert "Every checkpoint in" in err and "epoch_00001.eqx" in err and "new run" in err
+    assert "paused" not in out and "Traceback" not in err
+    assert _snapshot(run_dir) == before  # metrics.csv, checkpoints and log untouched
+
+
+def test_history_without_checkpoint_refuses_to_start_again(paused_run, tmp_path):
+    run_dir = _copy(paused_run, tmp_path)
+    shutil.rmtree(run_dir / "checkpoints")
+    metrics = (run_dir / "metrics.csv").read_text()
+    status, _, err = _cli("train", "--config", run_dir / "config.yaml", "--run-dir", run_dir,
+                          "--no-progress")
+    assert status == 2 and "history of 2 epoch(s)" in err and "metrics.csv" in err
+    assert (run_dir / "metrics.csv").read_text() == metrics
+
+
+def test_damaged_newest_checkpoint_is_reported_and_set_aside(paused_run, tmp_path):
+    run_dir = _copy(paused_run, tmp_path)
+    _damage(run_dir / "checkpoints" / "epoch_00001.eqx")
+    stale = run_dir / "checkpoints" / ".epoch_00002.eqx.k2j4l5mz.tmp"  # a killed write
+    stale.write_bytes(b"partial")
+    status, out, err = _cli("train", "--config", run_dir / "config.yaml", "--run-dir", run_dir,
+                            "--max-epochs", "1", "--no-progress")
+    assert status == 0, err
+    assert "warning: Skipped damaged checkpoint(s)" in err and "epoch_00001.eqx" in err
+    assert "Resuming from epoch_00000.json" in err and "paused" in out
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["epoch_00000.eqx", "epoch_00000.json", "epoch_00001.eqx",
+                     "epoch_00001.eqx.damaged", "epoch_00001.json", "epoch_00001.json.damaged"]
+    assert ckpt.latest_checkpoint(run_dir).name == "epoch_00001.json"  # the new, intact one
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "0", "1"]
+    log = (run_dir / "train.log").read_text()
+    assert "skipped damaged checkpoint" in log and stale.name in log
+
+
+def _evaluate(run_dir, tmp_path, *extra):
+    return _cli("evaluate", "--run-dir", run_dir, "--out", tmp_path / "metrics.csv", *extra)
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_damaged_model_is_refused_naming_the_file(finished_run, tmp_path, damage):
+    run_dir = _copy(finished_run, tmp_path)
+    model = run_dir / "model.eqx"
+    if damage == "overwritten":
+        _damage(model)
+    else:
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    status, out, err = _evaluate(run_dir, tmp_path)
+    assert status == 2, out
+    assert f"{model} is damaged" in err and "SHA-256" in err and "Traceback" not in err
+    assert not (tmp_path / "metrics.csv").exists()
+    # The advice holds: training again rewrites model.eqx from the last checkpoint.
+    fix = err[err.index("`hybridland ") + 12 : err.rindex("`")].split()
+    assert _cli(*fix, "--no-progress")[0] == 0
+    status, out, err = _evaluate(run_dir, tmp_path)
+    assert status == 0, err
+    assert "median NSE" in out
+
+
+def test_damaged_model_of_a_run_without_hash_is_refused(finished_run, tmp_path):
+    """Runs written before model.eqx had a hash: a short file or NaN weights are caught."""
+    run_dir = _copy(finished_run, tmp_path)
+    record = json.loads((run_dir / "run.json").read_text())
+    del record["model_sha256"]
+    (run_dir / "run.json").write_text(json.dumps(record))
+    model = run_dir / "model.eqx"
+    intact = model.read_bytes()
+    model.write_bytes(intact[:40])
+    status, _, err = _evaluate(run_dir, tmp_path)
+    assert status == 2 and f"{model} cannot be read" in err and "Traceback" not in err
+    floats = np.frombuffer(intact, np.uint8).copy()
+    floats[-4:] = np.frombuffer(np.float32(np.nan).tobytes(), np.uint8)  # the last weight
+    model.write_bytes(floats.tobytes())
+    status, _, err = _evaluate(run_dir, tmp_path)
+    assert status == 2 and "non-finite weights" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs never replace inputs; read-only folders
+
+
+def test_out_naming_an_input_is_refused(finished_run, evaluation_file, tmp_path):
+    data = Path(shutil.copy(evaluation_file, tmp_path / "data.nc"))
+    before = data.read_bytes()
+    run_dir = _copy(finished_run, tmp_path)
+    model = (run_dir / "model.eqx").read_bytes()
+    cases = [
+        ["simulate", "--data", data, "--model", "physics", "--out", data],
+        ["simulate", "--data", data, "--model", "physics", "--out", tmp_path / "." / "data.nc"],
+        ["simulate", "--run-dir", run_dir, "--data", data, "--out", data],
+        ["evaluate", "--run-dir", run_dir, "--data", data, "--out", data],
+        ["evaluate", "--run-dir", run_dir, "--out", run_dir / "model.eqx"],
+        ["evaluate", "--run-dir", run_dir, "--out", mopex_path()],  # the run's own data
+    ]
+    for argv in cases:
+        status, _, err = _cli(*argv)
+        assert status == 2 and "names an input of this command" in err, (argv, err)
+    assert data.read_bytes() == before and (run_dir / "model.eqx").read_bytes() == model
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder read-only: its mode, and for root (whom modes do not stop) the answer
+    of ``os.access``, as a read-only file system would give it."""
+    folders = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o555)
+        folders.append(folder)
+        return folder
+
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and any(Path(path).resolve() == f.resolve() for f in folders):
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    yield make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def test_read_only_output_folder_gives_a_message(finished_run, evaluation_file, tmp_path,
+                                                  read_only):
+    folder = read_only(tmp_path / "locked")
+    for argv in (
+        ["simulate", "--data", evaluation_file, "--model", "physics", "--out", folder / "s.nc"],
+        ["evaluate", "--run-dir", finished_run, "--out", folder / "m.csv"],
+        ["train", "--config", finished_run / "config.yaml", "--run-dir", folder / "run"],
+    ):
+        status, _, err = _cli(*argv)
+        assert status == 2 and "Traceback" not in err, (argv, err)
+        assert str(folder) in err and ("not writable" in err or "read-only" in err), err
+    assert list(folder.iterdir()) == []
+
+
+def test_file_system_error_while_writing_gives_a_message(evaluation_file, tmp_path, monkeypatch):
+    """A folder that turns read-only (or a full disk) during the write."""
+
+    def refuse(self, path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", refuse)
+    status, _, err = _cli("simulate", "--data", evaluation_file, "--model", "physics",
+                          "--out", tmp_path / "s.nc")
+    assert status == 2 and "Permission denied" in err and str(tmp_path) in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages that fit the error
+
+
+def test_evaluate_without_streamflow_names_q(finished_run, evaluation_file, tmp_path):
+    with xr.open_dataset(evaluation_file) as ds:
+        ds.drop_vars("Q").load().to_netcdf(tmp_path / "no_q.nc")
+    status, _, err = _evaluate(finished_run, tmp_path, "--data", tmp_path / "no_q.nc")
+    assert status == 2 and "no observed streamflow" in err and "'Q'" in err
+    assert "warm-up" not in err and "Traceback" not in err
+
+
+def test_evaluate_reports_basins_without_observations(finished_run, evaluation_file, tmp_path):
+    with xr.open_dataset(evaluation_file) as ds:
+        ds = ds.load()
+    ds["Q"].loc[{"basin": BASINS[1]}] = np.nan
+    ds.to_netcdf(tmp_path / "gap.nc")
+    status, out, err = _evaluate(finished_run, tmp_path, "--data", tmp_path / "gap.nc",
+                                 "--period", "1998-01-01:1998-12-31")
+    assert status == 0, err
+    line = next(line for line in out.splitlines() if line.strip().startswith("missing"))
+    assert "1 basin(s) have no observed streamflow" in line and BASINS[1] in line
+
+
+def test_messages_fit_the_error(finished_run, evaluation_file, tmp_path):
+    # A period outside the data: the warm-up is explained; no option evaluate lacks.
+    status, _, err = _evaluate(finished_run, tmp_path, "--data", evaluation_file,
+                               "--period", "1997-01-01:1997-12-31")
+    assert status == 2 and "60 warm-up days" in err and "--start" not in err
+    # Not a NetCDF file (empty, or text): said so, without xarray's list of backends.
+    for name, content in (("empty.nc", b""), ("notes.nc", b"not a netcdf file\n")):
+        (tmp_path / name).write_bytes(content)
+        status, _, err = _evaluate(finished_run, tmp_path, "--data", tmp_path / name)
+        assert status == 2 and "is not a NetCDF file" in err, err
+        assert "warm-up" not in err and "backends" not in err
+        status, _, err = _cli("simulate", "--data", tmp_path / name, "--model", "physics",
+                              "--out", tmp_path / "s.nc")
+        assert status == 2 and "is not a NetCDF file" in err
+
+
+def test_training_period_outside_the_data(tmp_path, mopex_file):
+    config = tiny("physics", epochs=1).replace(
+        "data", train_period=("2004-01-01", "2004-12-31"),
+        validation_period=("2005-01-01", "2005-12-31"))
+    (tmp_path / "c.yaml").write_text(config.to_yaml())
+    run_dir = tmp_path / "run"
+    status, _, err = _cli("train", "--config", tmp_path / "c.yaml", "--run-dir", run_dir)
+    assert status == 2 and "Traceback" not in err
+    assert "is not inside the data" in err and "data.warmup_days (60)" in err
+    assert not run_dir.exists()  # nothing written for a run that cannot start
+
+
+def test_overlapping_periods_are_refused():
+    with pytest.raises(ConfigError, match=r"'data\.validation_period' 1996-06-01 \.\. 1997-12-31 "
+                       r"overlaps data\.train_period .*1996-06-01 \.\. 1996-12-31.*disjoint"):
+        tiny().replace("data", validation_period=("1996-06-01", "1997-12-31"))
+    with pytest.raises(ConfigError, match=r"'data\.test_period' .* overlaps data\.validation"):
+        tiny().replace("data", test_period=("1997-12-31", "1998-12-31"))
+    tiny().replace("data", test_period=("1998-01-01", "1998-12-31"))  # disjoint: accepted
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftovers and file modes
+
+
+def test_config_error_while_loading_data_leaves_no_run_directory(tmp_path, mopex_file):
+    config = tiny("physics").replace("data", basins=("00000000", *BASINS[1:]))
+    (tmp_path / "c.yaml").write_text(config.to_yaml())
+    status, _, err = _cli("train", "--config", tmp_path / "c.yaml", "--run-dir", tmp_path / "run")
+    assert status == 2 and "00000000" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_files_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        ckpt.save_checkpoint(tmp_path, 0, {"w": np.ones(3)}, {"history": []})
+        ckpt.atomic_write_text(tmp_path / "metrics.csv", "epoch\n")
+        ckpt.save_model(tmp_path / "model.eqx", {"w": np.ones(3)})
+    finally:
+        os.umask(previous)
+    files = [tmp_path / "metrics.csv", tmp_path / "model.eqx",
+             *sorted((tmp_path / "checkpoints").iterdir())]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path

@@ -16,18 +16,34 @@ import xarray as xr
 from ._report import ForcingDataError
 
 
+class PeriodError(ForcingDataError):
+    """Asked-for days that the data do not cover (or an end before the start)."""
+
+
+_NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+"""First bytes of NetCDF-3 (classic, 64-bit offset, 64-bit data) and NetCDF-4 (HDF5) files."""
+
+
 def open_netcdf(path: str | os.PathLike, layout: str) -> xr.Dataset:
     """Open a NetCDF file (lazily); ``FileNotFoundError`` for a missing file and
     ``ForcingDataError`` for one that is not readable NetCDF (``layout`` says what to give)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Forcing file {path} does not exist.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith(_NETCDF_SIGNATURES):
+        what = "is empty (0 bytes)" if not head else f"starts with {head[:4]!r}"
+        raise ForcingDataError(
+            f"{path} is not a NetCDF file (it {what}; NetCDF files start with 'CDF' or, for "
+            f"NetCDF-4, the HDF5 signature). Give a NetCDF file in {layout}."
+        )
     try:
         return xr.open_dataset(path)
     except Exception as err:  # netCDF4/HDF5 raise many types; all mean "not a readable file".
         raise ForcingDataError(
-            f"Cannot read {path} as NetCDF ({type(err).__name__}: {err}). Give a NetCDF file "
-            f"in {layout}."
+            f"Cannot read {path} as NetCDF ({type(err).__name__}: {err}); it may be truncated "
+            f"or damaged. Give a NetCDF file in {layout}."
         ) from err
 
 
@@ -167,13 +183,15 @@ def select_period(time: pd.DatetimeIndex, start, end, source: str) -> tuple[int,
     t_start = first if start is None else parse(start, "start")
     t_end = last if end is None else parse(end, "end")
     if t_start > t_end:
-        raise ForcingDataError(
-            f"The start date {t_start:%Y-%m-%d} is after the end date {t_end:%Y-%m-%d}."
+        raise PeriodError(
+            f"The start date {t_start:%Y-%m-%d} is after the end date {t_end:%Y-%m-%d}.",
+            variable="time",
         )
     if t_start < first or t_end > last:
-        raise ForcingDataError(
+        raise PeriodError(
             f"The period {t_start:%Y-%m-%d} .. {t_end:%Y-%m-%d} is not inside the data of "
-            f"{source} ({first:%Y-%m-%d} .. {last:%Y-%m-%d}); choose --start/--end within it."
+            f"{source} ({first:%Y-%m-%d} .. {last:%Y-%m-%d}); choose days within it.",
+            variable="time",
         )
     t0 = int(time.searchsorted(t_start, side="left"))
     t1 = int(time.searchsorted(t_end, side="right"))

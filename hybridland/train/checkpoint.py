@@ -7,6 +7,13 @@ SHA-256 of the ``.eqx`` file). Each file is written to a temporary name, flushed
 ``os.replace``d into place, and the JSON is written *last*: it is the commit mark. A checkpoint
 counts only when its JSON exists and the hash of its ``.eqx`` matches, so a process killed at
 any moment leaves the previous checkpoint usable. The two newest checkpoints are kept.
+``find_checkpoint`` also names the checkpoints it had to skip, so that a caller can say so and
+refuse to start again from nothing when every one is damaged.
+
+The final weights (``model.eqx``) get the same protection: ``save_model`` returns their SHA-256,
+which the run records, and ``load_model`` refuses a file whose hash differs or which cannot be
+read, naming it. Files are created with the mode ``0666`` less the umask (as ``open`` would),
+not the ``0600`` of a bare temporary file.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,24 @@ import equinox as eqx
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+"""Names of the temporary files of ``atomic_write_bytes`` and ``io.write_netcdf``."""
+
+
+class RunFileError(ValueError):
+    """A file of a run directory that is damaged or does not belong to the run; the message
+    names the file and what to do."""
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped (an older one is used)."""
+
+
+def _file_mode() -> int:
+    """``0666`` less the process umask: the mode ``open`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
@@ -34,6 +60,7 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; the file should look like any other
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -83,23 +110,121 @@ def save_checkpoint(run_dir: str | os.PathLike, epoch: int, tree, meta: dict[str
     return marker
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The JSON of the newest complete, intact checkpoint in ``run_dir``, or None."""
+def find_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
+    """``(JSON of the newest complete, intact checkpoint or None, [why each newer one was
+    skipped])``."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
-        return None
+        return None, []
     markers = sorted(
         (int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))
     )
+    skipped = []
     for _, marker in reversed(markers):
         try:
             record = json.loads(marker.read_text())
             leaves = folder / record["leaves"]
-            if leaves.is_file() and _sha256(leaves) == record["sha256"]:
-                return marker
-        except (OSError, ValueError, KeyError):
-            continue
-    return None
+            if not leaves.is_file():
+                skipped.append(f"{marker.name}: its weights {leaves.name} are missing")
+            elif _sha256(leaves) != record["sha256"]:
+                skipped.append(f"{leaves.name}: its SHA-256 differs from {marker.name} "
+                               "(damaged or changed)")
+            else:
+                return marker, skipped
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            skipped.append(f"{marker.name}: unreadable ({type(err).__name__}: {err})")
+    return None, skipped
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The JSON of the newest complete, intact checkpoint in ``run_dir``, or None."""
+    return find_checkpoint(run_dir)[0]
+
+
+def resume_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
+    """``(checkpoint to resume from or None, [why each newer one was skipped])`` of a run
+    directory.
+
+    Refuses (``RunFileError``) to let a run with a history start again from epoch 0, which
+    would overwrite its ``metrics.csv``: when every checkpoint is damaged, or when
+    ``metrics.csv`` has rows but no checkpoint exists. Damaged checkpoints newer than the one
+    returned are renamed ``*.damaged`` (see ``set_aside_newer``) and reported in a
+    ``CheckpointWarning``.
+    """
+    run_dir = Path(run_dir)
+    folder = run_dir / CHECKPOINT_DIR
+    marker, skipped = find_checkpoint(run_dir)
+    fresh = (f"train into a new run directory, or move {folder} and {run_dir / 'metrics.csv'} "
+             "away to start this run again from epoch 0")
+    if marker is None and skipped:
+        raise RunFileError(f"Every checkpoint in {folder} is damaged ({'; '.join(skipped)}), so "
+                           f"the run cannot resume. Nothing was changed: {fresh}.")
+    metrics = run_dir / "metrics.csv"
+    if marker is None and metrics.is_file():
+        epochs = max(len(metrics.read_text().splitlines()) - 1, 0)
+        if epochs:
+            raise RunFileError(f"{run_dir} holds the history of {epochs} epoch(s) ({metrics}) "
+                               f"but no checkpoint to resume from in {folder}. Nothing was "
+                               f"changed: {fresh}.")
+    if skipped:
+        moved = set_aside_newer(marker)
+        warnings.warn(f"Skipped damaged checkpoint(s) in {folder}: {'; '.join(skipped)}. "
+                      f"Resuming from {marker.name}; the damaged files are kept as "
+                      f"{', '.join(p.name for p in moved)}.", CheckpointWarning, stacklevel=2)
+    return marker, skipped
+
+
+def set_aside_newer(marker: Path) -> list[Path]:
+    """Rename the checkpoints newer than ``marker`` (skipped as damaged) to ``*.damaged`` so
+    that neither resuming nor pruning mistakes them for the newest; returns the new names."""
+    epoch = int(_NAME.match(marker.name).group(1))
+    moved = []
+    for p in sorted(marker.parent.iterdir()):
+        m = re.match(r"^epoch_(\d+)\.(json|eqx)$", p.name)
+        if m and int(m.group(1)) > epoch:
+            moved.append(p.rename(p.with_name(p.name + ".damaged")))
+    return moved
+
+
+def remove_stale_temporaries(*folders: Path) -> list[Path]:
+    """Delete the temporary files a killed process left in ``folders`` (hidden ``.*.tmp``
+    names of ``atomic_write_bytes`` and ``io.write_netcdf``); returns them."""
+    removed = []
+    for folder in folders:
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _TEMPORARY.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
+
+
+def save_model(path: str | os.PathLike, tree) -> str:
+    """``save_tree`` of the final weights; returns the SHA-256 of the file (for ``load_model``)."""
+    save_tree(path, tree)
+    return _sha256(Path(path))
+
+
+def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
+    """``load_tree`` of weights saved by ``save_model``, refusing (``RunFileError``, the file
+    named, ``fix`` appended) a file whose SHA-256 is not ``sha256`` (None: not recorded), that
+    cannot be read into the structure of ``like``, or that holds non-finite weights."""
+    import jax
+    import numpy as np
+
+    path = Path(path)
+    if sha256 is not None and _sha256(path) != sha256:
+        raise RunFileError(f"{path} is damaged: its SHA-256 differs from the one recorded when "
+                           f"it was written. {fix}")
+    try:
+        tree = load_tree(path, like)
+    except Exception as err:  # equinox reports a short or foreign file as TreePathError
+        raise RunFileError(f"{path} cannot be read as this run's weights (truncated, damaged or "
+                           f"written for another model; {type(err).__name__}). {fix}") from None
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)]
+    if not all(bool(np.isfinite(np.asarray(x)).all()) for x in leaves):
+        raise RunFileError(f"{path} holds non-finite weights (NaN or inf): it is damaged. {fix}")
+    return tree
 
 
 def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any]]:

@@ -143,6 +143,18 @@ class DataConfig:
         if not 0 <= self.holdout_dry_years < 1:
             _fail(self, "holdout_dry_years", f"must be in [0, 1), got {self.holdout_dry_years}")
 
+    def overlapping_periods(self) -> tuple[str, str] | None:
+        """The first pair of periods (field names) that share a day, or None: the days scored
+        for validation (early stopping) or test must be days the model never trained on."""
+        named = [(n, [_dt.date.fromisoformat(str(d)) for d in getattr(self, n)])
+                 for n in ("train_period", "validation_period", "test_period")
+                 if getattr(self, n)]
+        for i, (a, pa) in enumerate(named):
+            for b, pb in named[i + 1 :]:
+                if max(pa[0], pb[0]) <= min(pa[1], pb[1]):
+                    return a, b
+        return None
+
     @property
     def span(self) -> tuple[_dt.date, _dt.date]:
         """First day to load (earliest period start minus warm-up) and last day to load."""
@@ -315,6 +327,14 @@ class Config:
                 "static_attributes",
                 "only networks use them (kind: hybrid, or parameter_network: true)",
             )
+        overlap = self.data.overlapping_periods()
+        if overlap is not None:
+            a, b = ([_dt.date.fromisoformat(str(d)) for d in getattr(self.data, n)]
+                    for n in overlap)
+            _fail(self.data, overlap[1], f"{b[0]} .. {b[1]} overlaps data.{overlap[0]} {a[0]} .. "
+                  f"{a[1]} (shared days {max(a[0], b[0])} .. {min(a[1], b[1])}), so the model "
+                  "would be scored on days it was trained or selected on; make the training, "
+                  "validation and test periods disjoint")
         train_days = _days(self.data.train_period)
         if self.training.window_days > train_days:
             _fail(

@@ -32,6 +32,7 @@ from .. import metrics
 from .._params import Params
 from ..chunked import run_timed
 from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
+from ..io._checks import PeriodError
 from ..learned import LSTMRunoff
 from ..model import ColumnModel
 from ..solve import Simulation, check_forcing, simulate, simulate_runoff
@@ -141,14 +142,22 @@ def evaluate_run(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataAdjustmentWarning)
             source = LOADERS[loader](eval_cfg, config.run.seed)
-    except ForcingDataError as err:
+    except PeriodError as err:  # the loaded days include the warm-up: say so
         first = eval_cfg.span[0].isoformat()
-        raise ForcingDataError(
+        raise PeriodError(
             f"Evaluating {period[0]} .. {period[1]} needs the run's {cfg.warmup_days} warm-up "
             f"days before it (data from {first}). {err}",
             variable=err.variable,
             basins=err.basins,
         ) from err
+    if np.ndim(source.observed_runoff) != 2:
+        name = {"mopex": "'Q' (MOPEX layout)"}.get(loader, "'streamflow' (canonical layout)")
+        raise ForcingDataError(
+            f"{eval_cfg.path or 'The data'} has no observed streamflow, variable {name}, in "
+            "mm day-1; a trained run is scored (and simulated) against it. Add it to the file, "
+            "NaN on days without observations.",
+            variable="Q" if loader == "mopex" else "streamflow",
+        )
     adjustments = []
     for w in caught:  # repairs the run's configuration asked for: kept with the result
         if issubclass(w.category, DataAdjustmentWarning):

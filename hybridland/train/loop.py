@@ -304,23 +304,24 @@ def train(
     ``train`` again); ``callback(epoch, metrics_row)`` runs after each epoch's checkpoint. When
     the run finishes, ``basins.csv`` (calibrated parameters, raw attributes) is written and,
     with ``report``, the validation/test metric tables and figures (``report.write_report``).
-    Raises ``ValueError`` if ``run_dir`` holds a checkpoint of a different configuration.
+    Raises ``ckpt.RunFileError`` (a ``ValueError``) if ``run_dir`` holds a checkpoint of a
+    different configuration, or a history that cannot be resumed (every checkpoint damaged):
+    a run is never silently started again from epoch 0. The run directory is written only once
+    the configuration and the data have loaded.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = _resolved(config)
     log = _Logger(run_dir / "train.log")
     config_file = run_dir / "config.yaml"
-    marker = ckpt.latest_checkpoint(run_dir)
+    marker, skipped = ckpt.resume_checkpoint(run_dir)
     if marker is not None:
         saved = config_file.read_text() if config_file.is_file() else None
         if saved != config.to_yaml():
-            raise ValueError(
+            raise ckpt.RunFileError(
                 f"{run_dir} holds a checkpoint of another configuration ({config_file}); "
                 "use a new run directory or the same configuration to resume."
                 + _config_diff(saved, config)
             )
-    ckpt.atomic_write_text(config_file, config.to_yaml())
 
     start = None  # fine-tuning: the run this one starts from
     if config.training.init_from is not None:
@@ -328,6 +329,13 @@ def train(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataAdjustmentWarning)
         data = load_data(config, None if start is None else start[2])
+    # Only now, with configuration and data known to be usable, is the run directory written.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ckpt.remove_stale_temporaries(run_dir, run_dir / ckpt.CHECKPOINT_DIR):
+        log(f"removed {stale.name}, left by an interrupted write")
+    for text in skipped:
+        log(f"skipped damaged checkpoint: {text}")
+    ckpt.atomic_write_text(config_file, config.to_yaml())
     for w in caught:  # the loader's repairs (opted into by the config) go to the log
         if issubclass(w.category, DataAdjustmentWarning):
             log(f"input adjustment: {w.message}")
@@ -443,11 +451,12 @@ def train(
     best_model_train, best_u = state["best"]
     best_model = eqx.combine(best_model_train, static)
     if finished:
-        ckpt.save_tree(run_dir / "model.eqx", (best_model, best_u))
+        model_sha256 = ckpt.save_model(run_dir / "model.eqx", (best_model, best_u))
         ckpt.atomic_write_text(
             run_dir / "run.json",
             json.dumps(
                 {
+                    "model_sha256": model_sha256,
                     "basins": list(data.basins),
                     "best_epoch": meta["best_epoch"],
                     "best_val_loss": meta["best_val_loss"],
@@ -489,11 +498,18 @@ def load_trainables(run_dir: str | os.PathLike):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a finished run?")
     config = config_from_yaml((run_dir / "config.yaml").read_text())
-    normalisation = Normalisation.load(run_dir / "normalisation.json")
-    n_basins = len(json.loads((run_dir / "run.json").read_text())["basins"])
+    fix = (f"Restore it, or rewrite the run's final files from its last checkpoint with "
+           f"`hybridland train --config {run_dir / 'config.yaml'} --run-dir {run_dir}`.")
+    try:
+        normalisation = Normalisation.load(run_dir / "normalisation.json")
+        record = json.loads((run_dir / "run.json").read_text())
+        n_basins = len(record["basins"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ckpt.RunFileError(f"{run_dir / 'run.json'} or {run_dir / 'normalisation.json'} "
+                                f"is damaged ({type(err).__name__}: {err}). {fix}") from None
     model = build_model(config, len(normalisation.names))
     (_, u), _ = init_trainables(config, model, n_basins)
-    model, u = ckpt.load_tree(run_dir / "model.eqx", (model, u))
+    model, u = ckpt.load_model(run_dir / "model.eqx", (model, u), record.get("model_sha256"), fix)
     return model, u, normalisation, config
 
 
