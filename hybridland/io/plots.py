@@ -18,6 +18,19 @@ import xarray as xr
 from .output import water_budget_terms
 
 
+_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+            "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def model_style(i: int) -> dict[str, str]:
+    """Colour and line style of the ``i``-th model (or series) in a figure that overlays
+    several: every pair differs in colour, and the first 20 also in their (colour, dash)
+    pair, so lines stay apart in grey print and for colour-blind readers. Observations are
+    drawn black, outside this cycle."""
+    return {"color": _COLOURS[i % len(_COLOURS)], "linestyle": _DASHES[i % len(_DASHES)]}
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -62,7 +75,8 @@ def plot_hydrographs(
     ``basins`` are row indices (default: ``n_basins`` spread over the dataset); ``scores`` maps a
     metric name to per-basin values shown in the panel titles; ``extra`` maps a label to the
     name of another runoff variable of ``ds`` to draw (e.g. a second model); ``label`` names
-    ``runoff`` in the legend.
+    ``runoff`` in the legend. Observations are black; each model has its own colour and line
+    style (``model_style``).
     """
     n = ds.sizes["basin"]
     if basins is None:
@@ -73,9 +87,9 @@ def plot_hydrographs(
     for ax, b in zip(axes, basins, strict=True):
         if "observed_runoff" in ds:
             ax.plot(time, ds["observed_runoff"].values[b], color="k", lw=0.9, label="observed")
-        ax.plot(time, ds["runoff"].values[b], color="tab:blue", lw=0.9, label=label)
-        for label, var in (extra or {}).items():
-            ax.plot(time, ds[var].values[b], lw=0.8, alpha=0.8, label=label)
+        ax.plot(time, ds["runoff"].values[b], lw=0.9, label=label, **model_style(0))
+        for i, (name, var) in enumerate((extra or {}).items(), start=1):
+            ax.plot(time, ds[var].values[b], lw=0.9, label=name, **model_style(i))
         text = ", ".join(f"{k.upper()} {v[b]:.2f}" for k, v in (scores or {}).items())
         ax.set_title(_title(ds, b, f"({text})" if text else ""), fontsize=9)
         ax.set_ylabel("runoff, mm day-1")
@@ -107,9 +121,9 @@ def plot_water_budget(ds: xr.Dataset, path) -> Path:
     budget.set_ylabel("mm since the first day")
     budget.legend(fontsize=8)
     residual.plot(time, np.abs(terms["cumulative_residual"]).max("basin"),
-                  label="recomputed from the file (float64)")
-    residual.plot(time, np.abs(ds["water_balance_residual"]).max("basin"), alpha=0.7,
-                  label="model's running sum")
+                  label="recomputed from the file (float64)", **model_style(0))
+    residual.plot(time, np.abs(ds["water_balance_residual"]).max("basin"),
+                  label="model's running sum", **model_style(1))
     for ax in (budget, residual):
         _date_axis(ax)
     residual.set_title("largest |cumulative water balance residual| over basins", fontsize=9)
@@ -123,8 +137,10 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path) -> Path:
     epochs = [row["epoch"] for row in history]
     fig = _figure(11, 3.8)
     loss, nse = fig.subplots(1, 2)
-    loss.plot(epochs, [row["train_loss"] for row in history], "o-", label="training")
-    loss.plot(epochs, [row["val_loss"] for row in history], "s-", label="validation")
+    loss.plot(epochs, [row["train_loss"] for row in history], marker="o", label="training",
+              **model_style(0))
+    loss.plot(epochs, [row["val_loss"] for row in history], marker="s", label="validation",
+              **model_style(1))
     loss.set_xlabel("epoch")
     loss.set_ylabel("loss")
     loss.set_title("loss", fontsize=9)
@@ -144,11 +160,12 @@ def plot_metric_cdf(
     lower: float = -1.0,
 ) -> Path:
     """Empirical CDF across basins of each metric, one line per labelled table (a mapping or
-    DataFrame with a column per metric). Values below ``lower`` are drawn at ``lower``."""
+    DataFrame with a column per metric; each its own ``model_style``). Values below ``lower``
+    are drawn at ``lower``."""
     fig = _figure(5.2 * len(metrics), 3.8)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        for label, table in tables.items():
+        for i, (label, table) in enumerate(tables.items()):
             values = np.sort(np.asarray(table[metric], float))
             values = values[np.isfinite(values)]
             if values.size == 0:
@@ -156,7 +173,7 @@ def plot_metric_cdf(
             share = np.arange(1, values.size + 1) / values.size
             median = np.median(values)
             ax.step(np.maximum(values, lower), share, where="post",
-                    label=f"{label} (median {median:.2f}, n={values.size})")
+                    label=f"{label} (median {median:.2f}, n={values.size})", **model_style(i))
         ax.set_xlim(lower, 1)
         ax.set_xlabel(metric.upper())
         ax.set_ylabel("fraction of basins")

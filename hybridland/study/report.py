@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.plots import _figure, _save
+from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_text
 
 LABELS = {
@@ -140,20 +140,26 @@ def verdict(results: pd.DataFrame) -> str:
 # Figures
 
 
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
+"""Marker of each model in scatter plots (with ``model_style``'s colour: the pairs differ)."""
+_HATCHES = ("", "//", "..", "xx")
+
+
 def plot_skill_vs_aridity(scores: pd.DataFrame, path, split="humid_to_arid", floor=-2.0):
     """Test NSE against aridity for each model of ``split`` (running median per model);
     NSE below ``floor`` is drawn at ``floor``."""
     part = scores[(scores["split"] == split) & (scores["test"] == "test")]
     fig = _figure(8, 4.5)
     ax = fig.subplots()
-    for model, s in part.groupby("model", sort=False):
+    for i, (model, s) in enumerate(part.groupby("model", sort=False)):
         s = s.sort_values("aridity")
         y = np.maximum(s["nse"].to_numpy(), floor)
-        line = ax.plot([], [])[0]
-        ax.scatter(s["aridity"], y, s=6, alpha=0.35, color=line.get_color())
+        style = model_style(i)
+        ax.scatter(s["aridity"], y, s=6, alpha=0.35, color=style["color"],
+                   marker=_MARKERS[i % len(_MARKERS)])
         window = max(3, len(s) // 10)
         med = pd.Series(y).rolling(window, center=True, min_periods=1).median()
-        ax.plot(s["aridity"], med, color=line.get_color(), label=label(model), lw=1.5)
+        ax.plot(s["aridity"], med, label=label(model), lw=1.5, **style)
     ax.set_xscale("log")
     ax.set_xlabel("aridity (mean PE / mean P)")
     ax.set_ylabel(f"test NSE (below {floor} drawn at {floor})")
@@ -176,7 +182,9 @@ def plot_skill_drop(results: pd.DataFrame, path):
     for i, split in enumerate(splits):
         part = results[results["split"] == split].set_index("model")
         drop = [part["nse_drop"].get(m, np.nan) for m in models]
-        ax.bar(x + i * width, drop, width, label=split.replace("_", " "))
+        ax.bar(x + i * width, drop, width, label=split.replace("_", " "),
+               color=model_style(i)["color"], hatch=_HATCHES[i % len(_HATCHES)],
+               edgecolor="white")
     ax.set_xticks(x + width * (len(splits) - 1) / 2)
     ax.set_xticklabels([label(m) for m in models], rotation=35, ha="right", fontsize=7)
     ax.set_ylabel("median NSE in distribution − shifted (symlog)")
@@ -197,9 +205,10 @@ def plot_budyko(scores: pd.DataFrame, path, split="humid_to_arid", omega=2.6):
     p = first["mean_precip_mm_day"].to_numpy()
     ax.scatter(first["aridity"], 1 - first["mean_observed_mm_day"] / p, s=14, color="k",
                label="observed", zorder=3)
-    for model, s in part.groupby("model", sort=False):
+    for i, (model, s) in enumerate(part.groupby("model", sort=False)):
         ax.scatter(s["aridity"], 1 - s["mean_simulated_mm_day"] / s["mean_precip_mm_day"],
-                   s=6, alpha=0.5, label=label(model))
+                   s=8, alpha=0.6, label=label(model), color=model_style(i)["color"],
+                   marker=_MARKERS[i % len(_MARKERS)])
     phi = np.geomspace(0.2, 10, 200)
     ax.plot(phi, 1 + phi - (1 + phi**omega) ** (1 / omega), color="0.3", lw=1,
             label=f"Fu (ω = {omega})")
