@@ -36,8 +36,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .cli import _output_path
     from .emulator import evaluate_emulator, load_emulator, physics_runs
+    from .train.checkpoint import atomic_write_text
 
+    if args.out is not None:
+        folder = Path(args.emulator)
+        inputs = sorted(folder.iterdir()) if folder.is_dir() else []
+        problem = _output_path(Path(args.out), "summary.json", inputs)
+        if problem:
+            print(f"hybridland emulate evaluate: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         emulator, settings, _ = load_emulator(args.emulator)
         aridity = settings.aridity if args.aridity is None else args.aridity
@@ -57,7 +66,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out is not None:
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     return EXIT_OK
 
 
@@ -122,7 +131,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--aridity", type=_range, default=None, metavar="LOW:HIGH",
                     help="aridity range (default: the training range)")
     ev.add_argument("--seed", type=int, default=1, help="seed of the test climates (default 1)")
-    ev.add_argument("--out", metavar="FILE.json", help="also write the summary here")
+    ev.add_argument("--out", metavar="FILE.json",
+                    help="also write the summary here (an existing file is replaced atomically; "
+                    "never the emulator's own files)")
     ev.set_defaults(func=_cmd_evaluate)
     return emulate
 

@@ -230,6 +230,16 @@ def test_out_naming_an_input_is_refused(finished_run, evaluation_file, tmp_path)
     assert data.read_bytes() == before and (run_dir / "model.eqx").read_bytes() == model
 
 
+def test_emulator_summary_never_replaces_the_emulator(tmp_path):
+    folder = tmp_path / "emulator"
+    folder.mkdir()
+    (folder / "emulator.json").write_text("{}")
+    status, _, err = _cli("emulate", "evaluate", "--emulator", folder,
+                          "--out", folder / "emulator.json")
+    assert status == 2 and "names an input of this command" in err
+    assert (folder / "emulator.json").read_text() == "{}"
+
+
 @pytest.fixture
 def read_only(monkeypatch):
     """Make a folder read-only: its mode, and for root (whom modes do not stop) the answer
