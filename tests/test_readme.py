@@ -67,7 +67,7 @@ def _with(argv: list[str], option: str, *values: str) -> list[str]:
 def _shrunk_yaml(path: Path, name: str, change) -> str:
     raw = yaml.safe_load(path.read_text())
     change(raw)
-    small = path.with_name(name)
+    small = Path.cwd() / name  # beside the commands, never in the repository
     small.write_text(yaml.safe_dump(raw))
     return str(small)
 
@@ -133,6 +133,7 @@ def test_setup_commands_are_unchanged():
 
 
 def test_readme_commands_run_as_written(repo):
+    experiments = sorted((ROOT / "experiments").rglob("*"))
     commands = [s for block in blocks("bash")[1:] for s in steps(block)]
     ran = []
     for kind, payload in commands:
@@ -160,6 +161,7 @@ def test_readme_commands_run_as_written(repo):
     for name in ("out.nc", "metrics.csv", "sim.nc", "params.nc", "emulator/emulator.eqx",
                  "runs/mopex-hybrid/model.eqx"):
         assert (repo / name).is_file(), name
+    assert sorted((ROOT / "experiments").rglob("*")) == experiments  # nothing written there
 
 
 def test_readme_simulate_as_written_repairs_and_reports(repo, capsys):

@@ -316,6 +316,19 @@ def test_evaluate_reports_basins_without_observations(finished_run, evaluation_f
     assert "1 basin(s) have no observed streamflow" in line and BASINS[1] in line
 
 
+def test_run_report_names_basins_without_observations(tmp_path, mopex_file):
+    path = mopex_subset(mopex_file, tmp_path / "gap.nc", BASINS, "1994-01-01", "1997-12-31")
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds["Q"].loc[{"basin": BASINS[1], "time": slice("1997-01-01", "1997-12-31")}] = np.nan
+    ds.to_netcdf(path)
+    run_dir = tmp_path / "run"
+    quiet_train(tiny("physics", epochs=1).replace("data", path=str(path)), run_dir)
+    line = next(line for line in (run_dir / "train.log").read_text().splitlines()
+                if " validation 1997-01-01" in line)
+    assert "over 2 basins (1 without observations left out: 10309000)" in line
+
+
 def test_messages_fit_the_error(finished_run, evaluation_file, tmp_path):
     # A period outside the data: the warm-up is explained; no option evaluate lacks.
     status, _, err = _evaluate(finished_run, tmp_path, "--data", evaluation_file,

@@ -74,9 +74,13 @@ def write_report(
         if evaluation.simulation is not None:
             worst = t["max_abs_cumulative_residual_mm"].max()
             closure = f"max |cumulative water residual| {worst:.3g} mm"
+        unobserved = t["basin"][t["n_valid"] == 0].tolist()
         log(
             f"{label} {period[0]} .. {period[1]}: median NSE {t['nse'].median():.3f}, median "
-            f"KGE {t['kge'].median():.3f} over {len(t)} basins; {closure}"
+            f"KGE {t['kge'].median():.3f} over {len(t) - len(unobserved)} basins"
+            + (f" ({len(unobserved)} without observations left out: {', '.join(unobserved)})"
+               if unobserved else "")
+            + f"; {closure}"
         )
     plot_metric_cdf(tables, plots / "metric_cdf.png")
     return tables
