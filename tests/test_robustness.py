@@ -345,6 +345,12 @@ def test_messages_fit_the_error(finished_run, evaluation_file, tmp_path):
         assert status == 2 and "is not a NetCDF file" in err
 
 
+def test_strict_refuses_repair_options(evaluation_file, tmp_path):
+    status, _, err = _cli("simulate", "--data", evaluation_file, "--model", "physics",
+                          "--strict", "--trim", "--out", tmp_path / "s.nc")
+    assert status == 2 and "--strict refuses every repair" in err
+
+
 def test_training_period_outside_the_data(tmp_path, mopex_file):
     config = tiny("physics", epochs=1).replace(
         "data", train_period=("2004-01-01", "2004-12-31"),
