@@ -1,22 +1,25 @@
 """Command-line interface: ``hybridland simulate | evaluate | train | calibrate | emulate |
 study | demo``.
 
-``simulate`` reads MOPEX-layout forcing (validated, see ``hybridland.io.mopex``), runs a
-physical or an (untrained) hybrid column model over every basin and day, writes a CF-NetCDF file
-whose water budget can be recomputed from the file alone, and prints what was read, dropped or
-trimmed (by basin name), the timings and the closure figures. With ``--run-dir`` it simulates
+``simulate`` reads MOPEX-layout forcing (validated, see ``hybridland.io.mopex``; known defects
+repaired by default, refused with ``--strict``), runs a physical or an (untrained) hybrid
+column model over every basin and day, writes a CF-NetCDF file whose water budget can be
+recomputed from the file alone, and prints what was read, dropped, swapped or trimmed (by
+basin name), the timings and the closure figures. With ``--run-dir`` it simulates
 with a trained run instead. ``train`` trains a run from a YAML configuration; ``evaluate``
 scores a trained run on any dataset of its layout (one CSV row per basin); ``demo`` trains and
 tests a physical and a hybrid model on the Fulda river data shipped with ``spotpy``;
 ``calibrate`` fits the physical parameters of every basin (``hybridland.calibrate``) and writes
 them with per-basin scores to a CF NetCDF file; ``emulate`` trains or evaluates an MLP emulator
-of the physics (``hybridland.emulator``). Bad input stops with exit code 2 and one paragraph
-naming the variable and the basins; no traceback.
+of the physics (``hybridland.emulator``). Bad input (a damaged run file, an unwritable folder,
+an ``--out`` that names an input) stops with exit code 2 and one paragraph naming the file or
+variable and the fix; Ctrl-C stops with exit code 130, leaving no partial file; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -503,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         choices=sorted(BUCKET_KINDS),
         help="physics: physical laws; hybrid: untrained MLP ET stress and runoff "
-        "partition inside the same closure-exact bucket (or give --run-dir)",
+        "partition inside the same closure-exact bucket; sequence_hybrid: fast and slow "
+        "flow paths, capillary rise, routing and 16 parallel components whose runoff and ET "
+        "shapes an untrained sequence network sets every day (or give --run-dir)",
     )
     sim.add_argument(
         "--run-dir",
@@ -684,7 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):  # no more writes to the closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except OSError as err:  # a folder that turned read-only, a full disk...
         where = f" ({err.filename})" if err.filename else ""
