@@ -230,6 +230,18 @@ def test_out_naming_an_input_is_refused(finished_run, evaluation_file, tmp_path)
     assert data.read_bytes() == before and (run_dir / "model.eqx").read_bytes() == model
 
 
+def test_calibrate_never_writes_over_its_configuration_or_data(evaluation_file, tmp_path):
+    data = Path(shutil.copy(evaluation_file, tmp_path / "data.nc"))
+    config = tmp_path / "calibration.yaml"
+    config.write_text(f"data:\n  path: {data}\n  train_period: [1997-03-01, 1997-12-31]\n"
+                      "  validation_period: [1998-01-01, 1998-12-31]\n  warmup_days: 30\n")
+    before = config.read_text(), data.read_bytes()
+    for out in (config, data):
+        status, _, err = _cli("calibrate", "--config", config, "--out", out)
+        assert status == 2 and "names an input of this command" in err, err
+    assert (config.read_text(), data.read_bytes()) == before
+
+
 def test_emulator_summary_never_replaces_the_emulator(tmp_path):
     folder = tmp_path / "emulator"
     folder.mkdir()
