@@ -1,7 +1,12 @@
 """hybridland: closure-exact hybrid physics-ML land column models in JAX."""
 
 from . import io as io, learned as learned, metrics as metrics, physics as physics, units as units
-from ._containers import Fluxes as Fluxes, Forcing as Forcing, State as State
+from ._containers import (
+    STORE_NAMES as STORE_NAMES,
+    Fluxes as Fluxes,
+    Forcing as Forcing,
+    State as State,
+)
 from ._params import PARAMETER_BOUNDS as PARAMETER_BOUNDS, Bound as Bound, Params as Params
 from .io import (
     ForcingDataError as ForcingDataError,
@@ -9,8 +14,12 @@ from .io import (
     simulation_to_dataset as simulation_to_dataset,
     write_netcdf as write_netcdf,
 )
-from .learned import MLPRunoff as MLPRunoff, MLPStressET as MLPStressET
-from .model import ColumnModel as ColumnModel
+from .learned import (
+    DailyParameterLSTM as DailyParameterLSTM,
+    MLPRunoff as MLPRunoff,
+    MLPStressET as MLPStressET,
+)
+from .model import ColumnModel as ColumnModel, build_model as build_model
 from .physics import (
     AbstractET as AbstractET,
     AbstractPET as AbstractPET,

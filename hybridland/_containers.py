@@ -14,19 +14,30 @@ from ._custom_types import Array, FloatArray
 
 
 class State(eqx.Module):
-    """Water stores of a column, mm (all >= 0 by construction)."""
+    """Water stores of a column, mm (all >= 0 by construction).
+
+    A store the model does not have is ``None`` (fixed at trace time). The state that a model
+    of several parallel components, or with routing, carries from day to day holds each
+    component's stores (``[component]`` per column) and the water in transit day by day
+    (``routing``, ``[routing_days - 1]``); ``ColumnModel.column_state`` turns it into the
+    column's stores, one number per store, which is what ``simulate`` reports.
+    """
 
     swe: FloatArray
     """Snow water equivalent, mm."""
     soil: FloatArray
     """Plant-available soil water in the root zone (above wilting point), mm."""
     groundwater: FloatArray
-    """Groundwater store feeding baseflow, mm (stays 0 when the model has no groundwater)."""
+    """Groundwater (slow) store feeding baseflow, mm (stays 0 when the model has no groundwater)."""
+    fast: FloatArray | None = None
+    """Upper, fast reservoir fed by the water the root zone does not keep, mm."""
+    routing: FloatArray | None = None
+    """Water in transit between the column and its outlet (unit-hydrograph routing), mm."""
 
     @property
     def total(self) -> FloatArray:
-        """All water held by the column, mm."""
-        return self.swe + self.soil + self.groundwater
+        """All water held by the column, mm (of the column's stores, one number each)."""
+        return storage_total(self)
 
 
 class Forcing(eqx.Module):
@@ -96,15 +107,23 @@ class Fluxes(eqx.Module):
     et: FloatArray
     """Actual evapotranspiration, mm day-1 (water output)."""
     runoff: FloatArray
-    """Total runoff, surface + subsurface, mm day-1 (water output)."""
+    """Total runoff at the outlet, mm day-1 (water output): surface + subsurface, or, with
+    routing, what the routing store releases that day."""
     surface_runoff: FloatArray
-    """Infiltration-partition runoff plus saturation excess, mm day-1."""
+    """Runoff generated at the surface: infiltration-partition runoff plus saturation excess,
+    or the outflow of the fast reservoir when the model has one, mm day-1 (before routing)."""
     subsurface_runoff: FloatArray
-    """Baseflow (or soil drainage when there is no groundwater store), mm day-1."""
+    """Baseflow (or soil drainage when there is no groundwater store), mm day-1 (before
+    routing)."""
     drainage: FloatArray
     """Percolation from the soil store, mm day-1 (internal transfer)."""
     water_residual: FloatArray
     """Delta S - (P - E - Q) over the step, mm (rounding only, by construction)."""
+    percolation: FloatArray | None = None
+    """Percolation from the fast reservoir to groundwater, mm day-1 (internal transfer; with a
+    fast reservoir)."""
+    capillary_rise: FloatArray | None = None
+    """Capillary rise from groundwater into the root zone, mm day-1 (internal transfer)."""
     latent_heat: FloatArray | None = None
     """Latent heat flux lambda E, W m-2 (when net radiation is known)."""
     sensible_heat: FloatArray | None = None
@@ -113,6 +132,32 @@ class Fluxes(eqx.Module):
     """Ground heat flux G, W m-2."""
     energy_residual: FloatArray | None = None
     """Rn - lambda E - H - G, W m-2 (rounding only, by construction)."""
+
+
+STORE_NAMES = ("swe", "soil", "groundwater", "fast", "routing")
+"""Every store a column may have, in the order budgets are summed."""
+
+
+def storage_total(state: State) -> FloatArray:
+    """Sum of the stores present in ``state``, mm."""
+    total = state.swe + state.soil + state.groundwater
+    for name in STORE_NAMES[3:]:
+        value = getattr(state, name)
+        if value is not None:
+            total = total + value
+    return total
+
+
+def storage_change(old: State, new: State) -> FloatArray:
+    """Change of the stores from ``old`` to ``new``, mm: each store differenced first (exact for
+    day-to-day changes), then summed, so a budget residual shows the model's rounding and not
+    that of summing large stores. A routing queue (``[..., days]``) counts as its sum."""
+    change = (new.swe - old.swe) + (new.soil - old.soil) + (new.groundwater - old.groundwater)
+    if old.fast is not None:
+        change = change + (new.fast - old.fast)
+    if old.routing is not None:
+        change = change + (jnp.sum(new.routing, axis=-1) - jnp.sum(old.routing, axis=-1))
+    return change
 
 
 def zeros_like_state(template: FloatArray) -> State:

@@ -43,15 +43,15 @@ import yaml
 
 from . import metrics
 from ._containers import Forcing
-from ._params import PARAMETER_BOUNDS, Params
+from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .physics.pet import PET_LAWS
 from .solve import check_forcing, simulate, simulate_runoff
 from .train.config import ConfigError, DataConfig, _days, _fail, _plain, build_sections
 from .train.losses import LOSSES
 
 NOT_CALIBRATED_BY_DEFAULT = ("theta_wp", "ground_heat_fraction")
-DEFAULT_PARAMS = tuple(p for p in PARAMETER_BOUNDS if p not in NOT_CALIBRATED_BY_DEFAULT)
-"""Calibrated by default: every parameter the bucket uses without net radiation, except
+DEFAULT_PARAMS = tuple(p for p in BUCKET_PARAMETERS if p not in NOT_CALIBRATED_BY_DEFAULT)
+"""Calibrated by default: every parameter the basic bucket uses without net radiation, except
 ``ground_heat_fraction`` (used only with net radiation) and ``theta_wp``, which enters the model only through the capacity
 ``1000 (theta_cap - theta_wp) root_depth`` that ``theta_cap`` and ``root_depth`` already span."""
 

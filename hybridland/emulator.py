@@ -44,7 +44,7 @@ import optax
 
 from ._containers import Fluxes, Forcing, State
 from ._custom_types import FloatArray
-from ._params import PARAMETER_BOUNDS, Params
+from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .learned.networks import FEATURE_SCALES
 from .model import ColumnModel, bucket_day
 from .physics import bucket
@@ -57,10 +57,13 @@ DECISIONS = ("snow", "melt", "surface", "stress", "drainage", "baseflow")
 PRIOR_DECISIONS = (0.5, 0.1, 0.1, 0.5, 0.01, 0.02)
 """Fractions the untrained emulator starts near (output biases are their logits)."""
 
-LOG_PARAMETERS = tuple(name for name, b in PARAMETER_BOUNDS.items() if b.low > 0 and b.high >= 10 * b.low)
+LOG_PARAMETERS = tuple(
+    name for name in BUCKET_PARAMETERS
+    if PARAMETER_BOUNDS[name].low > 0 and PARAMETER_BOUNDS[name].high >= 10 * PARAMETER_BOUNDS[name].low
+)
 """Parameters spanning more than a decade: they are also fed as the position of their logarithm."""
 
-N_FEATURES = 3 + 6 + 1 + len(PARAMETER_BOUNDS) + len(LOG_PARAMETERS)
+N_FEATURES = 3 + 6 + 1 + len(BUCKET_PARAMETERS) + len(LOG_PARAMETERS)
 """Stores (3), forcing (P, Tmin, Tmax, PET, sin and cos of day of year), soil capacity, parameters."""
 
 STORE_LOG_SCALE = 7.0
@@ -124,7 +127,12 @@ def apply_decisions(
 
 def parameter_features(params: Params) -> FloatArray:
     """Each parameter's position in its range, then the log positions of ``LOG_PARAMETERS``."""
-    linear = [(getattr(params, n) - b.low) / (b.high - b.low) for n, b in PARAMETER_BOUNDS.items()]
+    # The emulated bucket is the basic one: the parameters of other structures play no part.
+    linear = [
+        (getattr(params, n) - PARAMETER_BOUNDS[n].low)
+        / (PARAMETER_BOUNDS[n].high - PARAMETER_BOUNDS[n].low)
+        for n in BUCKET_PARAMETERS
+    ]
     logs = [
         jnp.log(getattr(params, n) / PARAMETER_BOUNDS[n].low)
         / math.log(PARAMETER_BOUNDS[n].high / PARAMETER_BOUNDS[n].low)
@@ -183,6 +191,17 @@ class StepEmulator(eqx.Module):
 
     def init_state(self, params: Params, soil_fraction: float = 0.5) -> State:
         return self.physics.init_state(params, soil_fraction)
+
+    # The emulated bucket is the basic one: its state is the column's, parameters are fixed.
+    store_names = ("swe", "soil", "groundwater")
+    flux_names = ()
+    carries_components = False
+
+    def column_state(self, state: State) -> State:
+        return state
+
+    def daily_parameters(self, forcing: Forcing, params: Params) -> None:
+        return None
 
     def decide(self, state: State, forcing: Forcing, pet: FloatArray, params: Params) -> Decisions:
         """The six fractions for one column and day (in the run's dtype)."""

@@ -9,23 +9,38 @@ order inside a bucket that makes the water balance close by construction:
 3. rain + melt split into surface runoff (law's fraction) and infiltration;
 4. saturation excess above the soil capacity;
 5. actual ET = stress (law) x demand, limited to the soil water present;
-6. soil drainage to groundwater and baseflow (linear reservoirs, exactly integrated).
+6. optionally, capillary rise from groundwater into the root zone;
+7. soil drainage to groundwater and baseflow (linear reservoirs, exactly integrated);
+8. optionally, a fast reservoir that takes the surface runoff and saturation excess and drains
+   by quick flow, interflow and percolation to groundwater (the HBV upper zone);
+9. optionally, several such buckets in parallel (components, averaged) and a unit-hydrograph
+   routing store between the column and its outlet.
 
 Every flux is limited by the water available *before* it is taken, so stores stay >= 0 and
-Delta S = P - E - Q holds to rounding for any inputs and any network weights.
+Delta S = P - E - Q holds to rounding for any inputs and any network weights. Parameters may
+vary by day (``daily``, e.g. a sequence network): they stay inside their physical ranges.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from . import units
-from ._containers import Fluxes, Forcing, State
-from ._params import Params
-from .physics import bucket, energy, snow
+from ._containers import Fluxes, Forcing, State, storage_change
+from ._params import (
+    BUCKET_PARAMETERS,
+    CAPILLARY_PARAMETERS,
+    FAST_PARAMETERS,
+    ROUTING_PARAMETERS,
+    AbstractDailyParameters,
+    Params,
+)
+from .physics import bucket, energy, reservoirs, routing, snow
 from .physics.evaporation import AbstractET, SoilMoistureStressET
 from .physics.pet import PET_LAWS, AbstractPET, GivenPET
 from .physics.runoff import AbstractRunoff, PowerLawRunoff
@@ -44,25 +59,157 @@ class ColumnModel(eqx.Module):
     - ``runoff``: an ``AbstractRunoff`` partition law (physical or ``MLPRunoff``).
     - ``groundwater``: whether soil drainage feeds a groundwater store (baseflow via a second
       linear reservoir) or leaves the column directly as subsurface runoff.
+    - ``fast_reservoir``: whether surface runoff and saturation excess feed a fast reservoir
+      (quick flow above a threshold, interflow, percolation to groundwater;
+      ``physics.reservoirs``) instead of leaving the column the same day.
+    - ``capillary_rise``: whether groundwater rises back into a dry root zone (needs
+      ``groundwater``).
+    - ``routing_days``: 0 (runoff reaches the outlet the day it is generated) or the length
+      in days (>= 2) of a gamma unit hydrograph whose water in transit is a store
+      (``physics.routing``).
+    - ``components``: number of parallel buckets per column, each with its own parameters
+      where a parameter has a component axis, combined with equal weights (their mean), so
+      that each closes its own balance and so does the column.
+    - ``daily``: ``None``, or an ``AbstractDailyParameters`` (e.g. a sequence network) that
+      gives some parameters a new value every day from the forcing and static attributes;
+      ``simulate`` runs it over the series before the time loop.
     """
 
     pet: AbstractPET = GivenPET()
     et: AbstractET = SoilMoistureStressET()
     runoff: AbstractRunoff = PowerLawRunoff()
     groundwater: bool = eqx.field(static=True, default=True)
+    fast_reservoir: bool = eqx.field(static=True, default=False)
+    capillary_rise: bool = eqx.field(static=True, default=False)
+    routing_days: int = eqx.field(static=True, default=0)
+    components: int = eqx.field(static=True, default=1)
+    daily: AbstractDailyParameters | None = None
+
+    def __check_init__(self):
+        if self.components < 1:
+            raise ValueError(f"ColumnModel needs components >= 1, got {self.components}.")
+        if self.routing_days == 1 or self.routing_days < 0:
+            raise ValueError(
+                f"ColumnModel routing_days is 0 (no routing) or >= 2 days, got {self.routing_days}."
+            )
+        if self.capillary_rise and not self.groundwater:
+            raise ValueError("ColumnModel capillary_rise needs a groundwater store (groundwater=True).")
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The ``PARAMETER_BOUNDS`` names this model's laws and structure use."""
+        names = list(BUCKET_PARAMETERS)
+        for law in (self.et, self.runoff):
+            names += [n for n in getattr(law, "parameters", ()) if n not in names]
+        if self.fast_reservoir:
+            names += FAST_PARAMETERS
+        if self.capillary_rise:
+            names += CAPILLARY_PARAMETERS
+        if self.routing_days:
+            names += ROUTING_PARAMETERS
+        return tuple(names)
+
+    @property
+    def store_names(self) -> tuple[str, ...]:
+        """The ``State`` fields this model has (the others are None)."""
+        return (
+            ("swe", "soil", "groundwater")
+            + ("fast",) * self.fast_reservoir
+            + ("routing",) * bool(self.routing_days)
+        )
+
+    @property
+    def flux_names(self) -> tuple[str, ...]:
+        """The structure-dependent ``Fluxes`` fields this model has (percolation from a fast
+        reservoir, capillary rise); the others are always there, the energy fluxes wherever
+        net radiation is known."""
+        return ("percolation",) * self.fast_reservoir + ("capillary_rise",) * self.capillary_rise
+
+    @property
+    def carries_components(self) -> bool:
+        """Whether the day-to-day state differs from the column's stores (components or a
+        routing queue), so that ``column_state`` is needed to report it."""
+        return self.components > 1 or self.routing_days > 0
 
     def init_state(self, params: Params, soil_fraction: float = 0.5) -> State:
-        """A snow-free state with the soil ``soil_fraction`` full and empty groundwater."""
+        """The state of one column (scalar ``params``, or ``[component]`` where a parameter
+        has a component axis) before its first day: no snow, the soil ``soil_fraction`` full,
+        the other stores empty. Columns: map it with ``jax.vmap`` (``simulate`` does)."""
         soil = soil_fraction * params.soil_capacity
+        if self.components > 1:
+            soil = jnp.broadcast_to(soil, (self.components,))
         zero = jnp.zeros_like(soil)
-        return State(swe=zero, soil=soil, groundwater=zero)
+        return State(
+            swe=zero,
+            soil=soil,
+            groundwater=zero,
+            fast=zero if self.fast_reservoir else None,
+            routing=(
+                jnp.zeros((self.routing_days - 1,), soil.dtype) if self.routing_days else None
+            ),
+        )
+
+    def column_state(self, state: State) -> State:
+        """The column's stores (mm, one number each) of one column's day-to-day ``state``: the
+        mean of the components' stores and the sum of the water in transit."""
+        if not self.carries_components:
+            return state
+        mean = _component_mean if self.components > 1 else (lambda x: x)
+        return State(
+            swe=mean(state.swe),
+            soil=mean(state.soil),
+            groundwater=mean(state.groundwater),
+            fast=None if state.fast is None else mean(state.fast),
+            routing=None if state.routing is None else jnp.sum(state.routing, axis=-1),
+        )
+
+    def daily_parameters(self, forcing: Forcing, params: Params) -> dict | None:
+        """The day-varying parameters of one column, ``{name: [time]}`` (``[time, component]``
+        with components), from ``daily`` over the column's whole series; None without one."""
+        if self.daily is None:
+            return None
+        return self.daily(forcing, self.pet(forcing, _defaults_like(params)))
 
     def step(self, state: State, forcing: Forcing, params: Params) -> tuple[State, Fluxes]:
         """Advance one column by one day.
 
-        **Arguments:** scalar ``state`` (mm), ``forcing`` for one day (every series a scalar),
-        scalar ``params``. **Returns:** ``(new_state, fluxes)``.
+        **Arguments:** the column's ``state`` (``init_state``), ``forcing`` for one day (every
+        series a scalar), the day's ``params`` (scalars, or ``[component]``).
+        **Returns:** ``(new_state, fluxes)``, fluxes of the column.
         """
+        if not self.carries_components:
+            return self._bucket(state, forcing, params)
+        dt = units.DT_DAYS
+        stores = eqx.tree_at(lambda s: s.routing, state, None, is_leaf=lambda x: x is None)
+        if self.components > 1:
+            axes = jax.tree_util.tree_map(lambda p: 0 if jnp.ndim(p) else None, params)
+            new, fluxes = jax.vmap(self._bucket, in_axes=(0, None, axes))(stores, forcing, params)
+            mean = _component_mean
+        else:
+            new, fluxes = self._bucket(stores, forcing, params)
+            mean = lambda x: x  # noqa: E731
+        column = jax.tree_util.tree_map(mean, fluxes)
+        if self.routing_days:
+            shares = routing.gamma_shares(
+                params.routing_shape, params.routing_scale, self.routing_days
+            )
+            queue, outflow = routing.route(state.routing, column.runoff * dt, shares)
+        else:
+            queue, outflow = None, column.runoff * dt
+        # The column's residual from its own stores and fluxes: each component's store change
+        # (exact day to day) averaged, plus the change of the water in transit.
+        change = mean(storage_change(stores, new))
+        if queue is not None:
+            change = change + (jnp.sum(queue) - jnp.sum(state.routing))
+        residual = change - (forcing.precip * dt - column.et * dt - outflow)
+        column = eqx.tree_at(
+            lambda f: (f.runoff, f.water_residual), column, (outflow / dt, residual)
+        )
+        new = eqx.tree_at(lambda s: s.routing, new, queue, is_leaf=lambda x: x is None)
+        return new, column
+
+    def _bucket(self, state: State, forcing: Forcing, params: Params) -> tuple[State, Fluxes]:
+        """One day of one bucket (one component) with this model's laws and structure."""
         dt = units.DT_DAYS
         pet = self.pet(forcing, params)
         soil_rel0 = state.soil / params.soil_capacity
@@ -81,7 +228,28 @@ class ColumnModel(eqx.Module):
             drain=lambda soil: bucket.recession(soil, params.soil_drainage, dt),
             release=lambda store: bucket.recession(store, params.baseflow_rate, dt),
             groundwater=self.groundwater,
+            fast=(lambda store: reservoirs.drain_fast(store, params, dt))
+            if self.fast_reservoir
+            else None,
+            capillary=(
+                lambda store, soil: reservoirs.capillary_rise(
+                    store, soil, params.soil_capacity, params, dt
+                )
+            )
+            if self.capillary_rise
+            else None,
         )
+
+
+def _component_mean(x):
+    """The column value of a per-component quantity ``[..., component]`` (equal weights)."""
+    return jnp.mean(x, axis=-1)
+
+
+def _defaults_like(params: Params) -> Params:
+    """Default parameters in the dtype of ``params`` (the inputs of a daily-parameter network
+    are a fixed transform of the forcing, whatever the parameters are)."""
+    return Params.default(dtype=jnp.result_type(params.theta_cap))
 
 
 def bucket_day(
@@ -97,6 +265,8 @@ def bucket_day(
     drain,
     release,
     groundwater: bool = True,
+    fast=None,
+    capillary=None,
 ) -> tuple[State, Fluxes]:
     """One day of the closure-exact bucket, given the day's process decisions as callables.
 
@@ -104,10 +274,13 @@ def bucket_day(
     ``melt(swe) -> (swe, melt)`` and ``drain(soil) -> (soil, drainage)`` and
     ``release(groundwater) -> (groundwater, baseflow)`` take water from a store (``bucket.take``
     or ``bucket.recession``); ``surface_fraction(water_input)`` and ``stress(soil_rel)`` are in
-    [0, 1]. The physical laws (``ColumnModel.step``) and the emulator
-    (``hybridland.emulator``) are two sets of decisions for this one bucket, so both close the
-    water balance the same way: every flux is limited before it is taken, additions round
-    towards zero and their exact remainder joins surface runoff.
+    [0, 1]. Optional: ``fast(store) -> (store, percolation, outflow)`` drains a fast reservoir
+    that then receives the surface runoff and saturation excess (``state.fast``), and
+    ``capillary(groundwater, soil) -> (groundwater, rise)`` lifts groundwater into the root
+    zone. The physical laws (``ColumnModel.step``) and the emulator (``hybridland.emulator``)
+    are two sets of decisions for this one bucket, so both close the water balance the same
+    way: every flux is limited before it is taken, additions round towards zero and their
+    exact remainder joins an outflow of the same day.
     """
     dt = units.DT_DAYS
     capacity = params.soil_capacity
@@ -132,15 +305,33 @@ def bucket_day(
         et_demand = jnp.minimum(et_demand, energy.energy_limit(forcing, params))
     soil, et = bucket.take(soil, et_demand * dt)
 
-    soil, drainage = drain(soil)
-    if groundwater:
-        store, gw_remainder = bucket.accumulate(state.groundwater, drainage)
-        store, baseflow = release(store)
-        baseflow = baseflow + gw_remainder
-    else:
-        store, baseflow = state.groundwater, drainage
+    store, rise, late_remainder = state.groundwater, None, 0.0
+    if capillary is not None:  # from the start-of-day groundwater into the root zone
+        store, rise = capillary(store, soil)
+        soil, late_remainder = bucket.accumulate(soil, rise)
 
-    new_state = State(swe=swe, soil=soil, groundwater=store)
+    soil, drainage = drain(soil)
+    percolation = None
+    if fast is not None:
+        reservoir, r1 = bucket.accumulate(state.fast, quick)
+        reservoir, r2 = bucket.accumulate(reservoir, saturation_excess)
+        reservoir, percolation, surface = fast(reservoir)
+        surface = surface + (r1 + r2)
+    else:
+        reservoir, surface = state.fast, quick + saturation_excess
+    if groundwater:
+        if percolation is None:
+            store, gw_remainder = bucket.accumulate(store, drainage)
+        else:
+            store, r1 = bucket.accumulate(store, drainage)
+            store, r2 = bucket.accumulate(store, percolation)
+            gw_remainder = r1 + r2
+        store, baseflow = release(store)
+        baseflow = baseflow + (gw_remainder + late_remainder)
+    else:
+        baseflow = drainage if percolation is None else drainage + percolation
+
+    new_state = State(swe=swe, soil=soil, groundwater=store, fast=reservoir)
     return new_state, day_fluxes(
         state,
         new_state,
@@ -151,9 +342,11 @@ def bucket_day(
         melt=snowmelt,
         pet=pet,
         et=et,
-        surface=quick + saturation_excess,
+        surface=surface,
         subsurface=baseflow,
         drainage=drainage,
+        percolation=percolation,
+        capillary_rise=rise,
     )
 
 
@@ -171,6 +364,8 @@ def day_fluxes(
     surface,
     subsurface,
     drainage,
+    percolation=None,
+    capillary_rise=None,
 ) -> Fluxes:
     """Fluxes of one step (rates; depths over the step are divided by ``DT_DAYS``) with the
     water residual and, where net radiation is known, the energy partition and its residual.
@@ -179,14 +374,7 @@ def day_fluxes(
     """
     dt = units.DT_DAYS
     runoff = surface + subsurface
-    # Difference each store first (exact for day-to-day changes), then the budget terms:
-    # the residual then shows the model's rounding, not that of summing large stores.
-    storage_change = (
-        (new_state.swe - state.swe)
-        + (new_state.soil - state.soil)
-        + (new_state.groundwater - state.groundwater)
-    )
-    residual = storage_change - (forcing.precip * dt - et - runoff)
+    residual = storage_change(state, new_state) - (forcing.precip * dt - et - runoff)
     energy_fluxes = {}
     if forcing.net_radiation is not None:
         le, h, g, e_res = energy.partition(forcing, params, et / dt)
@@ -205,39 +393,75 @@ def day_fluxes(
         subsurface_runoff=subsurface / dt,
         drainage=drainage / dt,
         water_residual=residual,
+        percolation=None if percolation is None else percolation / dt,
+        capillary_rise=None if capillary_rise is None else capillary_rise / dt,
         **energy_fluxes,
     )
 
 
-def _physics(pet_law, key, n_attributes, width, depth) -> ColumnModel:
-    return ColumnModel(pet=pet_law)
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """The laws and the bucket structure of a model kind (``build_model``; every field can be
+    set in a run configuration's ``model`` section)."""
+
+    et_law: str = "threshold"
+    """Name in ``ET_LAWS``."""
+    runoff_law: str = "power"
+    """Name in ``RUNOFF_LAWS``."""
+    fast_reservoir: bool = False
+    capillary_rise: bool = False
+    routing_days: int = 0
+    components: int = 1
+    dynamic_params: tuple[str, ...] = ()
+    """Parameters given a new value every day by a ``DailyParameterLSTM`` (none: no network)."""
 
 
-def _hybrid(pet_law, key, n_attributes, width, depth) -> ColumnModel:
-    import jax
+KIND_STRUCTURES: dict[str, Structure] = {
+    "physics": Structure(),
+    "hybrid": Structure(et_law="mlp", runoff_law="mlp"),
+    "sequence_hybrid": Structure(
+        et_law="shaped",
+        runoff_law="power",
+        fast_reservoir=True,
+        capillary_rise=True,
+        routing_days=15,
+        components=16,
+        dynamic_params=("runoff_shape", "et_shape"),
+    ),
+}
+"""Default structure of each bucket kind: ``physics`` (the basic bucket of physical laws),
+``hybrid`` (the basic bucket with MLP ET stress and runoff partition) and ``sequence_hybrid``
+(fast and slow flow paths, capillary rise, routing, parallel components, and the runoff and ET
+shapes given every day by a sequence network, as in differentiable HBV models)."""
 
-    from .learned import MLPRunoff, MLPStressET
 
-    k_et, k_runoff = jax.random.split(key)
-    return ColumnModel(
-        pet=pet_law,
-        et=MLPStressET(n_attributes, width, depth, key=k_et),
-        runoff=MLPRunoff(n_attributes, width, depth, key=k_runoff),
-    )
+def _et_law(name, key, n_attributes, width, depth) -> AbstractET:
+    if name == "mlp":
+        from .learned import MLPStressET
 
-
-def _lstm(pet_law, key, n_attributes, width, depth) -> LSTMRunoff:
-    from .learned import LSTMRunoff
-
-    return LSTMRunoff(n_attributes, width, depth, pet=pet_law, key=key)
+        return MLPStressET(n_attributes, width, depth, key=key)
+    return SoilMoistureStressET(shaped=name == "shaped")
 
 
-_BUILDERS = {"physics": _physics, "hybrid": _hybrid, "lstm": _lstm}
+def _runoff_law(name, key, n_attributes, width, depth) -> AbstractRunoff:
+    if name == "mlp":
+        from .learned import MLPRunoff
 
-MODEL_KINDS = tuple(_BUILDERS)
+        return MLPRunoff(n_attributes, width, depth, key=key)
+    return PowerLawRunoff()
+
+
+ET_LAWS = ("threshold", "shaped", "mlp")
+"""ET stress laws by configuration name: the linear threshold stress, the same to the power
+``et_shape``, or an MLP."""
+
+RUNOFF_LAWS = ("power", "mlp")
+"""Runoff partition laws by configuration name: ``(S / Smax) ** runoff_shape`` or an MLP."""
+
+MODEL_KINDS = (*KIND_STRUCTURES, "lstm")
 """Kinds of untrained model that ``build_model`` makes (the names used by the CLI and configs)."""
 
-BUCKET_KINDS = ("physics", "hybrid")
+BUCKET_KINDS = tuple(KIND_STRUCTURES)
 """The kinds that are a ``ColumnModel`` (closure-exact bucket with stores and fluxes, run by
 ``simulate``); ``lstm`` is a pure data-driven runoff model without a water balance."""
 
@@ -250,11 +474,47 @@ def build_model(
     n_attributes: int = 0,
     width: int = 16,
     depth: int = 2,
+    dynamic_width: int = 64,
+    dynamic_depth: int = 1,
+    **structure,
 ) -> ColumnModel | LSTMRunoff:
-    """An untrained model: ``physics`` (a ``ColumnModel`` of physical laws), ``hybrid`` (a
-    ``ColumnModel`` with MLP ET stress and runoff partition) or ``lstm`` (an ``LSTMRunoff`` of
-    ``depth`` layers of ``width`` units); networks get weights drawn from ``key`` and are fed
-    ``n_attributes`` static attributes; PET by the law named ``pet`` in ``PET_LAWS``."""
+    """An untrained model of a kind in ``MODEL_KINDS``: a ``ColumnModel`` with the
+    ``KIND_STRUCTURES`` of ``kind`` (keywords ``structure`` override its fields), or ``lstm``
+    (an ``LSTMRunoff`` of ``depth`` layers of ``width`` units). MLP laws have ``depth`` hidden
+    layers of ``width`` units, the daily-parameter network ``dynamic_depth`` LSTM layers of
+    ``dynamic_width``; networks get weights drawn from ``key`` and are fed ``n_attributes``
+    static attributes; PET by the law named ``pet`` in ``PET_LAWS``."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"Unknown model kind {kind!r}; choose from {list(MODEL_KINDS)}.")
-    return _BUILDERS[kind](PET_LAWS[pet](), key, n_attributes, width, depth)
+    pet_law = PET_LAWS[pet]()
+    if key is None:
+        key = jax.random.key(0)
+    if kind == "lstm":
+        from .learned import LSTMRunoff
+
+        return LSTMRunoff(n_attributes, width, depth, pet=pet_law, key=key)
+    s = dataclasses.replace(KIND_STRUCTURES[kind], **structure)
+    if s.et_law not in ET_LAWS:
+        raise ValueError(f"Unknown ET law {s.et_law!r}; choose from {list(ET_LAWS)}.")
+    if s.runoff_law not in RUNOFF_LAWS:
+        raise ValueError(f"Unknown runoff law {s.runoff_law!r}; choose from {list(RUNOFF_LAWS)}.")
+    k_et, k_runoff = jax.random.split(key)
+    k_daily = jax.random.fold_in(key, 2)
+    daily = None
+    if s.dynamic_params:
+        from .learned import DailyParameterLSTM
+
+        daily = DailyParameterLSTM(
+            s.dynamic_params, n_attributes, dynamic_width, dynamic_depth, s.components,
+            key=k_daily,
+        )
+    return ColumnModel(
+        pet=pet_law,
+        et=_et_law(s.et_law, k_et, n_attributes, width, depth),
+        runoff=_runoff_law(s.runoff_law, k_runoff, n_attributes, width, depth),
+        fast_reservoir=s.fast_reservoir,
+        capillary_rise=s.capillary_rise,
+        routing_days=s.routing_days,
+        components=s.components,
+        daily=daily,
+    )

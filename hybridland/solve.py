@@ -15,6 +15,7 @@ keeps one state per block instead of every step's intermediates (see docs/perfor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -69,36 +70,61 @@ def _kahan_add(total, compensation, value):
     return t, (t - total) - y
 
 
-def integrate_days(advance, forcing: Forcing, state0: State) -> Simulation:
-    """Scan ``advance(state, forcing_t) -> (state, fluxes)`` over one column's days.
+def integrate_days(
+    advance, forcing: Forcing, state0: State, daily=None, observe=None
+) -> Simulation:
+    """Scan ``advance(state, forcing_t, daily_t) -> (state, fluxes)`` over one column's days.
 
-    The one time loop of every solver: it slices the forcing day by day (static per-column
-    parts re-attached), stacks states and fluxes, and accumulates the closure residual.
+    The one time loop of every solver: it slices the forcing (static per-column parts
+    re-attached) and the day-varying parameters ``daily`` (``{name: [time, ...]}`` or None)
+    day by day, stacks the states (through ``observe``, which turns the model's day-to-day
+    state into the column's stores; default: as they are) and the fluxes, and accumulates the
+    closure residual.
     """
+    observe = (lambda s: s) if observe is None else observe
     series, static = forcing.split_static()
-    zero = jnp.zeros_like(state0.soil)
+    zero = jnp.zeros((), forcing.precip.dtype)
 
-    def body(carry, forcing_t):
+    def body(carry, xs):
+        forcing_t, daily_t = xs
         state, cumulative, compensation = carry
-        state, fluxes = advance(state, forcing_t.with_static(static))
+        state, fluxes = advance(state, forcing_t.with_static(static), daily_t)
         cumulative, compensation = _kahan_add(cumulative, compensation, fluxes.water_residual)
-        return (state, cumulative, compensation), (state, fluxes, cumulative - compensation)
+        return (state, cumulative, compensation), (
+            observe(state), fluxes, cumulative - compensation
+        )
 
-    (final, _, _), (states, fluxes, cumulative) = jax.lax.scan(body, (state0, zero, zero), series)
+    (final, _, _), (states, fluxes, cumulative) = jax.lax.scan(
+        body, (state0, zero, zero), (series, daily)
+    )
     return Simulation(
         states=states,
         fluxes=fluxes,
-        initial_state=state0,
-        final_state=final,
+        initial_state=observe(state0),
+        final_state=observe(final),
         cumulative_water_residual=cumulative,
     )
+
+
+def with_daily(params: Params, daily_t: dict | None) -> Params:
+    """``params`` with the day's values of the day-varying parameters put in."""
+    if not daily_t:
+        return params
+    return dataclasses.replace(params, **daily_t)
 
 
 def run_column(
     model: ColumnModel, forcing: Forcing, params: Params, state0: State
 ) -> Simulation:
-    """Simulate one column: ``forcing`` series ``[time]``, scalar params and state."""
-    return integrate_days(lambda state, f: model.step(state, f, params), forcing, state0)
+    """Simulate one column: ``forcing`` series ``[time]``, the column's params (scalars, or
+    ``[component]``) and state (``model.init_state``)."""
+    return integrate_days(
+        lambda state, f, d: model.step(state, f, with_daily(params, d)),
+        forcing,
+        state0,
+        daily=model.daily_parameters(forcing, params),
+        observe=model.column_state,
+    )
 
 
 def _forcing_axes(forcing: Forcing) -> Forcing:
@@ -222,11 +248,14 @@ DEFAULT_CHUNK_DAYS = 365
 
 _STATE_NAMES = tuple(State.__dataclass_fields__)
 _FLUX_NAMES = tuple(Fluxes.__dataclass_fields__)
+_STRUCTURE_NAMES = ("fast", "routing", "percolation", "capillary_rise")
+"""Outputs that exist only for a model with the matching structure."""
 _CUMULATIVE = "cumulative_water_residual"
 
 
 def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
-    """The output names in a fixed order; a ValueError names any unknown one."""
+    """The output names in a fixed order; a ValueError names any unknown one, or one that
+    this model does not have (a store or flux of a structure it lacks)."""
     known = _STATE_NAMES + _FLUX_NAMES + (_CUMULATIVE,)
     names = known if outputs is None else tuple(outputs)
     for name in names:
@@ -235,6 +264,15 @@ def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
     for name in totals:
         if name not in _FLUX_NAMES:
             raise ValueError(f"Unknown total {name!r}; choose from the Fluxes fields {list(_FLUX_NAMES)}.")
+    lacking = [
+        n
+        for n in (*_STATE_NAMES, *_FLUX_NAMES)
+        if n not in model.store_names and n not in model.flux_names and n in _STRUCTURE_NAMES
+    ]
+    asked = [n for n in (*(names if outputs is not None else ()), *totals) if n in lacking]
+    if asked:
+        raise ValueError(f"This model has no {asked} (a store or flux of another structure).")
+    names = tuple(n for n in names if n not in lacking)
     # Energy series exist only where net radiation is known.
     energy = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
     if forcing.net_radiation is None:
@@ -245,15 +283,24 @@ def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
     return tuple(n for n in known if n in names)
 
 
-def _block_forcing(series: Forcing, start, size: int, shared_doy: bool) -> Forcing:
-    """Days ``start .. start + size`` of every series, time-major: ``[size, column]``."""
+def _block_forcing(series, start, size: int):
+    """Days ``start .. start + size`` of every series (a ``Forcing``, or the day-varying
+    parameters), time-major: ``[size, column, ...]``."""
 
     def cut(x):
         if x.ndim == 1:  # the shared [time] day of year
             return jax.lax.dynamic_slice_in_dim(x, start, size, axis=0)
-        return jax.lax.dynamic_slice_in_dim(x, start, size, axis=1).T
+        return jnp.moveaxis(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1), 1, 0)
 
     return jax.tree_util.tree_map(cut, series)
+
+
+def daily_series(model, forcing: Forcing, params: Params) -> dict | None:
+    """The model's day-varying parameters of every column, ``{name: [column, time, ...]}``
+    (``ColumnModel.daily_parameters`` mapped over the columns), or None."""
+    return eqx.filter_vmap(model.daily_parameters, in_axes=(_forcing_axes(forcing), 0))(
+        forcing, params
+    )
 
 
 @eqx.filter_jit
@@ -264,11 +311,17 @@ def _simulate_chunked(model, forcing, params, state0, *, outputs, totals, block,
         lambda f: f.doy, jax.tree_util.tree_map(lambda _: 0, forcing), None if shared_doy else 0
     )
     step_columns = jax.vmap(model.step, in_axes=(0, day_axes, 0))
-    zero = jnp.zeros_like(state0.soil)
+    observe = jax.vmap(model.column_state)
+    daily = daily_series(model, forcing, params)
+    zero = jnp.zeros(forcing.precip.shape[:1], forcing.precip.dtype)
 
-    def day(carry, forcing_t):
+    def day(carry, xs):
+        forcing_t, daily_t = xs
         state, cumulative, compensation, sums = carry
-        new_state, fluxes = step_columns(state, forcing_t.with_static(static), params)
+        new_state, fluxes = step_columns(
+            state, forcing_t.with_static(static), with_daily(params, daily_t)
+        )
+        column = observe(new_state) if model.carries_components else new_state
         cumulative, compensation = _kahan_add(cumulative, compensation, fluxes.water_residual)
         sums = {name: sums[name] + getattr(fluxes, name) * units.DT_DAYS for name in totals}
         kept = []
@@ -276,13 +329,13 @@ def _simulate_chunked(model, forcing, params, state0, *, outputs, totals, block,
             if name == _CUMULATIVE:
                 kept.append(cumulative - compensation)
             elif name in _STATE_NAMES:
-                kept.append(getattr(new_state, name))
+                kept.append(getattr(column, name))
             else:
                 kept.append(getattr(fluxes, name))
         return (new_state, cumulative, compensation, sums), tuple(kept)
 
     def run_block(carry, start, size):
-        days = _block_forcing(series, start, size, shared_doy)
+        days = _block_forcing((series, daily), start, size)
         carry, kept = jax.lax.scan(day, carry, days)
         # [size, column] -> [column, size]: written back column-major one block at a time.
         return carry, tuple(x.T for x in kept)
@@ -311,8 +364,8 @@ def _simulate_chunked(model, forcing, params, state0, *, outputs, totals, block,
     return Simulation(
         states=State(**{n: series_by_name.get(n) for n in _STATE_NAMES}),
         fluxes=Fluxes(**{n: series_by_name.get(n) for n in _FLUX_NAMES}),
-        initial_state=state0,
-        final_state=final,
+        initial_state=observe(state0),
+        final_state=observe(final),
         cumulative_water_residual=series_by_name.get(_CUMULATIVE),
         totals=sums if totals else None,
     )
@@ -334,10 +387,13 @@ def prepare_run(
         params = Params.default(n_columns, dtype=dtype)
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params).broadcast(n_columns)
     if state0 is None:
-        state0 = model.init_state(params, soil_fraction)
-    state0 = jax.tree_util.tree_map(
-        lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (n_columns,)), state0
-    )
+        state0 = jax.vmap(lambda p: model.init_state(p, soil_fraction))(params)
+
+    def columns(x):
+        x = jnp.asarray(x, dtype)
+        return jnp.broadcast_to(x, (n_columns,)) if x.ndim == 0 else x
+
+    state0 = jax.tree_util.tree_map(columns, state0)
     return params, state0
 
 

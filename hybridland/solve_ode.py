@@ -238,13 +238,14 @@ def run_column_ode(
     limiter_depth: float = LIMITER_DEPTH,
 ) -> Simulation:
     """Simulate one column as an ODE: ``forcing`` series ``[time]``, scalar params and state."""
+    _check_basic_bucket(model)
     dt = units.DT_DAYS
     has_energy = forcing.net_radiation is not None
     zero = jnp.zeros_like(state0.soil)
     solver = diffrax.Tsit5()
     controller = _InRangeController(rtol=rtol, atol=atol, capacity=params.soil_capacity)
 
-    def advance(state, forcing_t):
+    def advance(state, forcing_t, _daily=None):  # the basic bucket has no daily parameters
         pet = model.pet(forcing_t, params)
         rainfall, snowfall = snow.partition_precipitation(forcing_t, params)
         day = _Day(
@@ -298,6 +299,20 @@ def _simulate_batched(model, forcing, params, state0, options):
     return vmap_columns(run, model, forcing, params, state0)
 
 
+def _check_basic_bucket(model: ColumnModel) -> None:
+    extras = [
+        name for name in ("fast_reservoir", "capillary_rise", "routing_days", "daily")
+        if getattr(model, name, None)
+    ]
+    if getattr(model, "components", 1) > 1:
+        extras.append("components")
+    if extras:
+        raise ValueError(
+            f"The ODE solver integrates the basic bucket (snow, soil, groundwater) only; this "
+            f"model also has {extras}. Run it with hybridland.simulate."
+        )
+
+
 def simulate_ode(
     model: ColumnModel,
     forcing: Forcing,
@@ -334,6 +349,7 @@ def simulate_ode(
     differences where stores empty or fill within a day (melt-out, storms on a wet soil),
     where the bucket's ``min`` limits and the ODE's smooth limiter differ most.
     """
+    _check_basic_bucket(model)
     params, state0 = prepare_run(model, forcing, params, state0, soil_fraction)
     # Python scalars: static under filter_jit, so each setting compiles once.
     options = {

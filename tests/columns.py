@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 import hybridland as hl
 
-MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "hybrid_attributes")
+MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "hybrid_attributes", "sequence_hybrid")
+
+FULL_STRUCTURE = dict(
+    fast_reservoir=True, capillary_rise=True, routing_days=6, components=4,
+    dynamic_params=("runoff_shape", "et_shape", "fast_rate"),
+)
+"""Every structure option at once, small enough for property tests (``make_model``)."""
 
 
 def make_model(kind: str, seed: int = 0, pet: hl.AbstractPET | None = None) -> hl.ColumnModel:
@@ -20,6 +26,12 @@ def make_model(kind: str, seed: int = 0, pet: hl.AbstractPET | None = None) -> h
         return hl.ColumnModel(pet=pet)
     if kind == "physics_no_gw":
         return hl.ColumnModel(pet=pet, groundwater=False)
+    if kind == "sequence_hybrid":
+        from hybridland.model import build_model
+
+        return build_model(
+            kind, key=jax.random.key(seed), n_attributes=3, dynamic_width=8, **FULL_STRUCTURE
+        )
     n_attr = 3 if kind == "hybrid_attributes" else 0
     return hl.ColumnModel(
         pet=pet,
@@ -46,6 +58,35 @@ def params_from_fractions(fractions, dtype) -> hl.Params:
         for (name, b), f in zip(hl.PARAMETER_BOUNDS.items(), fractions)
     }
     return hl.Params(**values)
+
+
+def component_params(fracs, components: int, dtype) -> hl.Params:
+    """Parameters that differ between the ``components`` of a column: component ``c`` at the
+    relative positions ``(fracs + c / components) mod 1`` of the ranges (routing parameters,
+    one per column, at ``fracs``)."""
+    values = {}
+    for (name, b), f in zip(hl.PARAMETER_BOUNDS.items(), fracs):
+        f = np.asarray(f, np.float64)
+        if name not in ("routing_shape", "routing_scale"):
+            f = np.mod(f + np.arange(components) / components, 1.0)
+        values[name] = jnp.asarray(b.low + (b.high - b.low) * f, dtype)
+    return hl.Params(**values)
+
+
+def independent_residuals(sim: hl.Simulation) -> np.ndarray:
+    """Delta S - (P - E - Q) per step, recomputed in float64 from the reported stores and
+    fluxes alone."""
+    d = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    residual = -(d(sim.fluxes.precip) - d(sim.fluxes.et) - d(sim.fluxes.runoff))
+    for name in hl.STORE_NAMES:
+        if getattr(sim.states, name) is None:
+            continue
+        series = d(getattr(sim.states, name))
+        before = np.concatenate(
+            [d(getattr(sim.initial_state, name))[..., None], series[..., :-1]], -1
+        )
+        residual = residual + (series - before)
+    return residual
 
 
 def forcing_from_arrays(

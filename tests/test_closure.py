@@ -9,7 +9,10 @@ from hypothesis import given, settings, strategies as st
 
 import hybridland as hl
 from columns import (
+    FULL_STRUCTURE,
     MODEL_KINDS,
+    component_params,
+    independent_residuals,
     forcing_from_arrays,
     fractions,
     make_model,
@@ -21,17 +24,6 @@ from columns import (
 )
 
 N_DAYS = 40
-
-
-def independent_residuals(sim: hl.Simulation) -> np.ndarray:
-    """Delta S - (P - E - Q) per step, recomputed in float64 from the outputs alone."""
-    d = lambda x: np.asarray(x, np.float64)  # noqa: E731
-    residual = -(d(sim.fluxes.precip) - d(sim.fluxes.et) - d(sim.fluxes.runoff))
-    for name in ("swe", "soil", "groundwater"):
-        series = d(getattr(sim.states, name))
-        before = np.concatenate([d(getattr(sim.initial_state, name))[..., None], series[..., :-1]], -1)
-        residual = residual + (series - before)
-    return residual
 
 
 @eqx.filter_jit
@@ -57,22 +49,26 @@ def test_step_closure_float64(kind, energy, precip, temps, pet, rn, fracs, soil_
         model = make_model(kind, seed)
         if "hybrid" in kind and weight_scale != 1.0:
             model = scramble_weights(model, seed, weight_scale)
-        attributes = np.linspace(-1, 1, 3) if kind == "hybrid_attributes" else None
+        attributes = np.linspace(-1, 1, 3) if kind in ("hybrid_attributes", "sequence_hybrid") else None
         forcing = forcing_from_arrays(
             precip, temps, 8.0, pet, rn if energy else None, attributes=attributes
         )
-        params = params_from_fractions(fracs, jnp.float64)
+        if kind == "sequence_hybrid":  # every component with parameters of its own
+            params = component_params(fracs, FULL_STRUCTURE["components"], jnp.float64)
+        else:
+            params = params_from_fractions(fracs, jnp.float64)
         sim = _run(model, forcing, params, soil_fraction)
 
         own = np.asarray(sim.fluxes.water_residual)
         recomputed = independent_residuals(sim)
         assert np.all(np.abs(own) <= 1e-9), np.abs(own).max()
         assert np.all(np.abs(recomputed) <= 1e-9), np.abs(recomputed).max()
-        for store in ("swe", "soil", "groundwater"):
+        for store in model.store_names:
             assert np.all(np.asarray(getattr(sim.states, store)) >= 0.0), store
-        for flux in ("et", "runoff", "surface_runoff", "subsurface_runoff", "snowmelt", "drainage"):
+        for flux in ("et", "runoff", "surface_runoff", "subsurface_runoff", "snowmelt", "drainage",
+                     *model.flux_names):
             assert np.all(np.asarray(getattr(sim.fluxes, flux)) >= 0.0), flux
-        capacity = float(params.soil_capacity)
+        capacity = float(np.max(params.soil_capacity))
         assert np.all(np.asarray(sim.states.soil) <= capacity * (1 + 1e-12))
         if energy:
             f = sim.fluxes
@@ -111,12 +107,15 @@ def test_closure_with_out_of_contract_user_module(value):
 
 @settings(max_examples=4)
 @given(fracs=fractions, seed=st.integers(0, 2**16), wetness=st.sampled_from([0.3, 1.0, 4.0]),
-       kind=st.sampled_from(["physics", "hybrid"]))
+       kind=st.sampled_from(["physics", "hybrid", "sequence_hybrid"]))
 def test_fifty_year_cumulative_closure_float32(fracs, seed, wetness, kind):
     n_days = 50 * 365
     rng = np.random.default_rng(seed)
     precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 2, n_days, wetness=wetness)
-    forcing = forcing_from_arrays(precip, t_mean, t_range, pet, dtype=jnp.float32)
+    attributes = np.zeros((2, 3)) if kind == "sequence_hybrid" else None
+    forcing = forcing_from_arrays(
+        precip, t_mean, t_range, pet, attributes=attributes, dtype=jnp.float32
+    )
     params = params_from_fractions(fracs, jnp.float32)
     sim = hl.simulate(make_model(kind, seed), forcing, params)
     assert sim.fluxes.et.dtype == jnp.float32

@@ -7,21 +7,30 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import hybridland as hl
-from columns import forcing_from_arrays, fractions, params_from_fractions, synthetic_climate
+from columns import (
+    forcing_from_arrays,
+    fractions,
+    make_model,
+    params_from_fractions,
+    synthetic_climate,
+)
 from hybridland.physics import pet as pet_laws, snow
 
 
-def test_raising_field_capacity_raises_mean_soil_water():
+@pytest.mark.parametrize("kind", ["physics", "sequence_hybrid"])
+def test_raising_field_capacity_raises_mean_soil_water(kind):
     rng = np.random.default_rng(5)
     precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 5 * 365)
     theta = np.linspace(0.16, 0.54, 8)
     n = theta.size
     forcing = forcing_from_arrays(
         np.repeat(precip, n, 0), np.repeat(t_mean, n, 0), np.repeat(t_range, n, 0),
-        np.repeat(pet, n, 0), dtype=jnp.float32,
+        np.repeat(pet, n, 0), attributes=np.zeros((n, 3)) if kind != "physics" else None,
+        dtype=jnp.float32,
     )
     params = hl.Params.default(n, dtype=jnp.float32, theta_cap=jnp.asarray(theta, jnp.float32))
-    sim = hl.simulate(hl.ColumnModel(), forcing, params, soil_fraction=0.0)
+    # sequence_hybrid: fast and slow paths, routing, components, daily parameters
+    sim = hl.simulate(make_model(kind), forcing, params, soil_fraction=0.0)
     mean_soil = np.asarray(sim.states.soil).mean(-1)
     assert np.all(np.diff(mean_soil) > 0), mean_soil
 

@@ -117,7 +117,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         "fluxes.runoff",
         "runoff_flux",
         FLUX_UNITS,
-        "total runoff (surface + subsurface)",
+        "total runoff at the outlet (surface + subsurface, after routing where there is routing)",
         "output",
         "time: mean",
     ),
@@ -169,6 +169,49 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         "storage",
         "time: point",
         "linear reservoir feeding baseflow; the layer has no explicit depth",
+    ),
+    OutputVariable(
+        "fast_reservoir",
+        "states.fast",
+        None,
+        AMOUNT_UNITS,
+        "fast (upper) reservoir below the root zone at the end of the day",
+        "storage",
+        "time: point",
+        "receives surface runoff and saturation excess; drains by quick flow above a threshold, "
+        "interflow and percolation to groundwater. The CF standard-name table has no name for "
+        "it.",
+    ),
+    OutputVariable(
+        "water_in_transit",
+        "states.routing",
+        None,
+        AMOUNT_UNITS,
+        "runoff generated but not yet at the outlet (routing store) at the end of the day",
+        "storage",
+        "time: point",
+        "unit-hydrograph routing whose water on its way is a store. The CF standard-name table "
+        "has no name for it.",
+    ),
+    OutputVariable(
+        "percolation",
+        "fluxes.percolation",
+        None,
+        FLUX_UNITS,
+        "percolation from the fast reservoir to groundwater",
+        None,
+        "time: mean",
+        "internal transfer between stores. The CF standard-name table has no name for it.",
+    ),
+    OutputVariable(
+        "capillary_rise",
+        "fluxes.capillary_rise",
+        None,
+        FLUX_UNITS,
+        "capillary rise from groundwater into the root zone",
+        None,
+        "time: mean",
+        "internal transfer between stores. The CF standard-name table has no name for it.",
     ),
     OutputVariable(
         "latent_heat",
@@ -231,6 +274,8 @@ STORES: dict[str, str] = {
     "snow_water_equivalent": "swe",
     "soil_water": "soil",
     "groundwater": "groundwater",
+    "fast_reservoir": "fast",
+    "water_in_transit": "routing",
 }
 """Storage variable -> field of ``State`` (for the ``*_initial`` variables)."""
 
@@ -252,9 +297,18 @@ def describe_model(model) -> str:
         if hasattr(model, name)
     )
     groundwater = getattr(model, "groundwater", None)
+    structure = "".join(
+        f", {name}={getattr(model, name)}"
+        for name in ("fast_reservoir", "capillary_rise", "routing_days", "components")
+        if getattr(model, name, None)
+    )
+    daily = getattr(model, "daily", None)
+    if daily is not None:
+        structure += f", daily={type(daily).__name__}({', '.join(daily.names)})"
+    stores = ", ".join(getattr(model, "store_names", ("swe", "soil", "groundwater")))
     return (
-        f"hybridland.ColumnModel({laws}, groundwater={groundwater}): daily closure-exact "
-        "bucket (snow, root-zone soil, groundwater); water fluxes limited by available water."
+        f"hybridland.ColumnModel({laws}, groundwater={groundwater}{structure}): daily "
+        f"closure-exact bucket (stores: {stores}); water fluxes limited by available water."
     )
 
 
@@ -322,6 +376,8 @@ def simulation_to_dataset(
     by_name = {s.name: s for s in OUTPUT_VARIABLES}
     for name, state_field in STORES.items():
         spec = by_name[name]
+        if getattr(sim.initial_state, state_field) is None:  # a store this model lacks
+            continue
         initial = np.asarray(getattr(sim.initial_state, state_field))
         if initial.shape != (n_col,):
             raise ValueError(
@@ -331,7 +387,11 @@ def simulation_to_dataset(
             initial,
             dims=(column_dim,),
             attrs={
-                "standard_name": spec.standard_name,
+                **(
+                    {"standard_name": spec.standard_name}
+                    if spec.standard_name is not None
+                    else {"comment": spec.comment}
+                ),
                 "long_name": f"{spec.long_name.replace(' at the end of the day', '')} "
                 "before the first day",
                 "units": spec.units,

@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._containers import Forcing, State
+from .._containers import STORE_NAMES, Forcing, State
 from .._params import PARAMETER_BOUNDS, Params
-from ..model import BUCKET_KINDS, ColumnModel, build_model
+from ..model import ColumnModel, build_model
 from ..solve import simulate
 from .canonical import climate_statics, make_dataset
 
@@ -142,6 +142,10 @@ def weather(
     }
 
 
+TWIN_KINDS = ("physics", "hybrid")
+"""Model kinds that can be the truth of a synthetic twin (one bucket, static parameters)."""
+
+
 def draw_params(rng: np.random.Generator, n_columns: int) -> dict[str, np.ndarray]:
     """Parameters drawn uniformly inside ``PARAMETER_BOUNDS``: ``{name: [n_columns]}``."""
     return {name: rng.uniform(b.low, b.high, n_columns) for name, b in PARAMETER_BOUNDS.items()}
@@ -157,7 +161,8 @@ def twin_truth(ds: xr.Dataset, dtype=np.float64) -> tuple[Params, State]:
         return jnp.asarray(np.asarray(ds[var].values, dtype))
 
     params = Params(**{name: get(f"true_{name}") for name in PARAMETER_BOUNDS})
-    state = State(**{name: get(f"initial_{name}") for name in State.__dataclass_fields__})
+    state = State(**{name: get(f"initial_{name}") for name in STORE_NAMES
+                     if f"initial_{name}" in ds})
     return params, state
 
 
@@ -233,11 +238,16 @@ def synthetic_twin(
     n_columns, n_days, spinup_days = int(n_columns), int(n_days), min(int(spinup_days), int(n_days))
     if isinstance(kind, ColumnModel):
         model, kind_name = kind, f"custom {type(kind).__name__}"
-    elif kind in BUCKET_KINDS:
+    elif kind in TWIN_KINDS:
         model, kind_name = build_model(kind, key=jax.random.PRNGKey(seed)), kind
     else:
         raise ValueError(
-            f"kind must be one of {list(BUCKET_KINDS)} or a ColumnModel, got {kind!r}."
+            f"kind must be one of {list(TWIN_KINDS)} or a ColumnModel, got {kind!r}."
+        )
+    if model.carries_components or model.daily is not None:
+        raise ValueError(
+            "A synthetic twin's truth is a single bucket with static parameters: a model with "
+            "components, routing or daily parameters cannot be one."
         )
     try:
         time = pd.date_range(start, periods=n_days, freq="D")
@@ -267,7 +277,7 @@ def synthetic_twin(
         runoff = np.asarray(sim.fluxes.runoff, np.float64)
         et = np.asarray(sim.fluxes.et, np.float64)
         initial = {k: np.asarray(getattr(sim.initial_state, k), np.float64)
-                   for k in State.__dataclass_fields__}
+                   for k in model.store_names}
 
     source = f"model output ({kind_name} hybridland model, PET given), not an observation"
     comments = {"streamflow": source, "evapotranspiration": source}

@@ -1,6 +1,7 @@
 """Learned submodels (Equinox) that plug into the column model through the physics interfaces,
 the regional parameter network, and the pure data-driven LSTM peer."""
 
+from .dynamic import DailyParameterLSTM as DailyParameterLSTM
 from .flax_adapter import FlaxRunoff as FlaxRunoff, FlaxStressET as FlaxStressET
 from .lstm import LSTMRunoff as LSTMRunoff
 from .networks import (

@@ -64,10 +64,49 @@ def dynamic_inputs(forcing: Forcing, pet: FloatArray) -> FloatArray:
     )
 
 
+def sequence_inputs(forcing: Forcing, pet: FloatArray) -> FloatArray:
+    """Inputs ``[time, 3 + n_attributes]`` of one column: the scaled drivers
+    (``dynamic_inputs``) and the static attributes, repeated every day."""
+    x = dynamic_inputs(forcing, pet)
+    if forcing.attributes is None:
+        return x
+    static = jnp.broadcast_to(forcing.attributes, (*x.shape[:-1], forcing.attributes.shape[-1]))
+    return jnp.concatenate([x, static.astype(x.dtype)], axis=-1)
+
+
 def _with_forget_bias(cell: eqx.nn.LSTMCell) -> eqx.nn.LSTMCell:
     # eqx.nn.LSTMCell splits its gates in the order input, forget, cell, output.
     h = cell.hidden_size
     return eqx.tree_at(lambda c: c.bias, cell, cell.bias.at[h : 2 * h].set(FORGET_BIAS))
+
+
+def lstm_cells(n_inputs: int, width: int, keys) -> tuple[eqx.nn.LSTMCell, ...]:
+    """One LSTM layer of ``width`` units per key, stacked (the first fed ``n_inputs`` values),
+    each with its forget-gate bias at ``FORGET_BIAS``."""
+    if len(keys) < 1:
+        raise ValueError("An LSTM needs depth >= 1 layers, got 0.")
+    sizes = [n_inputs] + [width] * (len(keys) - 1)
+    return tuple(
+        _with_forget_bias(eqx.nn.LSTMCell(size, width, key=k)) for size, k in zip(sizes, keys)
+    )
+
+
+def run_cells(cells: tuple[eqx.nn.LSTMCell, ...], x: FloatArray) -> FloatArray:
+    """The top layer's hidden state ``[time, width]`` of stacked ``cells`` over inputs
+    ``[time, n_inputs]``, from zero hidden and cell states (in the weights' dtype)."""
+    weight_dtype = cells[0].weight_ih.dtype
+    zero = jnp.zeros((cells[0].hidden_size,), weight_dtype)
+
+    def day(carry, x_t):
+        new = []
+        for cell, hidden in zip(cells, carry, strict=True):
+            hidden = cell(x_t, hidden)
+            new.append(hidden)
+            x_t = hidden[0]
+        return tuple(new), x_t
+
+    _, top = jax.lax.scan(day, tuple((zero, zero) for _ in cells), x.astype(weight_dtype))
+    return top
 
 
 class LSTMRunoff(eqx.Module):
@@ -102,11 +141,7 @@ class LSTMRunoff(eqx.Module):
         self.n_attributes = n_attributes
         self.pet = GivenPET() if pet is None else pet
         *cell_keys, head_key = jax.random.split(key, depth + 1)
-        sizes = [N_DYNAMIC_INPUTS + n_attributes] + [width] * (depth - 1)
-        self.cells = tuple(
-            _with_forget_bias(eqx.nn.LSTMCell(size, width, key=k))
-            for size, k in zip(sizes, cell_keys)
-        )
+        self.cells = lstm_cells(N_DYNAMIC_INPUTS + n_attributes, width, cell_keys)
         self.head = eqx.nn.Linear(width, "scalar", key=head_key)
 
     @property
@@ -118,25 +153,8 @@ class LSTMRunoff(eqx.Module):
         ``forcing.attributes`` ``[n_attributes]`` or None."""
         self._check(forcing)
         dtype = forcing.precip.dtype
-        weight_dtype = self.head.weight.dtype
         # Every PET law is elementwise in time for one column (lat is a scalar here).
-        x = dynamic_inputs(forcing, self.pet(forcing, params))
-        if forcing.attributes is not None:
-            static = jnp.broadcast_to(forcing.attributes, (*x.shape[:-1], self.n_attributes))
-            x = jnp.concatenate([x, static.astype(x.dtype)], axis=-1)
-        x = x.astype(weight_dtype)
-
-        zero = jnp.zeros((self.width,), weight_dtype)
-
-        def day(carry, x_t):
-            new = []
-            for cell, hidden in zip(self.cells, carry, strict=True):
-                hidden = cell(x_t, hidden)
-                new.append(hidden)
-                x_t = hidden[0]
-            return tuple(new), x_t
-
-        _, top = jax.lax.scan(day, tuple((zero, zero) for _ in self.cells), x)
+        top = run_cells(self.cells, sequence_inputs(forcing, self.pet(forcing, params)))
         # The head is applied once to all days after the scan: one matrix product, not n_time.
         return jax.nn.softplus(jax.vmap(self.head)(top)).astype(dtype)
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from .._containers import Forcing
 from .._custom_types import FloatArray
+from .._params import ROUTING_PARAMETERS
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
 
@@ -91,22 +92,37 @@ class ParameterNetwork(eqx.Module):
     """Regional parameter learning: physical parameters of a column from its static attributes.
 
     An MLP maps normalised attributes ``[n_attributes]`` to one unconstrained value per name in
-    ``names``; ``hybridland.train`` puts each through a sigmoid into its ``PARAMETER_BOUNDS``
-    range, so every output is a physically valid parameter. Trained across basins, it gives
-    parameters for basins it never saw.
+    ``names`` (and per component, for a model of ``components`` parallel buckets; the routing
+    parameters are one per column); ``hybridland.train`` puts each through a sigmoid into its
+    ``PARAMETER_BOUNDS`` range, so every output is a physically valid parameter. Trained
+    across basins, it gives parameters for basins it never saw.
     """
 
     mlp: eqx.nn.MLP
     names: tuple[str, ...] = eqx.field(static=True)
+    components: int = eqx.field(static=True, default=1)
 
-    def __init__(self, names, n_attributes: int, width: int = 32, depth: int = 2, *, key):
+    def __init__(
+        self, names, n_attributes: int, width: int = 32, depth: int = 2, components: int = 1,
+        *, key,
+    ):
         self.names = tuple(names)
+        self.components = components
         self.mlp = eqx.nn.MLP(
-            n_attributes, len(self.names), width, depth, activation=jax.nn.tanh, key=key
+            n_attributes, sum(self._sizes()), width, depth, activation=jax.nn.tanh, key=key
         )
 
+    def _sizes(self) -> list[int]:
+        return [1 if n in ROUTING_PARAMETERS else self.components for n in self.names]
+
     def __call__(self, attributes: FloatArray) -> dict[str, FloatArray]:
-        """Unconstrained values ``{name: [column]}`` from attributes ``[column, n_attributes]``."""
+        """Unconstrained values ``{name: [column]}`` (``[column, component]`` for a parameter
+        of each component) from attributes ``[column, n_attributes]``."""
         weight_dtype = self.mlp.layers[0].weight.dtype
         out = jax.vmap(self.mlp)(attributes.astype(weight_dtype))
-        return {name: out[:, i] for i, name in enumerate(self.names)}
+        values, start = {}, 0
+        for name, size in zip(self.names, self._sizes()):
+            block = out[:, start : start + size]
+            values[name] = block if self.components > 1 and size > 1 else block[:, 0]
+            start += size
+        return values

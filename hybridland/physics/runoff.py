@@ -17,7 +17,12 @@ from .._params import Params
 
 
 class AbstractRunoff(eqx.Module):
-    """A runoff partition law: ``(storage, input, forcing, PET, params) -> [0, 1]``."""
+    """A runoff partition law: ``(storage, input, forcing, PET, params) -> [0, 1]``.
+
+    ``parameters`` names the ``PARAMETER_BOUNDS`` entries it reads beyond the basic bucket's.
+    """
+
+    parameters = ()
 
     @abc.abstractmethod
     def surface_fraction(
@@ -32,7 +37,8 @@ class AbstractRunoff(eqx.Module):
 
 
 def safe_power(x: FloatArray, exponent: FloatArray) -> FloatArray:
-    """x ** exponent for x in [0, 1], exponent >= 1, with finite gradients at x = 0."""
+    """x ** exponent for x in [0, 1], exponent > 0, with finite gradients at x = 0 (the
+    derivative in x is taken as 0 there, the limit for exponents above 1)."""
     positive = x > 0.0
     safe_x = jnp.where(positive, x, 1.0)
     return jnp.where(positive, jnp.exp(exponent * jnp.log(safe_x)), 0.0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import os
 import types
 import typing
@@ -192,10 +193,32 @@ class ModelConfig:
     static_attributes: tuple[str, ...] = ()
     """Static basin attributes fed to the networks (normalised on the training basins; for
     lstm: concatenated to the dynamic inputs every day)."""
+    # The bucket's laws and structure; None: the kind's default (hybridland.model
+    # KIND_STRUCTURES), spelled out in the resolved configuration.
+    et_law: str | None = None
+    """ET stress law: threshold, shaped (to the power et_shape) or mlp."""
+    runoff_law: str | None = None
+    """Runoff partition law: power or mlp."""
+    fast_reservoir: bool | None = None
+    """A fast reservoir (quick flow, interflow, percolation to groundwater)."""
+    capillary_rise: bool | None = None
+    """Capillary rise from groundwater into the root zone."""
+    routing_days: int | None = None
+    """0: no routing; else the length in days of the gamma unit-hydrograph routing store."""
+    components: int | None = None
+    """Parallel buckets per column, each with its own parameters, averaged."""
+    dynamic_params: tuple[str, ...] | None = None
+    """Parameters given a new value every day by a sequence network of the forcing and the
+    static attributes (``DailyParameterLSTM``); they are not in ``trainable_params``."""
+    dynamic_width: int = 64
+    """Hidden units of the sequence network of the dynamic parameters."""
+    dynamic_depth: int = 1
+    """LSTM layers of the sequence network of the dynamic parameters."""
 
     def __post_init__(self):
         if self.kind not in _model_kinds():
             _fail(self, "kind", f"unknown model kind {self.kind!r}; known: {_model_kinds()}")
+        self._resolve_structure()
         if self.pet not in PET_LAWS:
             _fail(self, "pet", f"unknown PET law {self.pet!r}; known: {sorted(PET_LAWS)}")
         if self.width < 1:
@@ -213,6 +236,13 @@ class ModelConfig:
         if len(set(self.static_attributes)) != len(self.static_attributes):
             _fail(self, "static_attributes", "lists an attribute twice")
         if self.kind == "lstm":
+            from ..model import Structure
+
+            given = [f.name for f in dataclasses.fields(Structure) if getattr(self, f.name)
+                     is not None]
+            if given:
+                _fail(self, given[0], "is a setting of the bucket and must be left out for kind "
+                      "lstm")
             if self.trainable_params:
                 _fail(self, "trainable_params", "must be empty for kind lstm: a pure data-driven "
                       "LSTM has no physical parameters; remove it, or use kind: hybrid")
@@ -223,10 +253,58 @@ class ModelConfig:
             if self.depth < 1:
                 _fail(self, "depth", f"is the number of stacked LSTM layers for kind lstm and "
                       f"must be >= 1, got {self.depth}")
+        if self.kind != "lstm":
+            self._check_structure()
         if self.parameter_network and not (self.static_attributes and self.trainable_params):
             _fail(self, "parameter_network", "needs static_attributes and trainable_params")
         if self.parameter_width < 1 or self.parameter_depth < 0:
             _fail(self, "parameter_width", "width must be >= 1 and parameter_depth >= 0")
+
+
+    def _resolve_structure(self) -> None:
+        """Fill the structure fields left None with the kind's defaults (none for lstm)."""
+        from ..model import KIND_STRUCTURES
+
+        default = KIND_STRUCTURES.get(self.kind)
+        for f in dataclasses.fields(default) if default is not None else ():
+            if getattr(self, f.name) is None:
+                object.__setattr__(self, f.name, getattr(default, f.name))
+
+    def _check_structure(self) -> None:
+        from ..model import ET_LAWS, RUNOFF_LAWS
+
+        if self.et_law not in ET_LAWS:
+            _fail(self, "et_law", f"unknown ET law {self.et_law!r}; known: {list(ET_LAWS)}")
+        if self.runoff_law not in RUNOFF_LAWS:
+            _fail(self, "runoff_law", f"unknown runoff law {self.runoff_law!r}; known: "
+                  f"{list(RUNOFF_LAWS)}")
+        if self.routing_days < 0 or self.routing_days == 1:
+            _fail(self, "routing_days", f"must be 0 (no routing) or >= 2 days, got "
+                  f"{self.routing_days}")
+        if self.components < 1:
+            _fail(self, "components", f"must be >= 1, got {self.components}")
+        unknown = [p for p in self.dynamic_params if p not in PARAMETER_BOUNDS]
+        if unknown:
+            _fail(self, "dynamic_params", f"unknown {unknown}; known: {sorted(PARAMETER_BOUNDS)}")
+        both = sorted(set(self.dynamic_params) & set(self.trainable_params))
+        if both:
+            _fail(self, "dynamic_params", f"{both} are also in trainable_params; a parameter is "
+                  "either static (trainable_params) or day-varying (dynamic_params)")
+        if self.dynamic_width < 1 or self.dynamic_depth < 1:
+            _fail(self, "dynamic_width", "dynamic_width and dynamic_depth must be >= 1")
+        used = _parameter_names(self.kind, tuple(self.structure().items()))
+        for name in ("trainable_params", "dynamic_params"):
+            unused = [p for p in getattr(self, name) if p not in used]
+            if unused:
+                _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
+                      "use (a fast reservoir, capillary rise, routing or the shaped ET law "
+                      "bring their own parameters)")
+
+    def structure(self) -> dict:
+        """The laws and structure of the bucket, as ``hybridland.model.build_model`` keywords."""
+        from ..model import Structure
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Structure)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -508,6 +586,13 @@ def _loader_names() -> list[str]:
     from .data import LOADERS
 
     return sorted(LOADERS)
+
+
+@functools.lru_cache(maxsize=64)
+def _parameter_names(kind: str, structure_items) -> tuple[str, ...]:
+    from ..model import build_model
+
+    return build_model(kind, width=1, depth=1, dynamic_width=1, **dict(structure_items)).parameter_names
 
 
 def _model_kinds() -> list[str]:

@@ -479,10 +479,14 @@ def basin_table(run_dir) -> pd.DataFrame:
 
 
 def write_basin_table(path, data: RunData, params: Params, config: Config) -> None:
-    """Write ``basins.csv``: id, name, raw attributes, trainable physical parameters."""
+    """Write ``basins.csv``: id, name, raw attributes, trainable physical parameters (for a
+    model of several components, the mean over its components)."""
     table = pd.DataFrame({"basin": list(data.basins), "name": list(data.names)})
     for j, name in enumerate(config.model.static_attributes):
         table[name] = data.raw_attributes[:, j]
     for name in config.model.trainable_params:
-        table[name] = np.broadcast_to(np.asarray(getattr(params, name)), (data.n_basins,))
+        value = np.asarray(getattr(params, name))
+        if value.ndim == 2:  # one value per component: the column's mean is written
+            value = value.mean(axis=1)
+        table[name] = np.broadcast_to(value, (data.n_basins,))
     ckpt.atomic_write_text(path, table.to_csv(index=False, float_format="%.9g"))

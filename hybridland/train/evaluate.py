@@ -278,12 +278,14 @@ def _evaluation_params(trained: Params, trained_ids, ids: list[str], config: Con
     rows = np.array([position.get(b, -1) for b in ids])
 
     def pick(name, values):
-        values = np.asarray(values)
+        values = np.asarray(values)  # [trained basin] or [trained basin, component]
         shared = name not in config.model.trainable_params or not config.model.per_basin_params
-        if shared or values.ndim == 0:  # one value for every basin
-            return jnp.full((len(ids),), values.reshape(-1)[0], values.dtype)
-        median = np.median(values)
-        return jnp.asarray(np.where(rows >= 0, values[np.maximum(rows, 0)], median))
+        if shared or values.ndim == 0:  # one value (per component) for every basin
+            first = values if values.ndim == 0 else values[0]
+            return jnp.asarray(np.broadcast_to(first, (len(ids), *np.shape(first))))
+        median = np.median(values, axis=0)
+        known = (rows >= 0).reshape(-1, *([1] * (values.ndim - 1)))
+        return jnp.asarray(np.where(known, values[np.maximum(rows, 0)], median))
 
     return Params(
         **{f.name: pick(f.name, getattr(trained, f.name)) for f in dataclasses.fields(trained)}

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from ..io._report import DataAdjustmentWarning
-from .._params import PARAMETER_BOUNDS, Params
+from .._params import ROUTING_PARAMETERS, Params, bounded, default_logit
 from ..learned import LSTMRunoff, ParameterNetwork
 from ..model import ColumnModel
 from ..model import build_model as build_column_model
@@ -68,48 +68,75 @@ def build_model(config: Config, n_attributes: int) -> ColumnModel | LSTMRunoff:
     """The untrained model of ``config`` (weights seeded by ``run.seed``)."""
     key = jax.random.key(config.run.seed)
     m = config.model
+    if m.kind == "lstm":
+        return build_column_model(
+            m.kind, pet=m.pet, key=key, n_attributes=n_attributes, width=m.width, depth=m.depth
+        )
     return build_column_model(
-        m.kind, pet=m.pet, key=key, n_attributes=n_attributes, width=m.width, depth=m.depth
+        m.kind,
+        pet=m.pet,
+        key=key,
+        n_attributes=n_attributes,
+        width=m.width,
+        depth=m.depth,
+        dynamic_width=m.dynamic_width,
+        dynamic_depth=m.dynamic_depth,
+        **m.structure(),
     )
+
+
+COMPONENT_JITTER = 0.5
+"""Spread (standard deviation, unconstrained units) of the per-component starting values of
+per-basin or shared parameters in a model of several components: identical components would
+get identical gradients and stay identical."""
 
 
 def init_trainables(config: Config, model: ColumnModel | LSTMRunoff, n_basins: int):
     """``((model trainables, parameter trainables), model static part)``, parameters at their
-    defaults: ``{param: unconstrained}`` per basin or shared, or a ``ParameterNetwork`` whose
-    outputs are offsets from the defaults (seeded by ``run.seed``)."""
+    defaults: ``{param: unconstrained}`` per basin (``[basin]``, ``[basin, component]``) or
+    shared (``[]``, ``[1, component]``), or a ``ParameterNetwork`` whose outputs are offsets
+    from the defaults (seeded by ``run.seed``). With several components each component's
+    starting value is the default plus a seeded offset (``COMPONENT_JITTER``)."""
     model_train, model_static = eqx.partition(model, eqx.is_inexact_array)
     m = config.model
+    components = getattr(model, "components", 1)
     if m.parameter_network:
         key = jax.random.fold_in(jax.random.key(config.run.seed), 1)
         u = ParameterNetwork(
             m.trainable_params, len(m.static_attributes), m.parameter_width, m.parameter_depth,
-            key=key,
+            components, key=key,
         )
         return (model_train, u), model_static
-    shape = (n_basins,) if m.per_basin_params else ()
-    defaults = Params.default(dtype=DTYPE).to_unconstrained()
-    u = {name: jnp.full(shape, getattr(defaults, name), DTYPE) for name in m.trainable_params}
+    rng = np.random.default_rng([config.run.seed, 1])
+    u = {}
+    for name in m.trainable_params:
+        shape = (n_basins,) if m.per_basin_params else ()
+        value = np.full(shape, default_logit(name))
+        if components > 1 and name not in ROUTING_PARAMETERS:
+            shape = (n_basins if m.per_basin_params else 1, components)
+            value = default_logit(name) + COMPONENT_JITTER * rng.standard_normal(shape)
+        u[name] = jnp.asarray(value, DTYPE)
     return (model_train, u), model_static
 
 
 def bounded_params(u, basins, n: int, attributes=None) -> Params:
-    """Physical ``Params`` ``[n]`` from the parameter trainables (a sigmoid into each range).
+    """Physical ``Params`` ``[n]`` (``[n, component]`` where a parameter has components) from
+    the parameter trainables (a sigmoid into each range).
 
-    ``u`` is ``{param: unconstrained}`` (per basin, indexed by ``basins``, or shared) or a
-    ``ParameterNetwork``, which needs the normalised ``attributes`` ``[n, n_attributes]`` of the
-    ``n`` columns.
+    ``u`` is ``{param: unconstrained}`` (per basin, indexed by ``basins``, or shared: a scalar
+    or a leading axis of 1) or a ``ParameterNetwork``, which needs the normalised
+    ``attributes`` ``[n, n_attributes]`` of the ``n`` columns.
     """
     if isinstance(u, ParameterNetwork):
         if attributes is None:
             raise ValueError("A parameter network needs the columns' static attributes.")
-        defaults = Params.default(dtype=DTYPE).to_unconstrained()
-        u = {name: getattr(defaults, name) + v for name, v in u(attributes).items()}
+        u = {name: default_logit(name) + v for name, v in u(attributes).items()}
         basins = None  # already one value per column
     values = {}
     for name, v in u.items():
-        b = PARAMETER_BOUNDS[name]
-        v = v[basins] if (v.ndim and basins is not None) else v
-        values[name] = b.low + (b.high - b.low) * jax.nn.sigmoid(v)
+        if v.ndim and basins is not None:
+            v = v[basins] if v.shape[0] > 1 else jnp.broadcast_to(v, (n, *v.shape[1:]))
+        values[name] = bounded(name, v)
     return Params.default(n, dtype=DTYPE, **values)
 
 
@@ -130,7 +157,10 @@ def fine_tuning_start(config: Config, start, n_basins: int):
             + "; ".join(diffs) + "); fine-tuning needs the same model section."
         )
     if isinstance(u, dict) and config.model.per_basin_params:
-        u = {k: jnp.full((n_basins,), jnp.median(v), DTYPE) for k, v in u.items()}
+        u = {
+            k: jnp.broadcast_to(jnp.median(v, axis=0), (n_basins, *v.shape[1:])).astype(DTYPE)
+            for k, v in u.items()
+        }
     return eqx.filter(model, eqx.is_inexact_array), u
 
 
