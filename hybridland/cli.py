@@ -244,7 +244,8 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
     try:
         return evaluate_run(args.run_dir, args.data, period=period(), basins=basins,
-                            aridity_range=getattr(args, "aridity", None))
+                            aridity_range=getattr(args, "aridity", None),
+                            unseen=getattr(args, "unseen", False))
     except _EVALUATION_ERRORS as err:
         message = str(err)
         if isinstance(err, ForcingDataError) and " --" in message:
@@ -600,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
     ev.add_argument("--aridity", type=_number_range, metavar="LOW:HIGH",
                     help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
+    ev.add_argument("--unseen", action="store_true",
+                    help="leave out the basins the run was trained on (e.g. the other half of "
+                    "a file whose seeded random half trained the run)")
     ev.add_argument("--out", required=True, metavar="METRICS.csv",
                     help="output CSV table; an existing one is replaced atomically (never an "
                     "input file)")

@@ -226,3 +226,20 @@ def test_evaluate_basins_by_aridity(run, unseen_file, tmp_path, capsys):
     assert main(["evaluate", "--run-dir", str(run_dir), "--aridity", "dry", "--out",
                  str(out)]) == 2
     assert "LOW:HIGH" in capsys.readouterr().err
+
+
+def test_unseen_leaves_out_the_basins_the_run_trained_on(run, tmp_path, mopex_file, capsys):
+    _, run_dir, _ = run
+    both = mopex_subset(mopex_file, tmp_path / "both.nc", BASINS + UNSEEN[:2], "1997-01-01",
+                        "1998-12-31")
+    evaluation = quiet_evaluate(run_dir, str(both), period=TEST, unseen=True)
+    assert list(evaluation.table["basin"]) == UNSEEN[:2]
+    assert (evaluation.table["parameters"] == "regional median").all()
+    out = tmp_path / "unseen.csv"
+    code = main(["evaluate", "--run-dir", str(run_dir), "--data", str(both), "--unseen",
+                 "--period", f"{TEST[0]}:{TEST[1]}", "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    assert list(pd.read_csv(out, dtype={"basin": str})["basin"]) == UNSEEN[:2]
+    # without unseen: every basin of the file
+    everything = quiet_evaluate(run_dir, str(both), period=TEST)
+    assert sorted(everything.table["basin"]) == sorted(BASINS + UNSEEN[:2])

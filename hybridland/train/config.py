@@ -99,6 +99,9 @@ class DataConfig:
     basins: tuple[str, ...] | None = None
     """Basin ids; None: ``n_basins`` chosen by ``selection`` (None too: every basin)."""
     n_basins: int | None = None
+    exclude_basins: tuple[str, ...] | None = None
+    """Basin ids left out of whatever the other settings select (e.g. the basins a run was
+    trained on, to evaluate it on the others)."""
     selection: Literal["first", "random"] = "first"
     """How ``n_basins`` are picked from the file: the first ones, or a seeded random draw."""
     aridity_range: tuple[float, float] | None = None

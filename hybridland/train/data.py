@@ -88,6 +88,16 @@ def _select_basins(
 
     ``aridity`` (per id, over the training period) is needed when ``cfg.aridity_range`` is set.
     """
+    chosen = _chosen_basins(cfg, seed, ids, source, aridity)
+    if not cfg.exclude_basins:
+        return chosen
+    kept = [b for b in (ids if chosen is None else chosen) if b not in set(cfg.exclude_basins)]
+    if not kept:
+        raise ValueError(f"Every selected basin of {source} is in data.exclude_basins.")
+    return kept
+
+
+def _chosen_basins(cfg: DataConfig, seed: int, ids: list[str], source: str, aridity=None):
     if cfg.basins is not None:
         return list(cfg.basins)
     if cfg.aridity_range is None and cfg.n_basins is None:

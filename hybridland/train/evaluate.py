@@ -104,6 +104,7 @@ def evaluate_run(
     period: tuple[str, str] | None = None,
     basins: list[str] | None = None,
     aridity_range: tuple[float, float] | None = None,
+    unseen: bool = False,
     progress: bool | None = None,
 ) -> Evaluation:
     """Simulate ``basins`` of ``data`` over ``period`` with the run's best model.
@@ -111,7 +112,9 @@ def evaluate_run(
     Defaults: ``data`` the run's own data (then ``basins`` the run's basins; with a file, every
     basin in it), ``period`` the run's test period, else its validation period.
     ``aridity_range`` ``(low, high)`` instead keeps the basins of ``data`` whose aridity (mean
-    PET / mean P over the evaluated ``period``) lies in ``[low, high)``.
+    PET / mean P over the evaluated ``period``) lies in ``[low, high)``. ``unseen`` leaves out
+    the basins the run was trained on (with the run's own data: every other basin of its
+    file).
 
     Raises ``FileNotFoundError`` for a missing run or file, ``ForcingDataError`` for unusable
     data and ``ValueError`` for a period the data do not cover (each naming the problem).
@@ -130,8 +133,10 @@ def evaluate_run(
         loader=loader,
         path=str(data) if data is not None else cfg.path,
         basins=tuple(basins) if basins else (
-            None if data is not None or aridity_range is not None else tuple(trained.index)
+            None if data is not None or aridity_range is not None or unseen
+            else tuple(trained.index)
         ),
+        exclude_basins=tuple(trained.index) if unseen else None,
         aridity_range=None if aridity_range is None else tuple(map(float, aridity_range)),
         n_basins=None,
         train_period=period,
