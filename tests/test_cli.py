@@ -173,14 +173,15 @@ def test_demo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "Fulda" in printed and printed.count("test NSE") == 2 and "water residual" in printed
+    assert "Fulda" in printed and printed.count("test NSE") == 3 and "water residual" in printed
     for name in ("fulda_test_hydrograph.png", "fulda_test_water_budget.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with xr.open_dataset(out / "fulda_test.nc") as ds:
         assert str(ds["time"].values[0])[:10] == "1987-01-01" and ds.sizes["time"] == 731
-        assert {"runoff", "runoff_physics", "observed_runoff"} <= set(ds.data_vars)
+        assert {"runoff", "runoff_physics", "runoff_hybrid", "observed_runoff",
+                "water_in_transit", "fast_reservoir"} <= set(ds.data_vars)
         assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
-    for kind in ("physics", "hybrid"):
+    for kind in ("physics", "hybrid", "sequence_hybrid"):
         assert (out / kind / "metrics_test.csv").is_file()
         assert (out / kind / "plots" / "training_curves.png").is_file()
 
