@@ -39,7 +39,7 @@ from hybridland.calibrate import (
     calibrate,
     score_periods,
 )
-from hybridland.model import build_model
+from hybridland.column import build_model
 from hybridland.train.config import DataConfig
 from hybridland.train.data import LOADERS, assemble, period_indices
 

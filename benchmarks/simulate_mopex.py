@@ -31,9 +31,9 @@ def main(argv=None) -> int:
         jax.config.update("jax_enable_x64", True)
     import numpy as np
 
-    from hybridland.chunked import run_timed
+    from hybridland.solvers import run_timed
     from hybridland.io import DataAdjustmentWarning, load_mopex
-    from hybridland.model import build_model
+    from hybridland.column import build_model
     from hybridland.io.paths import mopex_path
 
     path = args.data or mopex_path()

@@ -73,7 +73,7 @@ def _hybridland_case(model_kind, mode, n_columns, n_days, impl, checkpoint_every
     import jax.numpy as jnp
 
     import hybridland as hl
-    from hybridland.model import build_model
+    from hybridland.column import build_model
 
     f = synthetic_forcing(n_columns, n_days, jnp.tile)
     forcing = hl.Forcing(
@@ -102,7 +102,7 @@ def _reference_case(impl, model_kind, mode, n_columns, n_days, checkpoint_every)
     import numpy as np
 
     import _references as ref
-    from hybridland.model import build_model
+    from hybridland.column import build_model
 
     forcing = synthetic_forcing(n_columns, n_days, np.tile)
     params = {name: np.full(n_columns, b, np.float32) for name, b in _defaults().items()}

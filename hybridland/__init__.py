@@ -19,7 +19,7 @@ from .learned import (
     MLPRunoff as MLPRunoff,
     MLPStressET as MLPStressET,
 )
-from .model import ColumnModel as ColumnModel, build_model as build_model
+from .column import ColumnModel as ColumnModel, build_model as build_model
 from .physics import (
     AbstractET as AbstractET,
     AbstractPET as AbstractPET,
@@ -31,9 +31,16 @@ from .physics import (
     PriestleyTaylorPET as PriestleyTaylorPET,
     SoilMoistureStressET as SoilMoistureStressET,
 )
-from .solve import Simulation as Simulation, run_column as run_column, simulate as simulate
-from .grid import simulate_grid as simulate_grid
-from .parallel import column_mesh as column_mesh, simulate_sharded as simulate_sharded
-from .solve_ode import run_column_ode as run_column_ode, simulate_ode as simulate_ode
+from .solvers import (
+    Simulation as Simulation,
+    column_mesh as column_mesh,
+    run_column as run_column,
+    run_column_ode as run_column_ode,
+    simulate as simulate,
+    simulate_grid as simulate_grid,
+    simulate_ode as simulate_ode,
+    simulate_sharded as simulate_sharded,
+)
+from .synthetic import synthetic_twin as synthetic_twin
 
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ whether a field is ``None`` is part of the pytree structure, so it is fixed at t
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from ._custom_types import Array, FloatArray
@@ -89,6 +90,14 @@ class Forcing(eqx.Module):
     @property
     def n_time(self) -> int:
         return self.precip.shape[-1]
+
+    def column_axes(self) -> Forcing:
+        """``vmap`` axes of a batched forcing ``[column, time]``: columns lead every array
+        except a ``[time]`` day of year shared by all columns."""
+        axes = jax.tree_util.tree_map(lambda _: 0, self)
+        if self.doy.ndim == 1 and self.precip.ndim == 2:
+            axes = eqx.tree_at(lambda f: f.doy, axes, None)
+        return axes
 
 
 class Fluxes(eqx.Module):

@@ -45,7 +45,7 @@ from . import metrics
 from ._containers import Forcing
 from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .physics.pet import PET_LAWS
-from .solve import check_forcing, simulate, simulate_runoff
+from .solvers import check_forcing, simulate, simulate_runoff
 from .train.config import ConfigError, DataConfig, _days, _fail, _plain, build_sections
 from .train.losses import LOSSES
 
@@ -473,7 +473,7 @@ def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibr
     Raises ``ForcingDataError`` / ``FileNotFoundError`` for unusable data and ``ValueError``
     for periods the data do not cover, each naming the problem.
     """
-    from .model import build_model
+    from .column import build_model
     from .train.data import LOADERS, assemble, period_indices
 
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import BUCKET_KINDS
+from .column import BUCKET_KINDS
 
 EXIT_BAD_INPUT = 2
 """Exit status for unusable input or arguments (as argparse uses for usage errors)."""
@@ -52,7 +52,7 @@ def _untrained_model(kind: str, pet: str, seed: int):
     """The untrained model of a CLI run (network weights seeded by ``seed``)."""
     import jax
 
-    from .model import build_model
+    from .column import build_model
 
     return build_model(kind, pet=pet, key=jax.random.key(seed))
 
@@ -107,7 +107,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return _fail("simulate", str(err))
     read_s = time.perf_counter() - t0
 
-    from .chunked import run_timed
+    from .solvers import run_timed
 
     model = _untrained_model(args.model, args.pet, args.seed)
     result = run_timed(

@@ -19,7 +19,7 @@ water balance at every step for any weights, and its stores never go negative.
 
 ``StepEmulator`` has the ``init_state`` / ``step`` / ``pet`` of a ``ColumnModel``, so
 ``simulate``, ``run_column`` and the closure diagnostics run it unchanged. It is trained
-(``train_emulator``) on physics runs of synthetic twins (``io.synthetic``: stochastic weather
+(``train_emulator``) on physics runs of synthetic twins (``hybridland.synthetic``: stochastic weather
 over an aridity range, parameters uniform in their bounds) with a rollout loss: windows of
 ``window_days`` days are stepped by the emulator from the true start state and compared with
 the physics on runoff, ET, relative soil water and (log) snow and groundwater stores.
@@ -46,10 +46,10 @@ from ._containers import Fluxes, Forcing, State
 from ._custom_types import FloatArray
 from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .learned.networks import FEATURE_SCALES
-from .model import ColumnModel, bucket_day
+from .column import ColumnModel, bucket_day
 from .physics import bucket
 from .physics.pet import PET_LAWS
-from .solve import Simulation, run_column, simulate, vmap_columns
+from .solvers import Simulation, run_column, simulate, vmap_columns
 
 DECISIONS = ("snow", "melt", "surface", "stress", "drainage", "baseflow")
 """Names of the emulator's outputs, in the order of the MLP's output vector."""
@@ -247,7 +247,7 @@ def physics_runs(
     """Float32 physics runs on ``synthetic_twin`` weather (parameters uniform in their bounds
     unless ``params`` is given), from the twin's spun-up stores."""
     from .io.canonical import to_forcing
-    from .io.synthetic import synthetic_twin, twin_truth
+    from .synthetic import synthetic_twin, twin_truth
 
     ds = synthetic_twin(
         n_columns, n_days, aridity=aridity, lat=lat, seed=seed, kind=physics, params=params,

@@ -27,7 +27,7 @@ def make_model(kind: str, seed: int = 0, pet: hl.AbstractPET | None = None) -> h
     if kind == "physics_no_gw":
         return hl.ColumnModel(pet=pet, groundwater=False)
     if kind == "sequence_hybrid":
-        from hybridland.model import build_model
+        from hybridland.column import build_model
 
         return build_model(
             kind, key=jax.random.key(seed), n_attributes=3, dynamic_width=8, **FULL_STRUCTURE

@@ -45,8 +45,8 @@ from hybridland.calibrate import (
 )
 from hybridland.cli import EXIT_BAD_INPUT, main
 from hybridland.io import target, to_forcing
-from hybridland.io.synthetic import synthetic_twin, twin_truth
-from hybridland.model import build_model
+from hybridland.synthetic import synthetic_twin, twin_truth
+from hybridland.column import build_model
 
 WARMUP = 365
 TRUTH = {

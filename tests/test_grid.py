@@ -10,7 +10,7 @@ from dask import distributed
 
 import hybridland as hl
 from columns import forcing_from_arrays, make_model, synthetic_climate
-from hybridland.grid import simulate_grid
+from hybridland.solvers import simulate_grid
 
 N_COLUMNS, N_DAYS = 6, 300
 

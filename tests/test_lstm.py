@@ -22,7 +22,7 @@ from hybridland.io._report import DataAdjustmentWarning
 from hybridland.learned import LSTMRunoff
 from hybridland.learned.lstm import FORGET_BIAS
 from hybridland.physics.pet import HargreavesPET
-from hybridland.solve import check_forcing, simulate_runoff
+from hybridland.solvers import check_forcing, simulate_runoff
 from hybridland.train import ConfigError, evaluate_run, load_config, load_run
 from hybridland.train.losses import nse_star
 from runs import BASINS, quiet_train, tiny, trained

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     sys.path.insert(0, {tests!r})
     import hybridland as hl
-    from hybridland.parallel import column_mesh, simulate_sharded
+    from hybridland.solvers import column_mesh, simulate_sharded
     from columns import forcing_from_arrays, make_model, synthetic_climate
 
     assert len(jax.devices()) == 4, jax.devices()

@@ -1,4 +1,4 @@
-"""Tests of the ODE solver path (``hybridland.solve_ode``).
+"""Tests of the ODE solver path (``hybridland.solvers.ode``).
 
 float64 runs happen inside ``jax.enable_x64(True)`` blocks only, so the module does not change
 the global precision of other tests.
@@ -12,7 +12,7 @@ import pytest
 
 import hybridland as hl
 from hybridland.physics import energy
-from hybridland.solve_ode import simulate_ode
+from hybridland.solvers import simulate_ode
 
 
 def _seasonal(t, phase):

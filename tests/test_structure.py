@@ -21,7 +21,7 @@ from columns import (
     scramble_weights,
     synthetic_climate,
 )
-from hybridland.model import build_model
+from hybridland.column import build_model
 from hybridland.physics import reservoirs, routing
 from hybridland.train import ConfigError, config_from_dict
 
@@ -57,7 +57,7 @@ def test_every_component_store_stays_in_range(fracs, soil_fraction, seed, wetnes
 
         def body(state, xs):
             f, d = xs
-            state, _ = model.step(state, f.with_static(static), hl.solve.with_daily(params, d))
+            state, _ = model.step(state, f.with_static(static), hl.solvers.with_daily(params, d))
             return state, state
 
         _, states = jax.lax.scan(body, model.init_state(params, soil_fraction), (series, daily))
@@ -289,7 +289,7 @@ def test_identical_components_give_the_single_bucket():
 def test_daily_parameters_vary_and_stay_in_their_ranges():
     forcing, params = _forcing_and_params(n=2, n_days=200)
     model = scramble_weights(make_model("sequence_hybrid", seed=9), 9, 5.0)
-    daily = hl.solve.daily_series(model, forcing, params)
+    daily = hl.solvers.daily_series(model, forcing, params)
     for name in FULL_STRUCTURE["dynamic_params"]:
         b = hl.PARAMETER_BOUNDS[name]
         values = np.asarray(daily[name])

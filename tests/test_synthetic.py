@@ -9,10 +9,11 @@ import pytest
 import xarray as xr
 
 import hybridland
-from hybridland.io import synthetic_twin, to_forcing, validate
+from hybridland.io import to_forcing, validate
+from hybridland.synthetic import synthetic_twin
 from hybridland.io.canonical import ROLES
-from hybridland.io.synthetic import twin_truth
-from hybridland.model import build_model
+from hybridland.synthetic import twin_truth
+from hybridland.column import build_model
 from hybridland.train.config import DataConfig
 from hybridland.train.data import LOADERS
 

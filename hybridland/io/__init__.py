@@ -40,4 +40,3 @@ from .spotpy_data import (
     load_hymod_catchment as load_hymod_catchment,
     load_schwingbach as load_schwingbach,
 )
-from .synthetic import synthetic_twin as synthetic_twin

@@ -14,7 +14,7 @@ run's ``normalisation.json``):
 - ``log1p(P)``, P in mm day-1 (precipitation is skewed; log1p keeps dry days at 0 and brings a
   100 mm storm to 4.6);
 - ``PET / 5``, PET in mm day-1 from the model's PET law ``pet`` (as in ``ColumnModel``, so
-  ``hybridland.solve.check_forcing`` checks its inputs, and the bounded ``pet_coefficient``
+  ``hybridland.solvers.check_forcing`` checks its inputs, and the bounded ``pet_coefficient``
   parameter scales it; at its default 1 for a run of this kind);
 - ``T / 10``, T the daily mean air temperature in degC;
 - then the ``n_attributes`` static attributes, the same every day.
@@ -162,14 +162,12 @@ class LSTMRunoff(eqx.Module):
         """Runoff ``[column, time]`` (mm day-1) of ``forcing`` series ``[column, time]``;
         ``params`` per column or shared (only ``pet_coefficient`` is used; default
         ``Params.default``)."""
-        from ..solve import _forcing_axes
-
         n = forcing.precip.shape[0]
         dtype = forcing.precip.dtype
         if params is None:
             params = Params.default(n, dtype=dtype)
         params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params).broadcast(n)
-        return eqx.filter_vmap(type(self).column_runoff, in_axes=(None, _forcing_axes(forcing), 0))(
+        return eqx.filter_vmap(type(self).column_runoff, in_axes=(None, forcing.column_axes(), 0))(
             self, forcing, params
         )
 

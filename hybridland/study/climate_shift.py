@@ -51,9 +51,9 @@ import pandas as pd
 
 from .. import metrics
 from .._params import Params
-from ..chunked import run_timed
+from ..solvers import run_timed
 from ..io._report import DataAdjustmentWarning
-from ..model import build_model
+from ..column import build_model
 from ..train import checkpoint as ckpt
 from ..train.config import Config
 from ..train.data import RunData, dry_years, load_data

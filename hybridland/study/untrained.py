@@ -69,12 +69,11 @@ import numpy as np
 import pandas as pd
 
 from .._containers import Forcing
-from ..chunked import run_timed
 from ..io import ForcingDataError, load_fluxnet, load_schwingbach, to_forcing
 from ..io.paths import data_dir
-from ..model import ColumnModel
+from ..column import ColumnModel
 from ..physics.pet import PET_LAWS, GivenPET
-from ..solve import check_forcing
+from ..solvers import check_forcing, run_timed
 from ..train.data import DTYPE, Source, basin_table, static_attributes
 from ..train.evaluate import _parameter_source, column_params, drop_warmup
 from ..train.loop import load_trainables

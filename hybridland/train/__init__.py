@@ -28,7 +28,7 @@ from .losses import (
     mse as mse,
     nse_star as nse_star,
 )
-from ..model import MODEL_KINDS as MODEL_KINDS
+from ..column import MODEL_KINDS as MODEL_KINDS
 from .data import (
     LOADERS as LOADERS,
     Normalisation as Normalisation,

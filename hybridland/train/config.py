@@ -174,7 +174,7 @@ class ModelConfig:
 
     SECTION: ClassVar[str] = "model"
     kind: str = "hybrid"
-    """Name in ``hybridland.model.MODEL_KINDS``: physics, hybrid (both the closure-exact bucket)
+    """Name in ``hybridland.column.MODEL_KINDS``: physics, hybrid (both the closure-exact bucket)
     or lstm (a pure data-driven ``LSTMRunoff``: no stores, no physical parameters)."""
     pet: str = "given"
     """PET law name in ``hybridland.physics.pet.PET_LAWS`` (for lstm: its PET input)."""
@@ -196,7 +196,7 @@ class ModelConfig:
     static_attributes: tuple[str, ...] = ()
     """Static basin attributes fed to the networks (normalised on the training basins; for
     lstm: concatenated to the dynamic inputs every day)."""
-    # The bucket's laws and structure; None: the kind's default (hybridland.model
+    # The bucket's laws and structure; None: the kind's default (hybridland.column
     # KIND_STRUCTURES), spelled out in the resolved configuration.
     et_law: str | None = None
     """ET stress law: threshold, shaped (to the power et_shape) or mlp."""
@@ -239,7 +239,7 @@ class ModelConfig:
         if len(set(self.static_attributes)) != len(self.static_attributes):
             _fail(self, "static_attributes", "lists an attribute twice")
         if self.kind == "lstm":
-            from ..model import Structure
+            from ..column import Structure
 
             given = [f.name for f in dataclasses.fields(Structure) if getattr(self, f.name)
                      is not None]
@@ -266,7 +266,7 @@ class ModelConfig:
 
     def _resolve_structure(self) -> None:
         """Fill the structure fields left None with the kind's defaults (none for lstm)."""
-        from ..model import KIND_STRUCTURES
+        from ..column import KIND_STRUCTURES
 
         default = KIND_STRUCTURES.get(self.kind)
         for f in dataclasses.fields(default) if default is not None else ():
@@ -274,7 +274,7 @@ class ModelConfig:
                 object.__setattr__(self, f.name, getattr(default, f.name))
 
     def _check_structure(self) -> None:
-        from ..model import ET_LAWS, RUNOFF_LAWS
+        from ..column import ET_LAWS, RUNOFF_LAWS
 
         if self.et_law not in ET_LAWS:
             _fail(self, "et_law", f"unknown ET law {self.et_law!r}; known: {list(ET_LAWS)}")
@@ -304,8 +304,8 @@ class ModelConfig:
                       "bring their own parameters)")
 
     def structure(self) -> dict:
-        """The laws and structure of the bucket, as ``hybridland.model.build_model`` keywords."""
-        from ..model import Structure
+        """The laws and structure of the bucket, as ``hybridland.column.build_model`` keywords."""
+        from ..column import Structure
 
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Structure)}
 
@@ -593,12 +593,12 @@ def _loader_names() -> list[str]:
 
 @functools.lru_cache(maxsize=64)
 def _parameter_names(kind: str, structure_items) -> tuple[str, ...]:
-    from ..model import build_model
+    from ..column import build_model
 
     return build_model(kind, width=1, depth=1, dynamic_width=1, **dict(structure_items)).parameter_names
 
 
 def _model_kinds() -> list[str]:
-    from ..model import MODEL_KINDS
+    from ..column import MODEL_KINDS
 
     return sorted(MODEL_KINDS)

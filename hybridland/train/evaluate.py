@@ -30,12 +30,11 @@ import pandas as pd
 
 from .. import metrics
 from .._params import Params
-from ..chunked import run_timed
 from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from ..io._checks import PeriodError
 from ..learned import LSTMRunoff
-from ..model import ColumnModel
-from ..solve import Simulation, check_forcing, simulate, simulate_runoff
+from ..column import ColumnModel
+from ..solvers import Simulation, check_forcing, run_timed, simulate, simulate_runoff
 from .config import Config
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
 from .loop import bounded_params, load_trainables

@@ -52,9 +52,9 @@ from .. import metrics
 from ..io._report import DataAdjustmentWarning
 from .._params import ROUTING_PARAMETERS, Params, bounded, default_logit
 from ..learned import LSTMRunoff, ParameterNetwork
-from ..model import ColumnModel
-from ..model import build_model as build_column_model
-from ..solve import check_forcing, simulate_runoff
+from ..column import ColumnModel
+from ..column import build_model as build_column_model
+from ..solvers import check_forcing, simulate_runoff
 from . import checkpoint as ckpt
 from .config import Config, TrainingConfig, config_from_yaml
 from .data import DTYPE, Normalisation, RunData, basin_table, load_data, write_basin_table

@@ -22,10 +22,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from . import units
-from ._containers import Fluxes, Forcing, State
-from ._params import Params
-from .model import ColumnModel
+from .. import units
+from .._containers import Fluxes, Forcing, State
+from .._params import Params
+from ..column import ColumnModel
 
 
 class Simulation(eqx.Module):
@@ -127,17 +127,9 @@ def run_column(
     )
 
 
-def _forcing_axes(forcing: Forcing) -> Forcing:
-    """vmap axes for a batched forcing: columns lead every array except a shared ``[time]`` doy."""
-    axes = jax.tree_util.tree_map(lambda _: 0, forcing)
-    if forcing.doy.ndim == 1 and forcing.precip.ndim == 2:
-        axes = eqx.tree_at(lambda f: f.doy, axes, None)
-    return axes
-
-
 def vmap_columns(run_one, model, forcing: Forcing, params: Params, state0: State):
     """Map ``run_one(model, forcing, params, state0)`` over the leading column axis."""
-    return eqx.filter_vmap(run_one, in_axes=(None, _forcing_axes(forcing), 0, 0))(
+    return eqx.filter_vmap(run_one, in_axes=(None, forcing.column_axes(), 0, 0))(
         model, forcing, params, state0
     )
 
@@ -298,7 +290,7 @@ def _block_forcing(series, start, size: int):
 def daily_series(model, forcing: Forcing, params: Params) -> dict | None:
     """The model's day-varying parameters of every column, ``{name: [column, time, ...]}``
     (``ColumnModel.daily_parameters`` mapped over the columns), or None."""
-    return eqx.filter_vmap(model.daily_parameters, in_axes=(_forcing_axes(forcing), 0))(
+    return eqx.filter_vmap(model.daily_parameters, in_axes=(forcing.column_axes(), 0))(
         forcing, params
     )
 

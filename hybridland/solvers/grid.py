@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._containers import Forcing
-from ._params import PARAMETER_BOUNDS, Params
-from .io.canonical import CANONICAL_VARIABLES
-from .io.output import OUTPUT_VARIABLES, simulation_field, variable_attrs
-from .model import ColumnModel
-from .solve import simulate
+from .._containers import Forcing
+from .._params import PARAMETER_BOUNDS, Params
+from ..io.canonical import CANONICAL_VARIABLES
+from ..io.output import OUTPUT_VARIABLES, simulation_field, variable_attrs
+from ..column import ColumnModel
+from .scan import simulate
 
 GRID_FORCING = {
     name: spec.forcing_field

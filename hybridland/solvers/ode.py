@@ -18,7 +18,7 @@ under a PID controller, ``max_steps`` bounded) with that day's forcing held cons
 per day puts every forcing discontinuity on a solve boundary, so the error controller never
 has to step across a jump, and it lets the daily fluxes be read off without cancellation
 (below). Columns are vectorised with ``eqx.filter_vmap`` and the whole run is jit-compiled,
-as in ``solve.py``.
+as in ``solvers/scan.py``.
 
 **ODE.** State ``y`` (all mm): the stores ``swe, soil, groundwater`` and the fluxes
 accumulated since the start of the day ``et, surface, subsurface, melt, drainage``. With
@@ -87,14 +87,14 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
-from . import units
-from ._containers import Forcing, State
-from ._custom_types import FloatArray
-from ._params import Params
-from .model import ColumnModel
-from .physics import energy, snow
-from .model import day_fluxes
-from .solve import Simulation, integrate_days, prepare_run, vmap_columns
+from .. import units
+from .._containers import Forcing, State
+from .._custom_types import FloatArray
+from .._params import Params
+from ..column import ColumnModel
+from ..physics import energy, snow
+from ..column import day_fluxes
+from .scan import Simulation, integrate_days, prepare_run, vmap_columns
 
 LIMITER_DEPTH = 5.0
 """mm: depth below which an outflow is throttled by the availability limiter ``a``.
@@ -327,7 +327,7 @@ def simulate_ode(
 ) -> Simulation:
     """Simulate many columns (``forcing`` series ``[column, time]``) as an ODE, under ``jit``.
 
-    Mirrors ``hybridland.solve.simulate`` (same defaults for ``params`` and ``state0``, same
+    Mirrors ``hybridland.solvers.simulate`` (same defaults for ``params`` and ``state0``, same
     ``Simulation`` result, dtype of ``forcing.precip``); see the module docstring for the
     equations. **Extra arguments:** ``rtol``, ``atol`` (mm) of the PID step-size controller,
     ``max_steps`` per day (exceeding it raises an error), ``limiter_depth`` (mm) of the

@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._containers import STORE_NAMES, Forcing, State
-from .._params import PARAMETER_BOUNDS, Params
-from ..model import ColumnModel, build_model
-from ..solve import simulate
-from .canonical import climate_statics, make_dataset
+from ._containers import STORE_NAMES, Forcing, State
+from ._params import PARAMETER_BOUNDS, Params
+from .column import ColumnModel, build_model
+from .solvers import simulate
+from .io.canonical import climate_statics, make_dataset
 
 YEAR = 365.25
 WET_PERSISTENCE = 0.3
@@ -304,7 +304,7 @@ def synthetic_twin(
 
     attrs = {
         "title": "hybridland synthetic twin",
-        "generator": "hybridland.io.synthetic.synthetic_twin",
+        "generator": "hybridland.synthetic.synthetic_twin",
         "seed": int(seed),
         "truth_model": kind_name,
         "spinup_days": spinup_days,

@@ -17,9 +17,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._containers import Forcing
-from ._params import Params
-from .solve import simulate
+from .._containers import Forcing
+from .._params import Params
+from .scan import simulate
 
 
 @dataclasses.dataclass

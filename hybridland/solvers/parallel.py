@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._containers import Forcing, State
-from ._params import Params
-from .model import ColumnModel
-from .solve import Simulation, prepare_run, simulate
+from .._containers import Forcing, State
+from .._params import Params
+from ..column import ColumnModel
+from .scan import Simulation, prepare_run, simulate
 
 COLUMN_AXIS = "column"
 
