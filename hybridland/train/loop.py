@@ -210,16 +210,17 @@ class LossSpec(NamedTuple):
     extreme_weight: float
 
 
-def _simulate_runoff(trainable, static, forcing, basins):
+def _simulate_runoff(trainable, static, forcing, basins, warmup: int):
     model_train, u = trainable
     model = eqx.combine(model_train, static)
     n = forcing.precip.shape[0]
     params = bounded_params(u, basins, n, forcing.attributes)
-    return simulate_runoff(model, forcing, params)
+    # The loss leaves out the warm-up days: no gradient flows back through the bucket's spin-up.
+    return simulate_runoff(model, forcing, params, warmup=warmup)
 
 
 def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec: LossSpec):
-    runoff = _simulate_runoff(trainable, static, forcing, basins)
+    runoff = _simulate_runoff(trainable, static, forcing, basins, spec.warmup)
     return LOSSES[spec.loss](
         obs[:, spec.warmup :],
         runoff[:, spec.warmup :],
@@ -240,7 +241,7 @@ def _train_step(trainable, static, opt_state, optim, batch, spec):
 @eqx.filter_jit
 def _evaluate(trainable, static, batch, spec):
     forcing, obs, obs_std, obs_mean, basins = batch
-    runoff = _simulate_runoff(trainable, static, forcing, basins)
+    runoff = _simulate_runoff(trainable, static, forcing, basins, spec.warmup)
     loss = LOSSES[spec.loss](
         obs[:, spec.warmup :],
         runoff[:, spec.warmup :],
