@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -190,9 +191,18 @@ def test_train_configs_in_experiments_are_valid():
     from hybridland.train import load_config
 
     root = Path(__file__).resolve().parents[1] / "experiments" / "mopex"
-    for name in ("hybrid", "physics"):
+    assert load_config(root / "physics.yaml").model.kind == "physics"
+    for name in ("hybrid", "hybrid_half"):  # the regional sequence hybrid
         config = load_config(root / f"{name}.yaml")
-        assert config.model.kind == name
+        assert config.model.kind == "sequence_hybrid" and config.model.parameter_network
+        assert config.model.components == 16 and config.model.routing_days == 15
+    for name in ("lstm", "lstm_half"):  # its peer, by the same rules
+        config = load_config(root / f"{name}.yaml")
+        peer = load_config(root / f"{name.replace('lstm', 'hybrid')}.yaml")
+        assert config.model.kind == "lstm"
+        # the same budget, batches, loss and schedule; the learning rate is each model's own
+        same_rate = dataclasses.replace(peer.training, learning_rate=config.training.learning_rate)
+        assert config.data == peer.data and config.training == same_rate
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
     for name in ("hybrid", "physics"):
