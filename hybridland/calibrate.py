@@ -547,3 +547,52 @@ def score_periods(model, data, params: Params, periods: dict[str, str]) -> dict[
         np.abs(np.asarray(sim.cumulative_water_residual)), 1
     )
     return out
+
+
+def calibrated_basins(path: str | os.PathLike) -> list[str]:
+    """The basin ids of a parameter file of ``hybridland calibrate``."""
+    from .io._checks import open_netcdf
+
+    with open_netcdf(os.fspath(path), "written by hybridland calibrate (dim basin)") as ds:
+        if "basin" not in ds.dims:
+            raise ValueError(f"{os.fspath(path)} is not a parameter file of hybridland calibrate "
+                             "(it has no dim 'basin').")
+        return [str(b) for b in ds["basin"].values]
+
+
+def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
+    """The calibrated parameters ``[len(basins)]`` of ``basins`` in the file ``hybridland
+    calibrate`` wrote, and the name of the PET law they were calibrated with.
+
+    Raises ``ValueError`` naming the file and the problem: not a calibration file, a parameter
+    missing, or basins the file has no parameters for.
+    """
+    import xarray as xr
+
+    from .io._checks import open_netcdf
+
+    path = os.fspath(path)
+    with open_netcdf(path, "written by hybridland calibrate (dim basin)") as ds:
+        ds = ds.load()
+    missing = [n for n in PARAMETER_BOUNDS if n not in ds.data_vars]
+    if "basin" not in ds.dims or missing or "configuration" not in ds.attrs:
+        raise ValueError(
+            f"{path} is not a parameter file of hybridland calibrate (it needs dim 'basin', one "
+            f"variable per parameter and the 'configuration' attribute; missing: "
+            f"{missing or 'configuration' if 'basin' in ds.dims else 'dim basin'})."
+        )
+    known = [str(b) for b in ds["basin"].values]
+    lacking = [b for b in basins if b not in known]
+    if lacking:
+        raise ValueError(
+            f"{path} has no calibrated parameters for basin(s) {', '.join(lacking[:10])}"
+            f"{' ...' if len(lacking) > 10 else ''}; simulate the basins it has "
+            f"(--basins {','.join(known[:3])}{',...' if len(known) > 3 else ''})."
+        )
+    rows = xr.DataArray([known.index(b) for b in basins], dims="basin")
+    params = Params(**{
+        n: jnp.asarray(ds[n].isel(basin=rows).values) for n in PARAMETER_BOUNDS
+    })
+    params.check_bounds()
+    config = yaml.safe_load(ds.attrs["configuration"]) or {}
+    return params, (config.get("calibration") or {}).get("pet", "given")

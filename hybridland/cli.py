@@ -62,10 +62,15 @@ def _untrained_model(kind: str, pet: str, seed: int):
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    given = [name for name in ("model", "run_dir", "params") if getattr(args, name) is not None]
+    if len(given) > 1:
+        options = " and ".join("--" + n.replace("_", "-") for n in given)
+        return _fail("simulate", f"Give one of --model, --run-dir and --params, not {options}.")
     if args.run_dir is not None:
         return _simulate_trained(args)
-    if args.model is None:
-        return _fail("simulate", "Give --model physics|hybrid, or --run-dir of a trained run.")
+    if args.model is None and args.params is None:
+        return _fail("simulate", "Give --model physics|hybrid|sequence_hybrid, --run-dir of a "
+                     "trained run, or --params of a calibration.")
     if args.x64:
         import jax
 
@@ -75,7 +80,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .io._report import DataAdjustmentWarning
 
     out = Path(args.out)
-    problem = _output_path(out, "out.nc", [Path(args.data)])
+    inputs = [Path(args.data)] + ([Path(args.params)] if args.params is not None else [])
+    problem = _output_path(out, "out.nc", inputs)
     if problem:
         return _fail("simulate", problem)
     if args.strict and (args.trim or args.drop_incomplete or args.swap_inverted_temperatures):
@@ -84,6 +90,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     basins = None
     if args.basins is not None:
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
+    elif args.params is not None:  # by default, the basins the calibration has parameters for
+        from .calibrate import calibrated_basins
+
+        try:
+            basins = calibrated_basins(args.params)
+        except (ValueError, FileNotFoundError) as err:
+            return _fail("simulate", str(err))
     dtype = np.float64 if args.x64 else np.float32
 
     t0 = time.perf_counter()
@@ -109,9 +122,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     from .solvers import run_timed
 
-    model = _untrained_model(args.model, args.pet, args.seed)
+    params = None
+    if args.params is not None:  # a calibration's parameters, in the physical bucket
+        from ._params import Params
+        from .calibrate import load_calibrated
+        from .column import ColumnModel
+        from .physics.pet import PET_LAWS
+
+        try:
+            params, pet_law = load_calibrated(args.params, list(data.basins))
+        except (ValueError, FileNotFoundError) as err:
+            return _fail("simulate", str(err))
+        params = Params(**{k: v.astype(dtype) for k, v in vars(params).items()})
+        model = ColumnModel(pet=PET_LAWS[pet_law]())
+    else:
+        model = _untrained_model(args.model, args.pet, args.seed)
     result = run_timed(
-        model, data.forcing, chunk_columns=args.chunk_basins, description="basin chunks"
+        model, data.forcing, params, chunk_columns=args.chunk_basins, description="basin chunks"
     )
 
     ds = simulation_to_dataset(
@@ -120,14 +147,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         data.time,
         coords=data.basin_coords(),
         model=model,
-        title=f"hybridland {args.model} simulation of MOPEX basins",
+        title=f"hybridland {args.model or 'calibrated physics'} simulation of MOPEX basins",
         history="hybridland " + " ".join(shlex.quote(a) for a in args.argv),
         attrs={
             "input_file": str(Path(args.data).resolve()),
             "input_adjustments": str(data.report),
             "pet": _pet_description(args.pet),
-            "parameters": "Params.default for every basin (untrained)",
-            **({"seed": str(args.seed)} if args.model == "hybrid" else {}),
+            "parameters": (
+                f"calibrated, from {Path(args.params).resolve()}" if args.params is not None
+                else "Params.default for every basin (untrained)"
+            ),
+            **({"seed": str(args.seed)} if args.model in ("hybrid", "sequence_hybrid") else {}),
             "float_precision": "float64" if args.x64 else "float32",
         },
     )
@@ -136,7 +166,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     write_s = time.perf_counter() - t0
 
     print(
-        f"hybridland simulate: {args.model} model, {_pet_description(args.pet)}, "
+        f"hybridland simulate: {args.model or 'calibrated physics'} model, "
+        f"{_pet_description(args.pet)}, "
         f"{'float64' if args.x64 else 'float32'}"
     )
     print(
@@ -517,6 +548,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate with the trained model of this run instead (data in the run's layout; "
         "days --start .. --end after the run's warm-up, default the run's test period; "
         "basins the run has not seen get the median of its calibrated parameters)",
+    )
+    sim.add_argument(
+        "--params",
+        metavar="PARAMS.nc",
+        help="simulate the physical bucket with the per-basin parameters (and PET law) of a "
+        "calibration (the file `hybridland calibrate` writes): its basins, or --basins among "
+        "them. Its validation scores are reproduced when the days start at its calibration "
+        "period minus its warm-up",
     )
     sim.add_argument(
         "--out", required=True, metavar="OUT.nc",

@@ -212,3 +212,46 @@ def test_cli_calibrate_writes_cf_parameters(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"data": missing}))
     assert main(["calibrate", "--config", str(cfg), "--out", str(out)]) == EXIT_BAD_INPUT
     assert "none.nc" in capsys.readouterr().err
+
+
+def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
+    tmp_path, capsys, mopex_file
+):
+    """``hybridland simulate --params PARAMS.nc`` runs the calibrated bucket: from the first
+    day the calibration loaded, its runoff scores the validation NSE stored in the file."""
+    from runs import mopex_subset
+
+    basins = ["01055500", "03346000"]
+    data = mopex_subset(mopex_file, tmp_path / "mopex.nc", basins + ["11025500"], "1989-01-01",
+                        "1993-12-31")
+    cfg = tmp_path / "cal.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"loader": "mopex", "path": str(data), "swap_inverted_temperatures": True,
+                 "basins": basins,
+                 "train_period": ["1991-01-01", "1992-12-31"],
+                 "validation_period": ["1993-01-01", "1993-12-31"], "warmup_days": 365},
+        "calibration": {"starts": 2, "steps": 30, "params": ["baseflow_rate", "theta_cap",
+                                                            "runoff_shape", "ddf"]},
+    }))
+    params = tmp_path / "params.nc"
+    assert main(["calibrate", "--config", str(cfg), "--out", str(params), "--no-progress"]) == 0
+    out = tmp_path / "sim.nc"
+    code = main(["simulate", "--data", str(data), "--params", str(params),  # its two basins
+                 "--start", "1990-01-01", "--end", "1993-12-31", "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    with xr.open_dataset(params) as p, xr.open_dataset(out) as sim, xr.open_dataset(data) as obs:
+        assert "calibrated" in sim.attrs["parameters"]
+        assert [str(b) for b in sim["basin"].values] == basins
+        days = slice("1993-01-01", "1993-12-31")
+        q_sim = sim["runoff"].sel(time=days).values
+        q_obs = obs["Q"].sel(basin=basins, time=days).values
+        nse = np.asarray(metrics.nse(q_obs, q_sim))
+        np.testing.assert_allclose(nse, p["nse_validation"].values, rtol=1e-4, atol=1e-4)
+        assert np.all(p["baseflow_rate"].values != p["baseflow_rate"].attrs["valid_min"])
+    # Refusals: a basin the file has no parameters for; --params with --model.
+    assert main(["simulate", "--data", str(data), "--params", str(params), "--out",
+                 str(tmp_path / "x.nc"), "--basins", "01055500,11025500"]) == EXIT_BAD_INPUT
+    assert "no calibrated parameters for basin(s) 11025500" in capsys.readouterr().err
+    assert main(["simulate", "--data", str(data), "--params", str(params), "--model", "physics",
+                 "--out", str(tmp_path / "y.nc")]) == EXIT_BAD_INPUT
+    assert "one of --model, --run-dir and --params" in capsys.readouterr().err
