@@ -342,3 +342,23 @@ def test_atomic_overwrite_keeps_old_content_when_interrupted(tmp_path):
         ckpt.atomic_write_bytes(path, dies)
     assert path.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == ["model.eqx"]
+
+
+def test_log_attributes_are_the_logs_of_the_climate_attributes(mopex_file):
+    names = ("aridity", "mean_precip", "mean_pet", "log_aridity", "log_mean_precip",
+             "log_mean_pet")
+    config = config_from_dict({
+        "data": {"basins": BASINS, "swap_inverted_temperatures": True,
+                 "train_period": ["1990-01-01", "1991-12-31"],
+                 "validation_period": ["1992-01-01", "1992-12-31"], "warmup_days": 30},
+        "model": {"kind": "hybrid", "static_attributes": list(names)},
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        raw = load_data(config).raw_attributes
+    np.testing.assert_allclose(raw[:, 3:], np.log(raw[:, :3]), rtol=1e-6)
+    with pytest.raises(ConfigError, match="log_aridity"):
+        config_from_dict({
+            "data": {**config.to_dict()["data"], "pet": "hargreaves"},
+            "model": {"kind": "hybrid", "pet": "hargreaves", "static_attributes": ["log_aridity"]},
+        })

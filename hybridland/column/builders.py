@@ -9,7 +9,14 @@ import dataclasses
 
 import jax
 
-from ..learned import DailyParameterLSTM, LSTMRunoff, MLPRunoff, MLPStressET
+from ..learned import (
+    DailyParameterLSTM,
+    LSTMRunoff,
+    MLPRunoff,
+    MLPStressET,
+    MonotoneRunoff,
+    MonotoneStressET,
+)
 from ..physics.evaporation import AbstractET, SoilMoistureStressET
 from ..physics.pet import PET_LAWS
 from ..physics.runoff import AbstractRunoff, PowerLawRunoff
@@ -55,21 +62,27 @@ shapes given every day by a sequence network, as in differentiable HBV models)."
 def _et_law(name, key, n_attributes, width, depth) -> AbstractET:
     if name == "mlp":
         return MLPStressET(n_attributes, width, depth, key=key)
+    if name == "monotone":
+        return MonotoneStressET(n_attributes, width, depth, key=key)
     return SoilMoistureStressET(shaped=name == "shaped")
 
 
 def _runoff_law(name, key, n_attributes, width, depth) -> AbstractRunoff:
     if name == "mlp":
         return MLPRunoff(n_attributes, width, depth, key=key)
+    if name == "monotone":
+        return MonotoneRunoff(n_attributes, width, depth, key=key)
     return PowerLawRunoff()
 
 
-ET_LAWS = ("threshold", "shaped", "mlp")
+ET_LAWS = ("threshold", "shaped", "mlp", "monotone")
 """ET stress laws by configuration name: the linear threshold stress, the same to the power
-``et_shape``, or an MLP."""
+``et_shape``, an MLP, or a monotone network (0 at an empty store, never falling as the soil
+wets, ``MonotoneStressET``)."""
 
-RUNOFF_LAWS = ("power", "mlp")
-"""Runoff partition laws by configuration name: ``(S / Smax) ** runoff_shape`` or an MLP."""
+RUNOFF_LAWS = ("power", "mlp", "monotone")
+"""Runoff partition laws by configuration name: ``(S / Smax) ** runoff_shape``, an MLP, or a
+monotone network (never falling as the soil wets or the input grows, ``MonotoneRunoff``)."""
 
 MODEL_KINDS = (*KIND_STRUCTURES, "lstm")
 """Kinds of untrained model that ``build_model`` makes (the names used by the CLI and configs)."""

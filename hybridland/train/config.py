@@ -51,9 +51,14 @@ STATIC_ATTRIBUTES = (
     "aridity",
     "mean_temp",
     "snow_fraction",
+    "log_aridity",
+    "log_mean_precip",
+    "log_mean_pet",
 )
 """Static basin attributes the networks may see (computed on the training period; see
-``hybridland.train.data.static_attributes``)."""
+``hybridland.train.data.static_attributes``). The log forms keep a basin of another climate
+closer to the training range once normalised (an arid basin's aridity is many standard
+deviations above that of humid training basins, its log far fewer)."""
 
 
 class ConfigError(ValueError):
@@ -385,7 +390,7 @@ class Config:
                 f"PET law 'given' needs the file's PE, but data.pet is {self.data.pet!r}; set "
                 "data.pet: given or choose a derived law (hargreaves, oudin)",
             )
-        needs_pe = {"mean_pet", "aridity"} & set(self.model.static_attributes)
+        needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity"} & set(self.model.static_attributes)
         if needs_pe and self.data.pet != "given":
             _fail(
                 self.model,

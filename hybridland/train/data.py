@@ -245,7 +245,8 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
     Climate attributes are forcing statistics over ``days`` (the training period in training,
     so nothing of validation or test days is seen): ``mean_precip``, ``mean_pet`` (mm day-1),
     ``aridity`` (mean PE / mean P), ``mean_temp`` (degC), ``snow_fraction`` (share of P on days
-    with mean T < 0 degC); the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
+    with mean T < 0 degC), and the natural logs ``log_aridity``, ``log_mean_precip``,
+    ``log_mean_pet``; the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
     (log10 km2).
     """
     f = source.forcing
@@ -266,6 +267,9 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
         "aridity": lambda: pet() / np.maximum(p.mean(1), 1e-6),
         "mean_temp": lambda: t.mean(1),
         "snow_fraction": lambda: (p * (t < 0)).sum(1) / np.maximum(p.sum(1), 1e-6),
+        "log_aridity": lambda: np.log(table["aridity"]()),
+        "log_mean_precip": lambda: np.log(np.maximum(p.mean(1), 1e-3)),
+        "log_mean_pet": lambda: np.log(np.maximum(pet(), 1e-3)),
     }
     cols = []
     for name in names:
