@@ -205,9 +205,14 @@ def test_train_configs_in_experiments_are_valid():
         assert config.data == peer.data and config.training == same_rate
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
-    for name in ("hybrid", "physics"):
+    for name, kind in (("hybrid", "sequence_hybrid"), ("hybrid_mlp", "hybrid"),
+                       ("physics", "physics"), ("lstm", "lstm")):
         shift = load_config(root.parent / "climate_shift" / f"{name}.yaml")
-        assert shift.model.kind == name and shift.data.aridity_range == (0.0, 1.0)
+        assert shift.model.kind == kind and shift.data.aridity_range == (0.0, 1.0)
+    # the humid-trained sequence hybrid is experiments/mopex/hybrid.yaml on the humid basins
+    hybrid = load_config(root / "hybrid.yaml")
+    shift = load_config(root.parent / "climate_shift" / "hybrid.yaml")
+    assert shift.model == hybrid.model and shift.training == hybrid.training
     shift = load_config(root.parent / "climate_shift" / "regional.yaml")
     assert shift.model.parameter_network and shift.data.aridity_range == (0.0, 1.0)
 

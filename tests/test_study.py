@@ -10,6 +10,7 @@ import pytest
 from runs import BASINS
 
 from hybridland import cli, metrics
+from hybridland.column import BUCKET_KINDS
 from hybridland.study.config import load_study
 from hybridland.train import ConfigError, config_from_dict
 from hybridland.train.data import dry_years, load_data
@@ -79,10 +80,11 @@ def test_holdout_hides_exactly_the_dry_years_from_training_data():
 
 def test_study_file_loads_every_model_config():
     study = load_study(STUDY)
-    assert {"physics", "physics_regional", "hybrid", "hybrid_regional", "lstm"} <= set(
-        study.models
-    )
+    assert {"physics", "physics_regional", "hybrid", "hybrid_mlp", "hybrid_regional",
+            "lstm"} <= set(study.models)
     assert study.models["lstm"].model.kind == "lstm"
+    assert study.models["hybrid"].model.kind == "sequence_hybrid"  # the regional one
+    assert study.models["hybrid"].model.parameter_network
     assert study.models["hybrid_regional"].model.parameter_network
 
 
@@ -113,9 +115,9 @@ def test_study_errors_name_the_key(tmp_path, change, message):
                    '  test_period: ["1996-01-01", "2003-12-31"]\n')
     path = tmp_path / "study.yaml"
     path.write_text("\n".join(lines) + "\n" + change)
-    for name in ("physics", "regional", "hybrid", "hybrid_regional", "lstm"):
-        (tmp_path / f"{name}.yaml").write_text(
-            (STUDY.parent / f"{name}.yaml").read_text())
+    for config in STUDY.parent.glob("*.yaml"):
+        if config.name != "study.yaml":
+            (tmp_path / config.name).write_text(config.read_text())
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_study(path)
 
@@ -165,7 +167,7 @@ def test_quick_study_reports_closure_of_every_bucket_run(quick_study):
     results = pd.read_csv(out / "results.csv")
     kinds = {m: c.model.kind for m, c in study.models.items()}
     base = results["model"].str.replace(r"_(extreme|finetuned)$", "", regex=True)
-    bucket = base.map(kinds).isin(["physics", "hybrid"])
+    bucket = base.map(kinds).isin(BUCKET_KINDS)
     assert bucket.sum() >= 4 * 4
     closed = results.loc[bucket, "max_abs_cumulative_residual_mm"]
     assert closed.notna().all() and (closed < 1e-3).all()
@@ -214,3 +216,23 @@ def test_quick_study_runs_are_evaluable_and_scores_recompute(quick_study):
     mine = scores[(scores["model"] == "hybrid") & (scores["split"] == "humid_to_arid")
                   & (scores["test"] == "test")].set_index("basin").loc[list(ev.data.basins)]
     np.testing.assert_allclose(mine["nse"], nse, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_quick_study_reports_budyko_consistency(quick_study):
+    """The evaporative index 1 - Q/P, simulated against observed: its median absolute error per
+    model and split, recomputed here from the per-basin scores."""
+    from hybridland.study.climate_shift import evaporative_index_error
+
+    _, out, _ = quick_study
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    results = pd.read_csv(out / "results.csv").set_index(["model", "split"])
+    part = scores[(scores["model"] == "lstm") & (scores["split"] == "temporal")
+                  & (scores["test"] == "test")]
+    ei_obs = 1 - part["mean_observed_mm_day"] / part["mean_precip_mm_day"]
+    ei_sim = 1 - part["mean_simulated_mm_day"] / part["mean_precip_mm_day"]
+    np.testing.assert_allclose(evaporative_index_error(part), ei_sim - ei_obs, rtol=1e-9)
+    expected = np.nanmedian(np.abs(ei_sim - ei_obs))
+    assert results.loc[("lstm", "temporal"), "budyko_error_in"] == pytest.approx(expected)
+    assert np.isfinite(results.loc[("hybrid", "humid_to_arid"), "budyko_error_shifted"])
+    assert "Budyko error" in (out / "results.md").read_text()

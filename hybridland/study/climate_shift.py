@@ -30,7 +30,9 @@ from their humid-to-arid run and continue training on the diverse split's arid t
 basins only (``training.init_from``); they are scored like the diverse split.
 
 **Scores** per basin: NSE, KGE, log-NSE, PBIAS and FLV (the low-flow volume bias of the
-lowest 30 % of the flow duration curve, %), with the largest cumulative water residual of every
+lowest 30 % of the flow duration curve, %), the error of the evaporative index 1 - Q/P (Budyko
+consistency: simulated against observed, over the scored days), with the largest cumulative
+water residual of every
 bucket run, from the model's own stores and fluxes (``n/a`` for models without a water
 balance). ``OUT/scores.csv`` holds them all; ``OUT/results.csv`` / ``results.md`` the medians
 per model, split and test set with the skill drop; ``OUT/figures`` the skill against aridity,
@@ -315,8 +317,26 @@ def _baseline_rows(study, name, split, data: RunData, basins: Basins, states, dr
 # Summary
 
 
+def evaporative_index_error(scores: pd.DataFrame) -> pd.Series:
+    """Per basin, simulated minus observed evaporative index ``1 - Q / P`` over the scored days
+    (Budyko space): ``(Q_obs - Q_sim) / P``, positive where the model keeps too much water back
+    as evapotranspiration."""
+    return (scores["mean_observed_mm_day"] - scores["mean_simulated_mm_day"]) / scores[
+        "mean_precip_mm_day"
+    ]
+
+
+def budyko_error(scores: pd.DataFrame) -> float:
+    """Median absolute error of the evaporative index over the basins of ``scores``."""
+    if scores.empty or "mean_precip_mm_day" not in scores:
+        return np.nan
+    error = np.abs(evaporative_index_error(scores).to_numpy(float))
+    return float(np.nanmedian(error)) if np.isfinite(error).any() else np.nan
+
+
 def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
-    """Medians per model and split: in-distribution and shifted scores, and the skill drop."""
+    """Medians per model and split: in-distribution and shifted scores, the skill drop and the
+    median absolute error of the evaporative index (``budyko_error``)."""
     group = dict(zip(basins.ids, basins.group))
     unseen_arid = {b for b in basins.of("arid") if b not in set(basins.arid_train)}
     select = {
@@ -340,6 +360,7 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
                 row[f"n_{label}"] = len(part)
                 for k in SCORES:
                     row[f"{k}_{label}"] = float(np.nanmedian(part[k])) if len(part) else np.nan
+                row[f"budyko_error_{label}"] = budyko_error(part)
             if shifted is not None:
                 row["nse_drop"] = row["nse_in"] - row["nse_shifted"]
                 row["kge_drop"] = row["kge_in"] - row["kge_shifted"]

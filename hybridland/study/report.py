@@ -20,8 +20,9 @@ LABELS = {
     "lstm": "LSTM (Equinox, static attributes)",
     "physics": "physics bucket, calibrated per basin",
     "physics_regional": "physics bucket, parameter network",
-    "hybrid": "hybrid, per-basin parameters",
-    "hybrid_regional": "hybrid, parameter network",
+    "hybrid": "sequence hybrid, regional",
+    "hybrid_mlp": "MLP hybrid, per-basin parameters",
+    "hybrid_regional": "MLP hybrid, parameter network",
 }
 """Display names of the models of ``experiments/climate_shift/study.yaml``."""
 
@@ -71,6 +72,7 @@ def markdown_table(frame: pd.DataFrame, columns: dict[str, str], digits=2) -> st
 SPLIT_COLUMNS = {
     "temporal": {"model": "model", "n_in": "basins", "nse_in": "NSE", "kge_in": "KGE",
                  "log_nse_in": "log-NSE", "pbias_in": "PBIAS %", "flv_in": "FLV %",
+                 "budyko_error_in": "Budyko error",
                  "max_abs_cumulative_residual_mm": "max cumulative water residual (mm)"},
 }
 for _split in ("humid_to_arid", "diverse", "dry_extremes"):
@@ -78,7 +80,8 @@ for _split in ("humid_to_arid", "diverse", "dry_extremes"):
         "model": "model", "nse_in": "NSE in distribution", "nse_shifted": "NSE shifted",
         "nse_drop": "NSE drop", "kge_in": "KGE in", "kge_shifted": "KGE shifted",
         "log_nse_shifted": "log-NSE shifted", "pbias_shifted": "PBIAS % shifted",
-        "flv_shifted": "FLV % shifted",
+        "flv_shifted": "FLV % shifted", "budyko_error_in": "Budyko error in",
+        "budyko_error_shifted": "Budyko error shifted",
         "max_abs_cumulative_residual_mm": "max cumulative water residual (mm)",
     }
 
