@@ -160,3 +160,26 @@ def test_schwingbach_days_1_to_12_are_dated_right():
         max(float(r[5]) for r in rows))
     with pytest.raises(ForcingDataError, match="not in order"):
         _chronological(pd.DatetimeIndex(["2014-01-13", "2014-01-14", "2014-01-13"]), "x.csv")
+
+
+def test_priestley_taylor_at_us_ar1_caps_et_by_the_available_energy(network_run):
+    """``pet="priestley_taylor"``: PET from the site's net radiation (gaps filled with its
+    day-of-year climatology) and ET never above the available energy (Rn - G) / lambda."""
+    run_dir, _, _ = network_run
+    (run,) = site_runs(run_dir, sites=("US-AR1",), pet="priestley_taylor")
+    assert run.pet_law == "priestley_taylor" and "Priestley-Taylor" in run.forcing_note
+    ds = load_fluxnet(data_dir() / untrained.FLUXNET_FILE, min_qc=0.5)
+    forcing, demand = untrained._site_forcing(ds, "priestley_taylor")
+    rn = np.asarray(forcing.net_radiation)[0]
+    g = np.asarray(forcing.ground_heat)[0]
+    measured = ds["net_radiation"].values[0]
+    assert np.isnan(measured).sum() > 100 and np.isfinite(rn).all()
+    np.testing.assert_allclose(rn[np.isfinite(measured)], measured[np.isfinite(measured)],
+                               rtol=1e-6)  # the model's float32
+    available = np.maximum(rn - g, 0.0) / 28.36  # mm day-1
+    et = run.simulated["evapotranspiration"]
+    assert np.all(et <= available * (1 + 1e-4) + 1e-5)
+    assert np.all(demand >= 0.0) and demand.mean() > 0.5
+    observed = run.observed["evapotranspiration"].values
+    seen = np.isfinite(observed)
+    assert np.corrcoef(observed[seen], et[seen])[0, 1] > 0.3

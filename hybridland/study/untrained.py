@@ -31,7 +31,10 @@ mean air temperature; ``hybridland.physics.pet.OudinPET``, unscaled). The series
 forcing's ``pet`` and the model's PET law is replaced by ``GivenPET``. The run's trained
 ``pet_coefficient`` still scales it. A run trained with a derived law gets the same Oudin
 series. ``pet="hargreaves"`` is accepted where the site has a diurnal temperature range
-(Schwingbach only).
+(Schwingbach only). ``pet="priestley_taylor"`` (US-AR1) uses the site's net radiation and
+ground heat flux instead, their missing days filled with the day-of-year climatology of the
+measured ones; the forcing then carries them, so the bucket also caps ET by the available
+energy ``Rn - G`` (energy-limited ET).
 
 **Parameters and attributes** are chosen as ``evaluate_run`` chooses them for a basin the run
 has not seen. Static attributes are computed from the site's forcing over its record, with the
@@ -69,6 +72,7 @@ import numpy as np
 import pandas as pd
 
 from .._containers import Forcing
+from .._params import Params
 from ..io import ForcingDataError, load_fluxnet, load_schwingbach, to_forcing
 from ..io.paths import data_dir
 from ..column import ColumnModel
@@ -90,7 +94,7 @@ CLIMATOLOGY_WINDOW = 31
 """Days of the circular day-of-year window that smooths each climatology."""
 MIN_ANOMALY_DAYS = 730
 """Fewest common days (two years) for an anomaly correlation; fewer give NaN."""
-PET_CHOICES = ("oudin", "hargreaves")
+PET_CHOICES = ("oudin", "hargreaves", "priestley_taylor")
 SCHWINGBACH_DEPTHS = (10, 25, 40)
 
 VARIABLES = ("evapotranspiration", "soil_water")
@@ -239,7 +243,11 @@ def _column_model(model, config) -> ColumnModel:
 
 
 def _site_forcing(ds, pet: str) -> tuple[Forcing, np.ndarray]:
-    """The site's forcing ``[1, time]`` with ``pet`` the unscaled demand of the PET law."""
+    """The site's forcing ``[1, time]`` with ``pet`` the unscaled demand of the PET law; for
+    ``priestley_taylor`` also the net radiation and ground heat flux, so that the bucket caps
+    ET by the available energy."""
+    if pet == "priestley_taylor":
+        return _energy_forcing(ds)
     forcing = to_forcing(ds, dtype=DTYPE, pet_source="hargreaves", energy=False)
     if pet == "hargreaves" and np.array_equal(forcing.t_min, forcing.t_max):
         site = str(ds["column"].values[0])
@@ -250,6 +258,32 @@ def _site_forcing(ds, pet: str) -> tuple[Forcing, np.ndarray]:
         )
     as_column = eqx.tree_at(lambda f: f.lat, forcing, forcing.lat[:, None])
     demand = jnp.broadcast_to(PET_LAWS[pet]().demand(as_column, None), forcing.precip.shape)
+    forcing = eqx.tree_at(lambda f: f.pet, forcing, demand.astype(DTYPE),
+                          is_leaf=lambda x: x is None)
+    return forcing, np.asarray(demand)
+
+
+def _energy_forcing(ds) -> tuple[Forcing, np.ndarray]:
+    """Forcing with measured net radiation and ground heat flux, their missing days filled
+    with the day-of-year climatology of the measured ones (``climatology``), and
+    Priestley-Taylor PET from them."""
+    site = str(ds["column"].values[0])
+    if "net_radiation" not in ds.data_vars:
+        raise ForcingDataError(
+            f"Priestley-Taylor PET needs net radiation, which {site} lacks; use pet='oudin'.",
+            variable="net_radiation",
+        )
+    time = pd.DatetimeIndex(ds["time"].values)
+    filled = ds.copy()
+    for name in ("net_radiation", "ground_heat_flux"):
+        if name in ds.data_vars:
+            values = ds[name].values[0].astype(np.float64)
+            values = np.where(np.isfinite(values), values, climatology(values, time))
+            filled[name] = (ds[name].dims, values[None, :].astype(ds[name].dtype),
+                            ds[name].attrs)
+    forcing = to_forcing(filled, dtype=DTYPE, pet_source="hargreaves", energy=True)
+    demand = PET_LAWS["priestley_taylor"]().demand(forcing, Params.default(dtype=DTYPE))
+    demand = jnp.maximum(demand, 0.0)
     forcing = eqx.tree_at(lambda f: f.pet, forcing, demand.astype(DTYPE),
                           is_leaf=lambda x: x is None)
     return forcing, np.asarray(demand)
@@ -267,6 +301,7 @@ def _with_spinup(forcing: Forcing, days: int) -> Forcing:
     return dataclasses.replace(
         forcing, precip=take(forcing.precip), t_min=take(forcing.t_min),
         t_max=take(forcing.t_max), doy=take(forcing.doy), pet=take(forcing.pet),
+        net_radiation=take(forcing.net_radiation), ground_heat=take(forcing.ground_heat),
     )
 
 
@@ -313,8 +348,11 @@ def site_runs(
             site=site, time=time, observed=data.observed,
             simulated={k: simulated[k] for k in data.observed}, pet_law=pet,
             parameters=str(_parameter_source(np.array([False]), config)[0]), warmup=warmup,
-            forcing_note=f"{data.forcing_note}; {pet.capitalize()} PET from temperature and "
-            "latitude", mean_pet=float(np.mean(demand)),
+            forcing_note=f"{data.forcing_note}; " + (
+                "Priestley-Taylor PET from net radiation (gaps: its day-of-year climatology), "
+                "ET capped by the available energy" if pet == "priestley_taylor"
+                else f"{pet.capitalize()} PET from temperature and latitude"
+            ), mean_pet=float(np.mean(demand)),
         ))
     return out
 
