@@ -122,6 +122,7 @@ class CalibrationRunConfig:
         c = self.calibration
         if c.pet == "given" and self.data.pet != "given":
             _fail(c, "pet", f"'given' needs the file's PE, but data.pet is {self.data.pet!r}")
+        self.data.refuse_overlapping_periods()
         days = _days(self.data.train_period)
         if c.window_days is not None and c.window_days > days:
             _fail(c, "window_days", f"is {c.window_days} but the calibration period has {days} days")

@@ -176,6 +176,10 @@ def test_config_errors_name_the_key():
         calibration_config_from_dict({"data": DATA, "calibration": {"window_days": 400}})
     with pytest.raises(ConfigError, match=r"Unknown section"):
         calibration_config_from_dict({"data": DATA, "training": {}})
+    overlapping = {**DATA, "validation_period": ["2001-07-01", "2002-06-30"]}
+    with pytest.raises(ConfigError, match=r"'data\.validation_period' 2001-07-01 \.\. 2002-06-30 "
+                       r"overlaps data\.train_period .*2001-07-01 \.\. 2001-12-31.*disjoint"):
+        calibration_config_from_dict({"data": overlapping})
     config = calibration_config_from_dict({"data": DATA})
     assert config.calibration.params == DEFAULT_PARAMS
     assert calibration_config_from_dict(yaml.safe_load(config.to_yaml())) == config

@@ -164,6 +164,18 @@ class DataConfig:
                     return a, b
         return None
 
+    def refuse_overlapping_periods(self) -> None:
+        """``ConfigError`` naming the two periods and their shared days when a day is in more
+        than one of them (training or calibration, validation, test)."""
+        overlap = self.overlapping_periods()
+        if overlap is None:
+            return
+        a, b = ([_dt.date.fromisoformat(str(d)) for d in getattr(self, n)] for n in overlap)
+        _fail(self, overlap[1], f"{b[0]} .. {b[1]} overlaps data.{overlap[0]} {a[0]} .. "
+              f"{a[1]} (shared days {max(a[0], b[0])} .. {min(a[1], b[1])}), so the model "
+              "would be scored on days it was trained or selected on; make the training, "
+              "validation and test periods disjoint")
+
     @property
     def span(self) -> tuple[_dt.date, _dt.date]:
         """First day to load (earliest period start minus warm-up) and last day to load."""
@@ -413,14 +425,7 @@ class Config:
                 "static_attributes",
                 "only networks use them (kind: hybrid, or parameter_network: true)",
             )
-        overlap = self.data.overlapping_periods()
-        if overlap is not None:
-            a, b = ([_dt.date.fromisoformat(str(d)) for d in getattr(self.data, n)]
-                    for n in overlap)
-            _fail(self.data, overlap[1], f"{b[0]} .. {b[1]} overlaps data.{overlap[0]} {a[0]} .. "
-                  f"{a[1]} (shared days {max(a[0], b[0])} .. {min(a[1], b[1])}), so the model "
-                  "would be scored on days it was trained or selected on; make the training, "
-                  "validation and test periods disjoint")
+        self.data.refuse_overlapping_periods()
         train_days = _days(self.data.train_period)
         if self.training.window_days > train_days:
             _fail(
