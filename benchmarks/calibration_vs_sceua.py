@@ -4,22 +4,31 @@ spotpy's SCE-UA on the same basins, parameters, periods and objective.
 Both calibrate the same ``DEFAULT_PARAMS`` of the same bucket (PET given) inside the same
 ``PARAMETER_BOUNDS`` on the same calibration period after the same warm-up, and both are scored
 with ``hybridland.calibrate.score_periods`` (one continuous run over every loaded day; NSE and
-KGE on the calibration and validation periods). SCE-UA minimises 1 - NSE of one basin at a time
-through a spotpy setup class whose model is a jit-compiled ``hybridland.simulate`` of that basin
-(compiled once, reused for every basin); hybridland fits every basin and start in one vmapped
-program (``hybridland.calibrate.calibrate``).
+KGE on the calibration and validation periods): eight calibration years and five validation
+years after a warm-up year. SCE-UA minimises 1 - NSE of one basin at a time through a spotpy
+setup class whose model is a jit-compiled ``hybridland.simulate`` of that basin (compiled once,
+reused for every basin), up to the largest of ``--budgets`` model runs; the best objective it
+had reached after each smaller budget is recorded too, so one run shows whether more runs still
+help. hybridland fits every basin and start in one vmapped program
+(``hybridland.calibrate.calibrate`` with ``CalibrationConfig``'s defaults unless overridden);
+``--compare-holdout`` adds gradient runs that differ only in ``holdout_fraction``.
+
+The time the gradient method needs to reach SCE-UA's final calibration objective is read basin
+by basin from its trace (``ColumnFit.objective``: 1 - NSE over the calibration days of every
+start before each step, ``ColumnFit.elapsed``: when it was known).
 
 Wall times include each method's own compilation, not the data loading they share. Model
 evaluations: SCE-UA, the model runs spotpy made; gradient, ``steps x starts + starts`` per basin,
 counting one gradient (a forward and a backward pass through the whole period) as one.
 
-    python benchmarks/calibration_vs_sceua.py --basins 20 --json benchmarks/results/calibration.json
+    python benchmarks/calibration_vs_sceua.py --basins 20 --json benchmarks/results/calibration_vs_sceua.json
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import platform
@@ -30,6 +39,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from hybridland import Params, simulate
 from hybridland._params import PARAMETER_BOUNDS
@@ -43,8 +53,8 @@ from hybridland.column import build_model
 from hybridland.train.config import DataConfig
 from hybridland.train.data import LOADERS, assemble, period_indices
 
-CALIBRATION = ("1981-01-01", "1983-12-31")
-VALIDATION = ("1984-01-01", "1986-12-31")
+CALIBRATION = ("1971-01-01", "1978-12-31")
+VALIDATION = ("1979-01-01", "1983-12-31")
 WARMUP_DAYS = 365
 
 
@@ -71,10 +81,11 @@ class BucketSetup:
     objective 1 - NSE on the calibration days after the warm-up (minimised by SCE-UA). It keeps
     the best parameter vector it has scored itself (spotpy's database skips some runs)."""
 
-    def __init__(self, run, forcing, observed, names):
+    def __init__(self, run, forcing, observed, names, budgets=()):
         import spotpy
 
         self.run, self.forcing, self.names = run, forcing, names
+        self.budgets, self.best_at = tuple(budgets), {}
         self.observed = np.asarray(observed[WARMUP_DAYS:], np.float64)
         self.params = [
             spotpy.parameter.Uniform(
@@ -104,11 +115,18 @@ class BucketSetup:
         objective = float(np.sum((s - o) ** 2) / np.sum((o - o.mean()) ** 2))  # 1 - NSE
         if objective < self.best_objective:
             self.best_objective, self.best = objective, self._last
+        if self.runs in self.budgets:
+            self.best_at[self.runs] = self.best_objective
         return objective
 
+    def objective_at(self, budget: int) -> float:
+        """Best objective after ``budget`` runs (the final one if spotpy stopped earlier)."""
+        return self.best_at.get(budget, self.best_objective)
 
-def sceua_calibration(config: CalibrationRunConfig, data, repetitions: int, ngs: int):
-    """SCE-UA per basin: best parameters ``Params [basin]``, evaluations, wall time (s)."""
+
+def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
+    """SCE-UA per basin with ``max(budgets)`` runs: best parameters ``Params [basin]``, runs per
+    basin, wall time (s), best objective per basin after each budget ``{budget: [basin]}``."""
     import spotpy
 
     names = config.calibration.params
@@ -124,24 +142,66 @@ def sceua_calibration(config: CalibrationRunConfig, data, repetitions: int, ngs:
     t0 = time.perf_counter()
     start, length = data.period_window("train", WARMUP_DAYS)
     best, evaluations = [], []
-    for b in range(data.n_basins):
+    at = {budget: [] for budget in budgets}
+    for b in tqdm(range(data.n_basins), desc="SCE-UA", unit="basin"):
         forcing = data.forcing(np.array([b]), np.array([start]), length)
         observed = data.observed(np.array([b]), np.array([start]), length)[0]
-        setup = BucketSetup(run, forcing, observed, names)
+        setup = BucketSetup(run, forcing, observed, names, budgets)
         sampler = spotpy.algorithms.sceua(
             setup, dbname=f"sceua_{b}", dbformat="ram", save_sim=False,
             random_state=config.calibration.seed + b,
         )
         with contextlib.redirect_stdout(io.StringIO()):  # spotpy prints every loop
-            sampler.sample(repetitions, ngs=ngs)
+            sampler.sample(max(budgets), ngs=ngs)
         best.append(setup.best)
         evaluations.append(setup.runs)
+        for budget in budgets:
+            at[budget].append(setup.objective_at(budget))
     seconds = time.perf_counter() - t0
     best = np.asarray(best)
     params = Params.default(
         data.n_basins, dtype=jnp.float32, **{n: best[:, i] for i, n in enumerate(names)}
     )
-    return params, int(np.median(evaluations)), seconds
+    return params, evaluations, seconds, {k: np.asarray(v) for k, v in at.items()}
+
+
+def seconds_to_reach(fit, target) -> np.ndarray:
+    """Per basin, the wall time (s, from the start of the fit) at which some start of the
+    gradient calibration first scored 1 - NSE <= ``target[basin]`` on the calibration days;
+    inf where it never did."""
+    best = np.nanmin(fit.objective, axis=1)  # [steps + 1, basin]: best start at each step
+    reached = best <= np.asarray(target)[None, :]
+    first = np.argmax(reached, axis=0)
+    return np.where(reached.any(axis=0), fit.elapsed[first], np.inf)
+
+
+def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
+    """Left: validation NSE per basin, gradient against SCE-UA. Right: median over basins of the
+    gradient's best calibration objective against wall time, and SCE-UA's after each budget at
+    its full wall time."""
+    from hybridland.io.plots import _figure, _save, model_style
+
+    fig = _figure(10, 4)
+    left, right = fig.subplots(1, 2)
+    a, b = np.asarray(sceua["nse_validation"]), np.asarray(gradient["nse_validation"])
+    low = max(-1.0, float(np.nanmin(np.r_[a, b])) - 0.05)
+    left.plot([low, 1], [low, 1], color="0.6", lw=0.8)
+    left.scatter(np.maximum(a, low), np.maximum(b, low), s=18, color=model_style(0)["color"])
+    left.set_xlabel("SCE-UA validation NSE")
+    left.set_ylabel("gradient validation NSE")
+    left.set_title(f"{len(a)} basins (values below {low:.2f} drawn at it)", fontsize=9)
+    curve = np.nanmedian(np.nanmin(fit.objective, axis=1), axis=1)
+    right.plot(fit.elapsed, curve, label="gradient (best start)", **model_style(0))
+    for i, (budget, values) in enumerate(sorted(objective_by_budget.items())):
+        right.axhline(np.nanmedian(values), lw=0.9, label=f"SCE-UA after {budget} runs",
+                      **model_style(i + 1))
+    right.axvline(sceua_s, color="0.4", lw=0.8, linestyle=":", label="SCE-UA wall time")
+    right.set_xscale("log")
+    right.set_ylim(0, min(1.0, float(np.nanmax(curve))))
+    right.set_xlabel("wall time, s (log)")
+    right.set_ylabel("median calibration 1 - NSE")
+    right.legend(fontsize=8)
+    return _save(fig, path)
 
 
 def main(argv=None) -> int:
@@ -150,24 +210,36 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=None, help="MOPEX-layout file (default: shared)")
     parser.add_argument("--basins", type=int, default=20, help="basins with complete data")
-    parser.add_argument("--repetitions", type=int, default=2000,
-                        help="SCE-UA model-evaluation budget per basin")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[2000, 10000],
+                        help="SCE-UA model-run budgets per basin: it runs up to the largest and "
+                        "records its best objective after each")
     parser.add_argument("--ngs", type=int, default=None,
                         help="SCE-UA complexes (default: the number of parameters)")
-    parser.add_argument("--starts", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--starts", type=int, default=None,
+                        help="gradient starts (default: CalibrationConfig's)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="gradient steps (default: CalibrationConfig's)")
+    parser.add_argument("--holdout", type=float, default=None,
+                        help="holdout_fraction of the gradient calibration (default: "
+                        "CalibrationConfig's)")
+    parser.add_argument("--compare-holdout", type=float, nargs="*", default=[],
+                        help="also run the gradient calibration with these holdout_fraction "
+                        "values (figures under 'gradient_variants')")
     parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--figure", default=None, help="draw the comparison here (PNG)")
     args = parser.parse_args(argv)
 
     path = args.data or str(mopex_path())
     basins = complete_basins(path, args.basins)
+    chosen = {k: v for k, v in (("starts", args.starts), ("steps", args.steps),
+                                ("holdout_fraction", args.holdout)) if v is not None}
     config = CalibrationRunConfig(
         data=DataConfig(
             loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
             validation_period=VALIDATION, warmup_days=WARMUP_DAYS,
             swap_inverted_temperatures=True,
         ),
-        calibration=CalibrationConfig(starts=args.starts, steps=args.steps),
+        calibration=CalibrationConfig(**chosen),
     )
 
     # The data both methods use (loading is not timed).
@@ -179,19 +251,33 @@ def main(argv=None) -> int:
     periods_out = {"calibration": "train", "validation": "validation"}
     model = build_model("physics", pet=config.calibration.pet)
 
-    result = calibrate(config)
+    result = calibrate(config, progress=True)
     load_s = result.seconds - result.fit.seconds
     gradient_s = result.fit.seconds
     gradient = result.scores
 
-    ngs = args.ngs or len(config.calibration.params)
-    sceua_params, sceua_evaluations, sceua_s = sceua_calibration(
-        config, data, args.repetitions, ngs
-    )
-    sceua = score_periods(model, data, sceua_params, periods_out)
-
     def med(x):
         return float(np.nanmedian(x))
+
+    variants = {}
+    for fraction in args.compare_holdout:
+        other = dataclasses.replace(
+            config, calibration=dataclasses.replace(config.calibration, holdout_fraction=fraction)
+        )
+        run = calibrate(other, progress=True)
+        variants[f"holdout_fraction={fraction:g}"] = {
+            "median_nse_calibration": med(run.scores["nse_calibration"]),
+            "median_nse_validation": med(run.scores["nse_validation"]),
+            "median_kge_validation": med(run.scores["kge_validation"]),
+            "wall_s": run.fit.seconds,
+        }
+
+    budgets = sorted(set(args.budgets))
+    ngs = args.ngs or len(config.calibration.params)
+    sceua_params, sceua_runs, sceua_s, sceua_at = sceua_calibration(config, data, budgets, ngs)
+    sceua = score_periods(model, data, sceua_params, periods_out)
+    reach = seconds_to_reach(result.fit, sceua_at[budgets[-1]])
+    c = config.calibration
 
     figures = {
         "basins": len(basins),
@@ -215,14 +301,27 @@ def main(argv=None) -> int:
         "wall_s_gradient": gradient_s,
         "wall_s_sceua": sceua_s,
         "wall_time_ratio_sceua_over_gradient": sceua_s / gradient_s,
+        "median_objective_sceua_by_budget": {str(k): med(v) for k, v in sceua_at.items()},
+        "median_objective_gradient": med(np.nanmin(result.fit.objective[-1], axis=0)),
+        "seconds_to_reach_sceua_objective_gradient": reach.tolist(),
+        "median_seconds_to_reach_sceua_objective_gradient": float(np.median(reach)),
+        "basins_reaching_sceua_objective_gradient": int(np.isfinite(reach).sum()),
+        "target_validation_met": med(gradient["nse_validation"])
+        >= med(sceua["nse_validation"]) - 0.01,
+        "target_speed_met": sceua_s >= 10.0 * gradient_s,
         "evaluations_gradient": result.fit.evaluations,
-        "evaluations_sceua": sceua_evaluations,
+        "evaluations_sceua": int(np.median(sceua_runs)),
+        "evaluations_sceua_per_basin": [int(r) for r in sceua_runs],
         "evaluations_note": "per basin; gradient: steps x starts + starts, one gradient counted "
         "as one evaluation; sceua: median over basins of the model runs spotpy made (its stopping rules may end a basin before the budget or some runs after it)",
-        "gradient_settings": {"starts": args.starts, "steps": args.steps,
-                              "learning_rate": config.calibration.learning_rate,
-                              "final_learning_rate": config.calibration.final_learning_rate},
-        "sceua_settings": {"repetitions": args.repetitions, "ngs": ngs},
+        "objective_note": "1 - NSE on the calibration days (the gradient's best start after its "
+        "last step; SCE-UA's best run after each budget), medians over basins",
+        "gradient_settings": {"starts": c.starts, "steps": c.steps,
+                              "learning_rate": c.learning_rate,
+                              "final_learning_rate": c.final_learning_rate,
+                              "holdout_fraction": c.holdout_fraction, "loss": c.loss},
+        "gradient_variants": variants,
+        "sceua_settings": {"budgets": budgets, "ngs": ngs},
         "load_s": load_s,
         "platform": f"{platform.machine()} {jax.devices()[0].platform}, "
         f"{jax.device_count()} device(s), python {platform.python_version()}",
@@ -230,12 +329,17 @@ def main(argv=None) -> int:
     for key in ("median_nse_gradient", "median_nse_sceua", "median_nse_validation_gradient",
                 "median_nse_validation_sceua", "wall_s_gradient", "wall_s_sceua",
                 "wall_time_ratio_sceua_over_gradient", "evaluations_gradient",
-                "evaluations_sceua"):
+                "evaluations_sceua", "median_objective_sceua_by_budget",
+                "median_objective_gradient", "median_seconds_to_reach_sceua_objective_gradient",
+                "basins_reaching_sceua_objective_gradient", "gradient_variants",
+                "target_validation_met", "target_speed_met"):
         value = figures[key]
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=1))
+    if args.figure:
+        print(f"wrote {draw(args.figure, result.fit, gradient, sceua, sceua_s, sceua_at)}")
     return 0
 
 

@@ -85,6 +85,10 @@ class CalibrationConfig:
     window_days: int | None = None
     """None: every step scores the whole calibration period; else a random window this long
     per basin and step (each after ``data.warmup_days`` of its own)."""
+    holdout_fraction: float = 0.0
+    """Fraction of the calibration period held back at its end: the steps fit the days before
+    it, and each basin keeps the parameters (of any step and start) that score best, 1 - NSE,
+    on the held-back days. 0: fit the whole period and keep the last step's parameters."""
     seed: int = 0
     """Seeds the random starts, the windows and a random basin selection."""
 
@@ -106,6 +110,11 @@ class CalibrationConfig:
                 _fail(self, name, f"must be > 0, got {getattr(self, name)}")
         if self.window_days is not None and self.window_days < 2:
             _fail(self, "window_days", f"must be >= 2 (or left out), got {self.window_days}")
+        if not 0.0 <= self.holdout_fraction <= 0.5:
+            _fail(self, "holdout_fraction", f"must be in [0, 0.5], got {self.holdout_fraction}")
+        if self.holdout_fraction > 0 and self.window_days is not None:
+            _fail(self, "holdout_fraction", "needs steps over the whole calibration period; "
+                  "leave out window_days or set holdout_fraction to 0")
         if self.seed < 0:
             _fail(self, "seed", f"must be >= 0, got {self.seed}")
 
@@ -126,6 +135,9 @@ class CalibrationRunConfig:
         days = _days(self.data.train_period)
         if c.window_days is not None and c.window_days > days:
             _fail(c, "window_days", f"is {c.window_days} but the calibration period has {days} days")
+        if c.holdout_fraction > 0 and holdout_days(days, c.holdout_fraction) < 30:
+            _fail(c, "holdout_fraction", f"holds back only {holdout_days(days, c.holdout_fraction)} "
+                  f"of the calibration period's {days} days; hold back at least 30 days")
 
     def to_yaml(self) -> str:
         """The resolved configuration (every default spelled out) as YAML."""
@@ -178,9 +190,16 @@ class ColumnFit:
     best_start: np.ndarray
     """Index of the start kept per basin, ``[n]`` (0: the one from the defaults)."""
     start_loss: np.ndarray
-    """Final calibration loss of every start, ``[starts, n]``."""
+    """Calibration loss of every start's kept parameters, ``[starts, n]``."""
     history: np.ndarray
     """Loss summed over starts and basins at each step (windows: of the step's windows)."""
+    objective: np.ndarray
+    """1 - NSE on all calibration days (windows: the step's window) of every start before each
+    step and after the last one, ``[steps + 1, starts, n]``."""
+    holdout_objective: np.ndarray
+    """1 - NSE on the held-back days, same shape (NaN without a hold-out)."""
+    elapsed: np.ndarray
+    """Seconds from the call to the moment each row of ``objective`` was known, ``[steps + 1]``."""
     evaluations: int
     """Model runs per basin: ``steps x starts`` gradients plus ``starts`` final scores."""
     seconds: float
@@ -208,36 +227,61 @@ def bounded(u: dict, n: int, dtype) -> Params:
     return Params.default(n, dtype=dtype, **values)
 
 
-def _column_losses(model, u, forcing, observed, obs_std, obs_mean, warmup: int, loss: str):
-    """Loss of every column ``[starts x basins]`` (after the warm-up) of forcing tiled over
-    starts: the columns are start-major, column ``s * n_basins + b``."""
+def holdout_days(scored_days: int, fraction: float) -> int:
+    """Days held back at the end of ``scored_days`` calibration days."""
+    return int(round(scored_days * fraction))
+
+
+def _column_losses(model, u, forcing, observed, obs_std, obs_mean, warmup: int, loss: str,
+                   fit_days: int):
+    """Per column ``[starts x basins]`` of forcing tiled over starts (start-major: column
+    ``s * n_basins + b``), on the days after the warm-up: the loss on the first ``fit_days`` of
+    them (the one the steps descend), 1 - NSE on the days after those (held back; NaN when
+    none) and 1 - NSE on all of them."""
     n = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
     params = bounded(u, n, dtype)
     runoff = simulate_runoff(model, forcing, params)[:, warmup:]
+    obs = observed[:, warmup:]
+    fit = jnp.arange(obs.shape[1]) < fit_days
 
     def one(o, s, sd, mu):
-        return LOSSES[loss](o[None], s[None], obs_std=sd[None], obs_mean=mu[None])
+        return LOSSES[loss](o[None], s[None], fit[None], obs_std=sd[None], obs_mean=mu[None])
 
-    return jax.vmap(one)(observed[:, warmup:], runoff, obs_std, obs_mean)
+    fit_loss = jax.vmap(one)(obs, runoff, obs_std, obs_mean)
+    held = 1.0 - metrics.nse(obs, runoff, jnp.broadcast_to(~fit, obs.shape))
+    whole = 1.0 - metrics.nse(obs, runoff)
+    return fit_loss, held, whole
 
 
-def _summed_loss(u, model, batch, warmup, loss):
-    per_column = _column_losses(model, u, *batch, warmup, loss)
+def _summed_loss(u, model, batch, warmup, loss, fit_days):
+    fit_loss, held, whole = _column_losses(model, u, *batch, warmup, loss, fit_days)
     # Each column's gradient is its own; a basin without observations contributes nothing.
-    return jnp.sum(jnp.where(jnp.isfinite(per_column), per_column, 0.0))
+    return jnp.sum(jnp.where(jnp.isfinite(fit_loss), fit_loss, 0.0)), (held, whole)
+
+
+def _keep_best(best, u, held):
+    """Per column, the parameters with the lowest held-back 1 - NSE so far."""
+    best_u, best_held = best
+    shape = next(iter(u.values())).shape
+    held = jnp.where(jnp.isfinite(held), held, jnp.inf).reshape(shape)
+    better = held < best_held
+    return ({k: jnp.where(better, u[k], best_u[k]) for k in u}, jnp.where(better, held, best_held))
 
 
 @eqx.filter_jit
-def _step(u, opt_state, model, batch, optim, warmup, loss):
-    value, grads = eqx.filter_value_and_grad(_summed_loss)(u, model, batch, warmup, loss)
+def _step(u, opt_state, best, model, batch, optim, warmup, loss, fit_days):
+    (value, (held, whole)), grads = eqx.filter_value_and_grad(_summed_loss, has_aux=True)(
+        u, model, batch, warmup, loss, fit_days
+    )
+    best = _keep_best(best, u, held)
     updates, opt_state = optim.update(grads, opt_state, u)
-    return optax.apply_updates(u, updates), opt_state, value
+    return optax.apply_updates(u, updates), opt_state, best, value, held, whole
 
 
 @eqx.filter_jit
-def _score(u, model, batch, warmup, loss):
-    return _column_losses(model, u, *batch, warmup, loss)
+def _score(u, model, batch, warmup, loss, fit_days):
+    return _column_losses(model, u, *batch, warmup, loss, fit_days)
 
 
 def _tile(forcing: Forcing, starts: int) -> Forcing:
@@ -276,6 +320,7 @@ def calibrate_columns(
     final_learning_rate: float = 0.005,
     loss: str = "nse",
     window_days: int | None = None,
+    holdout_fraction: float = 0.0,
     seed: int = 0,
     progress=None,
 ) -> ColumnFit:
@@ -283,7 +328,9 @@ def calibrate_columns(
     ``observed`` runoff (``[basin, time]``, mm day-1, NaN where missing).
 
     The first ``warmup_days`` of the series are simulated from ``model.init_state`` and never
-    scored; the loss covers the days after them. The run's dtype is ``forcing.precip``'s.
+    scored; the loss covers the days after them, except the last ``holdout_fraction`` of them,
+    which choose the step whose parameters each basin keeps. The run's dtype is
+    ``forcing.precip``'s.
     ``progress(step, summed_loss)`` is called after every step when given. See the module
     docstring for starts, windows and the choice of the best start.
     """
@@ -302,7 +349,14 @@ def calibrate_columns(
         raise ValueError(
             f"window_days is {window_days} but only {n_days - warmup_days} days follow the warm-up."
         )
-    scored = np.asarray(observed[:, warmup_days:], np.float64)
+    if not 0.0 <= holdout_fraction <= 0.5:
+        raise ValueError(f"holdout_fraction is {holdout_fraction}; it must be in [0, 0.5].")
+    if holdout_fraction > 0 and window_days is not None:
+        raise ValueError("holdout_fraction needs steps over the whole period (window_days=None).")
+    scored_days = n_days - warmup_days
+    fit_days = scored_days - holdout_days(scored_days, holdout_fraction)
+    step_days = fit_days if window_days is None else window_days
+    scored = np.asarray(observed[:, warmup_days:warmup_days + fit_days], np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # basins without any observation
         obs_std = np.nan_to_num(np.nanstd(scored, axis=1), nan=1.0)
@@ -324,7 +378,8 @@ def calibrate_columns(
     optim = optax.adam(schedule)
     opt_state = optim.init(u)
     rng = np.random.default_rng([seed, 1])
-    history = []
+    kept = (u, jnp.full((starts, n), jnp.inf, dtype))
+    history, objective, held_back, elapsed = [], [], [], []
     for k in range(steps):
         batch = whole
         if window_days is not None:
@@ -333,21 +388,47 @@ def calibrate_columns(
                 tiled, whole[1], first[rows], warmup_days + window_days
             )
             batch = (cut_forcing, cut_obs, *whole[2:])
-        u, opt_state, value = _step(u, opt_state, model, batch, optim, warmup_days, loss)
+        u, opt_state, kept, value, held, total = _step(
+            u, opt_state, kept, model, batch, optim, warmup_days, loss, step_days
+        )
+        jax.block_until_ready(total)
+        elapsed.append(time.perf_counter() - t0)
         if progress is not None:
             progress(k, float(value))
         history.append(value)
-    start_loss = np.asarray(_score(u, model, whole, warmup_days, loss)).reshape(starts, n)
-    finite = np.where(np.isfinite(start_loss), start_loss, np.inf)
-    best = np.argmin(finite, axis=0)
+        objective.append(total)
+        held_back.append(held)
+    _, held, total = _score(u, model, whole, warmup_days, loss, fit_days)
+    objective.append(total)
+    held_back.append(held)
+    if holdout_fraction > 0:
+        kept = _keep_best(kept, u, held)[0]
+    else:
+        kept = u
+    start_loss = np.asarray(_score(kept, model, whole, warmup_days, loss, fit_days)[0])
+    start_loss = start_loss.reshape(starts, n)
+    choose = start_loss
+    if holdout_fraction > 0:
+        choose = np.asarray(_score(kept, model, whole, warmup_days, loss, fit_days)[1])
+        choose = choose.reshape(starts, n)
+    best = np.argmin(np.where(np.isfinite(choose), choose, np.inf), axis=0)
     flat = best * n + np.arange(n)
-    best_u = {name: v.reshape(-1)[flat] for name, v in u.items()}
+    best_u = {name: v.reshape(-1)[flat] for name, v in kept.items()}
+    elapsed.append(time.perf_counter() - t0)
+
+    def trace(rows_):
+        return np.asarray(jnp.stack(rows_), np.float64).reshape(len(rows_), starts, n)
+
     return ColumnFit(
         params=jax.tree_util.tree_map(np.asarray, bounded(best_u, n, dtype)),
         loss=start_loss[best, np.arange(n)],
         best_start=best,
         start_loss=start_loss,
         history=np.asarray(jnp.stack(history), np.float64),
+        objective=trace(objective),
+        holdout_objective=trace(held_back) if holdout_fraction > 0
+        else np.full((steps + 1, starts, n), np.nan),
+        elapsed=np.asarray(elapsed, np.float64),
         evaluations=steps * starts + starts,
         seconds=time.perf_counter() - t0,
     )
@@ -459,6 +540,7 @@ class Calibration:
             "optimizer": f"adam, cosine decay {c.learning_rate:g} -> {c.final_learning_rate:g}",
             "starts": c.starts,
             "steps": c.steps,
+            "holdout_fraction": c.holdout_fraction,
             "model_evaluations_per_basin": self.fit.evaluations,
             "wall_time_s": round(self.seconds, 3),
             "configuration": self.config.to_yaml(),
@@ -509,6 +591,7 @@ def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibr
         final_learning_rate=c.final_learning_rate,
         loss=c.loss,
         window_days=c.window_days,
+        holdout_fraction=c.holdout_fraction,
         seed=c.seed,
         progress=None if bar is None else (lambda k, v: bar.update(1)),
     )

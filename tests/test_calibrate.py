@@ -153,6 +153,36 @@ def test_default_start_is_kept_when_it_is_the_truth(x64):
     assert np.all(fit.loss < 1e-3)
 
 
+def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
+    ds = _twin(0.3)  # noisy observations: later steps may fit the noise
+    forcing = to_forcing(ds, dtype=np.float64)
+    observed = target(ds, "streamflow")
+    model = build_model("physics")
+    steps, starts = 40, 2
+    fit = calibrate_columns(model, forcing, observed, warmup_days=WARMUP, starts=starts,
+                            steps=steps, learning_rate=0.2, holdout_fraction=0.25, seed=2)
+    scored = observed.shape[1] - WARMUP
+    held = scored - int(round(0.25 * scored))
+    assert fit.objective.shape == fit.holdout_objective.shape == (steps + 1, starts, 3)
+    assert fit.elapsed.shape == (steps + 1,) and np.all(np.diff(fit.elapsed) >= 0)
+    # Recomputed from a plain simulation: each basin keeps the best held-back score of the trace.
+    sim = np.asarray(simulate(model, forcing, fit.params, outputs=("runoff",)).fluxes.runoff)
+    got = 1.0 - np.asarray(metrics.nse(observed[:, WARMUP + held:], sim[:, WARMUP + held:]))
+    np.testing.assert_allclose(got, np.nanmin(fit.holdout_objective, axis=(0, 1)), rtol=1e-9)
+    whole = 1.0 - np.asarray(metrics.nse(observed[:, WARMUP:], sim[:, WARMUP:]))
+    assert np.all(whole >= np.nanmin(fit.objective, axis=(0, 1)) - 1e-12)
+    # Without a hold-out the last step's parameters are kept: its whole-period score is the
+    # last row of the trace.
+    plain = calibrate_columns(model, forcing, observed, warmup_days=WARMUP, starts=starts,
+                              steps=steps, learning_rate=0.2, seed=2)
+    sim = np.asarray(simulate(model, forcing, plain.params, outputs=("runoff",)).fluxes.runoff)
+    got = 1.0 - np.asarray(metrics.nse(observed[:, WARMUP:], sim[:, WARMUP:]))
+    np.testing.assert_allclose(got, plain.objective[-1][plain.best_start, np.arange(3)], rtol=1e-9)
+    assert np.all(np.isnan(plain.holdout_objective))
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        calibrate_columns(model, forcing, observed, warmup_days=WARMUP, holdout_fraction=0.7)
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration and command line
 
@@ -176,6 +206,13 @@ def test_config_errors_name_the_key():
         calibration_config_from_dict({"data": DATA, "calibration": {"window_days": 400}})
     with pytest.raises(ConfigError, match=r"Unknown section"):
         calibration_config_from_dict({"data": DATA, "training": {}})
+    with pytest.raises(ConfigError, match=r"calibration\.holdout_fraction' must be in"):
+        calibration_config_from_dict({"data": DATA, "calibration": {"holdout_fraction": 0.8}})
+    with pytest.raises(ConfigError, match=r"holdout_fraction' needs steps over the whole"):
+        calibration_config_from_dict({"data": DATA, "calibration": {"holdout_fraction": 0.2,
+                                                                    "window_days": 100}})
+    with pytest.raises(ConfigError, match=r"holds back only 4 of the calibration period's 365"):
+        calibration_config_from_dict({"data": DATA, "calibration": {"holdout_fraction": 0.01}})
     overlapping = {**DATA, "validation_period": ["2001-07-01", "2002-06-30"]}
     with pytest.raises(ConfigError, match=r"'data\.validation_period' 2001-07-01 \.\. 2002-06-30 "
                        r"overlaps data\.train_period .*2001-07-01 \.\. 2001-12-31.*disjoint"):
