@@ -180,6 +180,7 @@ def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
     gradient's best calibration objective against wall time, and SCE-UA's after each budget at
     its full wall time."""
     from hybridland.io.plots import _figure, _save, model_style
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig = _figure(10, 4)
     left, right = fig.subplots(1, 2)
@@ -197,6 +198,8 @@ def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
                       **model_style(i + 1))
     right.axvline(sceua_s, color="0.4", lw=0.8, linestyle=":", label="SCE-UA wall time")
     right.set_xscale("log")
+    right.xaxis.set_major_formatter(ScalarFormatter())
+    right.xaxis.set_minor_formatter(NullFormatter())
     right.set_ylim(0, min(1.0, float(np.nanmax(curve))))
     right.set_xlabel("wall time, s (log)")
     right.set_ylabel("median calibration 1 - NSE")
