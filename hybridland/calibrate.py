@@ -135,9 +135,10 @@ class CalibrationRunConfig:
         days = _days(self.data.train_period)
         if c.window_days is not None and c.window_days > days:
             _fail(c, "window_days", f"is {c.window_days} but the calibration period has {days} days")
-        if c.holdout_fraction > 0 and holdout_days(days, c.holdout_fraction) < 30:
-            _fail(c, "holdout_fraction", f"holds back only {holdout_days(days, c.holdout_fraction)} "
-                  f"of the calibration period's {days} days; hold back at least 30 days")
+        held = holdout_days(days, c.holdout_fraction)
+        if c.holdout_fraction > 0 and held < 30:
+            _fail(c, "holdout_fraction", f"holds back only {held} of the calibration period's "
+                  f"{days} days; hold back at least 30 days")
 
     def to_yaml(self) -> str:
         """The resolved configuration (every default spelled out) as YAML."""
@@ -398,19 +399,17 @@ def calibrate_columns(
         history.append(value)
         objective.append(total)
         held_back.append(held)
-    _, held, total = _score(u, model, whole, warmup_days, loss, fit_days)
+    fit_loss, held, total = _score(u, model, whole, warmup_days, loss, fit_days)
     objective.append(total)
     held_back.append(held)
     if holdout_fraction > 0:
+        # Each start keeps its step best on the held-back days; starts compete on those days.
         kept = _keep_best(kept, u, held)[0]
+        fit_loss, choose, _ = _score(kept, model, whole, warmup_days, loss, fit_days)
     else:
-        kept = u
-    start_loss = np.asarray(_score(kept, model, whole, warmup_days, loss, fit_days)[0])
-    start_loss = start_loss.reshape(starts, n)
-    choose = start_loss
-    if holdout_fraction > 0:
-        choose = np.asarray(_score(kept, model, whole, warmup_days, loss, fit_days)[1])
-        choose = choose.reshape(starts, n)
+        kept, choose = u, fit_loss
+    start_loss = np.asarray(fit_loss).reshape(starts, n)
+    choose = np.asarray(choose).reshape(starts, n)
     best = np.argmin(np.where(np.isfinite(choose), choose, np.inf), axis=0)
     flat = best * n + np.arange(n)
     best_u = {name: v.reshape(-1)[flat] for name, v in kept.items()}

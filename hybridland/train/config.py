@@ -402,7 +402,9 @@ class Config:
                 f"PET law 'given' needs the file's PE, but data.pet is {self.data.pet!r}; set "
                 "data.pet: given or choose a derived law (hargreaves, oudin)",
             )
-        needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity"} & set(self.model.static_attributes)
+        needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity"} & set(
+            self.model.static_attributes
+        )
         if needs_pe and self.data.pet != "given":
             _fail(
                 self.model,
