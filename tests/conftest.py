@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from hybridland.io import mopex_path
+from hybridland.train import release_compiled
 
 settings.register_profile(
     "ci",
@@ -30,3 +31,11 @@ def mopex_file():
         return mopex_path()
     except FileNotFoundError as err:
         pytest.fail(f"The shared MOPEX data is needed for this test: {err}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Each test module's compiled programs are freed after it: the whole suite in one process
+    otherwise exceeds the kernel's limit on memory mappings and dies inside XLA's compiler."""
+    yield
+    release_compiled()

@@ -8,6 +8,7 @@ import json
 import math
 import textwrap
 import warnings
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -362,3 +363,21 @@ def test_log_attributes_are_the_logs_of_the_climate_attributes(mopex_file):
             "data": {**config.to_dict()["data"], "pet": "hargreaves"},
             "model": {"kind": "hybrid", "pet": "hargreaves", "static_attributes": ["log_aridity"]},
         })
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc")
+def test_release_compiled_frees_the_mappings_of_compiled_programs():
+    from hybridland.train import release_compiled
+
+    def mappings():
+        return len(Path("/proc/self/maps").read_text().splitlines())
+
+    release_compiled()
+    before = mappings()
+    for i in range(120):  # 120 distinct programs
+        jax.jit(lambda x, i=i: jnp.cumsum(jnp.sin(x) * i))(jnp.ones(7 + i)).block_until_ready()
+    grown = mappings() - before
+    release_compiled()
+    left = mappings() - before
+    assert grown > 120, grown  # each program holds mappings of its own
+    assert left < 0.4 * grown, (grown, left)

@@ -60,7 +60,7 @@ from ..train import checkpoint as ckpt
 from ..train.config import Config
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_run
-from ..train.loop import train
+from ..train.loop import release_compiled, train
 from .config import Study
 
 SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
@@ -209,6 +209,7 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataAdjustmentWarning)
         train(config, run_dir, progress=progress, report=report)
+    release_compiled()  # the next model shares no compiled code with this one
     seconds = time.perf_counter() - t0
     ckpt.atomic_write_text(run_dir / "study_seconds.json", json.dumps({"seconds": seconds}))
     log(f"{run_dir}: trained in {seconds:.0f} s")

@@ -31,6 +31,7 @@ import csv
 import dataclasses
 import datetime as _dt
 import functools
+import gc
 import io
 import json
 import math
@@ -519,6 +520,19 @@ def train(
         run_dir=run_dir,
         basins=data.basins,
     )
+
+
+def release_compiled() -> None:
+    """Free every compiled computation JAX holds (``jax.clear_caches``), and collect garbage.
+
+    On CPU each compiled program keeps memory mappings of its machine code until it is freed;
+    a process that builds many different models (a study, a sweep, a test suite) reaches the
+    kernel's limit on mappings (``vm.max_map_count``, 65 530 by default) after a few thousand
+    compilations and then dies inside the compiler. Call this between models that share no
+    compiled code; later calls recompile what they need.
+    """
+    jax.clear_caches()
+    gc.collect()
 
 
 def load_trainables(run_dir: str | os.PathLike):
