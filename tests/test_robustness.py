@@ -41,6 +41,13 @@ def forty_basins(tmp_path_factory, mopex_file):
     return mopex_subset(mopex_file, path, basins, "1950-01-01", "2003-12-31")
 
 
+def _interruptible():
+    """In the child: Ctrl-C (SIGINT) back to its default. A test run started in the
+    background of a non-interactive shell (as CI may be) inherits SIGINT ignored, and the
+    command rightly keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("extra", [[], ["--chunk-basins", "10"]], ids=["whole", "chunked"])
 def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
     forty_basins, tmp_path, extra
@@ -53,7 +60,7 @@ def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
     attempts = 5
     for attempt in range(attempts):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+                                   text=True, preexec_fn=_interruptible)
         sent = None
         try:
             while not any(p.name.endswith(".tmp") for p in out_dir.iterdir()):

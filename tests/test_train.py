@@ -346,8 +346,8 @@ def test_atomic_overwrite_keeps_old_content_when_interrupted(tmp_path):
 
 
 def test_log_attributes_are_the_logs_of_the_climate_attributes(mopex_file):
-    names = ("aridity", "mean_precip", "mean_pet", "log_aridity", "log_mean_precip",
-             "log_mean_pet")
+    names = ("aridity", "mean_precip", "mean_pet", "root_zone_storage", "log_aridity",
+             "log_mean_precip", "log_mean_pet", "log_root_zone_storage")
     config = config_from_dict({
         "data": {"basins": BASINS, "swap_inverted_temperatures": True,
                  "train_period": ["1990-01-01", "1991-12-31"],
@@ -356,8 +356,16 @@ def test_log_attributes_are_the_logs_of_the_climate_attributes(mopex_file):
     })
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataAdjustmentWarning)
-        raw = load_data(config).raw_attributes
-    np.testing.assert_allclose(raw[:, 3:], np.log(raw[:, :3]), rtol=1e-6)
+        data = load_data(config)
+    raw = data.raw_attributes
+    np.testing.assert_allclose(raw[:, 4:], np.log(raw[:, :4]), rtol=1e-6)
+    # the root-zone storage is the mass curve of the training days' own P and PE
+    first, last = data.periods["train"]
+    days = slice(first, last + 1)
+    from hybridland.physics.root_zone import mass_curve_storage
+    expected = mass_curve_storage(data.series["precip"][:, days], data.series["pet"][:, days])
+    np.testing.assert_allclose(raw[:, 3], expected, rtol=1e-6)
+    assert np.all((raw[:, 3] > 5.0) & (raw[:, 3] < 1000.0)), raw[:, 3]  # mm, a plausible range
     with pytest.raises(ConfigError, match="log_aridity"):
         config_from_dict({
             "data": {**config.to_dict()["data"], "pet": "hargreaves"},

@@ -54,6 +54,8 @@ STATIC_ATTRIBUTES = (
     "log_aridity",
     "log_mean_precip",
     "log_mean_pet",
+    "root_zone_storage",
+    "log_root_zone_storage",
 )
 """Static basin attributes the networks may see (computed on the training period; see
 ``hybridland.train.data.static_attributes``). The log forms keep a basin of another climate
@@ -402,7 +404,8 @@ class Config:
                 f"PET law 'given' needs the file's PE, but data.pet is {self.data.pet!r}; set "
                 "data.pet: given or choose a derived law (hargreaves, oudin)",
             )
-        needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity"} & set(
+        needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity", "root_zone_storage",
+                    "log_root_zone_storage"} & set(
             self.model.static_attributes
         )
         if needs_pe and self.data.pet != "given":

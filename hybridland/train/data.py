@@ -31,6 +31,7 @@ import pandas as pd
 
 from .._containers import Forcing
 from .._params import Params
+from ..physics.root_zone import mass_curve_storage
 from . import checkpoint as ckpt
 from .config import Config, DataConfig
 
@@ -245,8 +246,9 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
     Climate attributes are forcing statistics over ``days`` (the training period in training,
     so nothing of validation or test days is seen): ``mean_precip``, ``mean_pet`` (mm day-1),
     ``aridity`` (mean PE / mean P), ``mean_temp`` (degC), ``snow_fraction`` (share of P on days
-    with mean T < 0 degC), and the natural logs ``log_aridity``, ``log_mean_precip``,
-    ``log_mean_pet``; the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
+    with mean T < 0 degC), ``root_zone_storage`` (mm: the mass-curve estimate from P and PE,
+    ``hybridland.physics.root_zone``), and the natural logs ``log_aridity``,
+    ``log_mean_precip``, ``log_mean_pet``, ``log_root_zone_storage``; the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
     (log10 km2).
     """
     f = source.forcing
@@ -270,6 +272,9 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
         "log_aridity": lambda: np.log(table["aridity"]()),
         "log_mean_precip": lambda: np.log(np.maximum(p.mean(1), 1e-3)),
         "log_mean_pet": lambda: np.log(np.maximum(pet(), 1e-3)),
+        "root_zone_storage": lambda: mass_curve_storage(p, np.asarray(f.pet)[:, days])
+        if f.pet is not None else pet(),
+        "log_root_zone_storage": lambda: np.log(np.maximum(table["root_zone_storage"](), 1.0)),
     }
     cols = []
     for name in names:
