@@ -389,3 +389,23 @@ def test_release_compiled_frees_the_mappings_of_compiled_programs():
     left = mappings() - before
     assert grown > 120, grown  # each program holds mappings of its own
     assert left < 0.4 * grown, (grown, left)
+
+
+def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):
+    every = tiny("physics", epochs=5)
+    other = every.replace("training", validate_every=2)
+    a = quiet_train(every, tmp_path / "every")
+    b = quiet_train(other, tmp_path / "other")
+    # the same steps, the same training losses; validation only after epochs 2, 4 and the last
+    np.testing.assert_allclose([r["train_loss"] for r in b.history],
+                               [r["train_loss"] for r in a.history], rtol=1e-6)
+    scored = [r["epoch"] for r in b.history if math.isfinite(r["val_loss"])]
+    assert scored == [1, 3, 4]
+    for r in b.history:
+        if r["epoch"] in scored:
+            assert r["val_loss"] == pytest.approx(a.history[r["epoch"]]["val_loss"], rel=1e-6)
+    assert b.best_epoch in scored
+    assert b.best_val_loss == pytest.approx(min(a.history[e]["val_loss"] for e in scored))
+    assert (tmp_path / "other" / "plots" / "training_curves.png").is_file()
+    with pytest.raises(ConfigError, match="validate_every"):
+        every.replace("training", validate_every=0)

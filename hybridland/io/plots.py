@@ -9,6 +9,7 @@ observed runoff is the dataset's ``observed_runoff`` when present.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -139,13 +140,16 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path) -> Path:
     loss, nse = fig.subplots(1, 2)
     loss.plot(epochs, [row["train_loss"] for row in history], marker="o", label="training",
               **model_style(0))
-    loss.plot(epochs, [row["val_loss"] for row in history], marker="s", label="validation",
-              **model_style(1))
+    # validated epochs only (``training.validate_every``): the others have no scores
+    scored = [row for row in history if math.isfinite(row["val_loss"])]
+    loss.plot([row["epoch"] for row in scored], [row["val_loss"] for row in scored], marker="s",
+              label="validation", **model_style(1))
     loss.set_xlabel("epoch")
     loss.set_ylabel("loss")
     loss.set_title("loss", fontsize=9)
     loss.legend(fontsize=8)
-    nse.plot(epochs, [row["val_median_nse"] for row in history], "s-", color="tab:green")
+    nse.plot([row["epoch"] for row in scored], [row["val_median_nse"] for row in scored], "s-",
+             color="tab:green")
     nse.set_xlabel("epoch")
     nse.set_ylabel("median NSE over basins")
     nse.set_title("validation median NSE", fontsize=9)

@@ -355,6 +355,9 @@ class TrainingConfig:
     """lambda of the low-flow weighting; see ``hybridland.train.losses``. 0 disables it."""
     patience: int | None = None
     """Stop after this many epochs without a better validation loss; None: never."""
+    validate_every: int = 1
+    """Score the validation period after every this many epochs (and after the last): the
+    best weights are chosen among those epochs. The optimiser's path does not depend on it."""
     clip_norm: float | None = 1.0
     """Clip gradients to this global norm; None: no clipping."""
     init_from: str | None = None
@@ -381,6 +384,8 @@ class TrainingConfig:
             _fail(self, "batches_per_epoch", f"must be >= 1, got {self.batches_per_epoch}")
         if self.extreme_weight < 0:
             _fail(self, "extreme_weight", f"must be >= 0, got {self.extreme_weight}")
+        if self.validate_every < 1:
+            _fail(self, "validate_every", f"must be >= 1, got {self.validate_every}")
         if self.patience is not None and self.patience < 1:
             _fail(self, "patience", f"must be >= 1, got {self.patience}")
         if self.clip_norm is not None and not self.clip_norm > 0:

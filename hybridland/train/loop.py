@@ -430,16 +430,22 @@ def train(
                     f"Training loss is {train_loss} in epoch {epoch}; lower the learning rate "
                     "or check the observations."
                 )
-            val_loss, val_nse = _evaluate(trainable, static, val_batch, spec)
-            val_loss = float(val_loss)
-            val_nse = np.asarray(val_nse)
-            median_nse = float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any() else math.nan
+            every = config.training.validate_every
             best = state["best"]
-            if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
-                meta["best_val_loss"], meta["best_epoch"], meta["bad_epochs"] = val_loss, epoch, 0
-                best = trainable
-            else:
-                meta["bad_epochs"] += 1
+            if (epoch + 1) % every == 0 or epoch == epochs - 1:
+                val_loss, val_nse = _evaluate(trainable, static, val_batch, spec)
+                val_loss = float(val_loss)
+                val_nse = np.asarray(val_nse)
+                median_nse = (float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any()
+                              else math.nan)
+                if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
+                    meta["best_val_loss"], meta["best_epoch"] = val_loss, epoch
+                    meta["bad_epochs"] = 0
+                    best = trainable
+                else:  # counted in epochs, however often they are validated
+                    meta["bad_epochs"] += (epoch % every) + 1 if epoch == epochs - 1 else every
+            else:  # not validated: a row without validation scores
+                val_loss = median_nse = math.nan
             patience = config.training.patience
             meta["stopped_early"] = patience is not None and meta["bad_epochs"] >= patience
             row = {
