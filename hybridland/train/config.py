@@ -410,9 +410,7 @@ class Config:
                 "data.pet: given or choose a derived law (hargreaves, oudin)",
             )
         needs_pe = {"mean_pet", "aridity", "log_mean_pet", "log_aridity", "root_zone_storage",
-                    "log_root_zone_storage"} & set(
-            self.model.static_attributes
-        )
+                    "log_root_zone_storage"} & set(self.model.static_attributes)
         if needs_pe and self.data.pet != "given":
             _fail(
                 self.model,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import warnings
 from collections.abc import Callable, Mapping
@@ -248,17 +249,25 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
     ``aridity`` (mean PE / mean P), ``mean_temp`` (degC), ``snow_fraction`` (share of P on days
     with mean T < 0 degC), ``root_zone_storage`` (mm: the mass-curve estimate from P and PE,
     ``hybridland.physics.root_zone``), and the natural logs ``log_aridity``,
-    ``log_mean_precip``, ``log_mean_pet``, ``log_root_zone_storage``; the others are geography: ``lat``, ``lon`` (degrees), ``log_area``
-    (log10 km2).
+    ``log_mean_precip``, ``log_mean_pet``, ``log_root_zone_storage``; the others are geography:
+    ``lat``, ``lon`` (degrees), ``log_area`` (log10 km2).
     """
     f = source.forcing
     p = np.asarray(f.precip)[:, days]
     t = 0.5 * (np.asarray(f.t_min) + np.asarray(f.t_max))[:, days]
 
-    def pet():
+    def pet_days():
         if f.pet is None:
-            raise ValueError("Attributes mean_pet and aridity need the file's PE (data.pet: given).")
-        return np.asarray(f.pet)[:, days].mean(1)
+            raise ValueError("Attributes mean_pet, aridity and root_zone_storage need the file's "
+                             "PE (data.pet: given).")
+        return np.asarray(f.pet)[:, days]
+
+    def pet():
+        return pet_days().mean(1)
+
+    @functools.cache  # one mass curve, whether one or both of its attributes are asked for
+    def storage():
+        return mass_curve_storage(p, pet_days())
 
     table = {
         "lat": lambda: np.asarray(source.lat, float),
@@ -272,9 +281,8 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
         "log_aridity": lambda: np.log(table["aridity"]()),
         "log_mean_precip": lambda: np.log(np.maximum(p.mean(1), 1e-3)),
         "log_mean_pet": lambda: np.log(np.maximum(pet(), 1e-3)),
-        "root_zone_storage": lambda: mass_curve_storage(p, np.asarray(f.pet)[:, days])
-        if f.pet is not None else pet(),
-        "log_root_zone_storage": lambda: np.log(np.maximum(table["root_zone_storage"](), 1.0)),
+        "root_zone_storage": storage,
+        "log_root_zone_storage": lambda: np.log(np.maximum(storage(), 1.0)),
     }
     cols = []
     for name in names:

@@ -442,8 +442,8 @@ def train(
                     meta["best_val_loss"], meta["best_epoch"] = val_loss, epoch
                     meta["bad_epochs"] = 0
                     best = trainable
-                else:  # counted in epochs, however often they are validated
-                    meta["bad_epochs"] += (epoch % every) + 1 if epoch == epochs - 1 else every
+                else:  # counted in epochs (those since the last validation)
+                    meta["bad_epochs"] += epoch % every + 1
             else:  # not validated: a row without validation scores
                 val_loss = median_nse = math.nan
             patience = config.training.patience
