@@ -5,26 +5,22 @@ import warnings
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hybridland.io._report import DataAdjustmentWarning
-from hybridland.learned import ParameterNetwork
-from hybridland.train import ConfigError, evaluate_run, load_run
-from hybridland.train.loop import bounded_params, load_trainables
+from hybridland.train import evaluate_run, load_run
+from hybridland.train.loop import load_trainables
 from runs import mopex_subset, quiet_train, tiny, trained
 
-ATTRIBUTES = ["aridity", "mean_precip", "log_root_zone_storage"]
-PRIOR = {"root_zone_prior": True,
-         "trainable_params": ["runoff_shape", "baseflow_rate", "et_threshold", "root_depth"]}
+ATTRIBUTES = ["aridity", "mean_precip"]
 OTHER = ["10312000", "11025500", "11138500"]  # complete forcing and Q in 1994-11 .. 1998
 TEST = ("1998-01-01", "1998-12-31")
 
 
 @pytest.fixture(scope="module")
 def network_run(tmp_path_factory, mopex_file):
-    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True, **PRIOR)
+    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True)
     return trained(tmp_path_factory, config, "network")
 
 
@@ -45,54 +41,9 @@ def test_parameter_network_learns(network_run):
     result.params.check_bounds()
     # Parameters differ between basins because their attributes differ.
     assert np.ptp(np.asarray(result.params.runoff_shape)) > 1e-4
-    # load_run recomputes them from the saved attributes and network (and the storage prior
-    # from the saved normalisation).
+    # load_run recomputes them from the saved attributes and network.
     _, params, _, _ = load_run(run_dir)
     np.testing.assert_allclose(params.runoff_shape, result.params.runoff_shape, rtol=1e-5)
-    np.testing.assert_allclose(params.root_depth, result.params.root_depth, rtol=1e-5)
-
-
-@pytest.mark.parametrize("components", [1, 3])
-def test_root_zone_prior_gives_each_basin_the_capacity_of_its_own_climate(components):
-    """A parameter network whose outputs are zero gives each basin the soil capacity of its
-    mass-curve storage with the prior, and the default capacity without it."""
-    storage = np.array([40.0, 90.0, 206.0, 404.0])  # mm
-    names = ("theta_cap", "root_depth", "baseflow_rate")
-    log_s = np.log(storage)
-    mean, std = log_s.mean() + 0.3, 0.7 * log_s.std()  # any normalisation
-    attributes = jnp.stack([jnp.linspace(-1, 1, 4), (log_s - mean) / std], axis=1)
-
-    def zero_output(net):
-        last = net.mlp.layers[-1]
-        return eqx.tree_at(lambda n: (n.mlp.layers[-1].weight, n.mlp.layers[-1].bias), net,
-                           (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
-
-    key = jax.random.key(0)
-    prior = zero_output(ParameterNetwork(names, 2, 8, 1, components, storage_prior=(1, mean, std),
-                                         key=key))
-    plain = zero_output(ParameterNetwork(names, 2, 8, 1, components, key=key))
-    with_prior = bounded_params(prior, None, 4, attributes)
-    without = bounded_params(plain, None, 4, attributes)
-
-    def capacity(p):  # mm, [basin] or [basin, component]; theta_wp is not trained here
-        return 1000.0 * (np.asarray(p.theta_cap) - 0.10) * np.asarray(p.root_depth)
-
-    assert capacity(with_prior).shape == ((4, components) if components > 1 else (4,))
-    expect = storage.reshape(4, *([1] * (components > 1)))
-    np.testing.assert_allclose(capacity(with_prior), np.broadcast_to(expect, capacity(
-        with_prior).shape), rtol=1e-4)
-    np.testing.assert_allclose(capacity(without), 200.0, rtol=1e-4)
-    # the other parameters do not see the prior
-    np.testing.assert_allclose(with_prior.baseflow_rate, without.baseflow_rate)
-    with_prior.check_bounds()
-
-
-def test_root_zone_prior_needs_the_attribute_and_a_trainable_depth():
-    with pytest.raises(ConfigError, match="root_zone_prior.*log_root_zone_storage"):
-        tiny("physics", static_attributes=["aridity"], parameter_network=True, **PRIOR)
-    with pytest.raises(ConfigError, match="root_zone_prior"):
-        tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,
-             root_zone_prior=True)  # root_depth not trainable
 
 
 def test_parameter_network_gives_parameters_to_unseen_basins(network_run, other_basins):

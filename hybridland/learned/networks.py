@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from .._containers import Forcing
 from .._custom_types import FloatArray
-from .._params import ROUTING_PARAMETERS, default_logit, depth_holding, unconstrained
+from .._params import ROUTING_PARAMETERS
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
 
@@ -96,35 +96,18 @@ class ParameterNetwork(eqx.Module):
     parameters are one per column); ``hybridland.train`` puts each through a sigmoid into its
     ``PARAMETER_BOUNDS`` range, so every output is a physically valid parameter. Trained
     across basins, it gives parameters for basins it never saw.
-
-    With ``storage_prior = (j, mean, std)`` (attribute ``j`` is the log of the mass-curve
-    root-zone storage, normalised with that mean and standard deviation) the ``root_depth``
-    output is an offset from the depth that holds that storage at the default water contents
-    instead of from the default depth: a network output of zero gives each basin the soil
-    capacity of its own climate (Gao et al. 2014), a structural prior that moves with the basin
-    wherever the network extrapolates.
     """
 
     mlp: eqx.nn.MLP
     names: tuple[str, ...] = eqx.field(static=True)
     components: int = eqx.field(static=True, default=1)
-    storage_prior: tuple[int, float, float] | None = eqx.field(static=True, default=None)
 
     def __init__(
         self, names, n_attributes: int, width: int = 32, depth: int = 2, components: int = 1,
-        *, storage_prior: tuple[int, float, float] | None = None, key,
+        *, key,
     ):
         self.names = tuple(names)
         self.components = components
-        if storage_prior is not None:
-            j, mean, std = storage_prior
-            if "root_depth" not in self.names or not 0 <= j < n_attributes:
-                raise ValueError(
-                    f"storage_prior {storage_prior} needs root_depth among the names and an "
-                    f"attribute index below {n_attributes}."
-                )
-            storage_prior = (int(j), float(mean), float(std))
-        self.storage_prior = storage_prior
         self.mlp = eqx.nn.MLP(
             n_attributes, sum(self._sizes()), width, depth, activation=jax.nn.tanh, key=key
         )
@@ -142,16 +125,4 @@ class ParameterNetwork(eqx.Module):
             block = out[:, start : start + size]
             values[name] = block if self.components > 1 and size > 1 else block[:, 0]
             start += size
-        if self.storage_prior is not None:
-            values["root_depth"] = values["root_depth"] + self._storage_offset(
-                attributes, values["root_depth"]
-            )
         return values
-
-    def _storage_offset(self, attributes: FloatArray, like: FloatArray) -> FloatArray:
-        """Unconstrained shift from the default root depth to the depth holding each column's
-        mass-curve storage ``[column]`` (``[column, 1]`` beside a component axis)."""
-        j, mean, std = self.storage_prior
-        storage = jnp.exp(attributes[:, j].astype(like.dtype) * std + mean)
-        shift = unconstrained("root_depth", depth_holding(storage)) - default_logit("root_depth")
-        return shift[:, None] if like.ndim == 2 else shift
