@@ -256,6 +256,7 @@ def static_attributes(names, source, days: slice) -> np.ndarray:
     p = np.asarray(f.precip)[:, days]
     t = 0.5 * (np.asarray(f.t_min) + np.asarray(f.t_max))[:, days]
 
+    @functools.cache  # the PE series are read once, whichever attributes need them
     def pet_days():
         if f.pet is None:
             raise ValueError("Attributes mean_pet, aridity and root_zone_storage need the file's "
