@@ -11,11 +11,14 @@ reused for every basin), up to the largest of ``--budgets`` model runs; the best
 had reached after each smaller budget is recorded too, so one run shows whether more runs still
 help. hybridland fits every basin and start in one vmapped program
 (``hybridland.calibrate.calibrate`` with ``CalibrationConfig``'s defaults unless overridden);
-``--compare-holdout`` adds gradient runs that differ only in ``holdout_fraction``.
+``--compare-holdout`` adds gradient runs that differ only in ``holdout_fraction`` (with
+whole-period steps), ``--compare-window-days`` runs that differ only in ``window_days`` (0: the
+whole period at every step).
 
 The time the gradient method needs to reach SCE-UA's final calibration objective is read basin
 by basin from its trace (``ColumnFit.objective``: 1 - NSE over the calibration days of every
-start before each step, ``ColumnFit.elapsed``: when it was known).
+start before each step, or every ``trace_every`` steps with windows; ``ColumnFit.elapsed``: when
+it was known).
 
 Wall times include each method's own compilation, not the data loading they share. Model
 evaluations: SCE-UA, the model runs spotpy made; gradient, ``steps x starts + starts`` per basin,
@@ -169,7 +172,8 @@ def seconds_to_reach(fit, target) -> np.ndarray:
     """Per basin, the wall time (s, from the start of the fit) at which some start of the
     gradient calibration first scored 1 - NSE <= ``target[basin]`` on the calibration days;
     inf where it never did."""
-    best = np.nanmin(fit.objective, axis=1)  # [steps + 1, basin]: best start at each step
+    traced = np.where(np.isfinite(fit.objective), fit.objective, np.inf)  # NaN: not traced
+    best = traced.min(axis=1)  # [steps + 1, basin]: best start at each step
     reached = best <= np.asarray(target)[None, :]
     first = np.argmax(reached, axis=0)
     return np.where(reached.any(axis=0), fit.elapsed[first], np.inf)
@@ -191,8 +195,10 @@ def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
     left.set_xlabel("SCE-UA validation NSE")
     left.set_ylabel("gradient validation NSE")
     left.set_title(f"{len(a)} basins (values below {low:.2f} drawn at it)", fontsize=9)
-    curve = np.nanmedian(np.nanmin(fit.objective, axis=1), axis=1)
-    right.plot(fit.elapsed, curve, label="gradient (best start)", **model_style(0))
+    rows = np.isfinite(fit.objective).all(axis=(1, 2))  # with windows: the traced steps
+    curve = np.median(fit.objective[rows].min(axis=1), axis=1)
+    right.plot(fit.elapsed[rows], curve, label="gradient (best start)", marker=".",
+               **model_style(0))
     for i, (budget, values) in enumerate(sorted(objective_by_budget.items())):
         right.axhline(np.nanmedian(values), lw=0.9, label=f"SCE-UA after {budget} runs",
                       **model_style(i + 1))
@@ -222,20 +228,23 @@ def main(argv=None) -> int:
                         help="gradient starts (default: CalibrationConfig's)")
     parser.add_argument("--steps", type=int, default=None,
                         help="gradient steps (default: CalibrationConfig's)")
-    parser.add_argument("--holdout", type=float, default=None,
-                        help="holdout_fraction of the gradient calibration (default: "
-                        "CalibrationConfig's)")
+    parser.add_argument("--window-days", type=int, default=None,
+                        help="window_days of the gradient calibration, 0: the whole period "
+                        "(default: CalibrationConfig's)")
     parser.add_argument("--compare-holdout", type=float, nargs="*", default=[],
                         help="also run the gradient calibration with these holdout_fraction "
-                        "values (figures under 'gradient_variants')")
+                        "values and whole-period steps (figures under 'gradient_variants')")
+    parser.add_argument("--compare-window-days", type=int, nargs="*", default=[],
+                        help="also run it with these window_days (0: the whole period)")
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--figure", default=None, help="draw the comparison here (PNG)")
     args = parser.parse_args(argv)
 
     path = args.data or str(mopex_path())
     basins = complete_basins(path, args.basins)
-    chosen = {k: v for k, v in (("starts", args.starts), ("steps", args.steps),
-                                ("holdout_fraction", args.holdout)) if v is not None}
+    chosen = {k: v for k, v in (("starts", args.starts), ("steps", args.steps)) if v is not None}
+    if args.window_days is not None:
+        chosen["window_days"] = args.window_days or None
     config = CalibrationRunConfig(
         data=DataConfig(
             loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
@@ -263,12 +272,16 @@ def main(argv=None) -> int:
         return float(np.nanmedian(x))
 
     variants = {}
-    for fraction in args.compare_holdout:
+    changes = [(f"holdout_fraction={f:g}", dict(holdout_fraction=f, window_days=None))
+               for f in args.compare_holdout]
+    changes += [(f"window_days={w or None}", dict(window_days=w or None))
+                for w in args.compare_window_days]
+    for label, change in changes:
         other = dataclasses.replace(
-            config, calibration=dataclasses.replace(config.calibration, holdout_fraction=fraction)
+            config, calibration=dataclasses.replace(config.calibration, **change)
         )
         run = calibrate(other, progress=True)
-        variants[f"holdout_fraction={fraction:g}"] = {
+        variants[label] = {
             "median_nse_calibration": med(run.scores["nse_calibration"]),
             "median_nse_validation": med(run.scores["nse_validation"]),
             "median_kge_validation": med(run.scores["kge_validation"]),
@@ -322,6 +335,7 @@ def main(argv=None) -> int:
         "gradient_settings": {"starts": c.starts, "steps": c.steps,
                               "learning_rate": c.learning_rate,
                               "final_learning_rate": c.final_learning_rate,
+                              "window_days": c.window_days, "trace_every": c.trace_every,
                               "holdout_fraction": c.holdout_fraction, "loss": c.loss},
         "gradient_variants": variants,
         "sceua_settings": {"budgets": budgets, "ngs": ngs},

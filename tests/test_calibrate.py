@@ -183,6 +183,36 @@ def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
         calibrate_columns(model, forcing, observed, warmup_days=WARMUP, holdout_fraction=0.7)
 
 
+def test_windowed_steps_trace_the_whole_period_objective(x64):
+    """With windows each step sees a random part of the calibration period; the trace still
+    holds 1 - NSE over the whole period, every ``trace_every`` steps and after the last, and a
+    window as long as the period is the whole-period fit."""
+    ds = _twin(0.1)
+    forcing = to_forcing(ds, dtype=np.float64)
+    observed = target(ds, "streamflow")
+    model = build_model("physics")
+    scored = observed.shape[1] - WARMUP
+    steps, every = 12, 5
+    common = dict(warmup_days=WARMUP, starts=2, steps=steps, learning_rate=0.2, seed=4)
+    fit = calibrate_columns(model, forcing, observed, window_days=200, trace_every=every,
+                            **common)
+    whole = calibrate_columns(model, forcing, observed, **common)
+    traced = np.isfinite(fit.objective).all(axis=(1, 2))
+    assert traced.tolist() == [k % every == 0 or k == steps for k in range(steps + 1)]
+    assert np.isnan(fit.objective[~traced]).all()
+    # Same starts: the objective before the first step is the same, window or not.
+    np.testing.assert_allclose(fit.objective[0], whole.objective[0], rtol=1e-9)
+    # The last row is the kept parameters' score over the whole period.
+    sim = np.asarray(simulate(model, forcing, fit.params, outputs=("runoff",)).fluxes.runoff)
+    got = 1.0 - np.asarray(metrics.nse(observed[:, WARMUP:], sim[:, WARMUP:]))
+    np.testing.assert_allclose(got, fit.objective[-1][fit.best_start, np.arange(3)], rtol=1e-9)
+    assert not np.allclose(fit.objective[-1], whole.objective[-1])  # the windows changed the path
+    as_long = calibrate_columns(model, forcing, observed, window_days=scored, **common)
+    np.testing.assert_array_equal(as_long.objective, whole.objective)
+    with pytest.raises(ValueError, match="trace_every"):
+        calibrate_columns(model, forcing, observed, window_days=200, trace_every=0, **common)
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration and command line
 
@@ -202,8 +232,8 @@ def test_config_errors_name_the_key():
         calibration_config_from_dict({"data": DATA, "calibration": {"params": ["ddff"]}})
     with pytest.raises(ConfigError, match=r"calibration\.starts' must be >= 1"):
         calibration_config_from_dict({"data": DATA, "calibration": {"starts": 0}})
-    with pytest.raises(ConfigError, match=r"calibration\.window_days' is 400"):
-        calibration_config_from_dict({"data": DATA, "calibration": {"window_days": 400}})
+    with pytest.raises(ConfigError, match=r"calibration\.window_days' must be >= 2"):
+        calibration_config_from_dict({"data": DATA, "calibration": {"window_days": 1}})
     with pytest.raises(ConfigError, match=r"Unknown section"):
         calibration_config_from_dict({"data": DATA, "training": {}})
     with pytest.raises(ConfigError, match=r"calibration\.holdout_fraction' must be in"):
@@ -213,6 +243,11 @@ def test_config_errors_name_the_key():
                                                                     "window_days": 100}})
     with pytest.raises(ConfigError, match=r"holds back only 4 of the calibration period's 365"):
         calibration_config_from_dict({"data": DATA, "calibration": {"holdout_fraction": 0.01}})
+    # The default two-year window is longer than this one-year period: whole-period steps, so
+    # a hold-out needs no window_days: null here.
+    assert calibration_config_from_dict(
+        {"data": DATA, "calibration": {"holdout_fraction": 0.2}}
+    ).calibration.window_days == 730
     overlapping = {**DATA, "validation_period": ["2001-07-01", "2002-06-30"]}
     with pytest.raises(ConfigError, match=r"'data\.validation_period' 2001-07-01 \.\. 2002-06-30 "
                        r"overlaps data\.train_period .*2001-07-01 \.\. 2001-12-31.*disjoint"):
