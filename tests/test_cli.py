@@ -206,6 +206,8 @@ def test_train_configs_in_experiments_are_valid():
                                   epochs=config.training.epochs)
         assert config.data == peer.data and config.training == own
         assert config.training.epochs >= peer.training.epochs  # the peer is never cut short
+    half, whole = (load_config(root / f"{name}.yaml") for name in ("lstm_half", "lstm"))
+    assert half.training == whole.training  # the unseen-basin peer has the converged budget
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
     for name, kind in (("hybrid", "sequence_hybrid"), ("hybrid_mlp", "hybrid"),
