@@ -92,6 +92,14 @@ def default_logit(name: str) -> float:
     return float(np.log(u) - np.log1p(-u))
 
 
+def unconstrained(name: str, value: ArrayLike) -> FloatArray:
+    """Inverse of ``bounded``: the logit of a value's position in its range (values at or beyond
+    a bound map to the logit of 1e-6 from it)."""
+    b = PARAMETER_BOUNDS[name]
+    u = jnp.clip((jnp.asarray(value) - b.low) / (b.high - b.low), 1e-6, 1.0 - 1e-6)
+    return jnp.log(u) - jnp.log1p(-u)
+
+
 def bounded(name: str, unconstrained: ArrayLike) -> FloatArray:
     """A parameter from its unconstrained value: a sigmoid onto its physical range."""
     b = PARAMETER_BOUNDS[name]
@@ -158,13 +166,7 @@ class Params(eqx.Module):
     def to_unconstrained(self) -> Params:
         """Map every bounded parameter to the real line (logit of its position in range)."""
 
-        def fwd(name, value):
-            b = PARAMETER_BOUNDS[name]
-            u = (value - b.low) / (b.high - b.low)
-            u = jnp.clip(u, 1e-6, 1.0 - 1e-6)
-            return jnp.log(u) - jnp.log1p(-u)
-
-        return self._map(fwd)
+        return self._map(unconstrained)
 
     def from_unconstrained(self) -> Params:
         """Inverse of ``to_unconstrained``: sigmoid onto each parameter's physical range."""

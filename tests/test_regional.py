@@ -5,22 +5,26 @@ import warnings
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hybridland.io._report import DataAdjustmentWarning
-from hybridland.train import evaluate_run, load_run
-from hybridland.train.loop import load_trainables
+from hybridland.learned import ParameterNetwork
+from hybridland.train import ConfigError, evaluate_run, load_run
+from hybridland.train.loop import bounded_params, load_trainables
 from runs import mopex_subset, quiet_train, tiny, trained
 
-ATTRIBUTES = ["aridity", "mean_precip"]
+ATTRIBUTES = ["aridity", "mean_precip", "log_root_zone_storage"]
+PRIOR = {"root_zone_prior": True,
+         "trainable_params": ["runoff_shape", "baseflow_rate", "et_threshold", "root_depth"]}
 OTHER = ["10312000", "11025500", "11138500"]  # complete forcing and Q in 1994-11 .. 1998
 TEST = ("1998-01-01", "1998-12-31")
 
 
 @pytest.fixture(scope="module")
 def network_run(tmp_path_factory, mopex_file):
-    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True)
+    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True, **PRIOR)
     return trained(tmp_path_factory, config, "network")
 
 
@@ -41,9 +45,70 @@ def test_parameter_network_learns(network_run):
     result.params.check_bounds()
     # Parameters differ between basins because their attributes differ.
     assert np.ptp(np.asarray(result.params.runoff_shape)) > 1e-4
-    # load_run recomputes them from the saved attributes and network.
+    # load_run recomputes them from the saved attributes and network (and the storage prior
+    # from the saved normalisation).
     _, params, _, _ = load_run(run_dir)
     np.testing.assert_allclose(params.runoff_shape, result.params.runoff_shape, rtol=1e-5)
+    np.testing.assert_allclose(params.root_depth, result.params.root_depth, rtol=1e-5)
+
+
+@pytest.mark.parametrize("components", [1, 3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_root_zone_prior_ties_each_capacity_to_the_basins_own_storage(components, seed):
+    """With the prior, the soil capacity of every component is the basin's mass-curve storage
+    times a factor of the component that is the same in every basin, whatever the network's
+    weights and the attributes (so it cannot be cancelled where the attributes extrapolate);
+    without it the capacity is the network's own."""
+    storage = np.array([40.0, 90.0, 206.0, 404.0])  # mm
+    names = ("runoff_shape", "root_depth", "baseflow_rate")
+    log_s = np.log(storage)
+    mean, std = log_s.mean() + 0.3, 0.7 * log_s.std()  # any normalisation
+    rng = np.random.default_rng(seed)
+    attributes = jnp.stack([jnp.asarray(rng.normal(0, 3, 4)), (log_s - mean) / std], axis=1)
+    key = jax.random.key(seed)
+    prior = ParameterNetwork(names, 2, 8, 1, components, storage_prior=(1, mean, std), key=key)
+    prior = eqx.tree_at(lambda n: n.log_capacity_factor, prior,
+                        jnp.asarray(rng.normal(0, 0.3, components), jnp.float32))
+    plain = ParameterNetwork(names, 2, 8, 1, components, key=key)
+    with_prior = bounded_params(prior, None, 4, attributes)
+    without = bounded_params(plain, None, 4, attributes)
+    with_prior.check_bounds()
+
+    def capacity(p):  # mm, [basin] or [basin, component]
+        depth = np.asarray(p.root_depth)
+        available = np.asarray(p.theta_cap) - np.asarray(p.theta_wp)
+        return 1000.0 * available.reshape(4, *([1] * (depth.ndim - 1))) * depth
+
+    shape = (4, components) if components > 1 else (4,)
+    assert capacity(with_prior).shape == shape
+    factor = np.exp(np.asarray(prior.log_capacity_factor))
+    expect = storage[:, None] * factor[None, :] if components > 1 else storage * factor[0]
+    np.testing.assert_allclose(capacity(with_prior), expect, rtol=1e-4)
+    # the other parameters still come from the network and vary between basins
+    assert np.ptp(np.asarray(with_prior.runoff_shape)) > 1e-4
+    ratio = capacity(without) / storage.reshape(4, *([1] * (components > 1)))
+    assert np.ptp(ratio, axis=0).min() > 0.05  # without the prior the ratio is the network's
+    assert "root_depth" not in prior(attributes) or prior.mlp.out_size == plain.mlp.out_size - (
+        components)  # the network has no root_depth output of its own
+    # gradients reach the factors
+    def total(net):
+        return jnp.sum(bounded_params(net, None, 4, attributes).root_depth)
+    grad = eqx.filter_grad(total)(prior)
+    assert np.all(np.isfinite(grad.log_capacity_factor)) and np.any(grad.log_capacity_factor != 0)
+
+
+def test_root_zone_prior_needs_the_attribute_and_a_trainable_depth():
+    with pytest.raises(ConfigError, match="root_zone_prior.*log_root_zone_storage"):
+        tiny("physics", static_attributes=["aridity"], parameter_network=True, **PRIOR)
+    with pytest.raises(ConfigError, match="root_zone_prior"):
+        tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,
+             root_zone_prior=True)  # root_depth not trainable
+    with pytest.raises(ConfigError, match="theta_cap and theta_wp not"):
+        tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,
+             root_zone_prior=True, trainable_params=["root_depth", "theta_cap"])
+    with pytest.raises(ValueError, match="theta_cap"):
+        ParameterNetwork(("root_depth", "theta_wp"), 2, storage_prior=(1, 0.0, 1.0),
+                         key=jax.random.key(0))
 
 
 def test_parameter_network_gives_parameters_to_unseen_basins(network_run, other_basins):

@@ -11,10 +11,13 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._containers import Forcing
 from .._custom_types import FloatArray
-from .._params import ROUTING_PARAMETERS
+from .._params import (
+    PARAMETER_BOUNDS, ROUTING_PARAMETERS, default_logit, unconstrained,
+)
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
 
@@ -96,24 +99,58 @@ class ParameterNetwork(eqx.Module):
     parameters are one per column); ``hybridland.train`` puts each through a sigmoid into its
     ``PARAMETER_BOUNDS`` range, so every output is a physically valid parameter. Trained
     across basins, it gives parameters for basins it never saw.
+
+    With ``storage_prior = (j, mean, std)`` (attribute ``j`` is the log of the mass-curve
+    root-zone storage, normalised with that mean and standard deviation) the network does not
+    predict ``root_depth``: each component's soil capacity ``1000 (theta_cap - theta_wp)
+    root_depth`` is that basin's storage (Gao et al. 2014) times a factor of the component,
+    ``exp(log_capacity_factor)``, learned but shared by every basin, and ``root_depth`` is the
+    depth that gives that capacity at the default water contents (which are then not trained:
+    they would only rescale the capacity). The capacity therefore follows each basin's own
+    climate by construction, wherever the attributes extrapolate: the network cannot cancel it
+    through the attributes (within the depth's bounds, 0.1-3 m: 20-600 mm).
+    The factors start spread over 0.5-2 across the components (1 for one component).
     """
 
     mlp: eqx.nn.MLP
     names: tuple[str, ...] = eqx.field(static=True)
     components: int = eqx.field(static=True, default=1)
+    storage_prior: tuple[int, float, float] | None = eqx.field(static=True, default=None)
+    log_capacity_factor: FloatArray | None = None
 
     def __init__(
         self, names, n_attributes: int, width: int = 32, depth: int = 2, components: int = 1,
-        *, key,
+        *, storage_prior: tuple[int, float, float] | None = None, key,
     ):
         self.names = tuple(names)
         self.components = components
+        if storage_prior is not None:
+            j, mean, std = storage_prior
+            if ("root_depth" not in self.names or not 0 <= j < n_attributes
+                    or {"theta_cap", "theta_wp"} & set(self.names)):
+                raise ValueError(
+                    f"storage_prior {storage_prior} needs root_depth among the names, theta_cap "
+                    f"and theta_wp not among them, and an attribute index below {n_attributes}."
+                )
+            storage_prior = (int(j), float(mean), float(std))
+        self.storage_prior = storage_prior
         self.mlp = eqx.nn.MLP(
             n_attributes, sum(self._sizes()), width, depth, activation=jax.nn.tanh, key=key
         )
+        self.log_capacity_factor = None
+        if storage_prior is not None:
+            spread = np.log(2.0) if components > 1 else 0.0
+            self.log_capacity_factor = jnp.linspace(
+                -spread, spread, components, dtype=self.mlp.layers[0].weight.dtype
+            )
 
     def _sizes(self) -> list[int]:
-        return [1 if n in ROUTING_PARAMETERS else self.components for n in self.names]
+        """Outputs of the MLP per name (none for ``root_depth`` with the storage prior)."""
+        return [
+            0 if n == "root_depth" and self.storage_prior is not None
+            else 1 if n in ROUTING_PARAMETERS else self.components
+            for n in self.names
+        ]
 
     def __call__(self, attributes: FloatArray) -> dict[str, FloatArray]:
         """Unconstrained values ``{name: [column]}`` (``[column, component]`` for a parameter
@@ -122,7 +159,28 @@ class ParameterNetwork(eqx.Module):
         out = jax.vmap(self.mlp)(attributes.astype(weight_dtype))
         values, start = {}, 0
         for name, size in zip(self.names, self._sizes()):
+            if size == 0:  # root_depth with the storage prior: from the capacity below
+                continue
             block = out[:, start : start + size]
             values[name] = block if self.components > 1 and size > 1 else block[:, 0]
             start += size
+        if self.storage_prior is not None:
+            values["root_depth"] = self._depth_for_storage(attributes, values)
         return values
+
+    def _depth_for_storage(self, attributes: FloatArray, values) -> FloatArray:
+        """Unconstrained offset (from the default) of the root depth that gives each column's
+        components the capacity ``storage * exp(log_capacity_factor)`` at the default
+        ``theta_cap`` and ``theta_wp``; ``[column]`` or ``[column, component]``."""
+        j, mean, std = self.storage_prior
+        dtype = self.log_capacity_factor.dtype
+        storage = jnp.exp(attributes[:, j].astype(dtype) * std + mean)  # mm, [column]
+        b = PARAMETER_BOUNDS
+        available = b["theta_cap"].default - b["theta_wp"].default
+        factor = jnp.exp(self.log_capacity_factor)
+        if self.components > 1:
+            capacity = storage[:, None] * factor[None, :]
+        else:
+            capacity = storage * factor[0]
+        depth = capacity / (1000.0 * available)
+        return unconstrained("root_depth", depth) - default_logit("root_depth")

@@ -212,6 +212,12 @@ class ModelConfig:
     per-basin or shared values."""
     parameter_width: int = 32
     parameter_depth: int = 2
+    root_zone_prior: bool = False
+    """True: each component's soil capacity is the basin's mass-curve root-zone storage
+    (``log_root_zone_storage``, which must be a static attribute) times a factor learned per
+    component and shared by all basins; the parameter network no longer predicts
+    ``root_depth``, and ``theta_cap``/``theta_wp`` stay at their defaults
+    (``ParameterNetwork``'s ``storage_prior``)."""
     static_attributes: tuple[str, ...] = ()
     """Static basin attributes fed to the networks (normalised on the training basins; for
     lstm: concatenated to the dynamic inputs every day)."""
@@ -279,6 +285,15 @@ class ModelConfig:
             self._check_structure()
         if self.parameter_network and not (self.static_attributes and self.trainable_params):
             _fail(self, "parameter_network", "needs static_attributes and trainable_params")
+        if self.root_zone_prior and not (
+            self.parameter_network
+            and "root_depth" in self.trainable_params
+            and "log_root_zone_storage" in self.static_attributes
+            and not {"theta_cap", "theta_wp"} & set(self.trainable_params)
+        ):
+            _fail(self, "root_zone_prior", "needs parameter_network: true, root_depth in "
+                  "trainable_params (theta_cap and theta_wp not: the prior sets the "
+                  "capacity) and log_root_zone_storage in static_attributes")
         if self.parameter_width < 1 or self.parameter_depth < 0:
             _fail(self, "parameter_width", "width must be >= 1 and parameter_depth >= 0")
 

@@ -92,20 +92,30 @@ per-basin or shared parameters in a model of several components: identical compo
 get identical gradients and stay identical."""
 
 
-def init_trainables(config: Config, model: ColumnModel | LSTMRunoff, n_basins: int):
+def init_trainables(
+    config: Config, model: ColumnModel | LSTMRunoff, n_basins: int,
+    normalisation: Normalisation | None = None,
+):
     """``((model trainables, parameter trainables), model static part)``, parameters at their
     defaults: ``{param: unconstrained}`` per basin (``[basin]``, ``[basin, component]``) or
     shared (``[]``, ``[1, component]``), or a ``ParameterNetwork`` whose outputs are offsets
-    from the defaults (seeded by ``run.seed``). With several components each component's
-    starting value is the default plus a seeded offset (``COMPONENT_JITTER``)."""
+    from the defaults (seeded by ``run.seed``; with ``model.root_zone_prior`` it needs the
+    attribute ``normalisation``). With several components each component's starting value is
+    the default plus a seeded offset (``COMPONENT_JITTER``)."""
     model_train, model_static = eqx.partition(model, eqx.is_inexact_array)
     m = config.model
     components = getattr(model, "components", 1)
     if m.parameter_network:
         key = jax.random.fold_in(jax.random.key(config.run.seed), 1)
+        prior = None
+        if m.root_zone_prior:
+            if normalisation is None:
+                raise ValueError("model.root_zone_prior needs the attribute normalisation.")
+            j = normalisation.names.index("log_root_zone_storage")
+            prior = (j, normalisation.mean[j], normalisation.std[j])
         u = ParameterNetwork(
             m.trainable_params, len(m.static_attributes), m.parameter_width, m.parameter_depth,
-            components, key=key,
+            components, storage_prior=prior, key=key,
         )
         return (model_train, u), model_static
     rng = np.random.default_rng([config.run.seed, 1])
@@ -376,7 +386,7 @@ def train(
     data.normalisation.save(run_dir / "normalisation.json")
     n_attr = len(config.model.static_attributes)
     model = build_model(config, n_attr)
-    trainable, static = init_trainables(config, model, data.n_basins)
+    trainable, static = init_trainables(config, model, data.n_basins, data.normalisation)
     if start is not None:
         trainable = fine_tuning_start(config, start, data.n_basins)
         log(f"fine-tuning from {config.training.init_from}")
@@ -561,7 +571,7 @@ def load_trainables(run_dir: str | os.PathLike):
         raise ckpt.RunFileError(f"{run_dir / 'run.json'} or {run_dir / 'normalisation.json'} "
                                 f"is damaged ({type(err).__name__}: {err}). {fix}") from None
     model = build_model(config, len(normalisation.names))
-    (_, u), _ = init_trainables(config, model, n_basins)
+    (_, u), _ = init_trainables(config, model, n_basins, normalisation)
     model, u = ckpt.load_model(run_dir / "model.eqx", (model, u), record.get("model_sha256"), fix)
     return model, u, normalisation, config
 
