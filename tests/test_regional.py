@@ -88,8 +88,8 @@ def test_root_zone_prior_ties_each_capacity_to_the_basins_own_storage(components
     assert np.ptp(np.asarray(with_prior.runoff_shape)) > 1e-4
     ratio = capacity(without) / storage.reshape(4, *([1] * (components > 1)))
     assert np.ptp(ratio, axis=0).min() > 0.05  # without the prior the ratio is the network's
-    assert "root_depth" not in prior(attributes) or prior.mlp.out_size == plain.mlp.out_size - (
-        components)  # the network has no root_depth output of its own
+    # the network has no root_depth output of its own
+    assert prior.mlp.out_size == plain.mlp.out_size - components
     # gradients reach the factors
     def total(net):
         return jnp.sum(bounded_params(net, None, 4, attributes).root_depth)

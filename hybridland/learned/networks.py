@@ -165,10 +165,10 @@ class ParameterNetwork(eqx.Module):
             values[name] = block if self.components > 1 and size > 1 else block[:, 0]
             start += size
         if self.storage_prior is not None:
-            values["root_depth"] = self._depth_for_storage(attributes, values)
+            values["root_depth"] = self._depth_for_storage(attributes)
         return values
 
-    def _depth_for_storage(self, attributes: FloatArray, values) -> FloatArray:
+    def _depth_for_storage(self, attributes: FloatArray) -> FloatArray:
         """Unconstrained offset (from the default) of the root depth that gives each column's
         components the capacity ``storage * exp(log_capacity_factor)`` at the default
         ``theta_cap`` and ``theta_wp``; ``[column]`` or ``[column, component]``."""
