@@ -68,6 +68,10 @@ PARAMETER_BOUNDS: dict[str, Bound] = {
     "capillary_rate": Bound(
         0.0, 1.0, 0.05, "day-1", "capillary rise from groundwater into an empty root zone, per day"
     ),
+    "drainage_shape": Bound(
+        0.0, 6.0, 2.0, "1",
+        "exponent of the soil drainage soil_drainage S (S/Smax)**drainage_shape",
+    ),
     "routing_shape": Bound(1.0, 6.0, 2.0, "1", "shape of the gamma unit hydrograph"),
     "routing_scale": Bound(0.05, 5.0, 1.0, "day", "scale of the gamma unit hydrograph"),
 }
@@ -80,6 +84,9 @@ FAST_PARAMETERS = ("fast_threshold", "fast_threshold_rate", "fast_rate", "percol
 
 CAPILLARY_PARAMETERS = ("capillary_rate",)
 """Parameters of capillary rise (``ColumnModel(capillary_rise=True)``)."""
+
+DRAINAGE_PARAMETERS = ("drainage_shape",)
+"""Parameters of the non-linear soil drainage (``ColumnModel(nonlinear_drainage=True)``)."""
 
 ROUTING_PARAMETERS = ("routing_shape", "routing_scale")
 """Parameters of the unit-hydrograph routing; one value per column, never per component."""
@@ -137,6 +144,7 @@ class Params(eqx.Module):
     fast_rate: FloatArray
     percolation: FloatArray
     capillary_rate: FloatArray
+    drainage_shape: FloatArray
     routing_shape: FloatArray
     routing_scale: FloatArray
 

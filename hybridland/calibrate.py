@@ -674,7 +674,9 @@ def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
     path = os.fspath(path)
     with open_netcdf(path, "written by hybridland calibrate (dim basin)") as ds:
         ds = ds.load()
-    missing = [n for n in PARAMETER_BOUNDS if n not in ds.data_vars]
+    # the basic bucket's parameters are required; a structure parameter added after the file
+    # was written (unused by the basic bucket) takes its default
+    missing = [n for n in BUCKET_PARAMETERS if n not in ds.data_vars]
     if "basin" not in ds.dims or missing or "configuration" not in ds.attrs:
         raise ValueError(
             f"{path} is not a parameter file of hybridland calibrate (it needs dim 'basin', one "
@@ -691,7 +693,9 @@ def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
         )
     rows = xr.DataArray([known.index(b) for b in basins], dims="basin")
     params = Params(**{
-        n: jnp.asarray(ds[n].isel(basin=rows).values) for n in PARAMETER_BOUNDS
+        n: jnp.asarray(ds[n].isel(basin=rows).values) if n in ds.data_vars
+        else jnp.asarray(np.full(len(basins), b.default, ds[BUCKET_PARAMETERS[0]].dtype))
+        for n, b in PARAMETER_BOUNDS.items()
     })
     params.check_bounds()
     config = yaml.safe_load(ds.attrs["configuration"]) or {}

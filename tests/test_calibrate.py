@@ -331,3 +331,19 @@ def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
     assert main(["simulate", "--data", str(data), "--params", str(params), "--model", "physics",
                  "--out", str(tmp_path / "y.nc")]) == EXIT_BAD_INPUT
     assert "one of --model, --run-dir and --params" in capsys.readouterr().err
+    # A file written before a structure parameter existed (the basic bucket does not use it)
+    # loads with that parameter at its default; one without a bucket parameter is refused.
+    from hybridland import PARAMETER_BOUNDS
+    from hybridland.calibrate import load_calibrated
+
+    full, _ = load_calibrated(params, basins)
+    with xr.open_dataset(params) as p:
+        older, damaged = p.drop_vars("drainage_shape"), p.drop_vars("theta_cap")
+        older.to_netcdf(tmp_path / "older.nc")
+        damaged.to_netcdf(tmp_path / "damaged.nc")
+    loaded, _ = load_calibrated(tmp_path / "older.nc", basins)
+    np.testing.assert_array_equal(loaded.theta_cap, full.theta_cap)
+    np.testing.assert_array_equal(loaded.drainage_shape,
+                                  PARAMETER_BOUNDS["drainage_shape"].default)
+    with pytest.raises(ValueError, match="missing: \\['theta_cap'\\]"):
+        load_calibrated(tmp_path / "damaged.nc", basins)

@@ -120,3 +120,61 @@ def test_energy_cap_limits_et_on_dark_days():
     np.testing.assert_allclose(
         np.asarray(sim.fluxes.sensible_heat), np.asarray(rn - sim.fluxes.ground_heat), rtol=1e-6
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(store_fraction=st.floats(0.0, 1.0), rate=st.floats(1e-4, 0.5),
+       shape=st.floats(0.0, 6.0))
+def test_power_recession_is_the_exact_solution_of_its_ode(store_fraction, rate, shape):
+    from hybridland.physics import bucket
+
+    jax.config.update("jax_enable_x64", True)
+    try:
+        capacity = 150.0
+        store = jnp.float64(store_fraction * capacity)
+        new, outflow = bucket.power_recession(store, capacity, rate, shape, 1.0)
+        assert 0.0 <= float(outflow) <= float(store) and float(new) >= 0.0
+        assert float(store) - float(new) == float(outflow)
+        # classical RK4 on dS/dt = -rate S (S/Smax)**shape over one day
+        f = lambda s: -rate * s * (max(s, 0.0) / capacity) ** shape  # noqa: E731
+        s, h = float(store), 1.0 / 2000
+        for _ in range(2000):
+            k1 = f(s); k2 = f(s + h * k1 / 2); k3 = f(s + h * k2 / 2); k4 = f(s + h * k3)  # noqa: E702
+            s += h * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+        np.testing.assert_allclose(float(new), s, rtol=1e-7, atol=1e-9)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_power_recession_is_linear_at_shape_zero_and_slower_when_the_soil_is_drier():
+    from hybridland.physics import bucket
+
+    store, capacity, rate = jnp.float32(80.0), jnp.float32(100.0), jnp.float32(0.05)
+    linear = bucket.recession(store, rate, 1.0)[1]
+    np.testing.assert_allclose(bucket.power_recession(store, capacity, rate, 0.0, 1.0)[1],
+                               linear, rtol=1e-5)
+    # at a full store the power law starts at the linear one's rate; below it, it drains
+    # less, the more so the larger the shape and the drier the soil
+    slow = jnp.float32(1e-3)
+    full = bucket.power_recession(capacity, capacity, slow, 3.0, 1.0)[1]
+    np.testing.assert_allclose(full, bucket.recession(capacity, slow, 1.0)[1], rtol=5e-3)
+    shapes = jnp.asarray([0.0, 1.0, 2.0, 4.0])
+    out = jax.vmap(lambda b: bucket.power_recession(store, capacity, rate, b, 1.0)[1])(shapes)
+    assert np.all(np.diff(np.asarray(out)) < 0), out
+    stores = jnp.asarray([10.0, 30.0, 60.0, 90.0])
+    per_mm = bucket.power_recession(stores, capacity, rate, 2.0, 1.0)[1] / stores
+    assert np.all(np.diff(np.asarray(per_mm)) > 0), per_mm
+
+
+@pytest.mark.parametrize("shape", [0.0, 0.3, 2.0])
+def test_power_recession_gradients_are_finite_at_an_empty_store(shape):
+    from hybridland.physics import bucket
+
+    def outflow(store, rate, b):
+        return bucket.power_recession(store, jnp.float32(100.0), rate, b, 1.0)[1]
+
+    for store in (0.0, 1e-30, 1e-3):
+        grads = jax.grad(outflow, argnums=(0, 1, 2))(
+            jnp.float32(store), jnp.float32(0.1), jnp.float32(shape)
+        )
+        assert all(np.isfinite(np.asarray(g)) for g in grads), (store, grads)

@@ -34,6 +34,7 @@ class Structure:
     """Name in ``RUNOFF_LAWS``."""
     fast_reservoir: bool = False
     capillary_rise: bool = False
+    nonlinear_drainage: bool = False
     routing_days: int = 0
     components: int = 1
     dynamic_params: tuple[str, ...] = ()
@@ -136,6 +137,7 @@ def build_model(
         runoff=_runoff_law(s.runoff_law, k_runoff, n_attributes, width, depth),
         fast_reservoir=s.fast_reservoir,
         capillary_rise=s.capillary_rise,
+        nonlinear_drainage=s.nonlinear_drainage,
         routing_days=s.routing_days,
         components=s.components,
         daily=daily,

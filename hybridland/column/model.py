@@ -10,7 +10,8 @@ order inside a bucket that makes the water balance close by construction:
 4. saturation excess above the soil capacity;
 5. actual ET = stress (law) x demand, limited to the soil water present;
 6. optionally, capillary rise from groundwater into the root zone;
-7. soil drainage to groundwater and baseflow (linear reservoirs, exactly integrated);
+7. soil drainage to groundwater and baseflow (linear reservoirs, or a soil drainage that
+   vanishes as the soil dries, all exactly integrated);
 8. optionally, a fast reservoir that takes the surface runoff and saturation excess and drains
    by quick flow, interflow and percolation to groundwater (the HBV upper zone);
 9. optionally, several such buckets in parallel (components, averaged) and a unit-hydrograph
@@ -32,6 +33,7 @@ from .._containers import Fluxes, Forcing, State, storage_change
 from .._params import (
     BUCKET_PARAMETERS,
     CAPILLARY_PARAMETERS,
+    DRAINAGE_PARAMETERS,
     FAST_PARAMETERS,
     ROUTING_PARAMETERS,
     AbstractDailyParameters,
@@ -58,6 +60,9 @@ class ColumnModel(eqx.Module):
       ``physics.reservoirs``) instead of leaving the column the same day.
     - ``capillary_rise``: whether groundwater rises back into a dry root zone (needs
       ``groundwater``).
+    - ``nonlinear_drainage``: whether the soil drains at ``soil_drainage x S x (S / Smax) **
+      drainage_shape`` (``bucket.power_recession``: as fast as the linear reservoir when full,
+      much slower when dry, as HBV's recharge) instead of ``soil_drainage x S``.
     - ``routing_days``: 0 (runoff reaches the outlet the day it is generated) or the length
       in days (>= 2) of a gamma unit hydrograph whose water in transit is a store
       (``physics.routing``).
@@ -75,6 +80,7 @@ class ColumnModel(eqx.Module):
     groundwater: bool = eqx.field(static=True, default=True)
     fast_reservoir: bool = eqx.field(static=True, default=False)
     capillary_rise: bool = eqx.field(static=True, default=False)
+    nonlinear_drainage: bool = eqx.field(static=True, default=False)
     routing_days: int = eqx.field(static=True, default=0)
     components: int = eqx.field(static=True, default=1)
     daily: AbstractDailyParameters | None = None
@@ -99,6 +105,8 @@ class ColumnModel(eqx.Module):
             names += FAST_PARAMETERS
         if self.capillary_rise:
             names += CAPILLARY_PARAMETERS
+        if self.nonlinear_drainage:
+            names += DRAINAGE_PARAMETERS
         if self.routing_days:
             names += ROUTING_PARAMETERS
         return tuple(names)
@@ -219,7 +227,13 @@ class ColumnModel(eqx.Module):
                 soil_rel0, water_input / dt, forcing, pet, params
             ),
             stress=lambda soil_rel: self.et.stress(soil_rel, forcing, pet, params),
-            drain=lambda soil: bucket.recession(soil, params.soil_drainage, dt),
+            drain=(
+                lambda soil: bucket.power_recession(
+                    soil, params.soil_capacity, params.soil_drainage, params.drainage_shape, dt
+                )
+            )
+            if self.nonlinear_drainage
+            else lambda soil: bucket.recession(soil, params.soil_drainage, dt),
             release=lambda store: bucket.recession(store, params.baseflow_rate, dt),
             groundwater=self.groundwater,
             fast=(lambda store: reservoirs.drain_fast(store, params, dt))

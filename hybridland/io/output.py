@@ -299,7 +299,9 @@ def describe_model(model) -> str:
     groundwater = getattr(model, "groundwater", None)
     structure = "".join(
         f", {name}={getattr(model, name)}"
-        for name in ("fast_reservoir", "capillary_rise", "routing_days", "components")
+        for name in (
+            "fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "components"
+        )
         if getattr(model, name, None)
     )
     daily = getattr(model, "daily", None)

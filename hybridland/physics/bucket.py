@@ -34,6 +34,27 @@ def recession(store: FloatArray, rate: FloatArray, dt: float) -> tuple[FloatArra
     return take(store, store * -jnp.expm1(-rate * dt))
 
 
+def power_recession(
+    store: FloatArray, capacity: FloatArray, rate: FloatArray, shape: FloatArray, dt: float
+) -> tuple[FloatArray, FloatArray]:
+    """Non-linear reservoir over one step, exactly integrated: the outflow rate is
+    ``rate x store x (store / capacity) ** shape``, so it equals the linear ``recession`` at a
+    full store and vanishes faster than the store as it dries (``shape`` > 0; ``shape`` -> 0
+    is the linear reservoir).
+
+    With ``s = store / capacity`` the solution of ``ds/dt = -rate s ** (1 + shape)`` over ``dt``
+    is ``s (1 + shape rate dt s ** shape) ** (-1 / shape)``; the outflow is the water it
+    removes, taken with ``take`` so that it never exceeds the store. Gradients are finite at an
+    empty store and at ``shape`` -> 0.
+    """
+    positive = store > 0.0
+    relative = jnp.where(positive, store / capacity, 1.0)
+    power = jnp.where(positive, relative**shape, 0.0)
+    shape = jnp.maximum(shape, 1e-6)  # log1p(b x) / b -> x as b -> 0, accurate for b > 0
+    decay = jnp.log1p(shape * rate * dt * power) / shape
+    return take(store, store * -jnp.expm1(-decay))
+
+
 def accumulate(store: FloatArray, inflow: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Add ``inflow`` (>= 0) to ``store`` (>= 0) without losing the rounding error.
 

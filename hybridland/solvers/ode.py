@@ -301,7 +301,8 @@ def _simulate_batched(model, forcing, params, state0, options):
 
 def _check_basic_bucket(model: ColumnModel) -> None:
     extras = [
-        name for name in ("fast_reservoir", "capillary_rise", "routing_days", "daily")
+        name
+        for name in ("fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "daily")
         if getattr(model, name, None)
     ]
     if getattr(model, "components", 1) > 1:

@@ -231,6 +231,9 @@ class ModelConfig:
     """A fast reservoir (quick flow, interflow, percolation to groundwater)."""
     capillary_rise: bool | None = None
     """Capillary rise from groundwater into the root zone."""
+    nonlinear_drainage: bool | None = None
+    """Soil drainage soil_drainage x S x (S / Smax) ** drainage_shape, vanishing as the soil
+    dries (false: linear in the store)."""
     routing_days: int | None = None
     """0: no routing; else the length in days of the gamma unit-hydrograph routing store."""
     components: int | None = None
@@ -334,8 +337,8 @@ class ModelConfig:
             unused = [p for p in getattr(self, name) if p not in used]
             if unused:
                 _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
-                      "use (a fast reservoir, capillary rise, routing or the shaped ET law "
-                      "bring their own parameters)")
+                      "use (a fast reservoir, capillary rise, non-linear drainage, routing or "
+                      "the shaped ET law bring their own parameters)")
 
     def structure(self) -> dict:
         """The laws and structure of the bucket, as ``hybridland.column.build_model`` keywords."""
