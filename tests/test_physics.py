@@ -173,8 +173,10 @@ def test_power_recession_gradients_are_finite_at_an_empty_store(shape):
     def outflow(store, rate, b):
         return bucket.power_recession(store, jnp.float32(100.0), rate, b, 1.0)[1]
 
-    for store in (0.0, 1e-30, 1e-3):
+    # 1e-36 mm: the ratio to the capacity is below float32's smallest normal number
+    for store in (0.0, 1e-44, 1e-36, 1e-30, 1e-4, 1e-3):
         grads = jax.grad(outflow, argnums=(0, 1, 2))(
             jnp.float32(store), jnp.float32(0.1), jnp.float32(shape)
         )
         assert all(np.isfinite(np.asarray(g)) for g in grads), (store, grads)
+        assert np.isfinite(np.asarray(jax.grad(outflow)(jnp.float32(store), 0.1, shape))), store

@@ -45,11 +45,14 @@ def power_recession(
     With ``s = store / capacity`` the solution of ``ds/dt = -rate s ** (1 + shape)`` over ``dt``
     is ``s (1 + shape rate dt s ** shape) ** (-1 / shape)``; the outflow is the water it
     removes, taken with ``take`` so that it never exceeds the store. Gradients are finite at an
-    empty store and at ``shape`` -> 0.
+    empty or nearly empty store and at ``shape`` -> 0.
     """
-    positive = store > 0.0
-    relative = jnp.where(positive, store / capacity, 1.0)
-    power = jnp.where(positive, relative**shape, 0.0)
+    relative = store / capacity
+    # Below a millionth of the capacity the soil does not drain (it would drain at most
+    # 1e-6 rate Smax a day): the power and its gradients stay finite where float32 flushes a
+    # tiny ratio to zero.
+    wet = relative > 1e-6
+    power = jnp.where(wet, jnp.where(wet, relative, 1.0) ** shape, 0.0)
     shape = jnp.maximum(shape, 1e-6)  # log1p(b x) / b -> x as b -> 0, accurate for b > 0
     decay = jnp.log1p(shape * rate * dt * power) / shape
     return take(store, store * -jnp.expm1(-decay))
