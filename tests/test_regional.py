@@ -11,7 +11,7 @@ import pytest
 
 from hybridland.io._report import DataAdjustmentWarning
 from hybridland.learned import ParameterNetwork
-from hybridland.train import ConfigError, evaluate_run, load_run
+from hybridland.train import ConfigError, Normalisation, evaluate_run, load_run
 from hybridland.train.loop import bounded_params, load_trainables
 from runs import mopex_subset, quiet_train, tiny, trained
 
@@ -24,7 +24,8 @@ TEST = ("1998-01-01", "1998-12-31")
 
 @pytest.fixture(scope="module")
 def network_run(tmp_path_factory, mopex_file):
-    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True, **PRIOR)
+    config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,
+                  clip_attributes=True, **PRIOR)
     return trained(tmp_path_factory, config, "network")
 
 
@@ -109,6 +110,85 @@ def test_root_zone_prior_needs_the_attribute_and_a_trainable_depth():
     with pytest.raises(ValueError, match="theta_cap"):
         ParameterNetwork(("root_depth", "theta_wp"), 2, storage_prior=(1, 0.0, 1.0),
                          key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clipped_attributes_give_an_unseen_climate_the_nearest_training_climate(seed):
+    """With attribute bounds the network's parameters for a basin beyond the training range
+    are those of the basin clipped onto its edge, whatever the weights; within the range
+    nothing changes; the storage prior still follows the basin's own (unclipped) storage."""
+    rng = np.random.default_rng(seed)
+    names = ("runoff_shape", "root_depth", "baseflow_rate")
+    storage_z = np.array([-1.0, 0.5, 1.5, 2.5])  # the last two beyond the training range
+    inside = np.array([0.3, -0.8, 4.0, -5.0])
+    attributes = jnp.asarray(np.stack([inside, storage_z], 1), jnp.float32)
+    bounds = ((-1.0, -1.0), (1.0, 1.0))
+    key = jax.random.key(seed)
+    kwargs = dict(storage_prior=(1, 5.0, 0.3), key=key)
+    clipped = ParameterNetwork(names, 2, 8, 1, 3, attribute_bounds=bounds, **kwargs)
+    plain = ParameterNetwork(names, 2, 8, 1, 3, **kwargs)
+    clipped = eqx.tree_at(lambda n: n.mlp, clipped, jax.tree_util.tree_map(
+        lambda x: x + jnp.asarray(rng.normal(0, 0.5, x.shape), x.dtype)
+        if eqx.is_array(x) else x, clipped.mlp))
+    plain = eqx.tree_at(lambda n: n.mlp, plain, clipped.mlp)
+    at_edge = jnp.clip(attributes, -1.0, 1.0)
+    out, edge, free = clipped(attributes), plain(at_edge), plain(attributes)
+    for name in ("runoff_shape", "baseflow_rate"):
+        np.testing.assert_allclose(out[name], edge[name], rtol=1e-6)
+        np.testing.assert_allclose(out[name][:2], free[name][:2], rtol=1e-6)  # inside: same
+        assert np.abs(np.asarray(out[name][2:]) - np.asarray(free[name][2:])).max() > 1e-4
+    # the capacity prior reads the storage beyond the range: larger store, deeper roots
+    np.testing.assert_allclose(out["root_depth"], free["root_depth"], rtol=1e-6)
+    depth = np.asarray(bounded_params(clipped, None, 4, attributes).root_depth)
+    assert np.all(np.diff(depth, axis=0) > 0)
+    with pytest.raises(ValueError, match="attribute_bounds"):
+        ParameterNetwork(names, 2, attribute_bounds=((1.0, 0.0), (0.0, 0.0)), key=key)
+
+
+def test_normalisation_keeps_the_training_range_for_the_networks(tmp_path):
+    raw = np.array([[0.5, 10.0], [0.9, 30.0], [0.7, 20.0]])
+    norm = Normalisation.fit(("aridity", "mean_precip"), raw, clip=True)
+    far = np.array([[3.0, 1.0], [0.6, 25.0]])  # an arid basin beyond both edges, one inside
+    z = norm.apply(far)
+    seen = np.asarray(norm.network_view(jnp.asarray(z)))
+    edge = norm.apply(raw)
+    np.testing.assert_allclose(seen[0], [edge[1, 0], edge[0, 1]], rtol=1e-6)
+    np.testing.assert_allclose(seen[1], z[1], rtol=1e-6)
+    assert z[0, 0] > seen[0, 0]  # apply itself does not clip (the storage prior reads it)
+    norm.save(tmp_path / "n.json")
+    again = Normalisation.load(tmp_path / "n.json")
+    np.testing.assert_allclose(again.network_view(jnp.asarray(z)), seen)
+    # without clip, and files written before the option: no clipping
+    old = Normalisation.fit(("aridity", "mean_precip"), raw)
+    old.save(tmp_path / "old.json")
+    assert "lower" not in (tmp_path / "old.json").read_text()
+    np.testing.assert_allclose(Normalisation.load(tmp_path / "old.json").network_view(z), z)
+
+
+def test_clip_attributes_needs_attributes():
+    with pytest.raises(ConfigError, match="clip_attributes"):
+        tiny("physics", clip_attributes=True)
+
+
+def test_clipped_run_feeds_unseen_basins_the_training_range(network_run, other_basins):
+    """A run with clip_attributes evaluates unseen basins with attributes clipped into the
+    training basins' range (what every network sees), from the saved normalisation."""
+    _, run_dir, _ = network_run
+    _, _, normalisation, _ = load_trainables(run_dir)
+    assert normalisation.clips
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        evaluation = evaluate_run(run_dir, str(other_basins), period=TEST, progress=False)
+    z = evaluation.data.attributes
+    beyond = (z < normalisation.lower - 1e-6) | (z > normalisation.upper + 1e-6)
+    assert beyond.any()  # the other basins lie partly outside the training range
+    seen = evaluation.data.forcing(np.arange(len(OTHER)), np.zeros(len(OTHER), int), 1)
+    np.testing.assert_allclose(
+        seen.attributes, np.clip(z, normalisation.lower, normalisation.upper), rtol=1e-6)
+    _, u, _, _ = load_trainables(run_dir)
+    np.testing.assert_allclose(
+        evaluation.params.baseflow_rate,
+        bounded_params(u, None, len(OTHER), jnp.asarray(z)).baseflow_rate, rtol=1e-5)
 
 
 def test_parameter_network_gives_parameters_to_unseen_basins(network_run, other_basins):

@@ -110,20 +110,39 @@ class ParameterNetwork(eqx.Module):
     climate by construction, wherever the attributes extrapolate: the network cannot cancel it
     through the attributes (within the depth's bounds, 0.1-3 m: 20-600 mm).
     The factors start spread over 0.5-2 across the components (1 for one component).
+
+    With ``attribute_bounds = (lower, upper)`` (per attribute, normalised units) the MLP sees
+    each attribute clipped into that range (the training basins', ``model.clip_attributes``),
+    so a basin outside the training climate gets the parameters of the nearest training climate
+    rather than an extrapolation; the storage prior still reads the basin's own storage.
     """
 
     mlp: eqx.nn.MLP
     names: tuple[str, ...] = eqx.field(static=True)
     components: int = eqx.field(static=True, default=1)
     storage_prior: tuple[int, float, float] | None = eqx.field(static=True, default=None)
+    attribute_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = eqx.field(
+        static=True, default=None
+    )
     log_capacity_factor: FloatArray | None = None
 
     def __init__(
         self, names, n_attributes: int, width: int = 32, depth: int = 2, components: int = 1,
-        *, storage_prior: tuple[int, float, float] | None = None, key,
+        *, storage_prior: tuple[int, float, float] | None = None, attribute_bounds=None, key,
     ):
         self.names = tuple(names)
         self.components = components
+        if attribute_bounds is not None:
+            lower, upper = (tuple(float(v) for v in np.ravel(b)) for b in attribute_bounds)
+            if len(lower) != n_attributes or len(upper) != n_attributes or any(
+                lo > hi for lo, hi in zip(lower, upper)
+            ):
+                raise ValueError(
+                    f"attribute_bounds needs {n_attributes} lower and upper values with "
+                    f"lower <= upper, got {attribute_bounds}."
+                )
+            attribute_bounds = (lower, upper)
+        self.attribute_bounds = attribute_bounds
         if storage_prior is not None:
             j, mean, std = storage_prior
             if ("root_depth" not in self.names or not 0 <= j < n_attributes
@@ -156,7 +175,11 @@ class ParameterNetwork(eqx.Module):
         """Unconstrained values ``{name: [column]}`` (``[column, component]`` for a parameter
         of each component) from attributes ``[column, n_attributes]``."""
         weight_dtype = self.mlp.layers[0].weight.dtype
-        out = jax.vmap(self.mlp)(attributes.astype(weight_dtype))
+        seen = attributes.astype(weight_dtype)
+        if self.attribute_bounds is not None:
+            lower, upper = (jnp.asarray(b, weight_dtype) for b in self.attribute_bounds)
+            seen = jnp.clip(seen, lower, upper)
+        out = jax.vmap(self.mlp)(seen)
         values, start = {}, 0
         for name, size in zip(self.names, self._sizes()):
             if size == 0:  # root_depth with the storage prior: from the capacity below

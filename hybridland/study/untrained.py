@@ -336,7 +336,8 @@ def site_runs(
         raw = static_attributes(names, source, slice(None))
         attributes = jnp.asarray(normalisation.apply(raw)) if names else None
         params = column_params(u, trained, [site], attributes, config)
-        forcing = dataclasses.replace(_with_spinup(forcing, spinup), attributes=attributes)
+        seen = None if attributes is None else normalisation.network_view(attributes)
+        forcing = dataclasses.replace(_with_spinup(forcing, spinup), attributes=seen)
         check_forcing(model, forcing)
         sim = run_timed(model, forcing, params, progress=progress, description=site).sim
         sim = drop_warmup(sim, spinup)

@@ -221,6 +221,11 @@ class ModelConfig:
     static_attributes: tuple[str, ...] = ()
     """Static basin attributes fed to the networks (normalised on the training basins; for
     lstm: concatenated to the dynamic inputs every day)."""
+    clip_attributes: bool = False
+    """True: every network sees each static attribute clipped into the range it spans over
+    the training basins, so a basin of a climate never trained on gets what the nearest
+    training climate gets, not an extrapolation (the root-zone prior still uses the basin's
+    own storage)."""
     # The bucket's laws and structure; None: the kind's default (hybridland.column
     # KIND_STRUCTURES), spelled out in the resolved configuration.
     et_law: str | None = None
@@ -286,6 +291,8 @@ class ModelConfig:
                       f"must be >= 1, got {self.depth}")
         if self.kind != "lstm":
             self._check_structure()
+        if self.clip_attributes and not self.static_attributes:
+            _fail(self, "clip_attributes", "needs static_attributes (there is nothing to clip)")
         if self.parameter_network and not (self.static_attributes and self.trainable_params):
             _fail(self, "parameter_network", "needs static_attributes and trainable_params")
         if self.root_zone_prior and not (

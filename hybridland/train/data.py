@@ -209,29 +209,62 @@ LOADERS: dict[str, Callable] = {"mopex": _load_mopex, "netcdf": _load_netcdf, "f
 @dataclasses.dataclass(frozen=True)
 class Normalisation:
     """Mean and standard deviation of each static attribute over the training basins (fitted on
-    the training period); ``apply`` maps raw attributes ``[basin, n]`` to z-scores."""
+    the training period); ``apply`` maps raw attributes ``[basin, n]`` to z-scores.
+
+    With ``lower``/``upper`` (the z-scores' range over the training basins, fitted with
+    ``clip=True``: ``model.clip_attributes``) ``network_view`` clips z-scores into that range:
+    what the networks see of a basin whose climate lies outside the training basins' is what
+    they saw of the nearest training climate, so they never extrapolate in an attribute. The
+    z-scores themselves stay unclipped (the root-zone prior reads the basin's own storage).
+    """
 
     names: tuple[str, ...]
     mean: np.ndarray
     std: np.ndarray
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, names, raw: np.ndarray) -> Normalisation:
+    def fit(cls, names, raw: np.ndarray, clip: bool = False) -> Normalisation:
         raw = np.asarray(raw, np.float64)
         mean = raw.mean(0) if raw.shape[0] else np.zeros(len(names))
         std = raw.std(0) if raw.shape[0] else np.ones(len(names))
         std = np.where(std > 0, std, 1.0)  # one basin, or a constant attribute
-        return cls(tuple(names), mean, std)
+        if not clip:
+            return cls(tuple(names), mean, std)
+        if not raw.shape[0]:
+            raise ValueError("clip_attributes needs at least one training basin.")
+        z = (raw - mean) / std
+        return cls(tuple(names), mean, std, z.min(0), z.max(0))
+
+    @property
+    def clips(self) -> bool:
+        return self.lower is not None
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         return ((np.asarray(raw, np.float64) - self.mean) / self.std).astype(DTYPE)
 
+    def network_view(self, z):
+        """Normalised attributes as the networks see them: clipped into the training range
+        with ``clip``, else unchanged (numpy or JAX arrays, ``[..., n]``)."""
+        if not self.clips:
+            return z
+        return jnp.clip(z, jnp.asarray(self.lower, z.dtype), jnp.asarray(self.upper, z.dtype))
+
     def to_dict(self) -> dict:
-        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
+        d = {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
+        if self.clips:
+            d["lower"], d["upper"] = self.lower.tolist(), self.upper.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
-        return cls(tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+        bounds = [np.asarray(d[k], float) if k in d else None for k in ("lower", "upper")]
+        if (bounds[0] is None) != (bounds[1] is None):
+            raise KeyError("lower and upper must be both present or both absent")
+        return cls(
+            tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float), *bounds
+        )
 
     def save(self, path) -> None:
         ckpt.atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
@@ -346,7 +379,9 @@ class RunData:
             pet=take.get("pet"),
             attributes=None
             if self.attributes is None
-            else jnp.asarray(self.attributes[np.asarray(basins)]),
+            else self.normalisation.network_view(
+                jnp.asarray(self.attributes[np.asarray(basins)])
+            ),
         )
 
     def observed(self, basins: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
@@ -400,9 +435,10 @@ def assemble(
     raw_attributes: np.ndarray,
     normalisation: Normalisation | None,
     statistics_period: str,
+    clip: bool = False,
 ) -> RunData:
     """``RunData`` of a loaded ``source``; ``normalisation`` is fitted on ``raw_attributes``
-    when None. Observed-runoff mean and spread per basin come from ``statistics_period``."""
+    when None (with the training range for ``Normalisation.network_view`` when ``clip``). Observed-runoff mean and spread per basin come from ``statistics_period``."""
     f = source.forcing
     series = {k: np.asarray(getattr(f, k), DTYPE) for k in ("precip", "t_min", "t_max")}
     if f.pet is not None:
@@ -416,7 +452,7 @@ def assemble(
     obs_std = np.where(np.isfinite(obs_std), obs_std, 1.0).astype(DTYPE)
     obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0).astype(DTYPE)
     if normalisation is None:
-        normalisation = Normalisation.fit(attribute_names, raw_attributes)
+        normalisation = Normalisation.fit(attribute_names, raw_attributes, clip)
     elif normalisation.names != tuple(attribute_names):
         raise ValueError(
             f"The normalisation is for attributes {normalisation.names}, the model uses "
@@ -466,7 +502,9 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
     first, last = periods["train"]
     names = config.model.static_attributes
     raw = static_attributes(names, source, slice(first, last + 1))
-    return assemble(source, periods, names, raw, normalisation, "train")
+    return assemble(
+        source, periods, names, raw, normalisation, "train", config.model.clip_attributes
+    )
 
 
 def dry_years(time, precip, fraction: float, span: tuple[str, str]) -> np.ndarray:

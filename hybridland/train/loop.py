@@ -99,8 +99,8 @@ def init_trainables(
     """``((model trainables, parameter trainables), model static part)``, parameters at their
     defaults: ``{param: unconstrained}`` per basin (``[basin]``, ``[basin, component]``) or
     shared (``[]``, ``[1, component]``), or a ``ParameterNetwork`` whose outputs are offsets
-    from the defaults (seeded by ``run.seed``; with ``model.root_zone_prior`` it needs the
-    attribute ``normalisation``). With several components each component's starting value is
+    from the defaults (seeded by ``run.seed``; with ``model.root_zone_prior`` or
+    ``model.clip_attributes`` it needs the attribute ``normalisation``). With several components each component's starting value is
     the default plus a seeded offset (``COMPONENT_JITTER``)."""
     model_train, model_static = eqx.partition(model, eqx.is_inexact_array)
     m = config.model
@@ -113,9 +113,15 @@ def init_trainables(
                 raise ValueError("model.root_zone_prior needs the attribute normalisation.")
             j = normalisation.names.index("log_root_zone_storage")
             prior = (j, normalisation.mean[j], normalisation.std[j])
+        bounds = None
+        if m.clip_attributes:
+            if normalisation is None or not normalisation.clips:
+                raise ValueError("model.clip_attributes needs the attribute normalisation "
+                                 "fitted with its training range.")
+            bounds = (normalisation.lower, normalisation.upper)
         u = ParameterNetwork(
             m.trainable_params, len(m.static_attributes), m.parameter_width, m.parameter_depth,
-            components, storage_prior=prior, key=key,
+            components, storage_prior=prior, attribute_bounds=bounds, key=key,
         )
         return (model_train, u), model_static
     rng = np.random.default_rng([config.run.seed, 1])
