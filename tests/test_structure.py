@@ -396,3 +396,27 @@ def test_warmup_without_gradient_keeps_the_values(kind):
     assert float(jnp.abs(g_cut.baseflow_rate).max()) > 0
     # ...but the slow store's spin-up no longer contributes: the gradients differ.
     assert not np.allclose(np.asarray(g_cut.baseflow_rate), np.asarray(g_plain.baseflow_rate))
+
+
+def test_every_structure_switch_is_named_once_for_its_listers():
+    """``ColumnModel.STRUCTURE_OPTIONS`` (what describe_model prints and the ODE solver
+    refuses) are exactly the switches of ``Structure`` beyond the laws and daily parameters, and
+    each one set shows in the description and in the ODE solver's refusal."""
+    import dataclasses
+
+    from hybridland.column import ColumnModel, Structure
+    from hybridland.io.output import describe_model
+    from hybridland.solvers.ode import simulate_ode
+
+    switches = {f.name for f in dataclasses.fields(Structure)} - {
+        "et_law", "runoff_law", "dynamic_params"}
+    assert set(ColumnModel.STRUCTURE_OPTIONS) == switches
+    on = {"routing_days": 3, "components": 2}
+    for name in ColumnModel.STRUCTURE_OPTIONS:
+        model = build_model("physics", **{name: on.get(name, True)})
+        assert f"{name}=" in describe_model(model)
+        forcing = hl.Forcing(
+            precip=jnp.ones((1, 3)), t_min=jnp.zeros((1, 3)), t_max=jnp.ones((1, 3)),
+            doy=jnp.arange(1, 4), lat=jnp.zeros(1), pet=jnp.ones((1, 3)))
+        with pytest.raises(ValueError, match=name):
+            simulate_ode(model, forcing)

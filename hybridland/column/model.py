@@ -24,6 +24,8 @@ vary by day (``daily``, e.g. a sequence network): they stay inside their physica
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -84,6 +86,12 @@ class ColumnModel(eqx.Module):
     routing_days: int = eqx.field(static=True, default=0)
     components: int = eqx.field(static=True, default=1)
     daily: AbstractDailyParameters | None = None
+
+    STRUCTURE_OPTIONS: ClassVar[tuple[str, ...]] = (
+        "fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "components"
+    )
+    """The structure switches beyond the basic bucket (those of ``column.Structure``), named
+    once for whatever lists them (``io.describe_model``, the ODE solver's refusal)."""
 
     def __check_init__(self):
         if self.components < 1:

@@ -299,9 +299,7 @@ def describe_model(model) -> str:
     groundwater = getattr(model, "groundwater", None)
     structure = "".join(
         f", {name}={getattr(model, name)}"
-        for name in (
-            "fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "components"
-        )
+        for name in getattr(model, "STRUCTURE_OPTIONS", ())
         if getattr(model, name, None)
     )
     daily = getattr(model, "daily", None)

@@ -300,13 +300,11 @@ def _simulate_batched(model, forcing, params, state0, options):
 
 
 def _check_basic_bucket(model: ColumnModel) -> None:
+    options = (*ColumnModel.STRUCTURE_OPTIONS, "daily")
     extras = [
-        name
-        for name in ("fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "daily")
-        if getattr(model, name, None)
+        name for name in options
+        if (getattr(model, name, 1) > 1 if name == "components" else getattr(model, name, None))
     ]
-    if getattr(model, "components", 1) > 1:
-        extras.append("components")
     if extras:
         raise ValueError(
             f"The ODE solver integrates the basic bucket (snow, soil, groundwater) only; this "
