@@ -124,6 +124,10 @@ def test_help(command, capsys):
 
 
 def test_chunked_run_matches_single_batch(subset_file, tmp_path, capsys):
+    """Chunks of 2 basins give the single batch's answer to float32 rounding: XLA compiles
+    another program for another number of columns and may vectorise it differently (on some
+    CPUs and JAX versions the last bit of a few values differs), so equality is to a few ulps,
+    far below any physical difference (1e-6 mm day-1)."""
     whole, chunked = tmp_path / "whole.nc", tmp_path / "chunked.nc"
     assert _simulate(subset_file, whole, "--model", "hybrid", "--trim") == 0
     assert (
@@ -132,7 +136,7 @@ def test_chunked_run_matches_single_batch(subset_file, tmp_path, capsys):
     capsys.readouterr()
     with xr.open_dataset(whole) as a, xr.open_dataset(chunked) as b:
         for name in ("runoff", "evapotranspiration", "soil_water", "water_balance_residual"):
-            np.testing.assert_array_equal(a[name].values, b[name].values)
+            np.testing.assert_allclose(a[name].values, b[name].values, rtol=4e-6, atol=1e-6)
 
 
 def test_simulate_x64_in_subprocess(subset_file, tmp_path):
