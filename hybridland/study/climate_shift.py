@@ -126,7 +126,7 @@ def _load_all(study: Study, quick: bool, log) -> tuple[RunData, Basins, Config]:
     base = base.replace("model", kind="hybrid", trainable_params=(),
                         static_attributes=("aridity", "mean_precip", "mean_pet", "snow_fraction",
                                            "mean_temp"),
-                        parameter_network=False)
+                        parameter_network=False, root_zone_prior=False, clip_attributes=False)
     config = _data_config(study, base, None, hide_dry_years=False)
     if quick:
         everything = _load_quiet(config)
