@@ -62,8 +62,12 @@ def test_local_cluster_matches_in_memory(grid_dataset, kind, tmp_path):
         path = tmp_path / "grid.nc"
         lazy.to_netcdf(path)
     result = xr.open_dataset(path)
-    np.testing.assert_allclose(result.runoff.values, np.asarray(expected.fluxes.runoff), rtol=1e-6)
-    np.testing.assert_allclose(result.soil_water.values, np.asarray(expected.states.soil), rtol=1e-6)
+    # to float32 rounding: chunks are other array shapes, which XLA may vectorise differently
+    # (a few values differ in their last bits and carry ~1e-6 relative through the days)
+    np.testing.assert_allclose(result.runoff.values, np.asarray(expected.fluxes.runoff),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.soil_water.values, np.asarray(expected.states.soil),
+                               rtol=1e-5, atol=1e-5)
     assert result.runoff.attrs["standard_name"] == "runoff_flux"
     assert result.soil_water.attrs["water_budget"] == "storage"
 
