@@ -230,12 +230,13 @@ class Normalisation:
         mean = raw.mean(0) if raw.shape[0] else np.zeros(len(names))
         std = raw.std(0) if raw.shape[0] else np.ones(len(names))
         std = np.where(std > 0, std, 1.0)  # one basin, or a constant attribute
+        plain = cls(tuple(names), mean, std)
         if not clip:
-            return cls(tuple(names), mean, std)
+            return plain
         if not raw.shape[0]:
             raise ValueError("clip_attributes needs at least one training basin.")
-        z = (raw - mean) / std
-        return cls(tuple(names), mean, std, z.min(0), z.max(0))
+        z = plain.apply(raw)  # the training basins' z-scores as the networks get them
+        return dataclasses.replace(plain, lower=z.min(0), upper=z.max(0))
 
     @property
     def clips(self) -> bool:
