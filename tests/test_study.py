@@ -1,6 +1,8 @@
 """The climate-shift study: dry-year hold-out, study configuration, and the --quick study end
 to end through the command line (marked slow; CI runs it on the quick setting)."""
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from runs import BASINS
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
+from hybridland.study.climate_shift import run_config
 from hybridland.study.config import load_study
 from hybridland.train import ConfigError, config_from_dict
 from hybridland.train.data import dry_years, load_data
@@ -179,6 +182,39 @@ def test_quick_study_writes_every_model_and_split(quick_study):
     assert not (work / "docs").exists()  # quick: the page stays in OUT
     page = (out / "climate_shift.md").read_text()
     assert "degrades least" in page and "Quick setting" in page
+
+
+def test_study_trains_every_model_to_its_own_budget():
+    # the study imposes no budget: each model keeps its configuration's bound and patience
+    study = load_study(STUDY)
+    assert all(v is None for v in dataclasses.asdict(study.training).values())
+    for name, split in (("hybrid", "humid_to_arid"), ("lstm", "temporal")):
+        config = run_config(study, name, split, _FakeBasins(), quick=False)
+        own = study.models[name].training
+        assert (config.training.epochs, config.training.patience) == (own.epochs, own.patience)
+        assert config.training.patience is not None  # ended by early stopping
+
+
+class _FakeBasins:
+    arid_train = ["a"]
+
+    def training(self, split):
+        return ["a", "b"]
+
+
+@pytest.mark.slow
+def test_quick_study_states_the_epochs_of_every_run(quick_study):
+    _, out, study = quick_study
+    timing = pd.read_csv(out / "timing.csv")
+    trained = timing.dropna(subset=["epochs_completed"])
+    runs = sorted((out / "runs").glob("*/*/run.json"))
+    assert len(trained) == len(runs) > 0
+    page = (out / "climate_shift.md").read_text()
+    for r in trained.itertuples():
+        run = json.loads((out / "runs" / r.split / r.model / "run.json").read_text())
+        assert (r.epochs_completed, r.best_epoch) == (run["epochs_completed"], run["best_epoch"])
+        assert r.epochs_bound == study.quick.epochs
+        assert f"| {r.split} | {run['epochs_completed']} | {run['best_epoch'] + 1} |" in page
 
 
 @pytest.mark.slow

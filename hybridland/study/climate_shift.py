@@ -216,6 +216,15 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
     return seconds
 
 
+def _epochs(config: Config, run_dir: Path) -> dict:
+    """How far a finished run trained: epochs completed, best epoch (0-based), the bound, and
+    whether early stopping ended it."""
+    run = json.loads((run_dir / "run.json").read_text())
+    return {"epochs_completed": int(run["epochs_completed"]), "best_epoch": int(run["best_epoch"]),
+            "epochs_bound": int(config.training.epochs),
+            "stopped_early": bool(run.get("stopped_early", False))}
+
+
 # ---------------------------------------------------------------------------------------------
 # Scores
 
@@ -388,7 +397,10 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                   "arid_training_share": [b in basins.arid_train for b in basins.ids]}
                  ).to_csv(out / "basins.csv", index=False)
     timing, rows = [], []
-    jobs = [(name, split, 0.0, False) for split in TRAINED_SPLITS for name in study.models]
+    # The shifted splits first: a study continued over several invocations (finished runs are
+    # reused, interrupted ones resume) has its central answer soonest.
+    order = ("humid_to_arid", "diverse", "temporal")
+    jobs = [(name, split, 0.0, False) for split in order for name in study.models]
     jobs += [(name, "temporal", study.extreme_weighting.extreme_weight, False)
              for name in study.extreme_weighting.models]
     jobs += [(name, "diverse", 0.0, True) for name in study.fine_tuning.models]
@@ -401,7 +413,7 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
         t0 = time.perf_counter()
         rows += _evaluate_trained(study, label, split, run_dir, basins, progress=False)
         timing.append({"model": label, "split": split, "train_s": seconds,
-                       "evaluate_s": time.perf_counter() - t0})
+                       "evaluate_s": time.perf_counter() - t0, **_epochs(config, run_dir)})
     states = _default_states(data) if "regression_state" in study.baselines else None
     dry = _dry_mask(study, data)
     for name in study.baselines:

@@ -350,8 +350,30 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "|---|---|",
         *[f"| {label(m)} | {s:.0f} |" for m, s in train_s.items()],
         "",
+        *_epochs_table(timing, label),
     ]
     return "\n".join(lines)
+
+
+def _epochs_table(timing, label) -> list[str]:
+    """Per trained run: epochs completed, best epoch, the bound and whether early stopping
+    ended it (the convergence each figure rests on)."""
+    if "epochs_completed" not in timing:
+        return []
+    runs = timing.dropna(subset=["epochs_completed"])
+    return [
+        "## Epochs per run",
+        "",
+        "Epochs completed, the best epoch (its weights are the model; counted from 1) and the "
+        "bound; *early stop*: the validation loss stopped improving before the bound.",
+        "",
+        "| model | split | epochs | best | bound | ended by |",
+        "|---|---|---|---|---|---|",
+        *[f"| {label(r.model)} | {r.split} | {int(r.epochs_completed)} | {int(r.best_epoch) + 1} "
+          f"| {int(r.epochs_bound)} | {'early stop' if r.stopped_early else 'bound'} |"
+          for r in runs.itertuples()],
+        "",
+    ]
 
 
 def _budget(study, quick: bool) -> str:
@@ -360,6 +382,13 @@ def _budget(study, quick: bool) -> str:
              f"{t.batches_per_epoch} mini-batches per epoch" if t.batches_per_epoch
              else "the configured mini-batches per epoch"]
     patience = None if quick else study.training.patience
+    if not (t.epochs or t.batches_per_epoch or patience):
+        return (
+            "Compute budget: every model trains with its own configuration's epochs, "
+            "mini-batches and early stopping (the bound each run reached is in the table of "
+            "epochs per run); runs ended by early stopping have converged on the validation "
+            "loss."
+        )
     return (
         "Compute budget: every trained model gets the same " + " of ".join(parts)
         + (f" with early stopping after {patience} epochs without a better validation loss"
