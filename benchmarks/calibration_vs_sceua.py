@@ -61,9 +61,9 @@ VALIDATION = ("1979-01-01", "1983-12-31")
 WARMUP_DAYS = 365
 
 
-def complete_basins(path: str, n: int) -> list[str]:
-    """The first ``n`` basins of a MOPEX-layout file with no missing forcing or streamflow from
-    the first warm-up day to the end of validation."""
+def complete_basins(path: str, n: int, skip: int = 0) -> list[str]:
+    """``n`` basins of a MOPEX-layout file with no missing forcing or streamflow from the first
+    warm-up day to the end of validation: the first ones after skipping ``skip`` of them."""
     import xarray as xr
 
     first = np.datetime64(CALIBRATION[0]) - np.timedelta64(WARMUP_DAYS, "D")
@@ -74,9 +74,10 @@ def complete_basins(path: str, n: int) -> list[str]:
             ok &= np.isfinite(span[var].values).all(axis=1)
         ok &= np.isfinite(span["lat"].values)
         ids = [str(b) for b in span["basin"].values[ok]]
-    if len(ids) < n:
-        raise SystemExit(f"{path} has only {len(ids)} complete basins; asked for {n}.")
-    return ids[:n]
+    if len(ids) < skip + n:
+        raise SystemExit(f"{path} has only {len(ids)} complete basins; asked for {n} after "
+                         f"skipping {skip}.")
+    return ids[skip:skip + n]
 
 
 class BucketSetup:
@@ -152,7 +153,7 @@ def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
         setup = BucketSetup(run, forcing, observed, names, budgets)
         sampler = spotpy.algorithms.sceua(
             setup, dbname=f"sceua_{b}", dbformat="ram", save_sim=False,
-            random_state=config.calibration.seed + b,
+            random_state=1000 * config.calibration.seed + b,
         )
         with contextlib.redirect_stdout(io.StringIO()):  # spotpy prints every loop
             sampler.sample(max(budgets), ngs=ngs)
@@ -179,7 +180,16 @@ def seconds_to_reach(fit, target) -> np.ndarray:
     return np.where(reached.any(axis=0), fit.elapsed[first], np.inf)
 
 
-def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
+def budget_label(budget: int, runs) -> str:
+    """Legend of SCE-UA's objective after ``budget`` runs, given the runs it made per basin:
+    spotpy's convergence criteria may have stopped every basin before the budget."""
+    runs = np.asarray(runs)
+    if runs.max() < budget:
+        return f"SCE-UA, converged (stopped at {runs.min()}-{runs.max()} runs)"
+    return f"SCE-UA after {budget} runs"
+
+
+def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget, sceua_runs) -> Path:
     """Left: validation NSE per basin, gradient against SCE-UA. Right: median over basins of the
     gradient's best calibration objective against wall time, and SCE-UA's after each budget at
     its full wall time."""
@@ -200,7 +210,7 @@ def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget) -> Path:
     right.plot(fit.elapsed[rows], curve, label="gradient (best start)", marker=".",
                **model_style(0))
     for i, (budget, values) in enumerate(sorted(objective_by_budget.items())):
-        right.axhline(np.nanmedian(values), lw=0.9, label=f"SCE-UA after {budget} runs",
+        right.axhline(np.nanmedian(values), lw=0.9, label=budget_label(budget, sceua_runs),
                       **model_style(i + 1))
     right.axvline(sceua_s, color="0.4", lw=0.8, linestyle=":", label="SCE-UA wall time")
     right.set_xscale("log")
@@ -219,6 +229,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=None, help="MOPEX-layout file (default: shared)")
     parser.add_argument("--basins", type=int, default=20, help="basins with complete data")
+    parser.add_argument("--skip", type=int, default=0,
+                        help="skip this many complete basins first (another set of basins)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[2000, 10000],
                         help="SCE-UA model-run budgets per basin: it runs up to the largest and "
                         "records its best objective after each")
@@ -236,13 +248,17 @@ def main(argv=None) -> int:
                         "values and whole-period steps (figures under 'gradient_variants')")
     parser.add_argument("--compare-window-days", type=int, nargs="*", default=[],
                         help="also run it with these window_days (0: the whole period)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds both methods: the gradient's starts and windows "
+                        "(calibration.seed) and SCE-UA's sampler (1000 x seed + basin index)")
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--figure", default=None, help="draw the comparison here (PNG)")
     args = parser.parse_args(argv)
 
     path = args.data or str(mopex_path())
-    basins = complete_basins(path, args.basins)
+    basins = complete_basins(path, args.basins, args.skip)
     chosen = {k: v for k, v in (("starts", args.starts), ("steps", args.steps)) if v is not None}
+    chosen["seed"] = args.seed
     if args.window_days is not None:
         chosen["window_days"] = args.window_days or None
     config = CalibrationRunConfig(
@@ -339,6 +355,7 @@ def main(argv=None) -> int:
                               "holdout_fraction": c.holdout_fraction, "loss": c.loss},
         "gradient_variants": variants,
         "sceua_settings": {"budgets": budgets, "ngs": ngs},
+        "seed": args.seed,
         "load_s": load_s,
         "platform": f"{platform.machine()} {jax.devices()[0].platform}, "
         f"{jax.device_count()} device(s), python {platform.python_version()}",
@@ -356,7 +373,8 @@ def main(argv=None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=1))
     if args.figure:
-        print(f"wrote {draw(args.figure, result.fit, gradient, sceua, sceua_s, sceua_at)}")
+        drawn = draw(args.figure, result.fit, gradient, sceua, sceua_s, sceua_at, sceua_runs)
+        print(f"wrote {drawn}")
     return 0
 
 

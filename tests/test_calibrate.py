@@ -28,6 +28,8 @@ capacity give the same run to rounding.
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -347,3 +349,15 @@ def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
                                   PARAMETER_BOUNDS["drainage_shape"].default)
     with pytest.raises(ValueError, match="missing: \\['theta_cap'\\]"):
         load_calibrated(tmp_path / "damaged.nc", basins)
+
+
+def test_benchmark_legend_says_when_sceua_stopped_before_its_budget():
+    # the figure once labelled SCE-UA's converged objective "after 10000 runs" although
+    # spotpy's convergence criteria had stopped every basin at 6 264-6 927 runs
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from calibration_vs_sceua import budget_label
+
+    runs = [6927, 6264, 6500]
+    assert budget_label(10000, runs) == "SCE-UA, converged (stopped at 6264-6927 runs)"
+    assert budget_label(2000, runs) == "SCE-UA after 2000 runs"
+    assert budget_label(6500, runs) == "SCE-UA after 6500 runs"  # some basins ran this far
