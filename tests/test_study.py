@@ -296,3 +296,22 @@ def test_quick_study_reports_budyko_consistency(quick_study):
                                                                                   abs=1e-5)
     assert np.isfinite(results.loc[("hybrid", "humid_to_arid"), "budyko_error_shifted"])
     assert "Budyko error" in (out / "results.md").read_text()
+
+
+def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypatch):
+    # a study continued after an interruption resumes the run: its training time is that of
+    # all its epochs, not only of those trained by the last invocation
+    from hybridland.study import climate_shift
+
+    def resumed(config, run_dir, **_):  # two epochs of 100 s each, trained by an earlier call
+        run_dir.mkdir(parents=True)
+        pd.DataFrame({"epoch": [0, 1], "seconds": [100.0, 100.0]}).to_csv(
+            run_dir / "metrics.csv", index=False)
+
+    monkeypatch.setattr(climate_shift, "train", resumed)
+    monkeypatch.setattr(climate_shift, "release_compiled", lambda: None)
+    config = run_config(load_study(STUDY), "physics", "temporal", _FakeBasins(), quick=True)
+    seconds = climate_shift._train(config, tmp_path / "run", print, progress=False, report=False)
+    assert seconds >= 200.0
+    saved = json.loads((tmp_path / "run" / "study_seconds.json").read_text())["seconds"]
+    assert saved == seconds

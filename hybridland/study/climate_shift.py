@@ -37,7 +37,9 @@ bucket run, from the model's own stores and fluxes (``n/a`` for models without a
 balance). ``OUT/scores.csv`` holds them all; ``OUT/results.csv`` / ``results.md`` the medians
 per model, split and test set with the skill drop; ``OUT/figures`` the skill against aridity,
 the skill drops and a Budyko plot; ``OUT/climate_shift.md`` the page generated from them.
-A finished run directory is reused when the study is run again with the same settings.
+A finished run directory is reused when the study is run again with the same settings, and an
+interrupted one resumes from its last epoch's checkpoint, so a study with converged budgets (hours
+on a laptop CPU) can be stopped and continued by running the same command again.
 """
 
 from __future__ import annotations
@@ -195,7 +197,8 @@ def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
 
 
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
-    """Train (or reuse a finished identical run); the seconds spent. ``report``: the run's
+    """Train (or reuse a finished identical run); the seconds spent (for a run resumed from an
+    interrupted invocation, at least the sum of all its epochs' seconds). ``report``: the run's
     own metric tables and figures (``hybridland.train.report``)."""
     from ..train.loop import _resolved
 
@@ -210,7 +213,9 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
         warnings.simplefilter("ignore", DataAdjustmentWarning)
         train(config, run_dir, progress=progress, report=report)
     release_compiled()  # the next model shares no compiled code with this one
-    seconds = time.perf_counter() - t0
+    # A run resumed from an earlier, interrupted invocation: its epochs before this call count.
+    epochs = pd.read_csv(run_dir / "metrics.csv")["seconds"].sum()
+    seconds = max(time.perf_counter() - t0, float(epochs))
     ckpt.atomic_write_text(run_dir / "study_seconds.json", json.dumps({"seconds": seconds}))
     log(f"{run_dir}: trained in {seconds:.0f} s")
     return seconds
