@@ -3,6 +3,7 @@ to end through the command line (marked slow; CI runs it on the quick setting)."
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from runs import BASINS
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
-from hybridland.study.climate_shift import run_config
+from hybridland.study.climate_shift import budget_label, run_config
 from hybridland.study.config import load_study
+from hybridland.study.report import VARIANT
 from hybridland.train import ConfigError, config_from_dict
 from hybridland.train.data import dry_years, load_data
 from hybridland.train.evaluate import evaluate_run
@@ -98,6 +100,9 @@ def test_study_file_loads_every_model_config():
         ("data:\n  humid: [0, 2]\n  arid: [1.5, 100]\n", "data.arid"),
         ("extreme_weighting:\n  models: [nothing]\n", "extreme_weighting.models"),
         ("training:\n  epoch: 3\n", "training.epoch"),
+        ("budget_check:\n  models: [nothing]\n", "budget_check.models"),
+        ("budget_check:\n  factor: 1\n", "budget_check.factor"),
+        ("budget_check:\n  split: dry_extremes\n", "budget_check.split"),
         ("baselines: [oracle]\n", "baselines"),
     ],
 )
@@ -168,9 +173,11 @@ def quick_study(tmp_path_factory):
 def test_quick_study_writes_every_model_and_split(quick_study):
     work, out, study = quick_study
     results = pd.read_csv(out / "results.csv")
+    check = study.budget_check
     models = set(study.models) | set(study.baselines) | {
         f"{m}_extreme" for m in study.extreme_weighting.models} | {
-        f"{m}_finetuned" for m in study.fine_tuning.models}
+        f"{m}_finetuned" for m in study.fine_tuning.models} | {
+        budget_label(m, check.factor) for m in check.models}
     assert set(results["model"]) == models
     for model in set(study.models) | set(study.baselines):
         assert set(results.loc[results["model"] == model, "split"]) == {
@@ -195,6 +202,37 @@ def test_study_trains_every_model_to_its_own_budget():
         assert config.training.patience is not None  # ended by early stopping
 
 
+def test_budget_check_multiplies_epochs_and_patience():
+    study = load_study(STUDY)
+    assert study.budget_check.models == ("hybrid", "lstm") and study.budget_check.factor == 2
+    own = run_config(study, "hybrid", "humid_to_arid", _FakeBasins(), quick=False)
+    more = run_config(study, "hybrid", "humid_to_arid", _FakeBasins(), quick=False,
+                      budget_factor=2.0)
+    assert more.training.epochs == 2 * own.training.epochs
+    assert more.training.patience == 2 * own.training.patience
+    assert more.run.name != own.run.name
+    # nothing else differs: the same model, data and optimiser settings
+    rest = {k: v for k, v in dataclasses.asdict(more.training).items()
+            if k not in ("epochs", "patience")}
+    assert rest == {k: v for k, v in dataclasses.asdict(own.training).items()
+                    if k not in ("epochs", "patience")}
+    assert more.model == own.model and more.data == own.data
+
+
+def test_verdict_leaves_out_variants_of_ladder_models():
+    from hybridland.study.report import label, verdict
+
+    def row(model, nse_in, nse_shifted):
+        return {"model": model, "split": "humid_to_arid", "nse_in": nse_in,
+                "nse_shifted": nse_shifted, "nse_drop": nse_in - nse_shifted}
+
+    results = pd.DataFrame([row("hybrid", 0.8, 0.2), row("lstm", 0.8, 0.0),
+                            row("hybrid_budget_x2", 0.8, 0.7), row("lstm_extreme", 0.8, 0.75)])
+    text = verdict(results)
+    assert "x budget" not in text and "extreme" not in text
+    assert text.startswith(f"Under the humid → arid shift, **{label('hybrid')}** degrades")
+
+
 class _FakeBasins:
     arid_train = ["a"]
 
@@ -213,8 +251,24 @@ def test_quick_study_states_the_epochs_of_every_run(quick_study):
     for r in trained.itertuples():
         run = json.loads((out / "runs" / r.split / r.model / "run.json").read_text())
         assert (r.epochs_completed, r.best_epoch) == (run["epochs_completed"], run["best_epoch"])
-        assert r.epochs_bound == study.quick.epochs
+        factor = study.budget_check.factor if "_budget_x" in r.model else 1
+        assert r.epochs_bound == math.ceil(factor * study.quick.epochs)
         assert f"| {r.split} | {run['epochs_completed']} | {run['best_epoch'] + 1} |" in page
+
+
+@pytest.mark.slow
+def test_quick_study_reports_the_budget_check(quick_study):
+    _, out, study = quick_study
+    check = study.budget_check
+    results = pd.read_csv(out / "results.csv")
+    part = results[results["split"] == check.split].set_index("model")
+    page = (out / "climate_shift.md").read_text()
+    assert "## Budget check" in page
+    for name in check.models:
+        more = budget_label(name, check.factor)
+        assert more in part.index and name in part.index
+        own, doubled = part.at[name, "nse_shifted"], part.at[more, "nse_shifted"]
+        assert f"{own:.3f} → {doubled:.3f}" in page
 
 
 @pytest.mark.slow
@@ -222,10 +276,11 @@ def test_quick_study_reports_closure_of_every_bucket_run(quick_study):
     _, out, study = quick_study
     results = pd.read_csv(out / "results.csv")
     kinds = {m: c.model.kind for m, c in study.models.items()}
-    base = results["model"].str.replace(r"_(extreme|finetuned)$", "", regex=True)
+    base = results["model"].str.replace(VARIANT, "", regex=True)
     bucket = base.map(kinds).isin(BUCKET_KINDS)
     # the bucket models (physics, the sequence hybrid) in every split, and the hybrid's variants
-    assert {"physics", "hybrid", "hybrid_finetuned"} <= set(results.loc[bucket, "model"])
+    assert {"physics", "hybrid", "hybrid_finetuned", budget_label("hybrid", 2.0)} <= set(
+        results.loc[bucket, "model"])
     assert bucket.sum() >= 2 * 4 + 1
     closed = results.loc[bucket, "max_abs_cumulative_residual_mm"]
     assert closed.notna().all() and (closed < 1e-3).all()

@@ -27,7 +27,10 @@ the state-augmented regression sees the soil water and snow of the physics bucke
 default parameters. Models in ``extreme_weighting`` are trained again on the temporal split
 with the low-flow weighted loss (``training.extreme_weight``). Models in ``fine_tuning`` start
 from their humid-to-arid run and continue training on the diverse split's arid training
-basins only (``training.init_from``); they are scored like the diverse split.
+basins only (``training.init_from``); they are scored like the diverse split. Models in
+``budget_check`` are trained again on its split with ``factor`` times their epochs and patience
+(label ``<model>_budget_x<factor>``); the page's budget check says whether their medians moved
+by more than its ``tolerance``, i.e. whether the verdict rests on converged models.
 
 **Scores** per basin: NSE, KGE, log-NSE, PBIAS and FLV (the low-flow volume bias of the
 lowest 30 % of the flow duration curve, %), the error of the evaporative index 1 - Q/P (Budyko
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -63,10 +67,9 @@ from ..train.config import Config
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_run
 from ..train.loop import release_compiled, train
-from .config import Study
+from .config import TRAINED_SPLITS, Study
 
 SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
-TRAINED_SPLITS = ("temporal", "humid_to_arid", "diverse")
 SCORES = ("nse", "kge", "log_nse", "pbias", "flv")
 SHIFT = {
     # split: (scores of, in-distribution set, shifted set)
@@ -178,9 +181,11 @@ def _groups(study: Study, aridity: np.ndarray) -> np.ndarray:
 
 
 def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
-               extreme_weight: float = 0.0, init_from: Path | None = None) -> Config:
+               extreme_weight: float = 0.0, init_from: Path | None = None,
+               budget_factor: float = 1.0) -> Config:
     """The training configuration of model ``name`` on ``split``; with ``init_from`` (a
-    humid-to-arid run), fine-tuning on the diverse split's arid training basins only."""
+    humid-to-arid run), fine-tuning on the diverse split's arid training basins only; with a
+    ``budget_factor`` above 1, that many times the epochs and patience (rounded up)."""
     train_ids = basins.arid_train if init_from is not None else basins.training(split)
     config = _data_config(study, study.models[name], train_ids)
     overrides = {k: v for k, v in dataclasses.asdict(study.training).items() if v is not None}
@@ -193,7 +198,19 @@ def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
     if init_from is not None:
         overrides["init_from"] = str(init_from)
     suffix = "-extreme" if extreme_weight else ("-finetuned" if init_from is not None else "")
-    return config.replace("training", **overrides).replace("run", name=f"{split}-{name}{suffix}")
+    config = config.replace("training", **overrides)
+    if budget_factor != 1.0:
+        t = config.training
+        config = config.replace(
+            "training", epochs=math.ceil(budget_factor * t.epochs),
+            patience=None if t.patience is None else math.ceil(budget_factor * t.patience))
+        suffix = f"-budget-x{budget_factor:g}"
+    return config.replace("run", name=f"{split}-{name}{suffix}")
+
+
+def budget_label(name: str, factor: float) -> str:
+    """The result label of model ``name`` trained with ``factor`` times its budget."""
+    return f"{name}_budget_x{factor:g}"
 
 
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
@@ -402,17 +419,23 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                   "arid_training_share": [b in basins.arid_train for b in basins.ids]}
                  ).to_csv(out / "basins.csv", index=False)
     timing, rows = [], []
-    # The shifted splits first: a study continued over several invocations (finished runs are
-    # reused, interrupted ones resume) has its central answer soonest.
-    order = ("humid_to_arid", "diverse", "temporal")
-    jobs = [(name, split, 0.0, False) for split in order for name in study.models]
-    jobs += [(name, "temporal", study.extreme_weighting.extreme_weight, False)
+    # The central question first (humid -> arid and whether more budget moves it), then the
+    # other splits: a study continued over several invocations (finished runs are reused,
+    # interrupted ones resume) has its main answer soonest.
+    check = study.budget_check
+    jobs = [(name, "humid_to_arid", 0.0, False, 1.0) for name in study.models]
+    jobs += [(name, check.split, 0.0, False, check.factor) for name in check.models]
+    jobs += [(name, "diverse", 0.0, False, 1.0) for name in study.models]
+    jobs += [(name, "diverse", 0.0, True, 1.0) for name in study.fine_tuning.models]
+    jobs += [(name, "temporal", 0.0, False, 1.0) for name in study.models]
+    jobs += [(name, "temporal", study.extreme_weighting.extreme_weight, False, 1.0)
              for name in study.extreme_weighting.models]
-    jobs += [(name, "diverse", 0.0, True) for name in study.fine_tuning.models]
-    for name, split, weight, tune in jobs:
+    for name, split, weight, tune, factor in jobs:
         label = name + ("_extreme" if weight else "") + ("_finetuned" if tune else "")
+        if factor != 1.0:
+            label = budget_label(name, factor)
         start = out / "runs" / "humid_to_arid" / name if tune else None
-        config = run_config(study, name, split, basins, quick, weight, start)
+        config = run_config(study, name, split, basins, quick, weight, start, factor)
         run_dir = out / "runs" / split / label
         seconds = _train(config, run_dir, log, progress, report=not quick)
         t0 = time.perf_counter()

@@ -6,9 +6,10 @@ data:        {train_period: [1960-01-01, 1989-12-31], validation_period: [...],
               dry_years: 0.1, seed: 0}
 models:      {physics: physics.yaml, hybrid: hybrid.yaml, lstm: lstm.yaml, ...}
 baselines:   [climatology, regression_forcing, regression_memory, regression_state]
-training:    {epochs: 30, patience: 5, batches_per_epoch: 40}
+training:    {}            # or {epochs: 30, patience: 5, batches_per_epoch: 40}: one budget
 extreme_weighting: {models: [hybrid], extreme_weight: 2.0}
 fine_tuning: {models: [hybrid]}
+budget_check: {models: [hybrid, lstm], split: humid_to_arid, factor: 2}
 untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
 report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
@@ -105,6 +106,31 @@ class FineTuning:
     models: tuple[str, ...] = ()
 
 
+TRAINED_SPLITS = ("temporal", "humid_to_arid", "diverse")
+"""The splits a model is trained on (``hybridland.study.climate_shift``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetCheck:
+    """Models trained again on ``split`` with ``factor`` times their epochs and patience: do
+    their medians move when the budget grows (are they converged)?"""
+
+    SECTION: ClassVar[str] = "budget_check"
+    models: tuple[str, ...] = ()
+    split: str = "humid_to_arid"
+    factor: float = 2.0
+    tolerance: float = 0.02
+    """Largest change of a median (NSE, KGE; in distribution and shifted) called 'unmoved'."""
+
+    def __post_init__(self):
+        if self.split not in TRAINED_SPLITS:
+            _fail(self, "split", f"must be one of {list(TRAINED_SPLITS)}, got {self.split!r}")
+        if not self.factor > 1:
+            _fail(self, "factor", f"must be > 1, got {self.factor}")
+        if not self.tolerance > 0:
+            _fail(self, "tolerance", f"must be > 0, got {self.tolerance}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Untrained:
     """The model (temporal split) whose ET and soil water are compared with site data."""
@@ -146,6 +172,7 @@ _SECTIONS = {
     "training": StudyTraining,
     "extreme_weighting": ExtremeWeighting,
     "fine_tuning": FineTuning,
+    "budget_check": BudgetCheck,
     "untrained": Untrained,
     "quick": Quick,
     "report": Report,
@@ -161,6 +188,7 @@ class Study:
     training: StudyTraining
     extreme_weighting: ExtremeWeighting
     fine_tuning: FineTuning
+    budget_check: BudgetCheck
     untrained: Untrained
     quick: Quick
     report: Report
@@ -193,6 +221,7 @@ def load_study(path: str | os.PathLike) -> Study:
     for section, names in (
         ("extreme_weighting.models", sections["extreme_weighting"].models),
         ("fine_tuning.models", sections["fine_tuning"].models),
+        ("budget_check.models", sections["budget_check"].models),
         ("untrained.model", () if sections["untrained"].model is None
          else (sections["untrained"].model,)),
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -34,7 +35,14 @@ SPLIT_TITLES = {
 }
 
 
+VARIANT = r"_(extreme|finetuned|budget_x[0-9.]+)$"
+"""Suffix of a result label that is a variant of a ladder model (not a model of its own)."""
+
+
 def label(model: str) -> str:
+    budget = re.search(r"_budget_x([0-9.]+)$", model)
+    if budget:
+        return f"{label(model[: budget.start()])}, {budget.group(1)}x budget"
     if model.endswith("_extreme"):
         return f"{label(model.removesuffix('_extreme'))}, extreme-weighted loss"
     if model.endswith("_finetuned"):
@@ -108,8 +116,8 @@ TIE_NSE = 0.05
 
 def verdict(results: pd.DataFrame) -> str:
     """Which model degrades least from humid to arid basins, in words, from the results."""
-    part = results[(results["split"] == "humid_to_arid") & ~results["model"].str.endswith(
-        "_extreme")].dropna(subset=["nse_drop"])
+    part = results[(results["split"] == "humid_to_arid") & ~results["model"].str.contains(
+        VARIANT)].dropna(subset=["nse_drop"])
     if part.empty:
         return "No humid → arid results."
     least = part.loc[part["nse_drop"].idxmin()]
@@ -300,6 +308,7 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "",
         verdict(results),
         "",
+        *budget_table(results, study),
         "## Results (median over basins)",
         "",
         "Scores are medians over basins; the drop is in-distribution minus shifted median "
@@ -397,6 +406,43 @@ def _budget(study, quick: bool) -> str:
         "with per-basin parameters see each basin in only a share of the batches, so at this "
         "budget they are less converged than with their own configurations' longer training."
     )
+
+
+def budget_table(results: pd.DataFrame, study) -> list[str]:
+    """The budget check: each model's medians at its own budget and at ``factor`` times it on
+    the check's split, the largest change, and whether it is within the tolerance."""
+    check = study.budget_check
+    if not check.models:
+        return []
+    from .climate_shift import SHIFT, budget_label
+
+    keys = [("nse_in", "NSE in distribution"), ("kge_in", "KGE in distribution")]
+    if SHIFT[check.split][2] is not None:
+        keys += [("nse_shifted", "NSE shifted"), ("kge_shifted", "KGE shifted")]
+    part = results[results["split"] == check.split].set_index("model")
+    rows = []
+    for name in check.models:
+        more = budget_label(name, check.factor)
+        if name not in part.index or more not in part.index:
+            continue
+        change = max(abs(part.at[more, k] - part.at[name, k]) for k, _ in keys)
+        cells = [f"{part.at[name, k]:.3f} → {part.at[more, k]:.3f}" for k, _ in keys]
+        rows.append(f"| {label(name)} | " + " | ".join(cells) + f" | {change:.3f} | "
+                    + ("yes" if change <= check.tolerance else "**no**") + " |")
+    if not rows:
+        return []
+    return [
+        "## Budget check",
+        "",
+        f"Split {check.split}: each model's medians at its own budget → at {check.factor:g} "
+        f"times its epochs and patience (epochs reached: table of epochs per run). "
+        f"Unmoved: the largest change is at most {check.tolerance:g}.",
+        "",
+        "| model | " + " | ".join(h for _, h in keys) + " | largest change | unmoved |",
+        "|---|" + "---|" * (len(keys) + 2),
+        *rows,
+        "",
+    ]
 
 
 def _extreme_table(results: pd.DataFrame) -> str | None:
