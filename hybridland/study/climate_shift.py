@@ -67,7 +67,7 @@ from ..train.config import Config
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_run
 from ..train.loop import release_compiled, train
-from .config import TRAINED_SPLITS, Study
+from .config import TRAINED_SPLITS, Study, budget_label
 
 SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
 SCORES = ("nse", "kge", "log_nse", "pbias", "flv")
@@ -206,11 +206,6 @@ def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
             patience=None if t.patience is None else math.ceil(budget_factor * t.patience))
         suffix = f"-budget-x{budget_factor:g}"
     return config.replace("run", name=f"{split}-{name}{suffix}")
-
-
-def budget_label(name: str, factor: float) -> str:
-    """The result label of model ``name`` trained with ``factor`` times its budget."""
-    return f"{name}_budget_x{factor:g}"
 
 
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:

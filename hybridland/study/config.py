@@ -110,6 +110,15 @@ TRAINED_SPLITS = ("temporal", "humid_to_arid", "diverse")
 """The splits a model is trained on (``hybridland.study.climate_shift``)."""
 
 
+BUDGET_SUFFIX = r"_budget_x[0-9.]+$"
+"""Suffix of the result label of a model trained by the budget check (``budget_label``)."""
+
+
+def budget_label(name: str, factor: float) -> str:
+    """The result label of model ``name`` trained with ``factor`` times its budget."""
+    return f"{name}_budget_x{factor:g}"
+
+
 @dataclasses.dataclass(frozen=True)
 class BudgetCheck:
     """Models trained again on ``split`` with ``factor`` times their epochs and patience: do

@@ -12,6 +12,8 @@ import pandas as pd
 
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_text
+from .climate_shift import SHIFT
+from .config import BUDGET_SUFFIX, budget_label
 
 LABELS = {
     "climatology": "climatology (day-of-year mean)",
@@ -35,14 +37,15 @@ SPLIT_TITLES = {
 }
 
 
-VARIANT = r"_(extreme|finetuned|budget_x[0-9.]+)$"
+VARIANT = rf"_(?:extreme|finetuned)$|{BUDGET_SUFFIX}"
 """Suffix of a result label that is a variant of a ladder model (not a model of its own)."""
 
 
 def label(model: str) -> str:
-    budget = re.search(r"_budget_x([0-9.]+)$", model)
+    budget = re.search(BUDGET_SUFFIX, model)
     if budget:
-        return f"{label(model[: budget.start()])}, {budget.group(1)}x budget"
+        factor = budget.group(0).removeprefix("_budget_x")
+        return f"{label(model[: budget.start()])}, {factor}x budget"
     if model.endswith("_extreme"):
         return f"{label(model.removesuffix('_extreme'))}, extreme-weighted loss"
     if model.endswith("_finetuned"):
@@ -359,12 +362,12 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "|---|---|",
         *[f"| {label(m)} | {s:.0f} |" for m, s in train_s.items()],
         "",
-        *_epochs_table(timing, label),
+        *_epochs_table(timing),
     ]
     return "\n".join(lines)
 
 
-def _epochs_table(timing, label) -> list[str]:
+def _epochs_table(timing) -> list[str]:
     """Per trained run: epochs completed, best epoch, the bound and whether early stopping
     ended it (the convergence each figure rests on)."""
     if "epochs_completed" not in timing:
@@ -414,7 +417,6 @@ def budget_table(results: pd.DataFrame, study) -> list[str]:
     check = study.budget_check
     if not check.models:
         return []
-    from .climate_shift import SHIFT, budget_label
 
     keys = [("nse_in", "NSE in distribution"), ("kge_in", "KGE in distribution")]
     if SHIFT[check.split][2] is not None:
