@@ -15,7 +15,7 @@ from runs import BASINS
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
-from hybridland.study.climate_shift import budget_label, run_config
+from hybridland.study.climate_shift import Job, budget_label, run_config, study_jobs
 from hybridland.study.config import load_study
 from hybridland.study.report import VARIANT
 from hybridland.train import ConfigError, config_from_dict
@@ -196,7 +196,7 @@ def test_study_trains_every_model_to_its_own_budget():
     study = load_study(STUDY)
     assert all(v is None for v in dataclasses.asdict(study.training).values())
     for name, split in (("hybrid", "humid_to_arid"), ("lstm", "temporal")):
-        config = run_config(study, name, split, _FakeBasins(), quick=False)
+        config = run_config(study, Job(name, split), _FakeBasins(), quick=False)
         own = study.models[name].training
         assert (config.training.epochs, config.training.patience) == (own.epochs, own.patience)
         assert config.training.patience is not None  # ended by early stopping
@@ -205,9 +205,9 @@ def test_study_trains_every_model_to_its_own_budget():
 def test_budget_check_multiplies_epochs_and_patience():
     study = load_study(STUDY)
     assert study.budget_check.models == ("hybrid", "lstm") and study.budget_check.factor == 2
-    own = run_config(study, "hybrid", "humid_to_arid", _FakeBasins(), quick=False)
-    more = run_config(study, "hybrid", "humid_to_arid", _FakeBasins(), quick=False,
-                      budget_factor=2.0)
+    own = run_config(study, Job("hybrid", "humid_to_arid"), _FakeBasins(), quick=False)
+    more = run_config(study, Job("hybrid", "humid_to_arid", budget_factor=2.0), _FakeBasins(),
+                      quick=False)
     assert more.training.epochs == 2 * own.training.epochs
     assert more.training.patience == 2 * own.training.patience
     assert more.run.name != own.run.name
@@ -217,6 +217,29 @@ def test_budget_check_multiplies_epochs_and_patience():
     assert rest == {k: v for k, v in dataclasses.asdict(own.training).items()
                     if k not in ("epochs", "patience")}
     assert more.model == own.model and more.data == own.data
+
+
+def test_every_study_run_has_its_own_label_and_run_name():
+    study = load_study(STUDY)
+    jobs = study_jobs(study)
+    assert jobs[0].split == "humid_to_arid"  # the central question first
+    places = [(j.split, j.label) for j in jobs]
+    assert len(set(places)) == len(places)
+    names = [j.run_name for j in jobs]
+    assert len(set(names)) == len(names)
+    # variants keep their model's name and say which variant they are
+    tuned = Job("hybrid", "diverse", fine_tuned=True)
+    assert tuned.label == "hybrid_finetuned" and tuned.run_name == "diverse-hybrid-finetuned"
+    wet = Job("lstm", "temporal", extreme_weight=1.0)
+    assert wet.label == "lstm_extreme" and wet.run_name == "temporal-lstm-extreme"
+    more = Job("hybrid", "humid_to_arid", budget_factor=2.0)
+    assert more.label == budget_label("hybrid", 2.0) and more.run_name.endswith("-budget-x2")
+    assert VARIANT and all(
+        pd.Series([j.label]).str.contains(VARIANT).item() == (j.label != j.model) for j in jobs)
+    with pytest.raises(ValueError, match="at most one variant"):
+        Job("hybrid", "temporal", extreme_weight=1.0, budget_factor=2.0)
+    with pytest.raises(ValueError, match="needs init_from"):
+        run_config(study, tuned, _FakeBasins(), quick=False)
 
 
 def test_verdict_leaves_out_variants_of_ladder_models():
@@ -365,7 +388,7 @@ def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypa
 
     monkeypatch.setattr(climate_shift, "train", resumed)
     monkeypatch.setattr(climate_shift, "release_compiled", lambda: None)
-    config = run_config(load_study(STUDY), "physics", "temporal", _FakeBasins(), quick=True)
+    config = run_config(load_study(STUDY), Job("physics", "temporal"), _FakeBasins(), quick=True)
     seconds = climate_shift._train(config, tmp_path / "run", print, progress=False, report=False)
     assert seconds >= 200.0
     saved = json.loads((tmp_path / "run" / "study_seconds.json").read_text())["seconds"]

@@ -180,32 +180,81 @@ def _groups(study: Study, aridity: np.ndarray) -> np.ndarray:
 # Training
 
 
-def run_config(study: Study, name: str, split: str, basins: Basins, quick: bool,
-               extreme_weight: float = 0.0, init_from: Path | None = None,
-               budget_factor: float = 1.0) -> Config:
-    """The training configuration of model ``name`` on ``split``; with ``init_from`` (a
-    humid-to-arid run), fine-tuning on the diverse split's arid training basins only; with a
-    ``budget_factor`` above 1, that many times the epochs and patience (rounded up)."""
-    train_ids = basins.arid_train if init_from is not None else basins.training(split)
-    config = _data_config(study, study.models[name], train_ids)
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One trained run of the study: ``model`` on ``split``, as configured or as one variant
+    (low-flow weighted loss, fine-tuned from the humid-to-arid run, or a multiple of its budget).
+    Says once how such a run is labelled in the results and named on disk."""
+
+    model: str
+    split: str
+    extreme_weight: float = 0.0
+    fine_tuned: bool = False
+    budget_factor: float = 1.0
+
+    def __post_init__(self):
+        variants = [bool(self.extreme_weight), self.fine_tuned, self.budget_factor != 1.0]
+        if sum(variants) > 1:
+            raise ValueError(f"a study run is at most one variant of its model, got {self}")
+
+    @property
+    def label(self) -> str:
+        """The model's name in the result tables and in ``runs/<split>/``."""
+        if self.budget_factor != 1.0:
+            return budget_label(self.model, self.budget_factor)
+        return self.model + ("_extreme" if self.extreme_weight else "") + (
+            "_finetuned" if self.fine_tuned else "")
+
+    @property
+    def run_name(self) -> str:
+        """``run.name`` of its training configuration."""
+        if self.budget_factor != 1.0:
+            suffix = f"-budget-x{self.budget_factor:g}"
+        else:
+            suffix = "-extreme" if self.extreme_weight else ("-finetuned" if self.fine_tuned else "")
+        return f"{self.split}-{self.model}{suffix}"
+
+
+def study_jobs(study: Study) -> list[Job]:
+    """Every trained run, in training order: the central question first (humid -> arid and
+    whether more budget moves it), then the other splits, so that a study continued over several
+    invocations (finished runs are reused, interrupted ones resume) has its main answer soonest."""
+    check = study.budget_check
+    jobs = [Job(name, "humid_to_arid") for name in study.models]
+    jobs += [Job(name, check.split, budget_factor=check.factor) for name in check.models]
+    jobs += [Job(name, "diverse") for name in study.models]
+    jobs += [Job(name, "diverse", fine_tuned=True) for name in study.fine_tuning.models]
+    jobs += [Job(name, "temporal") for name in study.models]
+    jobs += [Job(name, "temporal", extreme_weight=study.extreme_weighting.extreme_weight)
+             for name in study.extreme_weighting.models]
+    return jobs
+
+
+def run_config(study: Study, job: Job, basins: Basins, quick: bool,
+               init_from: Path | None = None) -> Config:
+    """The training configuration of ``job``: a fine-tuned job starts from ``init_from`` (its
+    model's humid-to-arid run) and trains on the diverse split's arid training basins only; a
+    ``budget_factor`` above 1 multiplies the epochs and patience (rounded up)."""
+    if job.fine_tuned and init_from is None:
+        raise ValueError(f"{job.label}: a fine-tuned run needs init_from (the run it starts from)")
+    train_ids = basins.arid_train if job.fine_tuned else basins.training(job.split)
+    config = _data_config(study, study.models[job.model], train_ids)
     overrides = {k: v for k, v in dataclasses.asdict(study.training).items() if v is not None}
     if quick:
         q = study.quick
         overrides.update(epochs=q.epochs, batches_per_epoch=q.batches_per_epoch,
                          batch_basins=q.batch_basins, patience=None)
-    if extreme_weight:
-        overrides["extreme_weight"] = extreme_weight
-    if init_from is not None:
+    if job.extreme_weight:
+        overrides["extreme_weight"] = job.extreme_weight
+    if job.fine_tuned:
         overrides["init_from"] = str(init_from)
-    suffix = "-extreme" if extreme_weight else ("-finetuned" if init_from is not None else "")
     config = config.replace("training", **overrides)
-    if budget_factor != 1.0:
+    if job.budget_factor != 1.0:
         t = config.training
         config = config.replace(
-            "training", epochs=math.ceil(budget_factor * t.epochs),
-            patience=None if t.patience is None else math.ceil(budget_factor * t.patience))
-        suffix = f"-budget-x{budget_factor:g}"
-    return config.replace("run", name=f"{split}-{name}{suffix}")
+            "training", epochs=math.ceil(job.budget_factor * t.epochs),
+            patience=None if t.patience is None else math.ceil(job.budget_factor * t.patience))
+    return config.replace("run", name=job.run_name)
 
 
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
@@ -414,28 +463,14 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                   "arid_training_share": [b in basins.arid_train for b in basins.ids]}
                  ).to_csv(out / "basins.csv", index=False)
     timing, rows = [], []
-    # The central question first (humid -> arid and whether more budget moves it), then the
-    # other splits: a study continued over several invocations (finished runs are reused,
-    # interrupted ones resume) has its main answer soonest.
-    check = study.budget_check
-    jobs = [(name, "humid_to_arid", 0.0, False, 1.0) for name in study.models]
-    jobs += [(name, check.split, 0.0, False, check.factor) for name in check.models]
-    jobs += [(name, "diverse", 0.0, False, 1.0) for name in study.models]
-    jobs += [(name, "diverse", 0.0, True, 1.0) for name in study.fine_tuning.models]
-    jobs += [(name, "temporal", 0.0, False, 1.0) for name in study.models]
-    jobs += [(name, "temporal", study.extreme_weighting.extreme_weight, False, 1.0)
-             for name in study.extreme_weighting.models]
-    for name, split, weight, tune, factor in jobs:
-        label = name + ("_extreme" if weight else "") + ("_finetuned" if tune else "")
-        if factor != 1.0:
-            label = budget_label(name, factor)
-        start = out / "runs" / "humid_to_arid" / name if tune else None
-        config = run_config(study, name, split, basins, quick, weight, start, factor)
-        run_dir = out / "runs" / split / label
+    for job in study_jobs(study):
+        start = out / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
+        config = run_config(study, job, basins, quick, start)
+        run_dir = out / "runs" / job.split / job.label
         seconds = _train(config, run_dir, log, progress, report=not quick)
         t0 = time.perf_counter()
-        rows += _evaluate_trained(study, label, split, run_dir, basins, progress=False)
-        timing.append({"model": label, "split": split, "train_s": seconds,
+        rows += _evaluate_trained(study, job.label, job.split, run_dir, basins, progress=False)
+        timing.append({"model": job.label, "split": job.split, "train_s": seconds,
                        "evaluate_s": time.perf_counter() - t0, **_epochs(config, run_dir)})
     states = _default_states(data) if "regression_state" in study.baselines else None
     dry = _dry_mask(study, data)
