@@ -1,12 +1,27 @@
 """Shared test settings: hypothesis profiles sized for a 2-core CI machine."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from hybridland.io import mopex_path
-from hybridland.train import release_compiled
+from hybridland.train import release_compiled, use_compilation_cache
+
+# Many tests compile the same programs (the same model in another test, the same evaluation
+# after ``release_compiled``): a compilation cache for the session reads them back instead of
+# compiling them again. A fresh folder per session (removed at its end) unless the caller
+# chose one with JAX_COMPILATION_CACHE_DIR.
+_OWN_CACHE = None if os.environ.get("JAX_COMPILATION_CACHE_DIR") else tempfile.mkdtemp(
+    prefix="hybridland-test-jax-cache-")
+use_compilation_cache(_OWN_CACHE or os.environ["JAX_COMPILATION_CACHE_DIR"])
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 settings.register_profile(
     "ci",

@@ -6,6 +6,9 @@ warm-up days, width 8), float32 on CPU.
 
 import json
 import math
+import os
+import subprocess
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -35,6 +38,7 @@ from hybridland.train import (
     train,
 )
 from hybridland.train import checkpoint as ckpt
+from hybridland.train import use_compilation_cache
 
 from runs import BASINS, quiet_train, tiny
 
@@ -389,6 +393,35 @@ def test_release_compiled_frees_the_mappings_of_compiled_programs():
     left = mappings() - before
     assert grown > 60, grown  # each program holds mappings of its own
     assert left < 0.4 * grown, (grown, left)
+
+
+def test_compilation_cache_reads_back_a_program_freed_by_release_compiled(tmp_path):
+    # In a fresh process: the first folder chosen is used and kept; a program compiled again
+    # after release_compiled is read from it (a cache hit), with the same result.
+    script = """
+import jax, jax.numpy as jnp, os, sys
+from jax._src import monitoring
+from hybridland.train import release_compiled, use_compilation_cache
+hits = []
+monitoring.register_event_listener(lambda e, **kw: hits.append(e) if e.endswith("cache_hits") else None)
+first = use_compilation_cache(sys.argv[1])
+assert use_compilation_cache(sys.argv[2]) == first and not os.path.exists(sys.argv[2])
+f = lambda x: jnp.cumsum(jnp.sin(x) * 1.25)
+a = jax.jit(f)(jnp.arange(9.0)).block_until_ready()
+written = len(os.listdir(first))
+release_compiled()
+b = jax.jit(f)(jnp.arange(9.0)).block_until_ready()
+print(written, len(hits), bool((a == b).all()))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache"),
+                          str(tmp_path / "other")], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    written, hits, same = int(out[0]), int(out[1]), out[2]
+    assert written >= 1 and hits >= 1 and same == "True", out
+    # the suite itself runs with a cache (tests/conftest.py): asking for another keeps it
+    assert use_compilation_cache(tmp_path / "mine") == jax.config.jax_compilation_cache_dir
+    assert not (tmp_path / "mine").exists()
 
 
 def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):

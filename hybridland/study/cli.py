@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -14,6 +15,7 @@ EXIT_BAD_INPUT = 2
 
 def _cmd_climate_shift(args: argparse.Namespace) -> int:
     from ..io import ForcingDataError
+    from ..train import use_compilation_cache
     from ..train.config import ConfigError
     from .climate_shift import run_study
     from .config import load_study
@@ -21,6 +23,8 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
 
     try:
         study = load_study(args.config)
+        # The same programs recur across models and splits, and in a continued study.
+        use_compilation_cache(Path(args.out) / ".jax_cache")
         result = run_study(study, args.out, quick=args.quick, progress=not args.quiet)
     except (ConfigError, ForcingDataError, FileNotFoundError) as err:
         print(f"hybridland study climate-shift: {err}", file=sys.stderr)
@@ -45,7 +49,8 @@ def add_parser(subparsers) -> None:
             "Train every model of the study file on the temporal, humid-to-arid and diverse "
             "splits, fit the baselines, score all of them (also on hidden dry years) and write "
             "OUT/results.{csv,md}, OUT/scores.csv, OUT/figures and the report page. Finished "
-            "runs in OUT are reused."
+            "runs in OUT are reused; compiled programs are kept in OUT/.jax_cache (or "
+            "JAX_COMPILATION_CACHE_DIR) for later models and invocations."
         ),
     )
     cs.add_argument("--config", required=True, help="study YAML (experiments/climate_shift/"

@@ -39,4 +39,5 @@ from .data import (
 from .evaluate import Evaluation as Evaluation, evaluate_run as evaluate_run
 from .loop import TrainResult as TrainResult, load_run as load_run, train as train
 from .loop import release_compiled as release_compiled
+from .loop import use_compilation_cache as use_compilation_cache
 from .report import write_report as write_report

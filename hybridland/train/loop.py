@@ -559,6 +559,27 @@ def release_compiled() -> None:
     gc.collect()
 
 
+def use_compilation_cache(directory: str | os.PathLike) -> str:
+    """Keep the machine code of every compiled program in ``directory`` (JAX's persistent
+    compilation cache), so that a program compiled again, after ``release_compiled`` or in a
+    later process, is read back instead of being compiled anew. Returns the directory in use:
+    one chosen earlier (``JAX_COMPILATION_CACHE_DIR``, or an earlier call) is kept.
+
+    Models differ, but a study or a test suite builds the same programs many times (the same
+    model on another split, the same evaluation): on the 2-core CPU the quick climate-shift study
+    takes 0.59 of its time with the cache (466 s against 786 s, identical scores). Programs are
+    cached whatever their compile time; the cache only grows (~11 MB for the quick study).
+    """
+    chosen = jax.config.jax_compilation_cache_dir
+    if chosen:
+        return chosen
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return directory
+
+
 def load_trainables(run_dir: str | os.PathLike):
     """``(model, parameter trainables, normalisation, config)`` of a finished run's best epoch
     (the parameter trainables as in ``init_trainables``)."""
