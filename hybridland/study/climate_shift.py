@@ -207,12 +207,10 @@ class Job:
 
     @property
     def run_name(self) -> str:
-        """``run.name`` of its training configuration."""
-        if self.budget_factor != 1.0:
-            suffix = f"-budget-x{self.budget_factor:g}"
-        else:
-            suffix = "-extreme" if self.extreme_weight else ("-finetuned" if self.fine_tuned else "")
-        return f"{self.split}-{self.model}{suffix}"
+        """``run.name`` of its training configuration: ``<split>-<model>``, then the label's
+        variant suffix with hyphens (``-extreme``, ``-finetuned``, ``-budget-x2``)."""
+        variant = self.label.removeprefix(self.model).replace("_", "-")
+        return f"{self.split}-{self.model}{variant}"
 
 
 def study_jobs(study: Study) -> list[Job]:
