@@ -127,12 +127,16 @@ class Fluxes(eqx.Module):
     drainage: FloatArray
     """Percolation from the soil store, mm day-1 (internal transfer)."""
     water_residual: FloatArray
-    """Delta S - (P - E - Q) over the step, mm (rounding only, by construction)."""
+    """Delta S - (P - E - Q - L) over the step, mm (rounding only, by construction); L is
+    ``groundwater_loss`` where the model has one, else 0."""
     percolation: FloatArray | None = None
     """Percolation from the fast reservoir to groundwater, mm day-1 (internal transfer; with a
     fast reservoir)."""
     capillary_rise: FloatArray | None = None
     """Capillary rise from groundwater into the root zone, mm day-1 (internal transfer)."""
+    groundwater_loss: FloatArray | None = None
+    """Water leaving the column from the groundwater store other than by the outlet (deep
+    percolation, export), mm day-1 (water output L, beside E and Q; with a groundwater loss)."""
     latent_heat: FloatArray | None = None
     """Latent heat flux lambda E, W m-2 (when net radiation is known)."""
     sensible_heat: FloatArray | None = None

@@ -74,6 +74,11 @@ PARAMETER_BOUNDS: dict[str, Bound] = {
     ),
     "routing_shape": Bound(1.0, 6.0, 2.0, "1", "shape of the gamma unit hydrograph"),
     "routing_scale": Bound(0.05, 5.0, 1.0, "day", "scale of the gamma unit hydrograph"),
+    "loss_rate": Bound(
+        0.0, 2.0, 0.05, "mm day-1",
+        "largest daily loss of groundwater out of the column (deep percolation, export "
+        "beyond the outlet)",
+    ),
 }
 
 BUCKET_PARAMETERS = tuple(PARAMETER_BOUNDS)[:12]
@@ -90,6 +95,9 @@ DRAINAGE_PARAMETERS = ("drainage_shape",)
 
 ROUTING_PARAMETERS = ("routing_shape", "routing_scale")
 """Parameters of the unit-hydrograph routing; one value per column, never per component."""
+
+LOSS_PARAMETERS = ("loss_rate",)
+"""Parameters of the groundwater loss out of the column (``ColumnModel(groundwater_loss=True)``)."""
 
 
 def default_logit(name: str) -> float:
@@ -147,6 +155,7 @@ class Params(eqx.Module):
     drainage_shape: FloatArray
     routing_shape: FloatArray
     routing_scale: FloatArray
+    loss_rate: FloatArray
 
     @classmethod
     def default(cls, n_columns: int | None = None, dtype=None, **overrides: ArrayLike) -> Params:

@@ -160,7 +160,12 @@ def twin_truth(ds: xr.Dataset, dtype=np.float64) -> tuple[Params, State]:
     def get(var):
         return jnp.asarray(np.asarray(ds[var].values, dtype))
 
-    params = Params(**{name: get(f"true_{name}") for name in PARAMETER_BOUNDS})
+    # A twin written before a parameter existed holds none of it: its default, as it ran with.
+    params = Params(**{
+        name: get(f"true_{name}") if f"true_{name}" in ds
+        else jnp.full(ds.sizes["column"], b.default, dtype)
+        for name, b in PARAMETER_BOUNDS.items()
+    })
     state = State(**{name: get(f"initial_{name}") for name in STORE_NAMES
                      if f"initial_{name}" in ds})
     return params, state

@@ -12,8 +12,8 @@ import hybridland as hl
 MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "hybrid_attributes", "sequence_hybrid")
 
 FULL_STRUCTURE = dict(
-    fast_reservoir=True, capillary_rise=True, nonlinear_drainage=True, routing_days=6,
-    components=4,
+    fast_reservoir=True, capillary_rise=True, nonlinear_drainage=True, groundwater_loss=True,
+    routing_days=6, components=4,
     dynamic_params=("runoff_shape", "et_shape", "fast_rate"),
 )
 """Every structure option at once, small enough for property tests (``make_model``)."""
@@ -75,10 +75,12 @@ def component_params(fracs, components: int, dtype) -> hl.Params:
 
 
 def independent_residuals(sim: hl.Simulation) -> np.ndarray:
-    """Delta S - (P - E - Q) per step, recomputed in float64 from the reported stores and
-    fluxes alone."""
+    """Delta S - (P - E - Q - L) per step, recomputed in float64 from the reported stores and
+    fluxes alone (L: the groundwater loss, where the model has one)."""
     d = lambda x: np.asarray(x, np.float64)  # noqa: E731
     residual = -(d(sim.fluxes.precip) - d(sim.fluxes.et) - d(sim.fluxes.runoff))
+    if sim.fluxes.groundwater_loss is not None:
+        residual = residual + d(sim.fluxes.groundwater_loss)
     for name in hl.STORE_NAMES:
         if getattr(sim.states, name) is None:
             continue

@@ -367,3 +367,29 @@ def test_bad_inputs_raise():
         M.nse(f32([1, 2, 3]), f32([1, 2]))
     with pytest.raises(TypeError, match="boolean"):
         M.nse(f32([1, 2, 3]), f32([1, 2, 3]), jnp.ones(3))
+
+
+def _flow_paths_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "climate_shift" / "flow_paths.py"
+    spec = importlib.util.spec_from_file_location("flow_paths", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_baseflow_filter_splits_a_hydrograph_into_slow_and_quick():
+    """The Lyne-Hollick filter of experiments/climate_shift/flow_paths.py: 0 <= slow <= q, a
+    steady flow is all slow, the peak of a storm hydrograph is mostly quick and its recession
+    tail ends slow."""
+    baseflow = _flow_paths_script().baseflow
+    steady = np.full((1, 200), 2.0)
+    np.testing.assert_allclose(baseflow(steady), steady)
+    t = np.arange(200.0)
+    storm = 1.0 + np.where(t >= 50, 20.0 * np.exp(-(t - 50) / 3.0), 0.0)[None, :]
+    slow = baseflow(storm)
+    assert np.all(slow >= 0.0) and np.all(slow <= storm + 1e-12)
+    assert slow[0, 50] < 0.2 * storm[0, 50]
+    assert slow[0, -1] == pytest.approx(storm[0, -1], rel=0.05)

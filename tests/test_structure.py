@@ -173,7 +173,8 @@ def test_gradients_finite_and_match_finite_differences(scenario):
         # fast_rate varies by day (the network's), the others are static; drizzle never lifts
         # the fast reservoir above its threshold and the reservoir percolates all it holds
         live = ("capillary_rate", "routing_scale")
-        for name in live + (("fast_threshold_rate", "percolation") if scenario == "full" else ()):
+        wet = ("fast_threshold_rate", "percolation", "loss_rate")
+        for name in live + (wet if scenario == "full" else ()):
             assert float(jnp.abs(getattr(g_u, name))) > 0, name
         assert float(jnp.abs(g_u.fast_rate)) == 0.0
 
@@ -294,6 +295,61 @@ def test_nonlinear_drainage_keeps_a_drying_soil_for_et():
     assert "drainage_shape" not in build_model("physics").parameter_names
 
 
+@given(store=st.one_of(st.just(0.0), st.floats(0.0, 1e4)),
+       rate=st.one_of(st.just(0.0), st.just(1e-9), st.floats(0.0, 2.0)))
+def test_groundwater_loss_is_a_sink_of_fixed_capacity(store, rate):
+    """At most loss_rate a day and at most the store; what it takes leaves the store exactly;
+    a small store loses a larger share than a large one; finite gradients everywhere."""
+    with jax.enable_x64(True):
+        p = hl.Params.default(dtype=jnp.float64, loss_rate=rate)
+        new, lost = reservoirs.groundwater_loss(jnp.float64(store), p, 1.0)
+        ulp = 4 * np.finfo(np.float64).eps * store  # the flux is store - new store, exactly
+        assert 0.0 <= float(lost) <= min(store, rate) * (1 + 1e-12) + ulp
+        assert float(new) == store - float(lost)
+        if rate > 1e-3 and store > 1e-3:
+            _, lost_double = reservoirs.groundwater_loss(jnp.float64(2 * store), p, 1.0)
+            assert float(lost_double) / (2 * store) <= float(lost) / store * (1 + 1e-9)
+
+        def taken(s, r):
+            return reservoirs.groundwater_loss(s, eqx.tree_at(lambda q: q.loss_rate, p, r), 1.0)[1]
+
+        grads = jax.grad(taken, argnums=(0, 1))(jnp.float64(store), jnp.float64(rate))
+        assert all(np.isfinite(float(g)) for g in grads)
+
+
+def test_groundwater_loss_lowers_baseflow_and_closes_with_its_own_term():
+    """The loss is a fourth water output: baseflow falls by about what is lost, the budget
+    closes only with L in it (the residual is not where the water went), and a dry climate
+    loses a larger share of its recharge than a wet one, the shape that carries to basins
+    drier than those trained on."""
+    shares = []
+    for wetness in (0.3, 3.0):
+        rng = np.random.default_rng(5)
+        precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 4 * 365, wetness=wetness)
+        with jax.enable_x64(True):
+            forcing = forcing_from_arrays(precip, t_mean, t_range, pet, dtype=jnp.float64)
+            params = hl.Params.default(1, dtype=jnp.float64, loss_rate=0.3)
+            plain, lossy = (hl.simulate(build_model("physics", groundwater_loss=g), forcing, params)
+                            for g in (False, True))
+        total = lambda sim, name: float(np.asarray(getattr(sim.fluxes, name)).sum())  # noqa: E731
+        assert plain.fluxes.groundwater_loss is None
+        lost = total(lossy, "groundwater_loss")
+        assert lost > 0.0
+        assert total(lossy, "subsurface_runoff") < total(plain, "subsurface_runoff")
+        assert np.abs(np.asarray(lossy.fluxes.water_residual)).max() < 1e-9
+        assert np.abs(independent_residuals(lossy)).max() < 1e-9
+        # without L the budget would be off by what was lost
+        change = float(np.asarray(lossy.final_state.total - lossy.initial_state.total).sum())
+        unexplained = change - (total(lossy, "precip") - total(lossy, "et") - total(lossy, "runoff"))
+        assert unexplained == pytest.approx(-lost, rel=1e-9)
+        shares.append(lost / total(lossy, "drainage"))
+    assert shares[0] > shares[1]
+    assert "loss_rate" in build_model("physics", groundwater_loss=True).parameter_names
+    assert "loss_rate" not in build_model("physics").parameter_names
+    with pytest.raises(ValueError, match="groundwater_loss needs a groundwater store"):
+        hl.ColumnModel(groundwater=False, groundwater_loss=True)
+
+
 def test_identical_components_give_the_single_bucket():
     with jax.enable_x64(True):  # in float32 vectorised and scalar exp/log differ in the last bit
         forcing, _ = _forcing_and_params(n=2, n_days=300, dtype=jnp.float64)
@@ -336,6 +392,12 @@ def test_configuration_refuses_parameters_the_structure_does_not_use():
                                                   "trainable_params": ["drainage_shape"]}})
     with pytest.raises(ConfigError, match="nonlinear_drainage.*lstm"):
         config_from_dict({"data": data, "model": {"kind": "lstm", "nonlinear_drainage": True}})
+    with pytest.raises(ConfigError, match="loss_rate.*groundwater loss"):
+        config_from_dict({"data": data, "model": {"kind": "sequence_hybrid",
+                                                  "trainable_params": ["loss_rate"]}})
+    lossy = config_from_dict({"data": data, "model": {
+        "kind": "sequence_hybrid", "groundwater_loss": True, "trainable_params": ["loss_rate"]}})
+    assert lossy.model.structure()["groundwater_loss"]
     drained = config_from_dict({"data": data, "model": {
         "kind": "sequence_hybrid", "nonlinear_drainage": True,
         "trainable_params": ["drainage_shape"]}})

@@ -11,14 +11,15 @@ order inside a bucket that makes the water balance close by construction:
 5. actual ET = stress (law) x demand, limited to the soil water present;
 6. optionally, capillary rise from groundwater into the root zone;
 7. soil drainage to groundwater and baseflow (linear reservoirs, or a soil drainage that
-   vanishes as the soil dries, all exactly integrated);
+   vanishes as the soil dries, all exactly integrated), optionally less a loss of groundwater
+   out of the column (a fourth water output, L);
 8. optionally, a fast reservoir that takes the surface runoff and saturation excess and drains
    by quick flow, interflow and percolation to groundwater (the HBV upper zone);
 9. optionally, several such buckets in parallel (components, averaged) and a unit-hydrograph
    routing store between the column and its outlet.
 
 Every flux is limited by the water available *before* it is taken, so stores stay >= 0 and
-Delta S = P - E - Q holds to rounding for any inputs and any network weights. Parameters may
+Delta S = P - E - Q (- L) holds to rounding for any inputs and any network weights. Parameters may
 vary by day (``daily``, e.g. a sequence network): they stay inside their physical ranges.
 """
 
@@ -37,6 +38,7 @@ from .._params import (
     CAPILLARY_PARAMETERS,
     DRAINAGE_PARAMETERS,
     FAST_PARAMETERS,
+    LOSS_PARAMETERS,
     ROUTING_PARAMETERS,
     AbstractDailyParameters,
     Params,
@@ -65,6 +67,9 @@ class ColumnModel(eqx.Module):
     - ``nonlinear_drainage``: whether the soil drains at ``soil_drainage x S x (S / Smax) **
       drainage_shape`` (``bucket.power_recession``: as fast as the linear reservoir when full,
       much slower when dry, as HBV's recharge) instead of ``soil_drainage x S``.
+    - ``groundwater_loss``: whether the groundwater store also loses water out of the column
+      (at most ``loss_rate`` mm day-1, ``reservoirs.groundwater_loss``; needs ``groundwater``),
+      a water output of its own beside E and Q (``Fluxes.groundwater_loss``).
     - ``routing_days``: 0 (runoff reaches the outlet the day it is generated) or the length
       in days (>= 2) of a gamma unit hydrograph whose water in transit is a store
       (``physics.routing``).
@@ -83,12 +88,14 @@ class ColumnModel(eqx.Module):
     fast_reservoir: bool = eqx.field(static=True, default=False)
     capillary_rise: bool = eqx.field(static=True, default=False)
     nonlinear_drainage: bool = eqx.field(static=True, default=False)
+    groundwater_loss: bool = eqx.field(static=True, default=False)
     routing_days: int = eqx.field(static=True, default=0)
     components: int = eqx.field(static=True, default=1)
     daily: AbstractDailyParameters | None = None
 
     STRUCTURE_OPTIONS: ClassVar[tuple[str, ...]] = (
-        "fast_reservoir", "capillary_rise", "nonlinear_drainage", "routing_days", "components"
+        "fast_reservoir", "capillary_rise", "nonlinear_drainage", "groundwater_loss",
+        "routing_days", "components",
     )
     """The structure switches beyond the basic bucket (those of ``column.Structure``), named
     once for whatever lists them (``io.describe_model``, the ODE solver's refusal)."""
@@ -102,6 +109,10 @@ class ColumnModel(eqx.Module):
             )
         if self.capillary_rise and not self.groundwater:
             raise ValueError("ColumnModel capillary_rise needs a groundwater store (groundwater=True).")
+        if self.groundwater_loss and not self.groundwater:
+            raise ValueError(
+                "ColumnModel groundwater_loss needs a groundwater store (groundwater=True)."
+            )
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -115,6 +126,8 @@ class ColumnModel(eqx.Module):
             names += CAPILLARY_PARAMETERS
         if self.nonlinear_drainage:
             names += DRAINAGE_PARAMETERS
+        if self.groundwater_loss:
+            names += LOSS_PARAMETERS
         if self.routing_days:
             names += ROUTING_PARAMETERS
         return tuple(names)
@@ -131,9 +144,13 @@ class ColumnModel(eqx.Module):
     @property
     def flux_names(self) -> tuple[str, ...]:
         """The structure-dependent ``Fluxes`` fields this model has (percolation from a fast
-        reservoir, capillary rise); the others are always there, the energy fluxes wherever
-        net radiation is known."""
-        return ("percolation",) * self.fast_reservoir + ("capillary_rise",) * self.capillary_rise
+        reservoir, capillary rise, groundwater loss); the others are always there, the energy
+        fluxes wherever net radiation is known."""
+        return (
+            ("percolation",) * self.fast_reservoir
+            + ("capillary_rise",) * self.capillary_rise
+            + ("groundwater_loss",) * self.groundwater_loss
+        )
 
     @property
     def carries_components(self) -> bool:
@@ -211,7 +228,8 @@ class ColumnModel(eqx.Module):
         change = mean(storage_change(stores, new))
         if queue is not None:
             change = change + (jnp.sum(queue) - jnp.sum(state.routing))
-        residual = change - (forcing.precip * dt - column.et * dt - outflow)
+        losses = 0.0 if column.groundwater_loss is None else column.groundwater_loss * dt
+        residual = change - (forcing.precip * dt - column.et * dt - outflow - losses)
         column = eqx.tree_at(
             lambda f: (f.runoff, f.water_residual), column, (outflow / dt, residual)
         )
@@ -254,6 +272,9 @@ class ColumnModel(eqx.Module):
             )
             if self.capillary_rise
             else None,
+            loss=(lambda store: reservoirs.groundwater_loss(store, params, dt))
+            if self.groundwater_loss
+            else None,
         )
 
 
@@ -283,6 +304,7 @@ def bucket_day(
     groundwater: bool = True,
     fast=None,
     capillary=None,
+    loss=None,
 ) -> tuple[State, Fluxes]:
     """One day of the closure-exact bucket, given the day's process decisions as callables.
 
@@ -293,7 +315,8 @@ def bucket_day(
     [0, 1]. Optional: ``fast(store) -> (store, percolation, outflow)`` drains a fast reservoir
     that then receives the surface runoff and saturation excess (``state.fast``), and
     ``capillary(groundwater, soil) -> (groundwater, rise)`` lifts groundwater into the root
-    zone. The physical laws (``ColumnModel.step``) and the emulator (``hybridland.emulator``)
+    zone, and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the column from
+    the recharged groundwater store before baseflow. The physical laws (``ColumnModel.step``) and the emulator (``hybridland.emulator``)
     are two sets of decisions for this one bucket, so both close the water balance the same
     way: every flux is limited before it is taken, additions round towards zero and their
     exact remainder joins an outflow of the same day.
@@ -335,6 +358,7 @@ def bucket_day(
         surface = surface + (r1 + r2)
     else:
         reservoir, surface = state.fast, quick + saturation_excess
+    lost = None
     if groundwater:
         if percolation is None:
             store, gw_remainder = bucket.accumulate(store, drainage)
@@ -342,6 +366,8 @@ def bucket_day(
             store, r1 = bucket.accumulate(store, drainage)
             store, r2 = bucket.accumulate(store, percolation)
             gw_remainder = r1 + r2
+        if loss is not None:
+            store, lost = loss(store)
         store, baseflow = release(store)
         baseflow = baseflow + (gw_remainder + late_remainder)
     else:
@@ -363,6 +389,7 @@ def bucket_day(
         drainage=drainage,
         percolation=percolation,
         capillary_rise=rise,
+        groundwater_loss=lost,
     )
 
 
@@ -382,6 +409,7 @@ def day_fluxes(
     drainage,
     percolation=None,
     capillary_rise=None,
+    groundwater_loss=None,
 ) -> Fluxes:
     """Fluxes of one step (rates; depths over the step are divided by ``DT_DAYS``) with the
     water residual and, where net radiation is known, the energy partition and its residual.
@@ -390,7 +418,8 @@ def day_fluxes(
     """
     dt = units.DT_DAYS
     runoff = surface + subsurface
-    residual = storage_change(state, new_state) - (forcing.precip * dt - et - runoff)
+    lost = 0.0 if groundwater_loss is None else groundwater_loss
+    residual = storage_change(state, new_state) - (forcing.precip * dt - et - runoff - lost)
     energy_fluxes = {}
     if forcing.net_radiation is not None:
         le, h, g, e_res = energy.partition(forcing, params, et / dt)
@@ -411,5 +440,6 @@ def day_fluxes(
         water_residual=residual,
         percolation=None if percolation is None else percolation / dt,
         capillary_rise=None if capillary_rise is None else capillary_rise / dt,
+        groundwater_loss=None if groundwater_loss is None else groundwater_loss / dt,
         **energy_fluxes,
     )

@@ -8,8 +8,8 @@ mm day-1 (1 mm of water over 1 m2 is 1 kg), and convertible to the canonical uni
 standard names (``kg m-2``, ``kg m-2 s-1``).
 
 **The budget from the file alone.** Each water variable has an attribute ``water_budget``:
-``input`` (precipitation), ``output`` (evapotranspiration and total runoff; their components
-have none) or ``storage`` (each store, end-of-day value). Each store names its value before the
+``input`` (precipitation), ``output`` (evapotranspiration, total runoff and, where the model
+has one, the groundwater loss; their components have none) or ``storage`` (each store, end-of-day value). Each store names its value before the
 first day in the attribute ``initial_value``, which points at a ``[basin]`` variable
 ``<store>_initial``. Then, for every basin and day t (S_0 from the ``*_initial`` variables)::
 
@@ -212,6 +212,18 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         None,
         "time: mean",
         "internal transfer between stores. The CF standard-name table has no name for it.",
+    ),
+    OutputVariable(
+        "groundwater_loss",
+        "fluxes.groundwater_loss",
+        None,
+        FLUX_UNITS,
+        "water leaving the column from the groundwater store other than by the outlet",
+        "output",
+        "time: mean",
+        "deep percolation or export beyond the outlet: a water output beside "
+        "evapotranspiration and runoff, in the water balance. The CF standard-name table has "
+        "no name for it.",
     ),
     OutputVariable(
         "latent_heat",

@@ -114,10 +114,13 @@ def plot_water_budget(ds: xr.Dataset, path) -> Path:
         ("runoff (Q)", ds["runoff"].astype(np.float64).mean("basin"), "tab:purple"),
         ("storage change (dS)", mean["storage_change"], "tab:green"),
     )
+    if "groundwater_loss" in ds:
+        series += (("groundwater loss (L)", ds["groundwater_loss"].astype(np.float64).mean("basin"),
+                    "tab:brown"),)
     for label, values, color in series:
         budget.plot(time, values.cumsum("time"), color=color, label=label)
     budget.plot(time, (mean["storage_change"] - mean["input"] + mean["output"]).cumsum("time"),
-                "k:", label="dS - (P - E - Q)")
+                "k:", label="dS - (P - E - Q - L)" if "groundwater_loss" in ds else "dS - (P - E - Q)")
     budget.set_title("cumulative water budget, mean over basins", fontsize=9)
     budget.set_ylabel("mm since the first day")
     budget.legend(fontsize=8)

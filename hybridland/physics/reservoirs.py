@@ -11,6 +11,11 @@ in the root zone feeds an upper, **fast** reservoir, which
 while the groundwater store releases baseflow linearly (``bucket.recession`` with
 ``baseflow_rate``) and, with **capillary rise**, returns water to a dry root zone at the rate
 ``capillary_rate x groundwater x (1 - S / Smax)``, never more than the root zone can hold.
+With a **groundwater loss**, the groundwater store also loses water out of the column (deep
+percolation below the aquifer that feeds the stream, export beyond the outlet, channel
+transmission losses fed by it) at most ``loss_rate`` mm day-1: a sink of fixed capacity, as the
+losses of dryland basins (Shanafield and Cook 2014), not a share of the store, so it takes most
+of a small recharge and little of a large one.
 
 Every outflow is a demand limited by its store before it is taken (``bucket.take``), so the
 stores stay >= 0 and each flux equals the change of the store it leaves, exactly.
@@ -48,3 +53,20 @@ def capillary_rise(
     deficit = jnp.maximum(capacity - soil, 0.0)
     demand = params.capillary_rate * groundwater * (deficit / capacity) * dt
     return take(groundwater, jnp.minimum(demand, deficit))
+
+
+def groundwater_loss(
+    store: FloatArray, params: Params, dt: float
+) -> tuple[FloatArray, FloatArray]:
+    """Water leaving the column from the groundwater store: ``(new_store, loss)``, mm.
+
+    The loss is ``c (1 - exp(-G / c))`` with ``c = loss_rate x dt``: ``loss_rate x dt`` from a
+    store much larger than that, the whole store (``G``, to first order) from a much smaller
+    one, never more than ``G``, smooth in both (finite gradients at ``G = 0`` and at
+    ``loss_rate -> 0``).
+    """
+    capacity = params.loss_rate * dt
+    # Below a micrometre a day the loss is the capacity itself (G / c would overflow).
+    safe = jnp.maximum(capacity, 1e-6)
+    demand = jnp.where(capacity > 1e-6, safe * -jnp.expm1(-store / safe), capacity)
+    return take(store, demand)
