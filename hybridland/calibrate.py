@@ -103,6 +103,10 @@ class CalibrationConfig:
             _fail(self, "params", f"unknown {unknown}; known: {sorted(PARAMETER_BOUNDS)}")
         if not self.params:
             _fail(self, "params", "must list at least one parameter")
+        unused = [p for p in self.params if p not in BUCKET_PARAMETERS]
+        if unused:
+            _fail(self, "params", f"lists {unused}, which the calibrated bucket (the basic "
+                  f"physical bucket) does not use; choose from {list(BUCKET_PARAMETERS)}")
         if len(set(self.params)) != len(self.params):
             _fail(self, "params", "lists a parameter twice")
         if self.pet not in PET_LAWS:

@@ -178,6 +178,15 @@ class StepEmulator(eqx.Module):
 
     def __init__(self, physics: ColumnModel | None = None, width: int = 64, depth: int = 2, *, key):
         self.physics = ColumnModel() if physics is None else physics
+        fields = ColumnModel.__dataclass_fields__
+        extra = [n for n in ColumnModel.STRUCTURE_OPTIONS
+                 if getattr(self.physics, n) != fields[n].default]
+        if extra:
+            raise ValueError(
+                f"StepEmulator emulates the basic bucket; the physics model has {extra} "
+                "switched on, which it cannot represent. Emulate ColumnModel(pet=..., "
+                "groundwater=...) without them."
+            )
         mlp = eqx.nn.MLP(
             N_FEATURES, len(DECISIONS), width, depth,
             activation=jnp.tanh, final_activation=jax.nn.sigmoid, key=key,

@@ -232,6 +232,10 @@ def test_config_errors_name_the_key():
         calibration_config_from_dict({"data": DATA, "calibration": {"step": 3}})
     with pytest.raises(ConfigError, match=r"calibration\.params.*unknown \['ddff'\]"):
         calibration_config_from_dict({"data": DATA, "calibration": {"params": ["ddff"]}})
+    # a parameter of a structure the calibrated basic bucket does not have would get no
+    # gradient and be written as if calibrated
+    with pytest.raises(ConfigError, match=r"calibration\.params.*\['loss_rate'\].*does not use"):
+        calibration_config_from_dict({"data": DATA, "calibration": {"params": ["loss_rate"]}})
     with pytest.raises(ConfigError, match=r"calibration\.starts' must be >= 1"):
         calibration_config_from_dict({"data": DATA, "calibration": {"starts": 0}})
     with pytest.raises(ConfigError, match=r"calibration\.window_days' must be >= 2"):

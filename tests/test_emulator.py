@@ -154,3 +154,16 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert emulate_main(["evaluate", "--emulator", str(tmp_path / "nothing")]) == 2
     assert emulate_main(["train", "--out", str(out), "--days", "10", "--window-days", "20"]) == 2
     assert "window_days" in capsys.readouterr().err
+
+
+def test_emulator_refuses_a_structure_it_cannot_represent():
+    """The emulator's decisions are those of the basic bucket: a physics model with a
+    structure option (here the groundwater loss, an output it has no decision for) is refused
+    by name instead of being emulated wrongly."""
+    from hybridland.column import build_model
+
+    with pytest.raises(ValueError, match="groundwater_loss"):
+        em.StepEmulator(build_model("physics", groundwater_loss=True), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="routing_days"):
+        em.StepEmulator(build_model("physics", routing_days=3), key=jax.random.key(0))
+    em.StepEmulator(build_model("physics", components=1), key=jax.random.key(0))

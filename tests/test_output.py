@@ -48,7 +48,8 @@ CONVERTIBLE = {
     "W m-2": {"W m-2"},
 }
 RESIDUALS = {"water_residual", "water_balance_residual", "energy_residual"}
-NO_CF_NAME = {"fast_reservoir", "water_in_transit", "percolation", "capillary_rise"}
+NO_CF_NAME = {"fast_reservoir", "water_in_transit", "percolation", "capillary_rise",
+              "groundwater_loss"}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,10 @@ def _models():
         "hybrid": ColumnModel(
             pet=HargreavesPET(), et=MLPStressET(key=k1), runoff=MLPRunoff(key=k2)
         ),
-        # fast and slow paths, capillary rise, routing, 16 components, daily parameters
+        # fast and slow paths, capillary rise, routing, 16 components, daily parameters, and
+        # a groundwater loss (a third water output)
         "sequence_hybrid": build_model("sequence_hybrid", pet="hargreaves", key=k1,
-                                       dynamic_width=8),
+                                       dynamic_width=8, groundwater_loss=True),
     }
 
 
@@ -132,7 +134,8 @@ def test_budget_recomputed_from_file_alone(written):
         outputs = [n for n, r in role.items() if r == "output"]
         assert sorted(stores) == STORES[label]
         assert inputs == ["precipitation"]
-        assert sorted(outputs) == ["evapotranspiration", "runoff"]
+        assert sorted(outputs) == sorted(["evapotranspiration", "runoff"] + (
+            ["groundwater_loss"] if label == "sequence_hybrid" else []))
 
         def f64(name):
             return ds[name].values.astype(np.float64)
@@ -148,6 +151,8 @@ def test_budget_recomputed_from_file_alone(written):
         assert np.all(np.ptp(storage, axis=1) > 10.0)
         assert np.all(f64("precipitation").sum(1) > 100.0)
         assert np.max(np.abs(cumulative)) < 1e-3, label
+        if "groundwater_loss" in outputs:  # the loss is water that left: not closed without it
+            assert f64("groundwater_loss").sum(1).max() > 1e-2
         # The helper computes the same from the same attributes.
         terms = water_budget_terms(ds)
         np.testing.assert_allclose(terms["cumulative_residual"].values, cumulative, atol=1e-9)

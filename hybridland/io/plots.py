@@ -100,7 +100,8 @@ def plot_hydrographs(
 
 
 def plot_water_budget(ds: xr.Dataset, path) -> Path:
-    """Cumulative basin-mean water budget (P, E, Q, storage change) recomputed from the file,
+    """Cumulative basin-mean water budget (P, E, Q, the groundwater loss L where the file has
+    one, storage change) recomputed from the file,
     and the largest |cumulative residual| over basins (the model's and the recomputed one)."""
     terms = water_budget_terms(ds)
     time = ds["time"].to_index()

@@ -62,11 +62,13 @@ def groundwater_loss(
 
     The loss is ``c (1 - exp(-G / c))`` with ``c = loss_rate x dt``: ``loss_rate x dt`` from a
     store much larger than that, the whole store (``G``, to first order) from a much smaller
-    one, never more than ``G``, smooth in both (finite gradients at ``G = 0`` and at
-    ``loss_rate -> 0``).
+    one, never more than ``G``, smooth in both above ``c = 1e-6`` mm (finite gradients at
+    ``G = 0`` and at ``loss_rate -> 0``). As every outflow, it is taken as ``G - (G - L)``, so a
+    loss below half a unit in the last place of ``G`` rounds to 0.
     """
     capacity = params.loss_rate * dt
-    # Below a micrometre a day the loss is the capacity itself (G / c would overflow).
+    # Below 1e-6 mm a day the loss is the capacity itself (G / c could overflow); the two
+    # branches differ there by less than 1e-6 mm.
     safe = jnp.maximum(capacity, 1e-6)
     demand = jnp.where(capacity > 1e-6, safe * -jnp.expm1(-store / safe), capacity)
     return take(store, demand)

@@ -35,7 +35,8 @@ class Simulation(eqx.Module):
     - ``fluxes``: per-step fluxes (mm day-1, W m-2) including per-step residuals.
     - ``initial_state``, ``final_state``: stores before the first and after the last step.
     - ``cumulative_water_residual``: sum over steps k <= t of the per-step residual, i.e.
-      (S_t - S_0) - sum_{k<=t} (P - E - Q), mm, accumulated by compensated (Kahan) summation
+      (S_t - S_0) - sum_{k<=t} (P - E - Q - L), mm (L the groundwater loss, where the model
+      has one), accumulated by compensated (Kahan) summation
       so the figure measures the model, not the bookkeeping.
     - ``totals``: per-column sums over the run of the fluxes named in ``simulate(totals=...)``
       (rate x ``DT_DAYS``, so mm for water fluxes), ``{name: [column]}``; ``None`` when none
@@ -53,7 +54,7 @@ class Simulation(eqx.Module):
 
     @property
     def max_abs_water_residual(self) -> jax.Array:
-        """Largest per-step |Delta S - (P - E - Q)|, mm."""
+        """Largest per-step |Delta S - (P - E - Q - L)|, mm."""
         return jnp.max(jnp.abs(self.fluxes.water_residual))
 
     @property

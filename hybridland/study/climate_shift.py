@@ -394,7 +394,7 @@ def _baseline_rows(study, name, split, data: RunData, basins: Basins, states, dr
 def evaporative_index_error(scores: pd.DataFrame) -> pd.Series:
     """Per basin, simulated minus observed evaporative index ``1 - Q / P`` over the scored days
     (Budyko space): ``(Q_obs - Q_sim) / P``, positive where the model keeps too much water back
-    as evapotranspiration."""
+    from the outlet (as evapotranspiration, or as groundwater loss where it has one)."""
     return (scores["mean_observed_mm_day"] - scores["mean_simulated_mm_day"]) / scores[
         "mean_precip_mm_day"
     ]

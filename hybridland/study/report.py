@@ -210,8 +210,10 @@ def plot_skill_drop(results: pd.DataFrame, path):
 
 
 def plot_budyko(scores: pd.DataFrame, path, split="humid_to_arid", omega=2.6):
-    """Evaporative index E/P = 1 - Q/P (test period) against aridity: observed and per model,
-    with Fu's curve (``omega``) and the energy and water limits."""
+    """Evaporative index E/P = 1 - Q/P (test period; for a model with a groundwater loss,
+    (E + L)/P, as the observed 1 - Q/P also holds what a basin loses other than by ET) against
+    aridity: observed and per model, with Fu's curve (``omega``) and the energy and water
+    limits."""
     part = scores[(scores["split"] == split) & (scores["test"] == "test")]
     fig = _figure(7, 5)
     ax = fig.subplots()

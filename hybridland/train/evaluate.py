@@ -299,14 +299,18 @@ def _evaluation_params(trained: Params, trained_ids, ids: list[str], config: Con
 def _metric_table(
     ids, names, known, observed, runoff, precip, sim: Simulation | None, config: Config
 ) -> pd.DataFrame:
-    """One row per basin: scores of ``runoff``, mean fluxes and the closure residuals (NaN, as
-    ET, for a model without a water balance, ``sim`` None)."""
+    """One row per basin: scores of ``runoff``, mean fluxes (P = E + Q + L + storage change,
+    L the groundwater loss, 0 for a bucket without one) and the closure residuals (NaN, as ET
+    and L, for a model without a water balance, ``sim`` None)."""
     scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, runoff).items()}
     if sim is None:
         nan = np.full(len(ids), np.nan)
-        et, step_residual, cumulative_residual = nan, nan, nan
+        et, loss, step_residual, cumulative_residual = nan, nan, nan, nan
     else:
         et = np.mean(sim.fluxes.et, axis=1)
+        # the fourth water output, where the model has one (0 for one without: nothing lost)
+        lost = sim.fluxes.groundwater_loss
+        loss = np.zeros(len(ids)) if lost is None else np.mean(lost, axis=1)
         step_residual = np.max(np.abs(sim.fluxes.water_residual), axis=1)
         cumulative_residual = np.max(np.abs(np.asarray(sim.cumulative_water_residual)), axis=1)
     table = pd.DataFrame(
@@ -319,6 +323,7 @@ def _metric_table(
             "mean_observed_mm_day": _nanmean_rows(observed),
             "mean_runoff_mm_day": np.mean(runoff, axis=1),
             "mean_et_mm_day": et,
+            "mean_groundwater_loss_mm_day": loss,
             "mean_precip_mm_day": np.mean(precip, axis=1),
             "max_abs_step_residual_mm": step_residual,
             "max_abs_cumulative_residual_mm": cumulative_residual,
