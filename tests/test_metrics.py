@@ -393,3 +393,24 @@ def test_baseflow_filter_splits_a_hydrograph_into_slow_and_quick():
     assert np.all(slow >= 0.0) and np.all(slow <= storm + 1e-12)
     assert slow[0, 50] < 0.2 * storm[0, 50]
     assert slow[0, -1] == pytest.approx(storm[0, -1], rel=0.05)
+
+
+def test_baseflow_filter_by_hand():
+    """One forward pass by hand (alpha 0.925), and the three passes (forward, backward,
+    forward) against a plain scalar loop."""
+    script = _flow_paths_script()
+    q = np.array([[1.0, 5.0, 3.0, 2.0]])
+    np.testing.assert_allclose(script._forward(q, 0.925),
+                               [[1.0, 1.15, 1.36375, 1.44896875]], rtol=1e-12)
+
+    def one_pass(x, alpha=0.925):
+        quick, out = 0.0, [x[0]]
+        for t in range(1, len(x)):
+            quick = min(max(alpha * quick + (1 + alpha) / 2 * (x[t] - x[t - 1]), 0.0), x[t])
+            out.append(x[t] - quick)
+        return np.array(out)
+
+    rng = np.random.default_rng(0)
+    series = rng.gamma(0.5, 4.0, 60)
+    expected = one_pass(one_pass(one_pass(series)[::-1])[::-1])
+    np.testing.assert_allclose(script.baseflow(series[None, :])[0], expected, rtol=1e-12)
