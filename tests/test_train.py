@@ -290,6 +290,28 @@ def test_resume_refuses_another_config(tmp_path):
         quiet_train(other, tmp_path)
 
 
+def test_resume_accepts_a_config_saved_before_an_option_existed(tmp_path):
+    """A run interrupted under an earlier version of the code, whose saved config.yaml lacks
+    an option added since (here the groundwater loss, at its default: the behaviour it had),
+    resumes; any real difference is still refused."""
+    from hybridland.train.loop import _resolved, same_configuration
+
+    config = _resolved(tiny("physics", epochs=2))
+    quiet_train(config, tmp_path, max_epochs_this_call=1)
+    saved = tmp_path / "config.yaml"
+    text = saved.read_text()
+    assert "groundwater_loss: false" in text
+    older = "".join(line for line in text.splitlines(keepends=True)
+                    if "groundwater_loss" not in line)
+    saved.write_text(older)
+    assert same_configuration(older, config)
+    assert not same_configuration(older, config.replace("model", groundwater_loss=True))
+    assert not same_configuration(older.replace("seed: 3", "seed: 4"), config)
+    assert not same_configuration("not: [a, config", config)
+    quiet_train(config, tmp_path)
+    assert "resumed from epoch_00000.json" in (tmp_path / "train.log").read_text()
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 

@@ -259,11 +259,11 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
     """Train (or reuse a finished identical run); the seconds spent (for a run resumed from an
     interrupted invocation, at least the sum of all its epochs' seconds). ``report``: the run's
     own metric tables and figures (``hybridland.train.report``)."""
-    from ..train.loop import _resolved
+    from ..train.loop import _resolved, same_configuration
 
     saved = run_dir / "config.yaml"
-    if (run_dir / "run.json").is_file() and saved.is_file() and (
-        saved.read_text() == _resolved(config).to_yaml()
+    if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
+        saved.read_text(), _resolved(config)
     ):
         log(f"{run_dir}: finished run reused")
         return float(json.loads((run_dir / "study_seconds.json").read_text())["seconds"])

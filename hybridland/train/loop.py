@@ -364,7 +364,7 @@ def train(
     marker, skipped = ckpt.resume_checkpoint(run_dir)
     if marker is not None:
         saved = config_file.read_text() if config_file.is_file() else None
-        if saved != config.to_yaml():
+        if not same_configuration(saved, config):
             raise ckpt.RunFileError(
                 f"{run_dir} holds a checkpoint of another configuration ({config_file}); "
                 "use a new run directory or the same configuration to resume."
@@ -641,6 +641,20 @@ def _resolved(config: Config) -> Config:
 
         config = config.replace("data", path=str(mopex_path()))
     return config
+
+
+def same_configuration(saved: str | None, config: Config) -> bool:
+    """Whether a run directory's saved ``config.yaml`` text means the resolved ``config``: read
+    by this version of the code, so that an option added since then, at its default (the
+    behaviour the run had), is not a change; any other difference is."""
+    if saved is None:
+        return False
+    if saved == config.to_yaml():
+        return True
+    try:
+        return config_from_yaml(saved).to_yaml() == config.to_yaml()
+    except Exception:  # noqa: BLE001 - an unreadable file is not the same configuration
+        return False
 
 
 def _config_diff(saved: str | None, config: Config) -> str:
