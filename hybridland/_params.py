@@ -74,6 +74,11 @@ PARAMETER_BOUNDS: dict[str, Bound] = {
     ),
     "routing_shape": Bound(1.0, 6.0, 2.0, "1", "shape of the gamma unit hydrograph"),
     "routing_scale": Bound(0.05, 5.0, 1.0, "day", "scale of the gamma unit hydrograph"),
+    "infiltration_capacity": Bound(
+        2.0, 200.0, 50.0, "mm day-1",
+        "largest daily infiltration into the root zone; water input beyond it runs off "
+        "(infiltration excess)",
+    ),
     "loss_rate": Bound(
         0.0, 2.0, 0.05, "mm day-1",
         "largest daily loss of groundwater out of the column (deep percolation, export "
@@ -95,6 +100,9 @@ DRAINAGE_PARAMETERS = ("drainage_shape",)
 
 ROUTING_PARAMETERS = ("routing_shape", "routing_scale")
 """Parameters of the unit-hydrograph routing; one value per column, never per component."""
+
+INFILTRATION_PARAMETERS = ("infiltration_capacity",)
+"""Parameters of infiltration excess (``ColumnModel(infiltration_excess=True)``)."""
 
 LOSS_PARAMETERS = ("loss_rate",)
 """Parameters of the groundwater loss out of the column (``ColumnModel(groundwater_loss=True)``)."""
@@ -155,6 +163,7 @@ class Params(eqx.Module):
     drainage_shape: FloatArray
     routing_shape: FloatArray
     routing_scale: FloatArray
+    infiltration_capacity: FloatArray
     loss_rate: FloatArray
 
     @classmethod

@@ -12,8 +12,8 @@ import hybridland as hl
 MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "hybrid_attributes", "sequence_hybrid")
 
 FULL_STRUCTURE = dict(
-    fast_reservoir=True, capillary_rise=True, nonlinear_drainage=True, groundwater_loss=True,
-    routing_days=6, components=4,
+    fast_reservoir=True, capillary_rise=True, nonlinear_drainage=True, infiltration_excess=True,
+    groundwater_loss=True, routing_days=6, components=4,
     dynamic_params=("runoff_shape", "et_shape", "fast_rate"),
 )
 """Every structure option at once, small enough for property tests (``make_model``)."""

@@ -35,6 +35,7 @@ class Structure:
     fast_reservoir: bool = False
     capillary_rise: bool = False
     nonlinear_drainage: bool = False
+    infiltration_excess: bool = False
     groundwater_loss: bool = False
     routing_days: int = 0
     components: int = 1
@@ -139,6 +140,7 @@ def build_model(
         fast_reservoir=s.fast_reservoir,
         capillary_rise=s.capillary_rise,
         nonlinear_drainage=s.nonlinear_drainage,
+        infiltration_excess=s.infiltration_excess,
         groundwater_loss=s.groundwater_loss,
         routing_days=s.routing_days,
         components=s.components,

@@ -6,7 +6,8 @@ order inside a bucket that makes the water balance close by construction:
 
 1. PET demand (law), capped by available energy where net radiation is known;
 2. precipitation phase and degree-day melt of the snowpack;
-3. rain + melt split into surface runoff (law's fraction) and infiltration;
+3. rain + melt split into surface runoff (law's fraction) and infiltration, optionally with
+   infiltration beyond a daily capacity running off as well (infiltration excess);
 4. saturation excess above the soil capacity;
 5. actual ET = stress (law) x demand, limited to the soil water present;
 6. optionally, capillary rise from groundwater into the root zone;
@@ -38,6 +39,7 @@ from .._params import (
     CAPILLARY_PARAMETERS,
     DRAINAGE_PARAMETERS,
     FAST_PARAMETERS,
+    INFILTRATION_PARAMETERS,
     LOSS_PARAMETERS,
     ROUTING_PARAMETERS,
     AbstractDailyParameters,
@@ -67,6 +69,10 @@ class ColumnModel(eqx.Module):
     - ``nonlinear_drainage``: whether the soil drains at ``soil_drainage x S x (S / Smax) **
       drainage_shape`` (``bucket.power_recession``: as fast as the linear reservoir when full,
       much slower when dry, as HBV's recharge) instead of ``soil_drainage x S``.
+    - ``infiltration_excess``: whether infiltration is capped at ``infiltration_capacity`` mm
+      a day, the rest of the day's water input running off at the surface (Horton's
+      mechanism, which makes the runoff of a dry soil under an intense storm; the partition
+      law alone gives a dry soil almost none).
     - ``groundwater_loss``: whether the groundwater store also loses water out of the column
       (at most ``loss_rate`` mm day-1, ``reservoirs.groundwater_loss``; needs ``groundwater``),
       a water output of its own beside E and Q (``Fluxes.groundwater_loss``).
@@ -88,14 +94,15 @@ class ColumnModel(eqx.Module):
     fast_reservoir: bool = eqx.field(static=True, default=False)
     capillary_rise: bool = eqx.field(static=True, default=False)
     nonlinear_drainage: bool = eqx.field(static=True, default=False)
+    infiltration_excess: bool = eqx.field(static=True, default=False)
     groundwater_loss: bool = eqx.field(static=True, default=False)
     routing_days: int = eqx.field(static=True, default=0)
     components: int = eqx.field(static=True, default=1)
     daily: AbstractDailyParameters | None = None
 
     STRUCTURE_OPTIONS: ClassVar[tuple[str, ...]] = (
-        "fast_reservoir", "capillary_rise", "nonlinear_drainage", "groundwater_loss",
-        "routing_days", "components",
+        "fast_reservoir", "capillary_rise", "nonlinear_drainage", "infiltration_excess",
+        "groundwater_loss", "routing_days", "components",
     )
     """The structure switches beyond the basic bucket (those of ``column.Structure``), named
     once for whatever lists them (``io.describe_model``, the ODE solver's refusal)."""
@@ -126,6 +133,8 @@ class ColumnModel(eqx.Module):
             names += CAPILLARY_PARAMETERS
         if self.nonlinear_drainage:
             names += DRAINAGE_PARAMETERS
+        if self.infiltration_excess:
+            names += INFILTRATION_PARAMETERS
         if self.groundwater_loss:
             names += LOSS_PARAMETERS
         if self.routing_days:
@@ -272,6 +281,9 @@ class ColumnModel(eqx.Module):
             )
             if self.capillary_rise
             else None,
+            infiltrate=(lambda demand: jnp.minimum(demand, params.infiltration_capacity * dt))
+            if self.infiltration_excess
+            else None,
             loss=(lambda store: reservoirs.groundwater_loss(store, params, dt))
             if self.groundwater_loss
             else None,
@@ -304,6 +316,7 @@ def bucket_day(
     groundwater: bool = True,
     fast=None,
     capillary=None,
+    infiltrate=None,
     loss=None,
 ) -> tuple[State, Fluxes]:
     """One day of the closure-exact bucket, given the day's process decisions as callables.
@@ -315,7 +328,8 @@ def bucket_day(
     [0, 1]. Optional: ``fast(store) -> (store, percolation, outflow)`` drains a fast reservoir
     that then receives the surface runoff and saturation excess (``state.fast``), and
     ``capillary(groundwater, soil) -> (groundwater, rise)`` lifts groundwater into the root
-    zone, and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the column from
+    zone, ``infiltrate(demand) -> demand`` caps the day's infiltration (what it leaves runs off
+    at the surface), and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the column from
     the recharged groundwater store before baseflow. The physical laws (``ColumnModel.step``) and the emulator (``hybridland.emulator``)
     are two sets of decisions for this one bucket, so both close the water balance the same
     way: every flux is limited before it is taken, additions round towards zero and their
@@ -333,7 +347,11 @@ def bucket_day(
 
     # What does not infiltrate runs off: quick + infiltration == water_input exactly.
     fraction = surface_fraction(water_input)
-    quick, infiltration = bucket.take(water_input, water_input * (1.0 - fraction))
+    # (With infiltration excess the soil takes no more than its capacity: the rest runs off.)
+    demand = water_input * (1.0 - fraction)
+    if infiltrate is not None:
+        demand = infiltrate(demand)
+    quick, infiltration = bucket.take(water_input, demand)
     soil, soil_remainder = bucket.accumulate(state.soil, infiltration)
     quick = quick + (swe_remainder + input_remainder + soil_remainder)
     soil, saturation_excess = bucket.spill(soil, capacity)

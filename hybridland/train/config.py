@@ -239,6 +239,9 @@ class ModelConfig:
     nonlinear_drainage: bool | None = None
     """Soil drainage soil_drainage x S x (S / Smax) ** drainage_shape, vanishing as the soil
     dries (false: linear in the store)."""
+    infiltration_excess: bool | None = None
+    """Infiltration capped at infiltration_capacity mm day-1, the rest of the water input
+    running off at the surface (Horton's infiltration excess)."""
     groundwater_loss: bool | None = None
     """Groundwater also leaves the column other than by the outlet, at most loss_rate mm
     day-1 (deep percolation, export): a water output of its own in the budget."""
@@ -347,8 +350,8 @@ class ModelConfig:
             unused = [p for p in getattr(self, name) if p not in used]
             if unused:
                 _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
-                      "use (a fast reservoir, capillary rise, non-linear drainage, a groundwater "
-                      "loss, routing or the shaped ET law bring their own parameters)")
+                      "use (a fast reservoir, capillary rise, non-linear drainage, infiltration "
+                      "excess, a groundwater loss, routing or the shaped ET law bring their own parameters)")
 
     def structure(self) -> dict:
         """The laws and structure of the bucket, as ``hybridland.column.build_model`` keywords."""
