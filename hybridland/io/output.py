@@ -9,9 +9,10 @@ standard names (``kg m-2``, ``kg m-2 s-1``).
 
 **The budget from the file alone.** Each water variable has an attribute ``water_budget``:
 ``input`` (precipitation), ``output`` (evapotranspiration, total runoff and, where the model
-has one, the groundwater loss; their components have none) or ``storage`` (each store, end-of-day value). Each store names its value before the
-first day in the attribute ``initial_value``, which points at a ``[basin]`` variable
-``<store>_initial``. Then, for every basin and day t (S_0 from the ``*_initial`` variables)::
+has one, the groundwater loss; their components have none) or ``storage`` (each store,
+end-of-day value). Each store names its value before the first day in the attribute
+``initial_value``, which points at a ``[basin]`` variable ``<store>_initial``. Then, for every
+basin and day t (S_0 from the ``*_initial`` variables)::
 
     sum(storage)_t - sum(storage)_{t-1} = sum(input)_t - sum(output)_t   (kg m-2 per day)
 

@@ -121,7 +121,8 @@ def plot_water_budget(ds: xr.Dataset, path) -> Path:
     for label, values, color in series:
         budget.plot(time, values.cumsum("time"), color=color, label=label)
     budget.plot(time, (mean["storage_change"] - mean["input"] + mean["output"]).cumsum("time"),
-                "k:", label="dS - (P - E - Q - L)" if "groundwater_loss" in ds else "dS - (P - E - Q)")
+                "k:",
+                label="dS - (P - E - Q - L)" if "groundwater_loss" in ds else "dS - (P - E - Q)")
     budget.set_title("cumulative water budget, mean over basins", fontsize=9)
     budget.set_ylabel("mm since the first day")
     budget.legend(fontsize=8)

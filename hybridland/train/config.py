@@ -351,7 +351,8 @@ class ModelConfig:
             if unused:
                 _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
                       "use (a fast reservoir, capillary rise, non-linear drainage, infiltration "
-                      "excess, a groundwater loss, routing or the shaped ET law bring their own parameters)")
+                      "excess, a groundwater loss, routing or the shaped ET law bring their own "
+                      "parameters)")
 
     def structure(self) -> dict:
         """The laws and structure of the bucket, as ``hybridland.column.build_model`` keywords."""
