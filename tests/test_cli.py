@@ -219,19 +219,22 @@ def test_train_configs_in_experiments_are_valid():
         shift = load_config(root.parent / "climate_shift" / f"{name}.yaml")
         assert shift.model.kind == kind and shift.data.aridity_range == (0.0, 1.0)
     # the humid-trained sequence hybrid is experiments/mopex/hybrid.yaml on the humid basins
-    # with the constraints that keep its laws physical outside the training climate (and a
-    # budget that early stopping ends)
+    # with the constraints that keep its laws physical outside the training climate, the two
+    # dry-climate runoff processes (and a budget that early stopping ends)
     hybrid = load_config(root / "hybrid.yaml")
     shift = load_config(root.parent / "climate_shift" / "hybrid.yaml")
     m = shift.model
     assert m.root_zone_prior and m.nonlinear_drainage and m.clip_attributes
+    assert m.groundwater_loss and m.infiltration_excess
     assert dataclasses.replace(
         m, root_zone_prior=False, nonlinear_drainage=hybrid.model.nonlinear_drainage,
         clip_attributes=False, static_attributes=hybrid.model.static_attributes,
-        trainable_params=hybrid.model.trainable_params,
+        trainable_params=hybrid.model.trainable_params, groundwater_loss=False,
+        infiltration_excess=False,
     ) == hybrid.model
     assert set(m.static_attributes) == {*hybrid.model.static_attributes, "log_root_zone_storage"}
-    assert set(m.trainable_params) == {*hybrid.model.trainable_params, "drainage_shape"} - {
+    assert set(m.trainable_params) == {*hybrid.model.trainable_params, "drainage_shape",
+                                       "loss_rate", "infiltration_capacity"} - {
         "theta_cap"}  # the prior sets the capacity
     assert dataclasses.replace(shift.training, epochs=hybrid.training.epochs) == hybrid.training
     assert shift.training.epochs >= hybrid.training.epochs
