@@ -379,16 +379,25 @@ def test_infiltration_excess_makes_a_dry_soil_run_off_under_an_intense_storm():
         assert "infiltration_capacity" in build_model(
             "physics", infiltration_excess=True).parameter_names
 
-        def first_day_surface(p):
-            f = forcing_from_arrays(np.array([[p]]), np.array([[20.0]]), np.array([[8.0]]),
+        def first_day_surface(p, capacity=40.0, excess=True):
+            f = forcing_from_arrays(jnp.array([[p]]), np.array([[20.0]]), np.array([[8.0]]),
                                     np.array([[1.0]]), dtype=jnp.float64)
-            model = build_model("physics", infiltration_excess=True)
+            model = build_model("physics", infiltration_excess=excess)
             sim = hl.simulate(model, f, hl.Params.default(1, dtype=jnp.float64,
-                                                           infiltration_capacity=40.0))
-            return float(np.asarray(sim.fluxes.surface_runoff)[0, 0])
+                                                           infiltration_capacity=capacity))
+            return sim.fluxes.surface_runoff[0, 0]
 
-        runoff = [first_day_surface(p) for p in (0.0, 20.0, 39.0, 41.0, 100.0, 400.0)]
+        runoff = [float(first_day_surface(p)) for p in (0.0, 20.0, 39.0, 41.0, 100.0, 400.0)]
         assert runoff == sorted(runoff) and runoff[-1] > runoff[3] > runoff[2]
+        # A half-full soil (the default start): the partition's share f runs off on saturated
+        # ground; the unsaturated rest takes in at most the capacity, (1 - f) min(W, capacity)
+        share = float(first_day_surface(100.0, excess=False)) / 100.0
+        assert 0.05 < share < 0.95
+        assert float(first_day_surface(39.0)) == pytest.approx(39.0 * share, rel=1e-12)
+        assert float(first_day_surface(100.0)) == pytest.approx(100.0 - (1 - share) * 40.0,
+                                                                rel=1e-12)
+        slope = jax.grad(lambda c: first_day_surface(100.0, capacity=c))(40.0)
+        assert float(slope) == pytest.approx(-(1 - share), rel=1e-9)
 
 
 def test_identical_components_give_the_single_bucket():

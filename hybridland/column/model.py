@@ -69,10 +69,11 @@ class ColumnModel(eqx.Module):
     - ``nonlinear_drainage``: whether the soil drains at ``soil_drainage x S x (S / Smax) **
       drainage_shape`` (``bucket.power_recession``: as fast as the linear reservoir when full,
       much slower when dry, as HBV's recharge) instead of ``soil_drainage x S``.
-    - ``infiltration_excess``: whether infiltration is capped at ``infiltration_capacity`` mm
-      a day, the rest of the day's water input running off at the surface (Horton's
-      mechanism, which makes the runoff of a dry soil under an intense storm; the partition
-      law alone gives a dry soil almost none).
+    - ``infiltration_excess``: whether the unsaturated share of the basin takes in at most
+      ``infiltration_capacity`` mm a day, the rest of its water input running off at the
+      surface (Horton's mechanism, which makes the runoff of a dry soil under an intense
+      storm; the partition law alone gives a dry soil almost none): infiltration is
+      ``(1 - f) min(W, capacity)`` for input W and partition fraction f.
     - ``groundwater_loss``: whether the groundwater store also loses water out of the column
       (at most ``loss_rate`` mm day-1, ``reservoirs.groundwater_loss``; needs ``groundwater``),
       a water output of its own beside E and Q (``Fluxes.groundwater_loss``).
@@ -281,7 +282,7 @@ class ColumnModel(eqx.Module):
             )
             if self.capillary_rise
             else None,
-            infiltrate=(lambda demand: jnp.minimum(demand, params.infiltration_capacity * dt))
+            infiltrate=(lambda water: jnp.minimum(water, params.infiltration_capacity * dt))
             if self.infiltration_excess
             else None,
             loss=(lambda store: reservoirs.groundwater_loss(store, params, dt))
@@ -328,8 +329,8 @@ def bucket_day(
     [0, 1]. Optional: ``fast(store) -> (store, percolation, outflow)`` drains a fast reservoir
     that then receives the surface runoff and saturation excess (``state.fast``), and
     ``capillary(groundwater, soil) -> (groundwater, rise)`` lifts groundwater into the root
-    zone, ``infiltrate(demand) -> demand`` caps the day's infiltration (what it leaves runs off
-    at the surface), and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the
+    zone, ``infiltrate(water) -> water`` caps the day's input the unsaturated share of the
+    basin can take in (the rest runs off at the surface), and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the
     column from the recharged groundwater store before baseflow. The physical laws
     (``ColumnModel.step``) and the emulator (``hybridland.emulator``) are two sets of decisions
     for this one bucket, so both close the water balance the same way: every flux is limited
@@ -348,11 +349,10 @@ def bucket_day(
 
     # What does not infiltrate runs off: quick + infiltration == water_input exactly.
     fraction = surface_fraction(water_input)
-    # (With infiltration excess the soil takes no more than its capacity: the rest runs off.)
-    demand = water_input * (1.0 - fraction)
-    if infiltrate is not None:
-        demand = infiltrate(demand)
-    quick, infiltration = bucket.take(water_input, demand)
+    # Infiltration excess: the unsaturated share of the basin takes in no more than the
+    # capacity; what falls on the saturated share runs off whatever the capacity.
+    reaching = water_input if infiltrate is None else infiltrate(water_input)
+    quick, infiltration = bucket.take(water_input, reaching * (1.0 - fraction))
     soil, soil_remainder = bucket.accumulate(state.soil, infiltration)
     quick = quick + (swe_remainder + input_remainder + soil_remainder)
     soil, saturation_excess = bucket.spill(soil, capacity)
