@@ -166,4 +166,6 @@ def test_emulator_refuses_a_structure_it_cannot_represent():
         em.StepEmulator(build_model("physics", groundwater_loss=True), key=jax.random.key(0))
     with pytest.raises(ValueError, match="routing_days"):
         em.StepEmulator(build_model("physics", routing_days=3), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="infiltration_excess"):
+        em.StepEmulator(build_model("physics", infiltration_excess=True), key=jax.random.key(0))
     em.StepEmulator(build_model("physics", components=1), key=jax.random.key(0))

@@ -442,9 +442,17 @@ def test_configuration_refuses_parameters_the_structure_does_not_use():
                                                   "trainable_params": ["drainage_shape"]}})
     with pytest.raises(ConfigError, match="nonlinear_drainage.*lstm"):
         config_from_dict({"data": data, "model": {"kind": "lstm", "nonlinear_drainage": True}})
-    with pytest.raises(ConfigError, match="loss_rate.*groundwater loss"):
+    with pytest.raises(ConfigError, match="loss_rate.*groundwater loss.*"
+                       "set model.groundwater_loss: true for loss_rate"):
         config_from_dict({"data": data, "model": {"kind": "sequence_hybrid",
                                                   "trainable_params": ["loss_rate"]}})
+    with pytest.raises(ConfigError, match="set model.infiltration_excess: true for "
+                                          "infiltration_capacity\\.$"):
+        config_from_dict({"data": data, "model": {"kind": "physics", "trainable_params": [
+            "root_depth", "infiltration_capacity"]}})
+    with pytest.raises(ConfigError, match="dynamic_params.*infiltration_capacity"):
+        config_from_dict({"data": data, "model": {"kind": "sequence_hybrid", "dynamic_params": [
+            "infiltration_capacity"]}})
     lossy = config_from_dict({"data": data, "model": {
         "kind": "sequence_hybrid", "groundwater_loss": True, "trainable_params": ["loss_rate"]}})
     assert lossy.model.structure()["groundwater_loss"]

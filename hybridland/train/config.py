@@ -352,7 +352,21 @@ class ModelConfig:
                 _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
                       "use (a fast reservoir, capillary rise, non-linear drainage, infiltration "
                       "excess, a groundwater loss, routing or the shaped ET law bring their own "
-                      "parameters)")
+                      f"parameters){self._switches_for(unused, used)}")
+
+    def _switches_for(self, unused: list[str], used) -> str:
+        """Which boolean structure switch of this kind would bring each unused parameter
+        ("; set model.infiltration_excess: true for infiltration_capacity"), or nothing."""
+        structure = self.structure()
+        hints = []
+        for switch, value in structure.items():
+            if value is not False:  # only the off boolean switches
+                continue
+            brought = set(_parameter_names(self.kind, tuple({**structure, switch: True}.items())))
+            named = [p for p in unused if p in brought - set(used)]
+            if named:
+                hints.append(f"set model.{switch}: true for {', '.join(named)}")
+        return "; " + "; ".join(hints) if hints else ""
 
     def structure(self) -> dict:
         """The laws and structure of the bucket, as ``hybridland.column.build_model`` keywords."""
