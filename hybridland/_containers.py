@@ -137,6 +137,11 @@ class Fluxes(eqx.Module):
     groundwater_loss: FloatArray | None = None
     """Water leaving the column from the groundwater store other than by the outlet (deep
     percolation, export), mm day-1 (water output L, beside E and Q; with a groundwater loss)."""
+    infiltration_excess_runoff: FloatArray | None = None
+    """The part of the surface runoff that the infiltration capacity made (Horton's mechanism:
+    input the unsaturated ground could not take in), mm day-1 before the fast reservoir and
+    routing; a diagnostic already counted in ``surface_runoff``, not a separate output (with
+    infiltration excess)."""
     latent_heat: FloatArray | None = None
     """Latent heat flux lambda E, W m-2 (when net radiation is known)."""
     sensible_heat: FloatArray | None = None

@@ -196,7 +196,8 @@ def test_lstm_evaluation_has_runoff_and_no_water_balance(lstm_run, tmp_path):
     assert list(table["basin"]) == BASINS and (table["parameters"] == "none").all()
     assert np.isfinite(table["nse"]).all() and np.isfinite(table["kge"]).all()
     for column in ("max_abs_step_residual_mm", "max_abs_cumulative_residual_mm",
-                   "mean_et_mm_day", "mean_groundwater_loss_mm_day"):
+                   "mean_et_mm_day", "mean_groundwater_loss_mm_day",
+                   "mean_infiltration_excess_mm_day"):
         assert table[column].isna().all(), column
     np.testing.assert_allclose(table["mean_runoff_mm_day"], evaluation.runoff.mean(1), rtol=1e-6)
     assert (table["mean_precip_mm_day"] > 0).all()

@@ -49,7 +49,7 @@ CONVERTIBLE = {
 }
 RESIDUALS = {"water_residual", "water_balance_residual", "energy_residual"}
 NO_CF_NAME = {"fast_reservoir", "water_in_transit", "percolation", "capillary_rise",
-              "groundwater_loss"}
+              "groundwater_loss", "infiltration_excess_runoff"}
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,12 @@ def _models():
         "hybrid": ColumnModel(
             pet=HargreavesPET(), et=MLPStressET(key=k1), runoff=MLPRunoff(key=k2)
         ),
-        # fast and slow paths, capillary rise, routing, 16 components, daily parameters, and
-        # a groundwater loss (a third water output)
+        # fast and slow paths, capillary rise, routing, 16 components, daily parameters, a
+        # groundwater loss (a third water output) and infiltration excess (a diagnostic part
+        # of the runoff, no budget term of its own)
         "sequence_hybrid": build_model("sequence_hybrid", pet="hargreaves", key=k1,
-                                       dynamic_width=8, groundwater_loss=True),
+                                       dynamic_width=8, groundwater_loss=True,
+                                       infiltration_excess=True),
     }
 
 
@@ -153,6 +155,9 @@ def test_budget_recomputed_from_file_alone(written):
         assert np.max(np.abs(cumulative)) < 1e-3, label
         if "groundwater_loss" in outputs:  # the loss is water that left: not closed without it
             assert f64("groundwater_loss").sum(1).max() > 1e-2
+        if label == "sequence_hybrid":  # in the file, part of the runoff, not a budget term
+            assert "water_budget" not in ds["infiltration_excess_runoff"].attrs
+            assert np.all(f64("infiltration_excess_runoff") >= 0.0)
         # The helper computes the same from the same attributes.
         terms = water_budget_terms(ds)
         np.testing.assert_allclose(terms["cumulative_residual"].values, cumulative, atol=1e-9)

@@ -379,13 +379,16 @@ def test_infiltration_excess_makes_a_dry_soil_run_off_under_an_intense_storm():
         assert "infiltration_capacity" in build_model(
             "physics", infiltration_excess=True).parameter_names
 
-        def first_day_surface(p, capacity=40.0, excess=True):
+        def first_day(p, capacity=40.0, excess=True):
             f = forcing_from_arrays(jnp.array([[p]]), np.array([[20.0]]), np.array([[8.0]]),
                                     np.array([[1.0]]), dtype=jnp.float64)
             model = build_model("physics", infiltration_excess=excess)
             sim = hl.simulate(model, f, hl.Params.default(1, dtype=jnp.float64,
                                                            infiltration_capacity=capacity))
-            return sim.fluxes.surface_runoff[0, 0]
+            return sim.fluxes
+
+        def first_day_surface(p, capacity=40.0, excess=True):
+            return first_day(p, capacity, excess).surface_runoff[0, 0]
 
         runoff = [float(first_day_surface(p)) for p in (0.0, 20.0, 39.0, 41.0, 100.0, 400.0)]
         assert runoff == sorted(runoff) and runoff[-1] > runoff[3] > runoff[2]
@@ -398,6 +401,13 @@ def test_infiltration_excess_makes_a_dry_soil_run_off_under_an_intense_storm():
                                                                 rel=1e-12)
         slope = jax.grad(lambda c: first_day_surface(100.0, capacity=c))(40.0)
         assert float(slope) == pytest.approx(-(1 - share), rel=1e-9)
+        # the diagnostic: what the capacity made, (1 - f)(W - capacity), 0 below the capacity
+        made = first_day(100.0).infiltration_excess_runoff[0, 0]
+        assert float(made) == pytest.approx((1 - share) * 60.0, rel=1e-12)
+        assert float(first_day(39.0).infiltration_excess_runoff[0, 0]) == 0.0
+        assert first_day(100.0, excess=False).infiltration_excess_runoff is None
+        assert np.all(np.asarray(horton.fluxes.infiltration_excess_runoff)
+                      <= np.asarray(horton.fluxes.surface_runoff) + 1e-9)
 
 
 def test_identical_components_give_the_single_bucket():

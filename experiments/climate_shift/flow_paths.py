@@ -6,7 +6,8 @@ are split by the Lyne-Hollick digital filter (alpha 0.925, three passes: forward
 forward; Nathan and McMahon 1990) into a slow (baseflow) and a quick part; the medians over
 basins of the mean of each part over the observed days, and the model's own budget terms
 (P, E, its groundwater loss where it has one, its surface and subsurface runoff before
-routing), are printed. Example, the humid-trained hybrid on the arid basins:
+routing, and the part of the surface runoff the infiltration capacity made where it has
+one: "horton"), are printed. Example, the humid-trained hybrid on the arid basins:
 
     .venv/bin/python experiments/climate_shift/flow_paths.py --run-dir runs/shift-hybrid \\
         --aridity 1.5:100
@@ -60,6 +61,9 @@ def flow_paths(run_dir, aridity=None, data=None) -> pd.DataFrame:
         "precip": mean(f.precip), "et": mean(f.et),
         "loss": mean(f.groundwater_loss) if f.groundwater_loss is not None else 0.0,
         "surface": mean(f.surface_runoff), "subsurface": mean(f.subsurface_runoff),
+        # the part of the surface runoff the infiltration capacity made, where there is one
+        "horton": (mean(f.infiltration_excess_runoff)
+                   if f.infiltration_excess_runoff is not None else 0.0),
         "q_sim": mean(ev.runoff), "q_obs": mean(observed),
         "slow_sim": mean(baseflow(np.asarray(ev.runoff, np.float64))),
         "slow_obs": mean(baseflow(filled)),

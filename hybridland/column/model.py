@@ -154,12 +154,13 @@ class ColumnModel(eqx.Module):
     @property
     def flux_names(self) -> tuple[str, ...]:
         """The structure-dependent ``Fluxes`` fields this model has (percolation from a fast
-        reservoir, capillary rise, groundwater loss); the others are always there, the energy
-        fluxes wherever net radiation is known."""
+        reservoir, capillary rise, groundwater loss, infiltration-excess runoff); the others are
+        always there, the energy fluxes wherever net radiation is known."""
         return (
             ("percolation",) * self.fast_reservoir
             + ("capillary_rise",) * self.capillary_rise
             + ("groundwater_loss",) * self.groundwater_loss
+            + ("infiltration_excess_runoff",) * self.infiltration_excess
         )
 
     @property
@@ -353,6 +354,7 @@ def bucket_day(
     # capacity; what falls on the saturated share runs off whatever the capacity.
     reaching = water_input if infiltrate is None else infiltrate(water_input)
     quick, infiltration = bucket.take(water_input, reaching * (1.0 - fraction))
+    horton = None if infiltrate is None else (water_input - reaching) * (1.0 - fraction)
     soil, soil_remainder = bucket.accumulate(state.soil, infiltration)
     quick = quick + (swe_remainder + input_remainder + soil_remainder)
     soil, saturation_excess = bucket.spill(soil, capacity)
@@ -409,6 +411,7 @@ def bucket_day(
         percolation=percolation,
         capillary_rise=rise,
         groundwater_loss=lost,
+        infiltration_excess=horton,
     )
 
 
@@ -429,6 +432,7 @@ def day_fluxes(
     percolation=None,
     capillary_rise=None,
     groundwater_loss=None,
+    infiltration_excess=None,
 ) -> Fluxes:
     """Fluxes of one step (rates; depths over the step are divided by ``DT_DAYS``) with the
     water residual and, where net radiation is known, the energy partition and its residual.
@@ -460,5 +464,7 @@ def day_fluxes(
         percolation=None if percolation is None else percolation / dt,
         capillary_rise=None if capillary_rise is None else capillary_rise / dt,
         groundwater_loss=None if groundwater_loss is None else groundwater_loss / dt,
+        infiltration_excess_runoff=None if infiltration_excess is None
+        else infiltration_excess / dt,
         **energy_fluxes,
     )

@@ -227,6 +227,19 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         "no name for it.",
     ),
     OutputVariable(
+        "infiltration_excess_runoff",
+        "fluxes.infiltration_excess_runoff",
+        None,
+        FLUX_UNITS,
+        "surface runoff made by the infiltration capacity (infiltration excess)",
+        None,
+        "time: mean",
+        "the part of surface_runoff_flux that the unsaturated ground could not take in "
+        "(Horton's mechanism), before the fast reservoir and routing: a diagnostic already "
+        "counted in the runoff, not a separate output. The CF standard-name table has no name "
+        "for it.",
+    ),
+    OutputVariable(
         "latent_heat",
         "fluxes.latent_heat",
         "surface_upward_latent_heat_flux",

@@ -241,7 +241,8 @@ DEFAULT_CHUNK_DAYS = 365
 
 _STATE_NAMES = tuple(State.__dataclass_fields__)
 _FLUX_NAMES = tuple(Fluxes.__dataclass_fields__)
-_STRUCTURE_NAMES = ("fast", "routing", "percolation", "capillary_rise", "groundwater_loss")
+_STRUCTURE_NAMES = ("fast", "routing", "percolation", "capillary_rise", "groundwater_loss",
+                    "infiltration_excess_runoff")
 """Outputs that exist only for a model with the matching structure."""
 _CUMULATIVE = "cumulative_water_residual"
 

@@ -301,16 +301,19 @@ def _metric_table(
 ) -> pd.DataFrame:
     """One row per basin: scores of ``runoff``, mean fluxes (P = E + Q + L + storage change,
     L the groundwater loss, 0 for a bucket without one) and the closure residuals (NaN, as ET
-    and L, for a model without a water balance, ``sim`` None)."""
+    and L, for a model without a water balance, ``sim`` None); the runoff the infiltration
+    capacity made, a diagnostic part of Q (0 for a bucket without infiltration excess)."""
     scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, runoff).items()}
     if sim is None:
         nan = np.full(len(ids), np.nan)
-        et, loss, step_residual, cumulative_residual = nan, nan, nan, nan
+        et, loss, horton, step_residual, cumulative_residual = nan, nan, nan, nan, nan
     else:
         et = np.mean(sim.fluxes.et, axis=1)
         # the fourth water output, where the model has one (0 for one without: nothing lost)
         lost = sim.fluxes.groundwater_loss
         loss = np.zeros(len(ids)) if lost is None else np.mean(lost, axis=1)
+        made = sim.fluxes.infiltration_excess_runoff
+        horton = np.zeros(len(ids)) if made is None else np.mean(made, axis=1)
         step_residual = np.max(np.abs(sim.fluxes.water_residual), axis=1)
         cumulative_residual = np.max(np.abs(np.asarray(sim.cumulative_water_residual)), axis=1)
     table = pd.DataFrame(
@@ -324,6 +327,7 @@ def _metric_table(
             "mean_runoff_mm_day": np.mean(runoff, axis=1),
             "mean_et_mm_day": et,
             "mean_groundwater_loss_mm_day": loss,
+            "mean_infiltration_excess_mm_day": horton,
             "mean_precip_mm_day": np.mean(precip, axis=1),
             "max_abs_step_residual_mm": step_residual,
             "max_abs_cumulative_residual_mm": cumulative_residual,
