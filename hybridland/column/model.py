@@ -331,8 +331,9 @@ def bucket_day(
     that then receives the surface runoff and saturation excess (``state.fast``), and
     ``capillary(groundwater, soil) -> (groundwater, rise)`` lifts groundwater into the root
     zone, ``infiltrate(water) -> water`` caps the day's input the unsaturated share of the
-    basin can take in (the rest runs off at the surface), and ``loss(groundwater) -> (groundwater, loss)`` takes water out of the
-    column from the recharged groundwater store before baseflow. The physical laws
+    basin can take in (the rest runs off at the surface), and
+    ``loss(groundwater) -> (groundwater, loss)`` takes water out of the column from the
+    recharged groundwater store before baseflow. The physical laws
     (``ColumnModel.step``) and the emulator (``hybridland.emulator``) are two sets of decisions
     for this one bucket, so both close the water balance the same way: every flux is limited
     before it is taken, additions round towards zero and their exact remainder joins an

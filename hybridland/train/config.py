@@ -352,9 +352,9 @@ class ModelConfig:
                 _fail(self, name, f"lists {unused}, which this model's laws and structure do not "
                       "use (a fast reservoir, capillary rise, non-linear drainage, infiltration "
                       "excess, a groundwater loss, routing or the shaped ET law bring their own "
-                      f"parameters){self._switches_for(unused, used)}")
+                      f"parameters){self._switches_for(unused)}")
 
-    def _switches_for(self, unused: list[str], used) -> str:
+    def _switches_for(self, unused: list[str]) -> str:
         """Which boolean structure switch of this kind would bring each unused parameter
         ("; set model.infiltration_excess: true for infiltration_capacity"), or nothing."""
         structure = self.structure()
@@ -363,7 +363,7 @@ class ModelConfig:
             if value is not False:  # only the off boolean switches
                 continue
             brought = set(_parameter_names(self.kind, tuple({**structure, switch: True}.items())))
-            named = [p for p in unused if p in brought - set(used)]
+            named = [p for p in unused if p in brought]
             if named:
                 hints.append(f"set model.{switch}: true for {', '.join(named)}")
         return "; " + "; ".join(hints) if hints else ""

@@ -308,12 +308,12 @@ def _metric_table(
         nan = np.full(len(ids), np.nan)
         et, loss, horton, step_residual, cumulative_residual = nan, nan, nan, nan, nan
     else:
+        def mean_or_zero(flux):  # a structure's flux: 0 for a bucket without that structure
+            return np.zeros(len(ids)) if flux is None else np.mean(flux, axis=1)
+
         et = np.mean(sim.fluxes.et, axis=1)
-        # the fourth water output, where the model has one (0 for one without: nothing lost)
-        lost = sim.fluxes.groundwater_loss
-        loss = np.zeros(len(ids)) if lost is None else np.mean(lost, axis=1)
-        made = sim.fluxes.infiltration_excess_runoff
-        horton = np.zeros(len(ids)) if made is None else np.mean(made, axis=1)
+        loss = mean_or_zero(sim.fluxes.groundwater_loss)  # the fourth water output
+        horton = mean_or_zero(sim.fluxes.infiltration_excess_runoff)
         step_residual = np.max(np.abs(sim.fluxes.water_residual), axis=1)
         cumulative_residual = np.max(np.abs(np.asarray(sim.cumulative_water_residual)), axis=1)
     table = pd.DataFrame(
