@@ -1,0 +1,150 @@
+"""Does a quasi-Newton finish help the gradient calibration? L-BFGS after the adam steps.
+
+The same basins, periods and defaults as ``calibration_vs_sceua.py`` (no SCE-UA): ``calibrate``
+runs its adam steps, then each basin's kept parameters are refined by L-BFGS (``optax.lbfgs``
+with its zoom line search; one optimiser per basin under ``vmap``, so no basin's curvature
+mixes with another's) on the whole calibration period, and the medians of calibration and
+validation NSE / KGE are printed after each requested number of iterations.
+
+    .venv/bin/python benchmarks/calibration_lbfgs_finish.py --basins 20 --skip 20 \\
+        --iterations 10 30 60
+
+The result (docs/calibration.md): a better calibration fit, a worse validation score; not kept
+in ``hybridland.calibrate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from calibration_vs_sceua import CALIBRATION, VALIDATION, WARMUP_DAYS, complete_basins
+from hybridland._params import PARAMETER_BOUNDS
+from hybridland.calibrate import (
+    CalibrationConfig,
+    CalibrationRunConfig,
+    _column_losses,
+    bounded,
+    calibrate,
+    score_periods,
+)
+from hybridland.column import build_model
+from hybridland.train.config import DataConfig
+from hybridland.train.data import LOADERS, assemble, period_indices
+
+
+def logits(params, names) -> jnp.ndarray:
+    """``[basin, parameter]`` logits of each parameter's position in its range."""
+    columns = []
+    for name in names:
+        b = PARAMETER_BOUNDS[name]
+        x = np.clip((np.asarray(getattr(params, name)) - b.low) / (b.high - b.low), 1e-5, 1 - 1e-5)
+        columns.append(np.log(x) - np.log1p(-x))
+    return jnp.asarray(np.stack(columns, 1), jnp.float32)
+
+
+def main(argv=None) -> int:
+    from hybridland.io import mopex_path
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=None, help="MOPEX-layout file (default: shared)")
+    parser.add_argument("--basins", type=int, default=20)
+    parser.add_argument("--skip", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, nargs="+", default=[10, 30, 60],
+                        help="cumulative L-BFGS iterations after which to score")
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+
+    path = args.data or str(mopex_path())
+    basins = complete_basins(path, args.basins, args.skip)
+    config = CalibrationRunConfig(
+        data=DataConfig(
+            loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
+            validation_period=VALIDATION, warmup_days=WARMUP_DAYS,
+            swap_inverted_temperatures=True,
+        ),
+        calibration=CalibrationConfig(starts=4, seed=args.seed),
+    )
+    names = list(config.calibration.params)
+    result = calibrate(config)
+
+    def medians(scores):
+        return {k: float(np.nanmedian(scores[k]))
+                for k in ("nse_calibration", "nse_validation", "kge_validation")}
+
+    figures = {"basins": basins, "seed": args.seed, "adam": medians(result.scores),
+               "adam_s": result.fit.seconds, "lbfgs": {}}
+    print("adam", figures["adam"], f"{result.fit.seconds:.1f} s", flush=True)
+
+    cfg = config.data
+    source = LOADERS["mopex"](cfg, args.seed)
+    named = {"train": cfg.train_period, "validation": cfg.validation_period}
+    periods = period_indices(source.time, named, cfg.warmup_days)
+    n = len(source.basins)
+    data = assemble(source, periods, (), np.zeros((n, 0)), None, "train")
+    model = build_model("physics", pet=config.calibration.pet)
+    start, length = data.period_window("train", cfg.warmup_days)
+    rows = np.arange(n)
+    forcing = data.forcing(rows, np.full(n, start), length)
+    if forcing.doy.ndim == 1:  # one row per basin, so that vmap sees every leaf per basin
+        forcing = eqx.tree_at(lambda f: f.doy, forcing,
+                              jnp.broadcast_to(forcing.doy, forcing.precip.shape))
+    observed = jnp.asarray(data.observed(rows, np.full(n, start), length), jnp.float32)
+    scored = np.asarray(observed[:, cfg.warmup_days:], np.float64)
+    std = jnp.asarray(np.nanstd(scored, 1), jnp.float32)
+    mean = jnp.asarray(np.nanmean(scored, 1), jnp.float32)
+    fit_days = length - cfg.warmup_days
+    optim = optax.lbfgs()
+
+    def basin_loss(x, f, o, s, m):
+        u = {name: x[i][None] for i, name in enumerate(names)}
+        one = jax.tree_util.tree_map(lambda a: a[None], f)
+        return _column_losses(model, u, one, o[None], s[None], m[None], cfg.warmup_days, "nse",
+                              fit_days)[0][0]
+
+    @eqx.filter_jit
+    def iterate(x, state, k: int):
+        def one_basin(x, state, f, o, s, m):
+            loss = lambda y: basin_loss(y, f, o, s, m)  # noqa: E731
+            value_and_grad = optax.value_and_grad_from_state(loss)
+
+            def body(carry, _):
+                y, st = carry
+                value, grad = value_and_grad(y, state=st)
+                update, st = optim.update(grad, st, y, value=value, grad=grad, value_fn=loss)
+                return (optax.apply_updates(y, update), st), value
+
+            (x, state), _ = jax.lax.scan(body, (x, state), None, length=k)
+            return x, state
+
+        return jax.vmap(one_basin)(x, state, forcing, observed, std, mean)
+
+    x = logits(result.fit.params, names)
+    state = jax.vmap(optim.init)(x)
+    done, t0 = 0, time.perf_counter()
+    for total in sorted(set(args.iterations)):
+        x, state = iterate(x, state, total - done)
+        done = total
+        jax.block_until_ready(x)
+        params = bounded({name: x[:, i] for i, name in enumerate(names)}, n, jnp.float32)
+        scores = score_periods(model, data, jax.tree_util.tree_map(np.asarray, params),
+                               {"calibration": "train", "validation": "validation"})
+        figures["lbfgs"][str(total)] = {**medians(scores), "seconds": time.perf_counter() - t0}
+        print(f"+ {total} L-BFGS", figures["lbfgs"][str(total)], flush=True)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(figures, out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
