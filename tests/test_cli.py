@@ -212,6 +212,16 @@ def test_train_configs_in_experiments_are_valid():
         assert config.training.epochs >= peer.training.epochs  # the peer is never cut short
     half, whole = (load_config(root / f"{name}.yaml") for name in ("lstm_half", "lstm"))
     assert half.training == whole.training  # the unseen-basin peer has the converged budget
+    # hybrid_half with the two dry-climate runoff processes and nothing else changed
+    half, dry = (load_config(root / f"{name}.yaml") for name in ("hybrid_half", "hybrid_half_dry"))
+    assert dry.model.groundwater_loss and dry.model.infiltration_excess
+    assert dry.model.trainable_params == (*half.model.trainable_params, "loss_rate",
+                                          "infiltration_capacity")
+    assert dataclasses.replace(
+        dry.model, groundwater_loss=False, infiltration_excess=False,
+        trainable_params=half.model.trainable_params,
+    ) == half.model
+    assert (dry.data, dry.training) == (half.data, half.training)
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
     for name, kind in (("hybrid", "sequence_hybrid"), ("hybrid_mlp", "hybrid"),
