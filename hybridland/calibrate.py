@@ -240,6 +240,18 @@ def holdout_days(scored_days: int, fraction: float) -> int:
     return int(round(scored_days * fraction))
 
 
+def observation_scales(scored) -> tuple[np.ndarray, np.ndarray]:
+    """Per basin, the standard deviation and mean of the observed runoff ``scored`` (``[basin,
+    day]``, the days the loss fits) that the losses normalise by; 1 for a basin without
+    observations (and for a mean that is not positive)."""
+    scored = np.asarray(scored, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # basins without any observation
+        obs_std = np.nan_to_num(np.nanstd(scored, axis=1), nan=1.0)
+        obs_mean = np.nanmean(scored, axis=1)
+    return obs_std, np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0)
+
+
 def _column_losses(model, u, forcing, observed, obs_std, obs_mean, warmup: int, loss: str,
                    fit_days: int):
     """Per column ``[starts x basins]`` of forcing tiled over starts (start-major: column
@@ -371,12 +383,7 @@ def calibrate_columns(
     scored_days = n_days - warmup_days
     fit_days = scored_days - holdout_days(scored_days, holdout_fraction)
     step_days = fit_days if window_days is None else window_days
-    scored = np.asarray(observed[:, warmup_days:warmup_days + fit_days], np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # basins without any observation
-        obs_std = np.nan_to_num(np.nanstd(scored, axis=1), nan=1.0)
-        obs_mean = np.nanmean(scored, axis=1)
-    obs_mean = np.where(np.isfinite(obs_mean) & (obs_mean > 0), obs_mean, 1.0)
+    obs_std, obs_mean = observation_scales(observed[:, warmup_days:warmup_days + fit_days])
 
     tiled = _tile(forcing, starts)
     rows = np.tile(np.arange(n), starts)
