@@ -212,16 +212,15 @@ def test_train_configs_in_experiments_are_valid():
         assert config.training.epochs >= peer.training.epochs  # the peer is never cut short
     half, whole = (load_config(root / f"{name}.yaml") for name in ("lstm_half", "lstm"))
     assert half.training == whole.training  # the unseen-basin peer has the converged budget
-    # hybrid_half with the two dry-climate runoff processes and nothing else changed
-    half, dry = (load_config(root / f"{name}.yaml") for name in ("hybrid_half", "hybrid_half_dry"))
-    assert dry.model.groundwater_loss and dry.model.infiltration_excess
-    assert dry.model.trainable_params == (*half.model.trainable_params, "loss_rate",
-                                          "infiltration_capacity")
-    assert dataclasses.replace(
-        dry.model, groundwater_loss=False, infiltration_excess=False,
-        trainable_params=half.model.trainable_params,
-    ) == half.model
-    assert (dry.data, dry.training) == (half.data, half.training)
+    # hybrid_half is hybrid on a seeded random half of the basins, and nothing else
+    half, whole = (load_config(root / f"{name}.yaml") for name in ("hybrid_half", "hybrid"))
+    assert half.data.selection == "random" and half.data.n_basins == 144
+    assert dataclasses.replace(half.data, n_basins=whole.data.n_basins,
+                               selection=whole.data.selection) == whole.data
+    assert (half.model, half.training) == (whole.model, whole.training)
+    # with the two dry-climate runoff processes
+    assert whole.model.groundwater_loss and whole.model.infiltration_excess
+    assert {"loss_rate", "infiltration_capacity"} <= set(whole.model.trainable_params)
     regional = load_config(root / "regional.yaml")
     assert regional.model.parameter_network and regional.data.n_basins == 144
     for name, kind in (("hybrid", "sequence_hybrid"), ("hybrid_mlp", "hybrid"),
@@ -229,8 +228,8 @@ def test_train_configs_in_experiments_are_valid():
         shift = load_config(root.parent / "climate_shift" / f"{name}.yaml")
         assert shift.model.kind == kind and shift.data.aridity_range == (0.0, 1.0)
     # the humid-trained sequence hybrid is experiments/mopex/hybrid.yaml on the humid basins
-    # with the constraints that keep its laws physical outside the training climate, the two
-    # dry-climate runoff processes (and a budget that early stopping ends)
+    # with the constraints that keep its laws physical outside the training climate (and a
+    # budget that early stopping ends)
     hybrid = load_config(root / "hybrid.yaml")
     shift = load_config(root.parent / "climate_shift" / "hybrid.yaml")
     m = shift.model
@@ -239,12 +238,10 @@ def test_train_configs_in_experiments_are_valid():
     assert dataclasses.replace(
         m, root_zone_prior=False, nonlinear_drainage=hybrid.model.nonlinear_drainage,
         clip_attributes=False, static_attributes=hybrid.model.static_attributes,
-        trainable_params=hybrid.model.trainable_params, groundwater_loss=False,
-        infiltration_excess=False,
+        trainable_params=hybrid.model.trainable_params,
     ) == hybrid.model
     assert set(m.static_attributes) == {*hybrid.model.static_attributes, "log_root_zone_storage"}
-    assert set(m.trainable_params) == {*hybrid.model.trainable_params, "drainage_shape",
-                                       "loss_rate", "infiltration_capacity"} - {
+    assert set(m.trainable_params) == {*hybrid.model.trainable_params, "drainage_shape"} - {
         "theta_cap"}  # the prior sets the capacity
     assert dataclasses.replace(shift.training, epochs=hybrid.training.epochs) == hybrid.training
     assert shift.training.epochs >= hybrid.training.epochs
