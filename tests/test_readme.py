@@ -25,6 +25,7 @@ import yaml
 from hybridland.cli import build_parser, main
 from hybridland.io._report import DataAdjustmentWarning
 from hybridland.io.paths import data_dir
+from hybridland.train.config import read_with_base
 from runs import BASINS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def _with(argv: list[str], option: str, *values: str) -> list[str]:
 
 
 def _shrunk_yaml(path: Path, name: str, change) -> str:
-    raw = yaml.safe_load(path.read_text())
+    raw = read_with_base(path)  # the copy lies elsewhere: its base is merged in
     change(raw)
     small = Path.cwd() / name  # beside the commands, never in the repository
     small.write_text(yaml.safe_dump(raw))

@@ -122,11 +122,12 @@ def test_study_errors_name_the_key(tmp_path, change, message):
         change += ('  train_period: ["1960-01-01", "1989-12-31"]\n'
                    '  validation_period: ["1990-01-01", "1995-12-31"]\n'
                    '  test_period: ["1996-01-01", "2003-12-31"]\n')
-    path = tmp_path / "study.yaml"
+    # the experiments folder beside it: the model files' bases are relative (../mopex/)
+    for config in STUDY.parents[1].glob("*/*.yaml"):
+        (tmp_path / config.parent.name).mkdir(exist_ok=True)
+        (tmp_path / config.parent.name / config.name).write_text(config.read_text())
+    path = tmp_path / STUDY.parent.name / "study.yaml"
     path.write_text("\n".join(lines) + "\n" + change)
-    for config in STUDY.parent.glob("*.yaml"):
-        if config.name != "study.yaml":
-            (tmp_path / config.name).write_text(config.read_text())
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_study(path)
 

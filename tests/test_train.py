@@ -116,6 +116,44 @@ def test_config_errors_in_data_section(tmp_path):
         load_config(write(tmp_path, bad))
 
 
+def test_config_base_updates_the_base_section_by_section(tmp_path):
+    (tmp_path / "parent").mkdir()
+    grand = tmp_path / "parent" / "grand.yaml"
+    grand.write_text(BASE + "training: {epochs: 7, learning_rate: 0.02}\nrun: {name: g}\n")
+    mid = tmp_path / "parent" / "mid.yaml"
+    mid.write_text("base: grand.yaml\ntraining: {epochs: 9}\n")
+    child = write(tmp_path, "base: parent/mid.yaml\nrun: {name: c}\n"
+                            "data: {validation_period: [1998-01-01, 1998-12-31]}\n")
+    config = load_config(child)
+    # keys set below replace the base's; keys not set are the base's, two levels down
+    assert config.run.name == "c" and config.training.epochs == 9
+    assert config.training.learning_rate == 0.02
+    assert config.data.train_period == ("1995-01-01", "1996-12-31")
+    assert config.data.validation_period == ("1998-01-01", "1998-12-31")
+    assert load_config(mid).training.epochs == 9 and load_config(mid).run.name == "g"
+    assert "base" not in config.to_yaml()  # a run directory's copy stands alone
+    assert config_from_yaml(config.to_yaml()) == config
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("base: missing.yaml\n", r"missing\.yaml \(the base of .*run\.yaml\) does not exist"),
+        ("base: [a.yaml]\n", r"'base' must name another configuration file"),
+        ("base: run.yaml\n", r"comes back to a file already in its chain"),
+        ("base: other.yaml\n", r"comes back to a file already in its chain"),
+        ("base: list.yaml\n", r"list\.yaml \(the base of .*\) is not a mapping"),
+        ("base: good.yaml\ntraining: {epochs: 0}\n", r"run\.yaml: .*training\.epochs"),
+    ],
+)
+def test_config_base_errors_name_the_file(tmp_path, text, match):
+    (tmp_path / "other.yaml").write_text("base: run.yaml\n")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "good.yaml").write_text(BASE)
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
 # ---------------------------------------------------------------------------------------------
 # Losses
 

@@ -510,19 +510,56 @@ _SECTIONS = {"run": RunConfig, "data": DataConfig, "model": ModelConfig, "traini
 
 
 def load_config(path: str | os.PathLike) -> Config:
-    """Read and validate a YAML run configuration; raises ``ConfigError`` naming the problem."""
+    """Read and validate a YAML run configuration; raises ``ConfigError`` naming the problem.
+
+    A top-level ``base: OTHER.yaml`` (relative to this file) starts from that configuration:
+    each section given here updates the base's section key by key (a key set here replaces the
+    base's value whole), sections not given are the base's. Bases may have bases of their own.
+    """
+    path = os.fspath(path)
+    raw = read_with_base(path)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def read_with_base(path: str | os.PathLike, _chain: tuple[str, ...] = ()):
+    """The YAML mapping of a configuration file with its ``base:`` chain merged in (see
+    ``load_config``); ``ConfigError`` for a missing or unreadable file, a ``base`` that is not
+    a file name, or a chain that comes back to a file already in it."""
     path = os.fspath(path)
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"Configuration file {path} does not exist.") from None
+        where = f" (the base of {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"Configuration file {path}{where} does not exist.") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
-    try:
-        return config_from_dict(raw)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    if not isinstance(raw, dict) or "base" not in raw:
+        return raw
+    raw = dict(raw)
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: 'base' must name another configuration file (relative to "
+                          f"this one), got {base!r}.")
+    here = os.path.abspath(path)
+    base_path = os.path.join(os.path.dirname(here), base)
+    if os.path.abspath(base_path) in (*_chain, here):
+        raise ConfigError(f"{path}: 'base: {base}' comes back to a file already in its chain "
+                          f"({' -> '.join((*_chain, here))}); remove one of the 'base' keys.")
+    merged = read_with_base(base_path, (*_chain, here))
+    if not isinstance(merged, dict):
+        raise ConfigError(f"{base_path} (the base of {path}) is not a mapping of sections.")
+    merged = dict(merged)
+    for section, value in raw.items():
+        below = merged.get(section)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[section] = {**below, **value}
+        else:
+            merged[section] = value
+    return merged
 
 
 def config_from_yaml(text: str) -> Config:
