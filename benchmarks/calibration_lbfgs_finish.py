@@ -26,21 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from calibration_vs_sceua import CALIBRATION, VALIDATION, WARMUP_DAYS, complete_basins
+from calibration_vs_sceua import benchmark_config, complete_basins, medians
 from hybridland._params import PARAMETER_BOUNDS
 from hybridland.calibrate import (
-    CalibrationConfig,
-    CalibrationRunConfig,
     _column_losses,
     _tile,
     bounded,
     calibrate,
+    calibration_inputs,
     observation_scales,
     score_periods,
 )
-from hybridland.column import build_model
-from hybridland.train.config import DataConfig
-from hybridland.train.data import LOADERS, assemble, period_indices
 
 
 def logits(params, names) -> jnp.ndarray:
@@ -70,37 +66,20 @@ def main(argv=None) -> int:
 
     path = args.data or str(mopex_path())
     basins = complete_basins(path, args.basins, args.skip)
-    config = CalibrationRunConfig(
-        data=DataConfig(
-            loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
-            validation_period=VALIDATION, warmup_days=WARMUP_DAYS,
-            swap_inverted_temperatures=True,
-        ),
-        calibration=CalibrationConfig(starts=4, seed=args.seed),
-    )
+    config = benchmark_config(path, basins, starts=4, seed=args.seed)
     names = list(config.calibration.params)
     result = calibrate(config)
-
-    def medians(scores):
-        return {k: float(np.nanmedian(scores[k]))
-                for k in ("nse_calibration", "nse_validation", "kge_validation")}
 
     figures = {"basins": basins, "seed": args.seed, "adam": medians(result.scores),
                "adam_s": result.fit.seconds, "lbfgs": {}}
     print("adam", figures["adam"], f"{result.fit.seconds:.1f} s", flush=True)
 
     cfg = config.data
-    source = LOADERS["mopex"](cfg, args.seed)
-    named = {"train": cfg.train_period, "validation": cfg.validation_period}
-    periods = period_indices(source.time, named, cfg.warmup_days)
-    n = len(source.basins)
-    data = assemble(source, periods, (), np.zeros((n, 0)), None, "train")
-    model = build_model("physics", pet=config.calibration.pet)
-    start, length = data.period_window("train", cfg.warmup_days)
-    rows = np.arange(n)
+    data, model, forcing, observed = calibration_inputs(config)
     # one start: every leaf one row per basin (doy too), as vmap over basins needs
-    forcing = _tile(data.forcing(rows, np.full(n, start), length), 1)
-    observed = jnp.asarray(data.observed(rows, np.full(n, start), length), jnp.float32)
+    forcing = _tile(forcing, 1)
+    observed = jnp.asarray(observed, jnp.float32)
+    n, length = observed.shape
     std, mean = (jnp.asarray(v, jnp.float32)
                  for v in observation_scales(observed[:, cfg.warmup_days:]))
     fit_days = length - cfg.warmup_days

@@ -50,15 +50,34 @@ from hybridland.calibrate import (
     CalibrationConfig,
     CalibrationRunConfig,
     calibrate,
+    calibration_inputs,
     score_periods,
 )
 from hybridland.column import build_model
 from hybridland.train.config import DataConfig
-from hybridland.train.data import LOADERS, assemble, period_indices
 
 CALIBRATION = ("1971-01-01", "1978-12-31")
 VALIDATION = ("1979-01-01", "1983-12-31")
 WARMUP_DAYS = 365
+
+
+def benchmark_config(path: str, basins, **calibration) -> CalibrationRunConfig:
+    """The benchmark's periods and data repairs for ``basins`` of ``path``; ``calibration``:
+    settings of ``CalibrationConfig`` that differ from its defaults."""
+    return CalibrationRunConfig(
+        data=DataConfig(
+            loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
+            validation_period=VALIDATION, warmup_days=WARMUP_DAYS,
+            swap_inverted_temperatures=True,
+        ),
+        calibration=CalibrationConfig(**calibration),
+    )
+
+
+def medians(scores: dict) -> dict:
+    """Median calibration NSE, validation NSE and validation KGE of ``score_periods`` output."""
+    return {k: float(np.nanmedian(scores[k]))
+            for k in ("nse_calibration", "nse_validation", "kge_validation")}
 
 
 def complete_basins(path: str, n: int, skip: int = 0) -> list[str]:
@@ -261,23 +280,11 @@ def main(argv=None) -> int:
     chosen["seed"] = args.seed
     if args.window_days is not None:
         chosen["window_days"] = args.window_days or None
-    config = CalibrationRunConfig(
-        data=DataConfig(
-            loader="mopex", path=path, basins=tuple(basins), train_period=CALIBRATION,
-            validation_period=VALIDATION, warmup_days=WARMUP_DAYS,
-            swap_inverted_temperatures=True,
-        ),
-        calibration=CalibrationConfig(**chosen),
-    )
+    config = benchmark_config(path, basins, **chosen)
 
     # The data both methods use (loading is not timed).
-    source = LOADERS["mopex"](config.data, 0)
-    periods = period_indices(
-        source.time, {"train": CALIBRATION, "validation": VALIDATION}, WARMUP_DAYS
-    )
-    data = assemble(source, periods, (), np.zeros((len(basins), 0)), None, "train")
+    data, model, _, _ = calibration_inputs(config)
     periods_out = {"calibration": "train", "validation": "validation"}
-    model = build_model("physics", pet=config.calibration.pet)
 
     result = calibrate(config, progress=True)
     load_s = result.seconds - result.fit.seconds

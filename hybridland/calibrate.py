@@ -576,16 +576,14 @@ class Calibration:
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibration:
-    """Calibrate every basin of ``config.data`` (see the module docstring).
-
-    Raises ``ForcingDataError`` / ``FileNotFoundError`` for unusable data and ``ValueError``
-    for periods the data do not cover, each naming the problem.
-    """
+def calibration_inputs(config: CalibrationRunConfig):
+    """``(data, model, forcing, observed)`` as ``calibrate`` fits them: the ``RunData`` of
+    ``config.data`` (periods ``train``, ``validation`` and ``test`` where given), the bucket
+    with ``config.calibration.pet``, and the forcing and observed runoff ``[basin, time]`` of
+    the calibration period with its warm-up days before it."""
     from .column import build_model
     from .train.data import LOADERS, assemble, period_indices
 
-    t0 = time.perf_counter()
     cfg, c = config.data, config.calibration
     source = LOADERS[cfg.loader](cfg, c.seed)
     named = {"train": cfg.train_period, "validation": cfg.validation_period}
@@ -595,11 +593,22 @@ def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibr
     n = len(source.basins)
     data = assemble(source, periods, (), np.zeros((n, 0)), None, "train")
     model = build_model("physics", pet=c.pet)
-
     start, length = data.period_window("train", cfg.warmup_days)
     rows = np.arange(n)
     forcing = data.forcing(rows, np.full(n, start), length)
     observed = data.observed(rows, np.full(n, start), length)
+    return data, model, forcing, observed
+
+
+def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibration:
+    """Calibrate every basin of ``config.data`` (see the module docstring).
+
+    Raises ``ForcingDataError`` / ``FileNotFoundError`` for unusable data and ``ValueError``
+    for periods the data do not cover, each naming the problem.
+    """
+    t0 = time.perf_counter()
+    cfg, c = config.data, config.calibration
+    data, model, forcing, observed = calibration_inputs(config)
     bar = None
     if progress:
         from tqdm.auto import tqdm
