@@ -133,6 +133,13 @@ def test_config_base_updates_the_base_section_by_section(tmp_path):
     assert load_config(mid).training.epochs == 9 and load_config(mid).run.name == "g"
     assert "base" not in config.to_yaml()  # a run directory's copy stands alone
     assert config_from_yaml(config.to_yaml()) == config
+    # a section left empty (its keys commented out) changes nothing
+    empty = write(tmp_path, "base: parent/mid.yaml\ntraining:\n#  epochs: 3\n")
+    assert load_config(empty).training == load_config(mid).training
+    # a link to a file elsewhere: its base is found beside the file, not beside the link
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "link.yaml").symlink_to(mid)
+    assert load_config(tmp_path / "runs" / "link.yaml") == load_config(mid)
 
 
 @pytest.mark.parametrize(
@@ -143,13 +150,17 @@ def test_config_base_updates_the_base_section_by_section(tmp_path):
         ("base: run.yaml\n", r"comes back to a file already in its chain"),
         ("base: other.yaml\n", r"comes back to a file already in its chain"),
         ("base: list.yaml\n", r"list\.yaml \(the base of .*\) is not a mapping"),
-        ("base: good.yaml\ntraining: {epochs: 0}\n", r"run\.yaml: .*training\.epochs"),
+        ("base: good.yaml\ntraining: {epochs: 0}\n",
+         r"run\.yaml \(with its base .*good\.yaml\): .*training\.epochs"),
+        ("base: bad.yaml\n", r"run\.yaml \(with its base .*bad\.yaml\): .*training\.epochs"),
+        ("base: .\n", r"Configuration file .* cannot be read"),
     ],
 )
 def test_config_base_errors_name_the_file(tmp_path, text, match):
     (tmp_path / "other.yaml").write_text("base: run.yaml\n")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     (tmp_path / "good.yaml").write_text(BASE)
+    (tmp_path / "bad.yaml").write_text(BASE + "training: {epochs: -1}\n")
     with pytest.raises(ConfigError, match=match):
         load_config(write(tmp_path, text))
 

@@ -514,29 +514,38 @@ def load_config(path: str | os.PathLike) -> Config:
 
     A top-level ``base: OTHER.yaml`` (relative to this file) starts from that configuration:
     each section given here updates the base's section key by key (a key set here replaces the
-    base's value whole), sections not given are the base's. Bases may have bases of their own.
+    base's value whole; an empty section changes nothing), sections not given are the base's.
+    Bases may have bases of their own.
     """
     path = os.fspath(path)
-    raw = read_with_base(path)
+    chain: list[str] = []
+    raw = read_with_base(path, files=chain)
     try:
         return config_from_dict(raw)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        bases = f" (with its base {' -> '.join(chain[1:])})" if len(chain) > 1 else ""
+        raise ConfigError(f"{path}{bases}: {err}") from None
 
 
-def read_with_base(path: str | os.PathLike, _chain: tuple[str, ...] = ()):
+def read_with_base(path: str | os.PathLike, *, files: list[str] | None = None):
     """The YAML mapping of a configuration file with its ``base:`` chain merged in (see
-    ``load_config``); ``ConfigError`` for a missing or unreadable file, a ``base`` that is not
-    a file name, or a chain that comes back to a file already in it."""
+    ``load_config``); ``files`` (when given) receives the files read, this one first.
+    ``ConfigError`` for a file that is missing or unreadable, a ``base`` that is not a file
+    name, or a chain that comes back to a file already in it."""
+    files = [] if files is None else files
     path = os.fspath(path)
+    here = os.path.realpath(path)  # a base is relative to the file itself, not to a link to it
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        where = f" (the base of {_chain[-1]})" if _chain else ""
+        where = f" (the base of {files[-1]})" if files else ""
         raise ConfigError(f"Configuration file {path}{where} does not exist.") from None
+    except OSError as err:
+        raise ConfigError(f"Configuration file {path} cannot be read: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
+    files.append(here)
     if not isinstance(raw, dict) or "base" not in raw:
         return raw
     raw = dict(raw)
@@ -544,17 +553,18 @@ def read_with_base(path: str | os.PathLike, _chain: tuple[str, ...] = ()):
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(f"{path}: 'base' must name another configuration file (relative to "
                           f"this one), got {base!r}.")
-    here = os.path.abspath(path)
-    base_path = os.path.join(os.path.dirname(here), base)
-    if os.path.abspath(base_path) in (*_chain, here):
+    base_path = os.path.normpath(os.path.join(os.path.dirname(here), base))
+    if os.path.realpath(base_path) in files:
         raise ConfigError(f"{path}: 'base: {base}' comes back to a file already in its chain "
-                          f"({' -> '.join((*_chain, here))}); remove one of the 'base' keys.")
-    merged = read_with_base(base_path, (*_chain, here))
+                          f"({' -> '.join(files)}); remove one of the 'base' keys.")
+    merged = read_with_base(base_path, files=files)
     if not isinstance(merged, dict):
         raise ConfigError(f"{base_path} (the base of {path}) is not a mapping of sections.")
     merged = dict(merged)
     for section, value in raw.items():
         below = merged.get(section)
+        if value is None:  # an empty section (every key commented out) changes nothing
+            continue
         if isinstance(value, dict) and isinstance(below, dict):
             merged[section] = {**below, **value}
         else:
