@@ -48,7 +48,15 @@ from ._containers import Forcing
 from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .physics.pet import PET_LAWS
 from .solvers import check_forcing, simulate, simulate_runoff
-from .train.config import ConfigError, DataConfig, _days, _fail, _plain, build_sections
+from .train.config import (
+    ConfigError,
+    DataConfig,
+    _days,
+    _fail,
+    _plain,
+    build_sections,
+    load_with_base,
+)
 from .train.losses import LOSSES
 
 NOT_CALIBRATED_BY_DEFAULT = ("theta_wp", "ground_heat_fraction")
@@ -169,18 +177,10 @@ def calibration_config_from_dict(raw) -> CalibrationRunConfig:
 
 
 def load_calibration_config(path: str | os.PathLike) -> CalibrationRunConfig:
-    """Read and validate a YAML calibration configuration; ``ConfigError`` names the problem."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"Configuration file {path} does not exist.")
-    with open(path) as f:
-        text = f.read()
-    try:
-        return calibration_config_from_dict(yaml.safe_load(text))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    """Read and validate a YAML calibration configuration; ``ConfigError`` names the problem.
+    A top-level ``base: OTHER.yaml`` builds on another file, as for a run configuration
+    (``hybridland.train.load_config``)."""
+    return load_with_base(path, calibration_config_from_dict)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -263,6 +263,20 @@ def test_config_errors_name_the_key():
     assert calibration_config_from_dict(yaml.safe_load(config.to_yaml())) == config
 
 
+def test_calibration_config_builds_on_a_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(
+        {"data": DATA, "calibration": {"starts": 3, "steps": 40}}))
+    child = tmp_path / "child.yaml"
+    child.write_text("base: base.yaml\ncalibration: {steps: 20}\n")
+    config = load_calibration_config(child)
+    assert (config.calibration.starts, config.calibration.steps) == (3, 20)
+    assert config.data == calibration_config_from_dict({"data": DATA}).data
+    child.write_text("base: base.yaml\ncalibration: {starts: 0}\n")
+    with pytest.raises(ConfigError, match=r"child\.yaml \(with its base .*base\.yaml\): "
+                                          r".*calibration\.starts' must be >= 1"):
+        load_calibration_config(child)
+
+
 def test_cli_calibrate_writes_cf_parameters(tmp_path, capsys):
     ds = synthetic_twin(2, 3 * 365, start="2000-01-01", aridity=(0.5, 0.8), lat=(30.0, 33.0),
                         seed=5, dtype=np.float32)

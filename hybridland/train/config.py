@@ -517,11 +517,18 @@ def load_config(path: str | os.PathLike) -> Config:
     base's value whole; an empty section changes nothing), sections not given are the base's.
     Bases may have bases of their own.
     """
+    return load_with_base(path, config_from_dict)
+
+
+def load_with_base(path: str | os.PathLike, build):
+    """``build`` (a function of the parsed mapping) of the file ``path`` with its ``base:``
+    chain merged in; a ``ConfigError`` from ``build`` is raised again naming the file and its
+    bases."""
     path = os.fspath(path)
     chain: list[str] = []
     raw = read_with_base(path, files=chain)
     try:
-        return config_from_dict(raw)
+        return build(raw)
     except ConfigError as err:
         bases = f" (with its base {' -> '.join(chain[1:])})" if len(chain) > 1 else ""
         raise ConfigError(f"{path}{bases}: {err}") from None
