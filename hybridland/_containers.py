@@ -181,3 +181,32 @@ def storage_change(old: State, new: State) -> FloatArray:
 def zeros_like_state(template: FloatArray) -> State:
     z = jnp.zeros_like(template)
     return State(swe=z, soil=z, groundwater=z)
+
+
+class Fixed(eqx.Module):
+    """Numbers a model reads but never learns (for example the training range of its inputs).
+
+    They are traced like weights, so one compiled program serves every value (a model trained
+    on other basins reuses the program), but training leaves them alone (``trainable``) and
+    the files of a run's weights do not hold them (``hybridland.train.checkpoint``): the run
+    rebuilds them from its own records. A model reads them through ``read``, which also stops
+    gradients.
+    """
+
+    value: FloatArray
+
+    def read(self) -> FloatArray:
+        return jax.lax.stop_gradient(self.value)
+
+
+def is_fixed(x) -> bool:
+    return isinstance(x, Fixed)
+
+
+def trainable(tree):
+    """The inexact arrays of ``tree`` that training changes: all but those held in ``Fixed``
+    (which become ``None``), in the structure ``eqx.filter`` gives."""
+    spec = jax.tree_util.tree_map(
+        lambda x: not is_fixed(x) and eqx.is_inexact_array(x), tree, is_leaf=is_fixed
+    )
+    return eqx.filter(tree, spec)

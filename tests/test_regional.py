@@ -227,3 +227,74 @@ def test_fine_tuning_refuses_another_model(network_run, tmp_path):
                   parameter_width=4).replace("training", init_from=str(run_dir))
     with pytest.raises(ValueError, match="parameter_width"):
         quiet_train(config, tmp_path / "other")
+
+
+def _network(bounds, scale, seed=0):
+    names = ("runoff_shape", "root_depth", "baseflow_rate")
+    return ParameterNetwork(names, 2, 8, 1, 2, storage_prior=(1, *scale),
+                            attribute_bounds=bounds, key=jax.random.key(seed))
+
+
+def test_networks_fitted_to_other_basins_share_one_compiled_program():
+    """The training range and the storage scale are traced, not baked into the program: a
+    network built for other basins (other bounds, other scale) reuses the compiled program
+    and still uses its own numbers."""
+    traces = []
+
+    @eqx.filter_jit
+    def parameters(network, attributes):
+        traces.append(1)
+        return network(attributes)
+
+    attributes = jnp.asarray([[0.3, -0.5], [2.0, 1.5], [-3.0, 0.2]], jnp.float32)
+    first = _network(((-1.0, -1.0), (1.0, 1.0)), (5.0, 0.3))
+    other = eqx.tree_at(lambda n: n.mlp, _network(((-0.5, -2.0), (0.5, 2.0)), (4.0, 0.5)),
+                        first.mlp)
+    for network in (first, other):
+        got = parameters(network, attributes)
+        with jax.disable_jit():
+            expected = network(attributes)
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+    assert len(traces) == 1
+    a, b = parameters(first, attributes), parameters(other, attributes)
+    assert np.abs(np.asarray(a["root_depth"]) - np.asarray(b["root_depth"])).max() > 1e-3
+    assert np.abs(np.asarray(a["runoff_shape"]) - np.asarray(b["runoff_shape"])).max() > 1e-4
+
+
+def test_training_and_weight_files_leave_the_fixed_numbers_alone(tmp_path):
+    """adamw's weight decay (and any gradient) changes the weights but not the training range
+    or storage scale; a weight file does not hold them, loads into a network built for other
+    basins with that network's numbers, and a file written before they were traced (no such
+    leaves) loads the same."""
+    import optax
+
+    from hybridland._containers import trainable
+    from hybridland.train.checkpoint import load_tree, save_tree
+
+    network = _network(((-1.0, -1.0), (1.0, 1.0)), (5.0, 0.3))
+    attributes = jnp.asarray([[0.3, -0.5], [2.0, 1.5]], jnp.float32)
+    optim = optax.adamw(0.1, weight_decay=0.5)
+    state = optim.init(trainable(network))
+    for _ in range(3):
+        grads = eqx.filter_grad(
+            lambda n: sum(jnp.sum(v ** 2) for v in n(attributes).values()))(network)
+        updates, state = optim.update(trainable(grads), state, trainable(network))
+        network = eqx.apply_updates(network, updates)
+    np.testing.assert_array_equal(network.attribute_bounds.value, [[-1.0, -1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(network.storage_scale.value, np.float32([5.0, 0.3]))
+    assert np.abs(np.asarray(network.mlp.layers[0].weight)
+                  - np.asarray(_network(((-1.0, -1.0), (1.0, 1.0)), (5.0, 0.3)).mlp.layers[0]
+                               .weight)).max() > 1e-3  # the weights did train
+
+    other = _network(((-0.5, -2.0), (0.5, 2.0)), (4.0, 0.5), seed=1)
+    save_tree(tmp_path / "new.eqx", network)
+    older = eqx.tree_at(lambda n: (n.attribute_bounds, n.storage_scale), network, (None, None),
+                        is_leaf=lambda x: x is None)
+    eqx.tree_serialise_leaves(tmp_path / "old.eqx", older)
+    assert (tmp_path / "new.eqx").read_bytes() == (tmp_path / "old.eqx").read_bytes()
+    loaded = load_tree(tmp_path / "new.eqx", other)
+    np.testing.assert_array_equal(loaded.mlp.layers[0].weight, network.mlp.layers[0].weight)
+    np.testing.assert_array_equal(loaded.log_capacity_factor, network.log_capacity_factor)
+    np.testing.assert_array_equal(loaded.attribute_bounds.value, other.attribute_bounds.value)
+    np.testing.assert_array_equal(loaded.storage_scale.value, other.storage_scale.value)

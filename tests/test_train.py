@@ -372,7 +372,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
 
     real = eqx.tree_serialise_leaves
 
-    def dies_half_way(f, t):
+    def dies_half_way(f, t, *spec):
         f.write(b"partial bytes")
         raise KeyboardInterrupt  # e.g. the job is killed while writing
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._containers import Forcing
+from .._containers import Fixed, Forcing
 from .._custom_types import FloatArray
 from .._params import (
     PARAMETER_BOUNDS, ROUTING_PARAMETERS, default_logit, unconstrained,
@@ -115,15 +115,20 @@ class ParameterNetwork(eqx.Module):
     each attribute clipped into that range (the training basins', ``model.clip_attributes``),
     so a basin outside the training climate gets the parameters of the nearest training climate
     rather than an extrapolation; the storage prior still reads the basin's own storage.
+
+    The bounds and the storage's mean and standard deviation are ``Fixed``: traced, so that
+    networks fitted to other basins share one compiled program, and never trained.
     """
 
     mlp: eqx.nn.MLP
     names: tuple[str, ...] = eqx.field(static=True)
     components: int = eqx.field(static=True, default=1)
-    storage_prior: tuple[int, float, float] | None = eqx.field(static=True, default=None)
-    attribute_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = eqx.field(
-        static=True, default=None
-    )
+    storage_index: int | None = eqx.field(static=True, default=None)
+    """``j`` of ``storage_prior``: the attribute holding the log of the root-zone storage."""
+    storage_scale: Fixed | None = None
+    """``(mean, std)`` of ``storage_prior``, which de-normalise that attribute."""
+    attribute_bounds: Fixed | None = None
+    """``[2, n_attributes]``: the lower and upper bounds of the attributes the MLP sees."""
     log_capacity_factor: FloatArray | None = None
 
     def __init__(
@@ -132,6 +137,12 @@ class ParameterNetwork(eqx.Module):
     ):
         self.names = tuple(names)
         self.components = components
+        self.mlp = eqx.nn.MLP(
+            n_attributes, sum(self._output_sizes(storage_prior is not None)), width, depth,
+            activation=jax.nn.tanh, key=key,
+        )
+        dtype = self.mlp.layers[0].weight.dtype
+        self.attribute_bounds = None
         if attribute_bounds is not None:
             lower, upper = (tuple(float(v) for v in np.ravel(b)) for b in attribute_bounds)
             if len(lower) != n_attributes or len(upper) != n_attributes or any(
@@ -141,8 +152,8 @@ class ParameterNetwork(eqx.Module):
                     f"attribute_bounds needs {n_attributes} lower and upper values with "
                     f"lower <= upper, got {attribute_bounds}."
                 )
-            attribute_bounds = (lower, upper)
-        self.attribute_bounds = attribute_bounds
+            self.attribute_bounds = Fixed(jnp.asarray([lower, upper], dtype))
+        self.storage_index, self.storage_scale, self.log_capacity_factor = None, None, None
         if storage_prior is not None:
             j, mean, std = storage_prior
             if ("root_depth" not in self.names or not 0 <= j < n_attributes
@@ -151,25 +162,21 @@ class ParameterNetwork(eqx.Module):
                     f"storage_prior {storage_prior} needs root_depth among the names, theta_cap "
                     f"and theta_wp not among them, and an attribute index below {n_attributes}."
                 )
-            storage_prior = (int(j), float(mean), float(std))
-        self.storage_prior = storage_prior
-        self.mlp = eqx.nn.MLP(
-            n_attributes, sum(self._sizes()), width, depth, activation=jax.nn.tanh, key=key
-        )
-        self.log_capacity_factor = None
-        if storage_prior is not None:
+            self.storage_index = int(j)
+            self.storage_scale = Fixed(jnp.asarray([float(mean), float(std)], dtype))
             spread = np.log(2.0) if components > 1 else 0.0
-            self.log_capacity_factor = jnp.linspace(
-                -spread, spread, components, dtype=self.mlp.layers[0].weight.dtype
-            )
+            self.log_capacity_factor = jnp.linspace(-spread, spread, components, dtype=dtype)
 
-    def _sizes(self) -> list[int]:
+    def _output_sizes(self, storage_prior: bool) -> list[int]:
         """Outputs of the MLP per name (none for ``root_depth`` with the storage prior)."""
         return [
-            0 if n == "root_depth" and self.storage_prior is not None
+            0 if n == "root_depth" and storage_prior
             else 1 if n in ROUTING_PARAMETERS else self.components
             for n in self.names
         ]
+
+    def _sizes(self) -> list[int]:
+        return self._output_sizes(self.storage_index is not None)
 
     def __call__(self, attributes: FloatArray) -> dict[str, FloatArray]:
         """Unconstrained values ``{name: [column]}`` (``[column, component]`` for a parameter
@@ -177,7 +184,7 @@ class ParameterNetwork(eqx.Module):
         weight_dtype = self.mlp.layers[0].weight.dtype
         seen = attributes.astype(weight_dtype)
         if self.attribute_bounds is not None:
-            lower, upper = (jnp.asarray(b, weight_dtype) for b in self.attribute_bounds)
+            lower, upper = self.attribute_bounds.read().astype(weight_dtype)
             seen = jnp.clip(seen, lower, upper)
         out = jax.vmap(self.mlp)(seen)
         values, start = {}, 0
@@ -187,7 +194,7 @@ class ParameterNetwork(eqx.Module):
             block = out[:, start : start + size]
             values[name] = block if self.components > 1 and size > 1 else block[:, 0]
             start += size
-        if self.storage_prior is not None:
+        if self.storage_index is not None:
             values["root_depth"] = self._depth_for_storage(attributes)
         return values
 
@@ -195,9 +202,10 @@ class ParameterNetwork(eqx.Module):
         """Unconstrained offset (from the default) of the root depth that gives each column's
         components the capacity ``storage * exp(log_capacity_factor)`` at the default
         ``theta_cap`` and ``theta_wp``; ``[column]`` or ``[column, component]``."""
-        j, mean, std = self.storage_prior
         dtype = self.log_capacity_factor.dtype
-        storage = jnp.exp(attributes[:, j].astype(dtype) * std + mean)  # mm, [column]
+        mean, std = self.storage_scale.read().astype(dtype)
+        log_storage = attributes[:, self.storage_index].astype(dtype) * std + mean
+        storage = jnp.exp(log_storage)  # mm, [column]
         b = PARAMETER_BOUNDS
         available = b["theta_cap"].default - b["theta_wp"].default
         factor = jnp.exp(self.log_capacity_factor)

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
+
+from .._containers import is_fixed
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
@@ -78,15 +81,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
+def _leaves_spec(tree, default, fixed):
+    """``filter_spec`` of ``tree`` for equinox's (de)serialisation: ``fixed`` for every
+    ``Fixed`` part, ``default`` for the other leaves."""
+    return jax.tree_util.tree_map(
+        lambda x: fixed if is_fixed(x) else default, tree, is_leaf=is_fixed
+    )
+
+
 def save_tree(path: str | os.PathLike, tree) -> None:
-    """``eqx.tree_serialise_leaves`` to ``path``, atomically."""
-    atomic_write_bytes(path, lambda f: eqx.tree_serialise_leaves(f, tree))
+    """``eqx.tree_serialise_leaves`` to ``path``, atomically. ``Fixed`` parts are not written:
+    the code that reads the file rebuilds them (so a file does not depend on them, and files
+    written before a model held them still load)."""
+    spec = _leaves_spec(tree, eqx.default_serialise_filter_spec, lambda f, x: None)
+    atomic_write_bytes(path, lambda f: eqx.tree_serialise_leaves(f, tree, spec))
 
 
 def load_tree(path: str | os.PathLike, like):
-    """``eqx.tree_deserialise_leaves`` of ``path`` into the structure of ``like``."""
+    """``eqx.tree_deserialise_leaves`` of ``path`` into the structure of ``like``, whose
+    ``Fixed`` parts are kept as they are."""
+    spec = _leaves_spec(like, eqx.default_deserialise_filter_spec, lambda f, x: x)
     with open(path, "rb") as f:
-        return eqx.tree_deserialise_leaves(f, like)
+        return eqx.tree_deserialise_leaves(f, like, spec)
 
 
 def _sha256(path: Path) -> str:
@@ -209,7 +225,6 @@ def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
     """``load_tree`` of weights saved by ``save_model``, refusing (``RunFileError``, the file
     named, ``fix`` appended) a file whose SHA-256 is not ``sha256`` (None: not recorded), that
     cannot be read into the structure of ``like``, or that holds non-finite weights."""
-    import jax
     import numpy as np
 
     path = Path(path)

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from ..io._report import DataAdjustmentWarning
+from .._containers import trainable as trainable_arrays
 from .._params import ROUTING_PARAMETERS, Params, bounded, default_logit
 from ..learned import LSTMRunoff, ParameterNetwork
 from ..column import ColumnModel
@@ -250,8 +251,8 @@ def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec
 @eqx.filter_jit
 def _train_step(trainable, static, opt_state, optim, batch, spec):
     loss, grads = eqx.filter_value_and_grad(_batch_loss)(trainable, static, *batch, spec)
-    arrays = eqx.filter(trainable, eqx.is_inexact_array)
-    updates, opt_state = optim.update(grads, opt_state, arrays)
+    updates, opt_state = optim.update(
+        trainable_arrays(grads), opt_state, trainable_arrays(trainable))
     return eqx.apply_updates(trainable, updates), opt_state, loss
 
 
@@ -398,7 +399,7 @@ def train(
         log(f"fine-tuning from {config.training.init_from}")
     n_steps = steps_per_epoch(config, data)
     optim = build_optimizer(config.training, n_steps)
-    opt_state = optim.init(eqx.filter(trainable, eqx.is_inexact_array))
+    opt_state = optim.init(trainable_arrays(trainable))
     schedule = learning_rate_schedule(config.training, n_steps)
     spec = LossSpec(config.data.warmup_days, config.training.loss, config.training.extreme_weight)
 
