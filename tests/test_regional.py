@@ -1,6 +1,7 @@
 """Regional parameter learning (a network of static attributes -> physical parameters) and
 fine-tuning a run on other basins (``training.init_from``)."""
 
+import json
 import warnings
 
 import equinox as eqx
@@ -298,3 +299,26 @@ def test_training_and_weight_files_leave_the_fixed_numbers_alone(tmp_path):
     np.testing.assert_array_equal(loaded.log_capacity_factor, network.log_capacity_factor)
     np.testing.assert_array_equal(loaded.attribute_bounds.value, other.attribute_bounds.value)
     np.testing.assert_array_equal(loaded.storage_scale.value, other.storage_scale.value)
+
+
+def test_a_checkpoint_is_scored_as_the_training_loop_validated_it(network_run, tmp_path):
+    """experiments/climate_shift/checkpoint_scores.py: a copy of the run holding the last
+    checkpoint's weights (not the best epoch's) scores the validation year as the training
+    loop did at that epoch."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "climate_shift" / "checkpoint_scores.py"
+    spec = importlib.util.spec_from_file_location("checkpoint_scores", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    config, run_dir, result = network_run
+    copy = script.checkpoint_run(run_dir, tmp_path / "last")
+    epoch = json.loads((copy / "run.json").read_text())["weights_epoch"]
+    assert epoch == len(result.history) - 1
+    assert result.best_epoch != epoch  # so the scores below tell the two weights apart
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        table = evaluate_run(copy, period=config.data.validation_period, progress=False).table
+    np.testing.assert_allclose(np.nanmedian(table["nse"]),
+                               result.history[epoch]["val_median_nse"], rtol=1e-4)

@@ -1,0 +1,122 @@
+"""How much do a run's scores on basins of another climate move between epochs that its own
+validation hardly separates? Scores a finished run's best model and its last kept checkpoint
+(``checkpoints/epoch_<e>``, the weights of the last epoch trained) on humid and arid basins,
+grouped by the aridity (mean PE / mean P) of a reference period as the climate-shift study
+groups them, and prints the medians beside each epoch's validation median NSE. Example, the
+humid-to-arid runs of the study and their doubled budgets:
+
+    .venv/bin/python experiments/climate_shift/checkpoint_scores.py \\
+        --run-dir OUT/runs/humid_to_arid/hybrid OUT/runs/humid_to_arid/hybrid_budget_x2 \\
+        --data ../shared/data/mopex/mopex_dev.nc --out checkpoint_scores.csv
+
+Each checkpoint is scored through a copy of the run directory (in a temporary folder) whose
+``model.eqx`` holds that epoch's weights, so ``hybridland.train.evaluate_run`` scores it exactly
+as it scores the best model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import equinox as eqx
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hybridland._containers import trainable
+from hybridland.train import checkpoint as ckpt
+from hybridland.train.config import config_from_yaml
+from hybridland.train.data import Normalisation
+from hybridland.train.evaluate import evaluate_run
+from hybridland.train.loop import build_model, build_optimizer, init_trainables
+
+RUN_FILES = ("config.yaml", "normalisation.json", "basins.csv", "metrics.csv")
+
+
+def checkpoint_run(run_dir, out, marker=None) -> Path:
+    """A copy of the finished run ``run_dir`` in ``out`` (replaced) whose ``model.eqx`` holds
+    the weights of checkpoint ``marker`` (its ``epoch_<e>.json``; default the newest intact
+    one). ``run.json`` records the epoch as ``weights_epoch``."""
+    run_dir, out = Path(run_dir), Path(out)
+    if marker is None:
+        marker, _ = ckpt.find_checkpoint(run_dir)
+        if marker is None:
+            raise FileNotFoundError(f"{run_dir} keeps no intact checkpoint.")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, out / name)
+    config = config_from_yaml((run_dir / "config.yaml").read_text())
+    normalisation = Normalisation.load(run_dir / "normalisation.json")
+    record = json.loads((run_dir / "run.json").read_text())
+    model = build_model(config, len(normalisation.names))
+    weights, static = init_trainables(config, model, len(record["basins"]), normalisation)
+    optim = build_optimizer(config.training, 1)  # the state's structure, not its values
+    like = {"trainable": weights, "opt_state": optim.init(trainable(weights)), "best": weights}
+    state, meta = ckpt.load_checkpoint(marker, like)
+    model_part, u = state["trainable"]
+    record["model_sha256"] = ckpt.save_model(out / "model.eqx",
+                                             (eqx.combine(model_part, static), u))
+    record["weights_epoch"] = int(meta["epoch"])
+    (out / "run.json").write_text(json.dumps(record, indent=1))
+    return out
+
+
+def aridity_groups(data, period, groups: dict[str, tuple[float, float]]) -> dict[str, list]:
+    """Basin ids of ``data`` per named aridity range ``[low, high)`` over ``period``."""
+    with xr.open_dataset(data) as ds:  # closed before the loaders open the file again
+        ds = ds.sel(time=slice(*period))
+        aridity = (ds["PE"].mean("time") / ds["P"].mean("time")).to_series()
+    return {name: sorted(aridity[(aridity >= lo) & (aridity < hi)].index)
+            for name, (lo, hi) in groups.items()}
+
+
+def _medians(run_dir, data, groups) -> dict:
+    row = {}
+    for name, ids in groups.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = evaluate_run(run_dir, data, basins=ids, progress=False).table
+        row.update({f"{name}_nse": float(np.nanmedian(table["nse"])),
+                    f"{name}_kge": float(np.nanmedian(table["kge"])),
+                    f"{name}_scored": int(table["nse"].notna().sum())})
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run-dir", nargs="+", required=True)
+    p.add_argument("--data", required=True, help="MOPEX-layout file")
+    p.add_argument("--aridity-period", default="1960-01-01:1989-12-31")
+    p.add_argument("--humid", default="0:1", help="aridity range LOW:HIGH")
+    p.add_argument("--arid", default="1.5:100", help="aridity range LOW:HIGH")
+    p.add_argument("--out", required=True, help="CSV, one row per run and epoch")
+    args = p.parse_args(argv)
+    ranges = {name: tuple(map(float, getattr(args, name).split(":")))
+              for name in ("humid", "arid")}
+    groups = aridity_groups(args.data, args.aridity_period.split(":"), ranges)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_dir in map(Path, args.run_dir):
+            validation = pd.read_csv(run_dir / "metrics.csv").set_index("epoch")
+            best = int(json.loads((run_dir / "run.json").read_text())["best_epoch"])
+            last = checkpoint_run(run_dir, Path(tmp) / run_dir.name)
+            epoch = json.loads((last / "run.json").read_text())["weights_epoch"]
+            for label, e, scored in (("best", best, run_dir), ("last checkpoint", epoch, last)):
+                rows.append({"run": str(run_dir), "weights": label, "epoch": e,
+                             "val_median_nse": float(validation.loc[e, "val_median_nse"]),
+                             **_medians(scored, args.data, groups)})
+                print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+    pd.DataFrame(rows).to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
