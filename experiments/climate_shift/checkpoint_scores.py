@@ -23,17 +23,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import equinox as eqx
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland._containers import trainable
 from hybridland.train import checkpoint as ckpt
-from hybridland.train.config import config_from_yaml
-from hybridland.train.data import Normalisation
 from hybridland.train.evaluate import evaluate_run
-from hybridland.train.loop import build_model, build_optimizer, init_trainables
+from hybridland.train.loop import checkpoint_trainables
 
 RUN_FILES = ("config.yaml", "normalisation.json", "basins.csv", "metrics.csv")
 
@@ -43,28 +39,16 @@ def checkpoint_run(run_dir, out, marker=None) -> Path:
     the weights of checkpoint ``marker`` (its ``epoch_<e>.json``; default the newest intact
     one). ``run.json`` records the epoch as ``weights_epoch``."""
     run_dir, out = Path(run_dir), Path(out)
-    if marker is None:
-        marker, _ = ckpt.find_checkpoint(run_dir)
-        if marker is None:
-            raise FileNotFoundError(f"{run_dir} keeps no intact checkpoint.")
+    model, u, epoch = checkpoint_trainables(run_dir, marker)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     for name in RUN_FILES:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, out / name)
-    config = config_from_yaml((run_dir / "config.yaml").read_text())
-    normalisation = Normalisation.load(run_dir / "normalisation.json")
     record = json.loads((run_dir / "run.json").read_text())
-    model = build_model(config, len(normalisation.names))
-    weights, static = init_trainables(config, model, len(record["basins"]), normalisation)
-    optim = build_optimizer(config.training, 1)  # the state's structure, not its values
-    like = {"trainable": weights, "opt_state": optim.init(trainable(weights)), "best": weights}
-    state, meta = ckpt.load_checkpoint(marker, like)
-    model_part, u = state["trainable"]
-    record["model_sha256"] = ckpt.save_model(out / "model.eqx",
-                                             (eqx.combine(model_part, static), u))
-    record["weights_epoch"] = int(meta["epoch"])
+    record["model_sha256"] = ckpt.save_model(out / "model.eqx", (model, u))
+    record["weights_epoch"] = epoch
     (out / "run.json").write_text(json.dumps(record, indent=1))
     return out
 

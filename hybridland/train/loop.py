@@ -399,11 +399,10 @@ def train(
         log(f"fine-tuning from {config.training.init_from}")
     n_steps = steps_per_epoch(config, data)
     optim = build_optimizer(config.training, n_steps)
-    opt_state = optim.init(trainable_arrays(trainable))
     schedule = learning_rate_schedule(config.training, n_steps)
     spec = LossSpec(config.data.warmup_days, config.training.loss, config.training.extreme_weight)
 
-    state = {"trainable": trainable, "opt_state": opt_state, "best": trainable}
+    state = _initial_state(trainable, optim)
     meta = {"history": [], "best_val_loss": None, "best_epoch": None, "bad_epochs": 0,
             "stopped_early": False}
     start_epoch = 0
@@ -583,10 +582,17 @@ def use_compilation_cache(directory: str | os.PathLike) -> str:
     return directory
 
 
-def load_trainables(run_dir: str | os.PathLike):
-    """``(model, parameter trainables, normalisation, config)`` of a finished run's best epoch
-    (the parameter trainables as in ``init_trainables``)."""
-    run_dir = Path(run_dir)
+def _initial_state(trainable, optim: optax.GradientTransformation) -> dict:
+    """The pytree a checkpoint holds, at the start of training: the trainables, the optimiser
+    state of their trainable arrays, and the best trainables so far."""
+    return {"trainable": trainable, "opt_state": optim.init(trainable_arrays(trainable)),
+            "best": trainable}
+
+
+def _run_skeleton(run_dir: Path):
+    """``(config, normalisation, record, (model trainables, parameter trainables), model
+    static part, fix)`` of a finished run, the trainables freshly initialised: the structure
+    its weight files load into. ``fix`` says how to restore a damaged file."""
     for name in ("config.yaml", "normalisation.json", "run.json", "model.eqx"):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a finished run?")
@@ -601,9 +607,35 @@ def load_trainables(run_dir: str | os.PathLike):
         raise ckpt.RunFileError(f"{run_dir / 'run.json'} or {run_dir / 'normalisation.json'} "
                                 f"is damaged ({type(err).__name__}: {err}). {fix}") from None
     model = build_model(config, len(normalisation.names))
-    (_, u), _ = init_trainables(config, model, n_basins, normalisation)
-    model, u = ckpt.load_model(run_dir / "model.eqx", (model, u), record.get("model_sha256"), fix)
+    trainable, static = init_trainables(config, model, n_basins, normalisation)
+    return config, normalisation, record, trainable, static, fix
+
+
+def load_trainables(run_dir: str | os.PathLike):
+    """``(model, parameter trainables, normalisation, config)`` of a finished run's best epoch
+    (the parameter trainables as in ``init_trainables``)."""
+    run_dir = Path(run_dir)
+    config, normalisation, record, (model_train, u), static, fix = _run_skeleton(run_dir)
+    model, u = ckpt.load_model(run_dir / "model.eqx", (eqx.combine(model_train, static), u),
+                               record.get("model_sha256"), fix)
     return model, u, normalisation, config
+
+
+def checkpoint_trainables(run_dir: str | os.PathLike, marker=None):
+    """``(model, parameter trainables, epoch)`` of a finished run at one of its kept
+    checkpoints: the weights of the last epoch trained up to it (not the best ones), from the
+    checkpoint whose JSON is ``marker`` (default: the newest intact one)."""
+    run_dir = Path(run_dir)
+    config, _, _, trainable, static, _ = _run_skeleton(run_dir)
+    if marker is None:
+        marker, _ = ckpt.find_checkpoint(run_dir)
+        if marker is None:
+            raise FileNotFoundError(f"{run_dir} keeps no intact checkpoint.")
+    # the optimiser's state only gives the file's structure: any number of steps will do
+    like = _initial_state(trainable, build_optimizer(config.training, 1))
+    state, meta = ckpt.load_checkpoint(marker, like)
+    model_train, u = state["trainable"]
+    return eqx.combine(model_train, static), u, int(meta["epoch"])
 
 
 def load_run(
