@@ -26,7 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from calibration_vs_sceua import benchmark_config, complete_basins, medians
+from calibration_vs_sceua import (
+    benchmark_config, complete_basins, medians, scored_medians,
+)
 from hybridland._params import PARAMETER_BOUNDS
 from hybridland.calibrate import (
     _column_losses,
@@ -35,7 +37,6 @@ from hybridland.calibrate import (
     calibrate,
     calibration_inputs,
     observation_scales,
-    score_periods,
 )
 
 
@@ -116,9 +117,8 @@ def main(argv=None) -> int:
         done = total
         jax.block_until_ready(x)
         params = bounded({name: x[:, i] for i, name in enumerate(names)}, n, jnp.float32)
-        scores = score_periods(model, data, jax.tree_util.tree_map(np.asarray, params),
-                               {"calibration": "train", "validation": "validation"})
-        figures["lbfgs"][str(total)] = {**medians(scores), "seconds": time.perf_counter() - t0}
+        figures["lbfgs"][str(total)] = {**scored_medians(model, data, params),
+                                        "seconds": time.perf_counter() - t0}
         print(f"+ {total} L-BFGS", figures["lbfgs"][str(total)], flush=True)
     if args.json:
         with open(args.json, "w") as out:

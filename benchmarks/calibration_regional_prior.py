@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from calibration_vs_sceua import benchmark_config, complete_basins, medians
+from calibration_vs_sceua import benchmark_config, complete_basins, scored_medians
 from hybridland.calibrate import (
     _column_losses,
     _tile,
@@ -39,7 +39,6 @@ from hybridland.calibrate import (
     calibration_inputs,
     initial_unconstrained,
     observation_scales,
-    score_periods,
 )
 
 
@@ -114,9 +113,7 @@ def main(argv=None) -> int:
         params = bounded({k: v.reshape(-1)[best] for k, v in state["u"].items()}, n,
                          jnp.float32)
         seconds = time.perf_counter() - t0
-        scores = score_periods(model, data, jax.tree_util.tree_map(np.asarray, params),
-                               {"calibration": "train", "validation": "validation"})
-        return {**medians(scores), "wall_s": seconds}
+        return {**scored_medians(model, data, params), "wall_s": seconds}
 
     figures = {"basins": basins, "seed": args.seed, "weights": {}}
     for weight in args.weights:

@@ -59,6 +59,8 @@ from hybridland.train.config import DataConfig
 CALIBRATION = ("1971-01-01", "1978-12-31")
 VALIDATION = ("1979-01-01", "1983-12-31")
 WARMUP_DAYS = 365
+SCORED = {"calibration": "train", "validation": "validation"}
+"""The periods ``score_periods`` scores: output name -> period of the calibration data."""
 
 
 def benchmark_config(path: str, basins, **calibration) -> CalibrationRunConfig:
@@ -78,6 +80,12 @@ def medians(scores: dict) -> dict:
     """Median calibration NSE, validation NSE and validation KGE of ``score_periods`` output."""
     return {k: float(np.nanmedian(scores[k]))
             for k in ("nse_calibration", "nse_validation", "kge_validation")}
+
+
+def scored_medians(model, data, params) -> dict:
+    """``medians`` of the scores of ``params`` (one set per basin of ``data``)."""
+    scores = score_periods(model, data, jax.tree_util.tree_map(np.asarray, params), SCORED)
+    return medians(scores)
 
 
 def complete_basins(path: str, n: int, skip: int = 0) -> list[str]:
@@ -284,7 +292,6 @@ def main(argv=None) -> int:
 
     # The data both methods use (loading is not timed).
     data, model, _, _ = calibration_inputs(config)
-    periods_out = {"calibration": "train", "validation": "validation"}
 
     result = calibrate(config, progress=True)
     load_s = result.seconds - result.fit.seconds
@@ -314,7 +321,7 @@ def main(argv=None) -> int:
     budgets = sorted(set(args.budgets))
     ngs = args.ngs or len(config.calibration.params)
     sceua_params, sceua_runs, sceua_s, sceua_at = sceua_calibration(config, data, budgets, ngs)
-    sceua = score_periods(model, data, sceua_params, periods_out)
+    sceua = score_periods(model, data, sceua_params, SCORED)
     reach = seconds_to_reach(result.fit, sceua_at[budgets[-1]])
     c = config.calibration
 
