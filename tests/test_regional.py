@@ -301,10 +301,7 @@ def test_training_and_weight_files_leave_the_fixed_numbers_alone(tmp_path):
     np.testing.assert_array_equal(loaded.storage_scale.value, other.storage_scale.value)
 
 
-def test_a_checkpoint_is_scored_as_the_training_loop_validated_it(network_run, tmp_path):
-    """experiments/climate_shift/checkpoint_scores.py: a copy of the run holding the last
-    checkpoint's weights (not the best epoch's) scores the validation year as the training
-    loop did at that epoch."""
+def _checkpoint_scores_script():
     import importlib.util
     from pathlib import Path
 
@@ -312,6 +309,14 @@ def test_a_checkpoint_is_scored_as_the_training_loop_validated_it(network_run, t
     spec = importlib.util.spec_from_file_location("checkpoint_scores", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_a_checkpoint_is_scored_as_the_training_loop_validated_it(network_run, tmp_path):
+    """experiments/climate_shift/checkpoint_scores.py: a copy of the run holding the last
+    checkpoint's weights (not the best epoch's) scores the validation year as the training
+    loop did at that epoch."""
+    script = _checkpoint_scores_script()
     config, run_dir, result = network_run
     copy = script.checkpoint_run(run_dir, tmp_path / "last")
     epoch = json.loads((copy / "run.json").read_text())["weights_epoch"]
@@ -322,3 +327,12 @@ def test_a_checkpoint_is_scored_as_the_training_loop_validated_it(network_run, t
         table = evaluate_run(copy, period=config.data.validation_period, progress=False).table
     np.testing.assert_allclose(np.nanmedian(table["nse"]),
                                result.history[epoch]["val_median_nse"], rtol=1e-4)
+
+
+def test_checkpoint_scores_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    script = _checkpoint_scores_script()
+    code = script.main(["--run-dir", str(tmp_path), "--data", str(tmp_path / "x.nc"),
+                        "--out", str(tmp_path / "out.csv")])
+    assert code == 2
+    assert "is not a finished training run" in capsys.readouterr().out
+    assert not (tmp_path / "out.csv").exists()

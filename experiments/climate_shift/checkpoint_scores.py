@@ -74,31 +74,59 @@ def _medians(run_dir, data, groups) -> dict:
     return row
 
 
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = map(float, text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, e.g. 1.5:100, got {text!r}")
+    return low, high
+
+
+def _period(text: str) -> list[str]:
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected START:END dates, got {text!r}")
+    return parts
+
+
+def _scores(run_dirs, data, groups, tmp) -> list[dict]:
+    rows = []
+    for run_dir in run_dirs:
+        validation = pd.read_csv(run_dir / "metrics.csv").set_index("epoch")
+        best = int(json.loads((run_dir / "run.json").read_text())["best_epoch"])
+        last = checkpoint_run(run_dir, Path(tmp) / run_dir.name)
+        epoch = json.loads((last / "run.json").read_text())["weights_epoch"]
+        for label, e, scored in (("best", best, run_dir), ("last checkpoint", epoch, last)):
+            rows.append({"run": str(run_dir), "weights": label, "epoch": e,
+                         "val_median_nse": float(validation.loc[e, "val_median_nse"]),
+                         **_medians(scored, data, groups)})
+            print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run-dir", nargs="+", required=True)
+    p.add_argument("--run-dir", nargs="+", required=True, type=Path)
     p.add_argument("--data", required=True, help="MOPEX-layout file")
-    p.add_argument("--aridity-period", default="1960-01-01:1989-12-31")
-    p.add_argument("--humid", default="0:1", help="aridity range LOW:HIGH")
-    p.add_argument("--arid", default="1.5:100", help="aridity range LOW:HIGH")
+    p.add_argument("--aridity-period", default="1960-01-01:1989-12-31", type=_period)
+    p.add_argument("--humid", default="0:1", type=_range, help="aridity range LOW:HIGH")
+    p.add_argument("--arid", default="1.5:100", type=_range, help="aridity range LOW:HIGH")
     p.add_argument("--out", required=True, help="CSV, one row per run and epoch")
     args = p.parse_args(argv)
-    ranges = {name: tuple(map(float, getattr(args, name).split(":")))
-              for name in ("humid", "arid")}
-    groups = aridity_groups(args.data, args.aridity_period.split(":"), ranges)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for run_dir in map(Path, args.run_dir):
-            validation = pd.read_csv(run_dir / "metrics.csv").set_index("epoch")
-            best = int(json.loads((run_dir / "run.json").read_text())["best_epoch"])
-            last = checkpoint_run(run_dir, Path(tmp) / run_dir.name)
-            epoch = json.loads((last / "run.json").read_text())["weights_epoch"]
-            for label, e, scored in (("best", best, run_dir), ("last checkpoint", epoch, last)):
-                rows.append({"run": str(run_dir), "weights": label, "epoch": e,
-                             "val_median_nse": float(validation.loc[e, "val_median_nse"]),
-                             **_medians(scored, args.data, groups)})
-                print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
-    pd.DataFrame(rows).to_csv(args.out, index=False)
+    for run_dir in args.run_dir:
+        if not (run_dir / "metrics.csv").is_file() or not (run_dir / "run.json").is_file():
+            print(f"checkpoint_scores: {run_dir} is not a finished training run (no metrics.csv "
+                  "or run.json); give the run directories of `hybridland train`.")
+            return 2
+    try:
+        groups = aridity_groups(args.data, args.aridity_period,
+                                {"humid": args.humid, "arid": args.arid})
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = _scores(args.run_dir, args.data, groups, tmp)
+    except (OSError, ValueError, KeyError) as err:  # RunFileError is a ValueError
+        print(f"checkpoint_scores: {type(err).__name__}: {err}")
+        return 2
+    ckpt.atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
     return 0
 
 
