@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,14 @@ from runs import BASINS
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
-from hybridland.study.climate_shift import Job, budget_label, run_config, study_jobs
+from hybridland.study.climate_shift import Basins, Job, budget_label, run_config, study_jobs
 from hybridland.study.config import load_study
 from hybridland.study.report import VARIANT
 from hybridland.train import ConfigError, config_from_dict
+from hybridland.train import checkpoint as ckpt
 from hybridland.train.data import dry_years, load_data
 from hybridland.train.evaluate import evaluate_run
+from hybridland.train.loop import _resolved, same_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "experiments" / "climate_shift" / "study.yaml"
@@ -394,3 +397,128 @@ def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypa
     assert seconds >= 200.0
     saved = json.loads((tmp_path / "run" / "study_seconds.json").read_text())["seconds"]
     assert saved == seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# experiments/climate_shift/trained_runs.py: the study's runs kept and put back elsewhere
+
+
+def _trained_runs_script():
+    import importlib.util
+
+    path = ROOT / "experiments" / "climate_shift" / "trained_runs.py"
+    spec = importlib.util.spec_from_file_location("trained_runs", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def _study_basins(out: Path) -> Basins:
+    table = pd.read_csv(out / "basins.csv", dtype={"basin": str})
+    return Basins(ids=list(table["basin"]), aridity=table["aridity"].to_numpy(),
+                  group=table["group"].to_numpy(),
+                  arid_train=list(table["basin"][table["arid_training_share"]]))
+
+
+@pytest.mark.slow
+def test_restored_runs_are_the_runs_the_study_would_reuse(quick_study, tmp_path, capsys):
+    # saved, then restored into another output folder: every run of the study is there with
+    # its weights, under a configuration the study takes as its own (so it is reused, not
+    # trained again), the fine-tuned run pointing at the restored run it started from
+    _, out, study = quick_study
+    script = _trained_runs_script()
+    archive, moved = tmp_path / "archive", tmp_path / "elsewhere"
+    assert script.main(["save", "--out", str(out), "--archive", str(archive)]) == 0
+    assert script.main(["restore", "--archive", str(archive), "--out", str(moved)]) == 0
+    jobs = study_jobs(study)
+    manifest = json.loads((archive / "MANIFEST.json").read_text())
+    assert sorted(manifest) == sorted(f"{j.split}/{j.label}" for j in jobs)
+    assert not list(archive.rglob("*.png"))
+    basins = _study_basins(out)
+    for job in jobs:
+        start = moved / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
+        config = _resolved(run_config(study, job, basins, quick=True, init_from=start))
+        here, there = out / "runs" / job.split / job.label, moved / "runs" / job.split / job.label
+        assert same_configuration((there / "config.yaml").read_text(), config), job
+        assert (there / "model.eqx").read_bytes() == (here / "model.eqx").read_bytes()
+        assert (there / "run.json").read_bytes() == (here / "run.json").read_bytes()
+    # a second restore leaves existing runs alone
+    before = (moved / "runs" / "temporal" / "lstm" / "config.yaml").stat().st_mtime_ns
+    capsys.readouterr()
+    assert script.main(["restore", "--archive", str(archive), "--out", str(moved)]) == 0
+    assert "exists, left as it is" in capsys.readouterr().out
+    assert (moved / "runs" / "temporal" / "lstm" / "config.yaml").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_an_unfinished_run_is_kept_with_its_newest_checkpoint(quick_study, tmp_path):
+    _, out, _ = quick_study
+    script = _trained_runs_script()
+    partial = tmp_path / "partial"
+    run = partial / "runs" / "temporal" / "lstm"
+    shutil.copytree(out / "runs" / "temporal" / "lstm", run)
+    for name in ("run.json", "model.eqx", "study_seconds.json"):
+        (run / name).unlink()  # as if killed before its last epoch
+    newest = ckpt.latest_checkpoint(run)
+    archive = tmp_path / "archive"
+    assert script.main(["save", "--out", str(partial), "--archive", str(archive)]) == 0
+    kept = sorted(p.name for p in (archive / "temporal" / "lstm" / "checkpoints").iterdir())
+    assert kept == sorted([newest.name, json.loads(newest.read_text())["leaves"]])
+    restored = tmp_path / "restored"
+    assert script.main(["restore", "--archive", str(archive), "--out", str(restored)]) == 0
+    marker, skipped = ckpt.resume_checkpoint(restored / "runs" / "temporal" / "lstm")
+    assert marker.name == newest.name and not skipped
+    # once the run has finished, saving again replaces its checkpoint by the finished files
+    shutil.rmtree(run)
+    shutil.copytree(out / "runs" / "temporal" / "lstm", run)
+    assert script.main(["save", "--out", str(partial), "--archive", str(archive)]) == 0
+    assert not (archive / "temporal" / "lstm" / "checkpoints").exists() or not list(
+        (archive / "temporal" / "lstm" / "checkpoints").iterdir())
+    assert (archive / "temporal" / "lstm" / "model.eqx").is_file()
+
+
+@pytest.mark.slow
+def test_a_changed_archive_restores_nothing(quick_study, tmp_path, capsys):
+    _, out, _ = quick_study
+    script = _trained_runs_script()
+    archive = tmp_path / "archive"
+    assert script.main(["save", "--out", str(out), "--archive", str(archive)]) == 0
+    weights = archive / "humid_to_arid" / "hybrid" / "model.eqx"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert script.main(["restore", "--archive", str(archive), "--out",
+                        str(tmp_path / "new")]) == 2
+    message = capsys.readouterr().out
+    assert "humid_to_arid/hybrid/model.eqx" in message and "Nothing was restored" in message
+    assert not (tmp_path / "new").exists()
+
+
+def test_trained_runs_refuses_a_folder_that_is_not_a_study(tmp_path, capsys):
+    script = _trained_runs_script()
+    assert script.main(["save", "--out", str(tmp_path), "--archive",
+                        str(tmp_path / "a")]) == 2
+    assert "runs does not exist" in capsys.readouterr().out
+    assert script.main(["restore", "--archive", str(tmp_path), "--out",
+                        str(tmp_path / "o")]) == 2
+    assert "MANIFEST.json is missing" in capsys.readouterr().out
+
+
+def test_a_restored_configuration_names_this_machines_data_and_runs(tmp_path):
+    # a run saved on another machine: its data file and the run it was fine-tuned from are
+    # renamed to this machine's MOPEX file and the restoring output folder; nothing else changes
+    from hybridland.io.paths import mopex_path
+
+    script = _trained_runs_script()
+    job = Job("hybrid", "diverse", fine_tuned=True)
+    config = run_config(load_study(STUDY), job, _FakeBasins(), quick=True,
+                        init_from=Path("/elsewhere/out/runs/humid_to_arid/hybrid"))
+    saved = config.replace("data", path="/elsewhere/data/mopex/" + mopex_path().name).to_yaml()
+    text = script._localised(saved, tmp_path / "out")
+    expected = config.replace("data", path=str(mopex_path())).replace(
+        "training", init_from=str(tmp_path / "out" / "runs" / "humid_to_arid" / "hybrid"))
+    assert text == expected.to_yaml()
+    other = config.replace("data", path="/elsewhere/data/other.nc").replace(
+        "training", init_from="/elsewhere/weights")
+    assert script._localised(other.to_yaml(), tmp_path / "out") == other.to_yaml()

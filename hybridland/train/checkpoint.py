@@ -105,7 +105,8 @@ def load_tree(path: str | os.PathLike, like):
         return eqx.tree_deserialise_leaves(f, like, spec)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -119,7 +120,7 @@ def save_checkpoint(run_dir: str | os.PathLike, epoch: int, tree, meta: dict[str
     folder.mkdir(parents=True, exist_ok=True)
     leaves = folder / f"epoch_{epoch:05d}.eqx"
     save_tree(leaves, tree)
-    record = dict(meta, epoch=epoch, leaves=leaves.name, sha256=_sha256(leaves))
+    record = dict(meta, epoch=epoch, leaves=leaves.name, sha256=file_sha256(leaves))
     marker = folder / f"epoch_{epoch:05d}.json"
     atomic_write_text(marker, json.dumps(record, indent=1))
     _prune(folder)
@@ -142,7 +143,7 @@ def find_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, list[str]]
             leaves = folder / record["leaves"]
             if not leaves.is_file():
                 skipped.append(f"{marker.name}: its weights {leaves.name} are missing")
-            elif _sha256(leaves) != record["sha256"]:
+            elif file_sha256(leaves) != record["sha256"]:
                 skipped.append(f"{leaves.name}: its SHA-256 differs from {marker.name} "
                                "(damaged or changed)")
             else:
@@ -218,7 +219,7 @@ def remove_stale_temporaries(*folders: Path) -> list[Path]:
 def save_model(path: str | os.PathLike, tree) -> str:
     """``save_tree`` of the final weights; returns the SHA-256 of the file (for ``load_model``)."""
     save_tree(path, tree)
-    return _sha256(Path(path))
+    return file_sha256(Path(path))
 
 
 def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
@@ -228,7 +229,7 @@ def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
     import numpy as np
 
     path = Path(path)
-    if sha256 is not None and _sha256(path) != sha256:
+    if sha256 is not None and file_sha256(path) != sha256:
         raise RunFileError(f"{path} is damaged: its SHA-256 differs from the one recorded when "
                            f"it was written. {fix}")
     try:

@@ -1,0 +1,182 @@
+"""Keep the trained runs of the climate-shift study in a small folder that can be versioned or
+shared, and put them back into a study's output folder, so that the study (about a day of
+training on a 2-core CPU) continues or is re-scored on another machine without training again.
+
+    # after (part of) a study: its runs' defining files, with checksums
+    .venv/bin/python experiments/climate_shift/trained_runs.py save \\
+        --out runs/climate-shift --archive experiments/climate_shift/trained
+    # on another machine: the runs back in place, then the study reuses or resumes them
+    .venv/bin/python experiments/climate_shift/trained_runs.py restore \\
+        --archive experiments/climate_shift/trained --out runs/climate-shift
+    hybridland study climate-shift --config experiments/climate_shift/study.yaml --out runs/climate-shift
+
+A finished run keeps what the study needs to reuse and score it (``config.yaml``,
+``run.json``, ``model.eqx``, ``normalisation.json``, ``metrics.csv``, ``basins.csv``,
+``study_seconds.json``, ``train.log``); an unfinished one keeps its newest intact checkpoint,
+so the study resumes it at the next epoch. Plots and metric tables are left out (the study
+writes them again). ``MANIFEST.json`` holds every kept file's SHA-256; ``restore`` checks them
+all before it writes anything, and never replaces a run directory that already exists.
+
+The saved ``config.yaml`` names the machine's data file and, for a fine-tuned run, the run it
+started from; ``restore`` points them at the restoring machine's MOPEX file and output folder,
+so that the study recognises the runs as its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from hybridland.io.paths import mopex_path
+from hybridland.train import checkpoint as ckpt
+from hybridland.train.config import config_from_yaml
+
+FINISHED = ("config.yaml", "run.json", "model.eqx", "normalisation.json", "metrics.csv",
+            "basins.csv", "study_seconds.json", "train.log")
+UNFINISHED = ("config.yaml", "normalisation.json", "metrics.csv", "train.log")
+MANIFEST = "MANIFEST.json"
+
+
+class ArchiveError(ValueError):
+    """An archive or output folder that cannot be used; the message says why and what to do."""
+
+
+def _run_dirs(runs: Path) -> list[Path]:
+    """Run directories ``runs/<split>/<model>`` (those holding a ``config.yaml``)."""
+    return sorted(p.parent for p in runs.glob("*/*/config.yaml"))
+
+
+def kept_files(run_dir: Path) -> list[Path]:
+    """The files of ``run_dir`` an archive keeps, relative to it: a finished run's defining
+    files, or an unfinished run's history and newest intact checkpoint (``[]``: nothing to
+    resume from yet)."""
+    if (run_dir / "run.json").is_file():
+        missing = [n for n in FINISHED if not (run_dir / n).is_file()]
+        if missing:
+            raise ArchiveError(f"{run_dir} is a finished run without {', '.join(missing)}: "
+                               "it was not written by `hybridland study`; remove it or train it "
+                               "again.")
+        return [Path(n) for n in FINISHED]
+    marker = ckpt.latest_checkpoint(run_dir)
+    if marker is None:
+        return []
+    leaves = json.loads(marker.read_text())["leaves"]
+    folder = Path(ckpt.CHECKPOINT_DIR)
+    return ([Path(n) for n in UNFINISHED if (run_dir / n).is_file()]
+            + [folder / marker.name, folder / leaves])
+
+
+def save(out: Path, archive: Path) -> list[str]:
+    """Copy the kept files of every run under ``out/runs`` into ``archive`` (each file written
+    atomically, then the manifest); a run's earlier entry is replaced by its current state.
+    Returns one line per run."""
+    runs = Path(out) / "runs"
+    if not runs.is_dir():
+        raise ArchiveError(f"{runs} does not exist: --out must be the output folder of "
+                           "`hybridland study climate-shift` (it holds runs/<split>/<model>).")
+    archive = Path(archive)
+    manifest_path = archive / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    lines = []
+    for run_dir in _run_dirs(runs):
+        name = run_dir.relative_to(runs).as_posix()
+        files = kept_files(run_dir)
+        if not files:
+            lines.append(f"{name}: no checkpoint yet, not kept")
+            continue
+        target = archive / name
+        stale = [p for p in target.rglob("*") if p.is_file()] if target.is_dir() else []
+        entry = {}
+        for rel in files:
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            data = (run_dir / rel).read_bytes()
+            ckpt.atomic_write_bytes(dest, lambda f, data=data: f.write(data))
+            entry[rel.as_posix()] = ckpt.file_sha256(dest)
+        for p in stale:
+            if p.relative_to(target).as_posix() not in entry:
+                p.unlink()
+        manifest[name] = entry
+        state = "finished" if "run.json" in entry else f"resumes after {files[-1].stem}"
+        lines.append(f"{name}: {state} ({len(entry)} files)")
+    ckpt.atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return lines
+
+
+def _localised(text: str, out: Path) -> str:
+    """``config.yaml`` text pointed at this machine: the MOPEX file of ``HYBRIDLAND_DATA``
+    (when the saved path names a file of that name) and, for a fine-tuned run, the restored
+    run it starts from (``.../runs/<split>/<model>`` under ``out``)."""
+    config = config_from_yaml(text)
+    if config.data.path is not None and Path(config.data.path).name == mopex_path().name:
+        config = config.replace("data", path=str(mopex_path()))
+    start = config.training.init_from
+    if start is not None and Path(start).parts[-3:-2] == ("runs",):
+        # as the study names it: its --out as given (so give restore the same --out)
+        config = config.replace("training", init_from=str(
+            Path(out) / "runs" / Path(*Path(start).parts[-2:])))
+    return config.to_yaml()
+
+
+def restore(archive: Path, out: Path) -> list[str]:
+    """Put the archived runs back under ``out/runs`` after checking every file's SHA-256;
+    run directories that exist already are left as they are. Returns one line per run."""
+    archive, out = Path(archive), Path(out)
+    manifest_path = archive / MANIFEST
+    if not manifest_path.is_file():
+        raise ArchiveError(f"{manifest_path} is missing: --archive must be a folder written by "
+                           "`trained_runs.py save`.")
+    manifest = json.loads(manifest_path.read_text())
+    damaged = [f"{name}/{rel}" for name, entry in manifest.items() for rel, digest in entry.items()
+               if not (archive / name / rel).is_file()
+               or ckpt.file_sha256(archive / name / rel) != digest]
+    if damaged:
+        raise ArchiveError(f"archived file(s) missing or changed since they were saved: "
+                           f"{', '.join(damaged)} (SHA-256 differs from {manifest_path}). "
+                           "Nothing was restored: save the runs again or fetch the archive anew.")
+    lines = []
+    for name, entry in sorted(manifest.items()):
+        run_dir = out / "runs" / name
+        if run_dir.exists():
+            lines.append(f"{name}: {run_dir} exists, left as it is")
+            continue
+        staging = run_dir.with_name(f".{run_dir.name}.restoring")
+        shutil.rmtree(staging, ignore_errors=True)
+        for rel in entry:
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if rel == "config.yaml":
+                dest.write_text(_localised((archive / name / rel).read_text(), out))
+            else:
+                shutil.copyfile(archive / name / rel, dest)
+        staging.rename(run_dir)  # the run appears whole or not at all
+        lines.append(f"{name}: restored ({len(entry)} files)")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("save", help="keep the runs of a study's output folder in an archive")
+    s.add_argument("--out", required=True, type=Path, help="the study's output folder")
+    s.add_argument("--archive", required=True, type=Path, help="archive folder (created)")
+    r = sub.add_parser("restore", help="put archived runs back into a study's output folder")
+    r.add_argument("--archive", required=True, type=Path, help="folder written by save")
+    r.add_argument("--out", required=True, type=Path, help="the study's output folder")
+    args = parser.parse_args(argv)
+    try:
+        lines = save(args.out, args.archive) if args.command == "save" else restore(
+            args.archive, args.out)
+    except (ArchiveError, ckpt.RunFileError, FileNotFoundError) as err:
+        print(f"error: {err}")
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
