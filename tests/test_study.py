@@ -522,3 +522,29 @@ def test_a_restored_configuration_names_this_machines_data_and_runs(tmp_path):
     other = config.replace("data", path="/elsewhere/data/other.nc").replace(
         "training", init_from="/elsewhere/weights")
     assert script._localised(other.to_yaml(), tmp_path / "out") == other.to_yaml()
+
+
+@pytest.mark.slow
+def test_an_interrupted_save_leaves_every_other_run_restorable(quick_study, tmp_path,
+                                                               monkeypatch, capsys):
+    _, out, _ = quick_study
+    script = _trained_runs_script()
+    archive = tmp_path / "archive"
+    assert script.main(["save", "--out", str(out), "--archive", str(archive)]) == 0
+    real, calls = ckpt.atomic_write_bytes, []
+
+    def killed_on_the_third_file(path, write):  # Ctrl-C while the first run's files are copied
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(path, write)
+
+    monkeypatch.setattr(script.ckpt, "atomic_write_bytes", killed_on_the_third_file)
+    assert script.main(["save", "--out", str(out), "--archive", str(archive)]) == 130
+    assert "interrupted" in capsys.readouterr().out
+    monkeypatch.undo()
+    manifest = json.loads((archive / "MANIFEST.json").read_text())
+    interrupted = calls[0].parent.relative_to(archive).as_posix()
+    assert interrupted not in manifest and len(manifest) == len(study_jobs(quick_study[2])) - 1
+    assert script.main(["restore", "--archive", str(archive), "--out",
+                        str(tmp_path / "new")]) == 0

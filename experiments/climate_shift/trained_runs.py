@@ -69,15 +69,21 @@ def kept_files(run_dir: Path) -> list[Path]:
             + [folder / marker.name, folder / leaves])
 
 
+def _write_manifest(path: Path, manifest: dict) -> None:
+    ckpt.atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
 def save(out: Path, archive: Path) -> list[str]:
     """Copy the kept files of every run under ``out/runs`` into ``archive`` (each file written
-    atomically, then the manifest); a run's earlier entry is replaced by its current state.
+    atomically, then the run's manifest entry); a run's earlier entry is replaced by its current
+    state.
     Returns one line per run."""
     runs = Path(out) / "runs"
     if not runs.is_dir():
         raise ArchiveError(f"{runs} does not exist: --out must be the output folder of "
                            "`hybridland study climate-shift` (it holds runs/<split>/<model>).")
     archive = Path(archive)
+    archive.mkdir(parents=True, exist_ok=True)
     manifest_path = archive / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     lines = []
@@ -88,6 +94,8 @@ def save(out: Path, archive: Path) -> list[str]:
             lines.append(f"{name}: no checkpoint yet, not kept")
             continue
         target = archive / name
+        if manifest.pop(name, None) is not None:  # out of the manifest while its files change
+            _write_manifest(manifest_path, manifest)
         stale = [p for p in target.rglob("*") if p.is_file()] if target.is_dir() else []
         entry = {}
         for rel in files:
@@ -100,9 +108,10 @@ def save(out: Path, archive: Path) -> list[str]:
             if p.relative_to(target).as_posix() not in entry:
                 p.unlink()
         manifest[name] = entry
+        # after every run: a save interrupted later leaves every other run restorable
+        _write_manifest(manifest_path, manifest)
         state = "finished" if "run.json" in entry else f"resumes after {files[-1].stem}"
         lines.append(f"{name}: {state} ({len(entry)} files)")
-    ckpt.atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return lines
 
 
@@ -174,6 +183,11 @@ def main(argv=None) -> int:
     except (ArchiveError, ckpt.RunFileError, FileNotFoundError) as err:
         print(f"error: {err}")
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: every file written so far is whole; run `{args.command}` again "
+              "to finish (restore: a run interrupted while restored is in a hidden "
+              "'.<model>.restoring' folder, replaced next time)")
+        return 130
     print("\n".join(lines))
     return 0
 
