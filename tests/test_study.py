@@ -16,6 +16,7 @@ from runs import BASINS
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
+from hybridland.study import climate_shift
 from hybridland.study.climate_shift import Basins, Job, budget_label, run_config, study_jobs
 from hybridland.study.config import load_study
 from hybridland.study.report import VARIANT
@@ -23,7 +24,6 @@ from hybridland.train import ConfigError, config_from_dict
 from hybridland.train import checkpoint as ckpt
 from hybridland.train.data import dry_years, load_data
 from hybridland.train.evaluate import evaluate_run
-from hybridland.train.loop import _resolved, same_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "experiments" / "climate_shift" / "study.yaml"
@@ -434,14 +434,18 @@ def test_restored_runs_are_the_runs_the_study_would_reuse(quick_study, tmp_path,
     manifest = json.loads((archive / "MANIFEST.json").read_text())
     assert sorted(manifest) == sorted(f"{j.split}/{j.label}" for j in jobs)
     assert not list(archive.rglob("*.png"))
-    basins = _study_basins(out)
+    basins, said = _study_basins(out), []
     for job in jobs:
-        start = moved / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
-        config = _resolved(run_config(study, job, basins, quick=True, init_from=start))
+        start = (moved.resolve() / "runs" / "humid_to_arid" / job.model if job.fine_tuned
+                 else None)
+        config = run_config(study, job, basins, quick=True, init_from=start)
         here, there = out / "runs" / job.split / job.label, moved / "runs" / job.split / job.label
-        assert same_configuration((there / "config.yaml").read_text(), config), job
+        # the study's own step: a run it did not take as its own would be trained again here
+        climate_shift._train(config, there, said.append, progress=False, report=False)
+        assert said[-1] == f"{there}: finished run reused", job
         assert (there / "model.eqx").read_bytes() == (here / "model.eqx").read_bytes()
         assert (there / "run.json").read_bytes() == (here / "run.json").read_bytes()
+        assert ckpt.latest_checkpoint(there).name == ckpt.latest_checkpoint(here).name
     # a second restore leaves existing runs alone
     before = (moved / "runs" / "temporal" / "lstm" / "config.yaml").stat().st_mtime_ns
     capsys.readouterr()
@@ -454,6 +458,7 @@ def test_restored_runs_are_the_runs_the_study_would_reuse(quick_study, tmp_path,
 def test_an_unfinished_run_is_kept_with_its_newest_checkpoint(quick_study, tmp_path):
     _, out, _ = quick_study
     script = _trained_runs_script()
+    assert ckpt.latest_checkpoint(out / "runs" / "temporal" / "lstm") is not None
     partial = tmp_path / "partial"
     run = partial / "runs" / "temporal" / "lstm"
     shutil.copytree(out / "runs" / "temporal" / "lstm", run)
@@ -468,13 +473,23 @@ def test_an_unfinished_run_is_kept_with_its_newest_checkpoint(quick_study, tmp_p
     assert script.main(["restore", "--archive", str(archive), "--out", str(restored)]) == 0
     marker, skipped = ckpt.resume_checkpoint(restored / "runs" / "temporal" / "lstm")
     assert marker.name == newest.name and not skipped
-    # once the run has finished, saving again replaces its checkpoint by the finished files
+    # once the run has finished, saving again keeps its finished files
     shutil.rmtree(run)
     shutil.copytree(out / "runs" / "temporal" / "lstm", run)
     assert script.main(["save", "--out", str(partial), "--archive", str(archive)]) == 0
-    assert not (archive / "temporal" / "lstm" / "checkpoints").exists() or not list(
-        (archive / "temporal" / "lstm" / "checkpoints").iterdir())
     assert (archive / "temporal" / "lstm" / "model.eqx").is_file()
+    # a run the study is still finishing (run.json written, not its timing yet) is kept as
+    # unfinished: restored, it resumes from its checkpoint (and training just ends it)
+    (run / "study_seconds.json").unlink()
+    hidden = run.with_name(".lstm.restoring")  # left by an interrupted restore: not a run
+    hidden.mkdir()
+    shutil.copyfile(run / "config.yaml", hidden / "config.yaml")
+    assert script.main(["save", "--out", str(partial), "--archive", str(archive)]) == 0
+    kept = {p.relative_to(archive / "temporal" / "lstm").as_posix()
+            for p in (archive / "temporal" / "lstm").rglob("*") if p.is_file()}
+    assert "run.json" not in kept and "model.eqx" not in kept
+    assert f"checkpoints/{newest.name}" in kept
+    assert sorted(json.loads((archive / "MANIFEST.json").read_text())) == ["temporal/lstm"]
 
 
 @pytest.mark.slow
@@ -516,8 +531,9 @@ def test_a_restored_configuration_names_this_machines_data_and_runs(tmp_path):
                         init_from=Path("/elsewhere/out/runs/humid_to_arid/hybrid"))
     saved = config.replace("data", path="/elsewhere/data/mopex/" + mopex_path().name).to_yaml()
     text = script._localised(saved, tmp_path / "out")
+    restored_start = tmp_path.resolve() / "out" / "runs" / "humid_to_arid" / "hybrid"
     expected = config.replace("data", path=str(mopex_path())).replace(
-        "training", init_from=str(tmp_path / "out" / "runs" / "humid_to_arid" / "hybrid"))
+        "training", init_from=str(restored_start))
     assert text == expected.to_yaml()
     other = config.replace("data", path="/elsewhere/data/other.nc").replace(
         "training", init_from="/elsewhere/weights")
@@ -534,9 +550,10 @@ def test_an_interrupted_save_leaves_every_other_run_restorable(quick_study, tmp_
     real, calls = ckpt.atomic_write_bytes, []
 
     def killed_on_the_third_file(path, write):  # Ctrl-C while the first run's files are copied
-        calls.append(path)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+        if Path(path).name != "MANIFEST.json":
+            calls.append(Path(path))
+            if len(calls) == 3:
+                raise KeyboardInterrupt
         real(path, write)
 
     monkeypatch.setattr(script.ckpt, "atomic_write_bytes", killed_on_the_third_file)
@@ -544,7 +561,10 @@ def test_an_interrupted_save_leaves_every_other_run_restorable(quick_study, tmp_
     assert "interrupted" in capsys.readouterr().out
     monkeypatch.undo()
     manifest = json.loads((archive / "MANIFEST.json").read_text())
-    interrupted = calls[0].parent.relative_to(archive).as_posix()
-    assert interrupted not in manifest and len(manifest) == len(study_jobs(quick_study[2])) - 1
-    assert script.main(["restore", "--archive", str(archive), "--out",
-                        str(tmp_path / "new")]) == 0
+    interrupted = calls[0].parent.relative_to(archive).as_posix()  # its config.yaml
+    jobs = {f"{j.split}/{j.label}" for j in study_jobs(quick_study[2])}
+    assert interrupted in jobs and set(manifest) == jobs - {interrupted}
+    new = tmp_path / "new"
+    assert script.main(["restore", "--archive", str(archive), "--out", str(new)]) == 0
+    assert {p.parent.relative_to(new / "runs").as_posix()
+            for p in (new / "runs").glob("*/*/run.json")} == jobs - {interrupted}

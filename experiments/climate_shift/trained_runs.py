@@ -8,12 +8,14 @@ training on a 2-core CPU) continues or is re-scored on another machine without t
     # on another machine: the runs back in place, then the study reuses or resumes them
     .venv/bin/python experiments/climate_shift/trained_runs.py restore \\
         --archive experiments/climate_shift/trained --out runs/climate-shift
-    hybridland study climate-shift --config experiments/climate_shift/study.yaml --out runs/climate-shift
+    hybridland study climate-shift --config experiments/climate_shift/study.yaml \\
+        --out runs/climate-shift
 
 A finished run keeps what the study needs to reuse and score it (``config.yaml``,
 ``run.json``, ``model.eqx``, ``normalisation.json``, ``metrics.csv``, ``basins.csv``,
-``study_seconds.json``, ``train.log``); an unfinished one keeps its newest intact checkpoint,
-so the study resumes it at the next epoch. Plots and metric tables are left out (the study
+``study_seconds.json``, ``train.log``) and its newest intact checkpoint (its last epoch, for
+``checkpoint_scores.py``); an unfinished one keeps its history and newest intact checkpoint, so
+the study resumes it at the next epoch. Plots and metric tables are left out (the study
 writes them again). ``MANIFEST.json`` holds every kept file's SHA-256; ``restore`` checks them
 all before it writes anything, and never replaces a run directory that already exists.
 
@@ -30,7 +32,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hybridland.io.paths import mopex_path
+from hybridland.io.paths import MOPEX_FILE, mopex_path
 from hybridland.train import checkpoint as ckpt
 from hybridland.train.config import config_from_yaml
 
@@ -45,28 +47,27 @@ class ArchiveError(ValueError):
 
 
 def _run_dirs(runs: Path) -> list[Path]:
-    """Run directories ``runs/<split>/<model>`` (those holding a ``config.yaml``)."""
-    return sorted(p.parent for p in runs.glob("*/*/config.yaml"))
+    """Run directories ``runs/<split>/<model>`` (those holding a ``config.yaml``; not hidden
+    folders such as one an interrupted restore left)."""
+    return sorted(p.parent for p in runs.glob("*/*/config.yaml")
+                  if not any(part.startswith(".") for part in p.relative_to(runs).parts))
 
 
 def kept_files(run_dir: Path) -> list[Path]:
-    """The files of ``run_dir`` an archive keeps, relative to it: a finished run's defining
-    files, or an unfinished run's history and newest intact checkpoint (``[]``: nothing to
-    resume from yet)."""
-    if (run_dir / "run.json").is_file():
-        missing = [n for n in FINISHED if not (run_dir / n).is_file()]
-        if missing:
-            raise ArchiveError(f"{run_dir} is a finished run without {', '.join(missing)}: "
-                               "it was not written by `hybridland study`; remove it or train it "
-                               "again.")
-        return [Path(n) for n in FINISHED]
+    """The files of ``run_dir`` an archive keeps, relative to it, and their newest intact
+    checkpoint (of a finished run: the last epoch trained, which checkpoint_scores.py scores):
+    every file of a finished run the study needs, or, for a run still training or one the study
+    is still finishing (``run.json`` written, not yet ``study_seconds.json``), its history, from
+    which training resumes (``[]``: no checkpoint yet)."""
     marker = ckpt.latest_checkpoint(run_dir)
-    if marker is None:
-        return []
-    leaves = json.loads(marker.read_text())["leaves"]
     folder = Path(ckpt.CHECKPOINT_DIR)
-    return ([Path(n) for n in UNFINISHED if (run_dir / n).is_file()]
-            + [folder / marker.name, folder / leaves])
+    newest = [] if marker is None else [
+        folder / marker.name, folder / json.loads(marker.read_text())["leaves"]]
+    if all((run_dir / n).is_file() for n in FINISHED):
+        return [Path(n) for n in FINISHED] + newest
+    if not newest:
+        return []
+    return [Path(n) for n in UNFINISHED if (run_dir / n).is_file()] + newest
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
@@ -120,13 +121,16 @@ def _localised(text: str, out: Path) -> str:
     (when the saved path names a file of that name) and, for a fine-tuned run, the restored
     run it starts from (``.../runs/<split>/<model>`` under ``out``)."""
     config = config_from_yaml(text)
-    if config.data.path is not None and Path(config.data.path).name == mopex_path().name:
-        config = config.replace("data", path=str(mopex_path()))
+    if config.data.path is not None and Path(config.data.path).name == MOPEX_FILE.name:
+        try:
+            config = config.replace("data", path=str(mopex_path()))
+        except FileNotFoundError:
+            pass  # no MOPEX file here: the run is restored as saved (the study will say so)
     start = config.training.init_from
     if start is not None and Path(start).parts[-3:-2] == ("runs",):
-        # as the study names it: its --out as given (so give restore the same --out)
+        # as the study names it: the absolute path of its output folder
         config = config.replace("training", init_from=str(
-            Path(out) / "runs" / Path(*Path(start).parts[-2:])))
+            Path(out).resolve() / "runs" / Path(*Path(start).parts[-2:])))
     return config.to_yaml()
 
 
@@ -158,9 +162,10 @@ def restore(archive: Path, out: Path) -> list[str]:
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             if rel == "config.yaml":
-                dest.write_text(_localised((archive / name / rel).read_text(), out))
+                ckpt.atomic_write_text(dest, _localised((archive / name / rel).read_text(), out))
             else:
-                shutil.copyfile(archive / name / rel, dest)
+                data = (archive / name / rel).read_bytes()
+                ckpt.atomic_write_bytes(dest, lambda f, data=data: f.write(data))
         staging.rename(run_dir)  # the run appears whole or not at all
         lines.append(f"{name}: restored ({len(entry)} files)")
     return lines
@@ -180,7 +185,7 @@ def main(argv=None) -> int:
     try:
         lines = save(args.out, args.archive) if args.command == "save" else restore(
             args.archive, args.out)
-    except (ArchiveError, ckpt.RunFileError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # ArchiveError, damaged JSON, unreadable files
         print(f"error: {err}")
         return 2
     except KeyboardInterrupt:

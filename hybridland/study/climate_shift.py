@@ -462,7 +462,8 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                  ).to_csv(out / "basins.csv", index=False)
     timing, rows = [], []
     for job in study_jobs(study):
-        start = out / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
+        # absolute: the fine-tuned run's configuration does not depend on how --out is spelled
+        start = out.resolve() / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
         config = run_config(study, job, basins, quick, start)
         run_dir = out / "runs" / job.split / job.label
         seconds = _train(config, run_dir, log, progress, report=not quick)
