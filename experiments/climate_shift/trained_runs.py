@@ -70,6 +70,13 @@ def kept_files(run_dir: Path) -> list[Path]:
     return [Path(n) for n in UNFINISHED if (run_dir / n).is_file()] + newest
 
 
+def _copy(src: Path, dest: Path) -> None:
+    """``src`` to ``dest`` (its folders created), written atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    data = src.read_bytes()
+    ckpt.atomic_write_bytes(dest, lambda f: f.write(data))
+
+
 def _write_manifest(path: Path, manifest: dict) -> None:
     ckpt.atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
@@ -100,11 +107,8 @@ def save(out: Path, archive: Path) -> list[str]:
         stale = [p for p in target.rglob("*") if p.is_file()] if target.is_dir() else []
         entry = {}
         for rel in files:
-            dest = target / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            data = (run_dir / rel).read_bytes()
-            ckpt.atomic_write_bytes(dest, lambda f, data=data: f.write(data))
-            entry[rel.as_posix()] = ckpt.file_sha256(dest)
+            _copy(run_dir / rel, target / rel)
+            entry[rel.as_posix()] = ckpt.file_sha256(target / rel)
         for p in stale:
             if p.relative_to(target).as_posix() not in entry:
                 p.unlink()
@@ -159,13 +163,9 @@ def restore(archive: Path, out: Path) -> list[str]:
         staging = run_dir.with_name(f".{run_dir.name}.restoring")
         shutil.rmtree(staging, ignore_errors=True)
         for rel in entry:
-            dest = staging / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if rel == "config.yaml":
-                ckpt.atomic_write_text(dest, _localised((archive / name / rel).read_text(), out))
-            else:
-                data = (archive / name / rel).read_bytes()
-                ckpt.atomic_write_bytes(dest, lambda f, data=data: f.write(data))
+            _copy(archive / name / rel, staging / rel)
+        config = staging / "config.yaml"
+        ckpt.atomic_write_text(config, _localised(config.read_text(), out))
         staging.rename(run_dir)  # the run appears whole or not at all
         lines.append(f"{name}: restored ({len(entry)} files)")
     return lines

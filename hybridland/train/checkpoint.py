@@ -219,7 +219,7 @@ def remove_stale_temporaries(*folders: Path) -> list[Path]:
 def save_model(path: str | os.PathLike, tree) -> str:
     """``save_tree`` of the final weights; returns the SHA-256 of the file (for ``load_model``)."""
     save_tree(path, tree)
-    return file_sha256(Path(path))
+    return file_sha256(path)
 
 
 def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
