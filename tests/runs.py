@@ -59,3 +59,20 @@ def trained(tmp_path_factory, config, name):
     """``(config, run_dir, TrainResult)`` of ``config`` trained in a fresh folder ``name``."""
     run_dir = tmp_path_factory.mktemp(name)
     return config, run_dir, quiet_train(config, run_dir)
+
+
+def hold_lock(run_dir, seconds):
+    """A process that holds the lock of ``run_dir`` (``checkpoint.hold_run``) for ``seconds``,
+    as a training in it would; returned once the lock is taken."""
+    import subprocess
+    import sys
+
+    script = ("import sys, time\n"
+              "from hybridland.train import checkpoint\n"
+              "with checkpoint.hold_run(sys.argv[1]):\n"
+              "    print('held', flush=True)\n"
+              "    time.sleep(float(sys.argv[2]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(run_dir), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc

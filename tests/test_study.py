@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from runs import BASINS
+from runs import BASINS, hold_lock, quiet_train, tiny
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
@@ -397,6 +397,60 @@ def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypa
     assert seconds >= 200.0
     saved = json.loads((tmp_path / "run" / "study_seconds.json").read_text())["seconds"]
     assert saved == seconds
+
+
+def test_the_study_waits_for_a_run_another_process_is_training(tmp_path, monkeypatch):
+    # two invocations on one OUT (the study and a --train-only one): the study does not train
+    # the run a second time at once, it waits, then trains what is left (here: all of it)
+    monkeypatch.setattr(climate_shift, "LOCK_POLL_S", 0.1)
+    run_dir, said = tmp_path / "run", []
+    holder = hold_lock(run_dir, 2.0)
+    climate_shift._train(tiny("physics", epochs=1), run_dir, said.append, progress=False,
+                         report=False)
+    assert holder.wait() == 0  # it held the lock to its end
+    assert said[0] == f"{run_dir}: waiting for process {holder.pid}, which is training it"
+    assert said[-1].startswith(f"{run_dir}: trained in") and (run_dir / "run.json").is_file()
+
+
+def test_the_study_reuses_a_run_finished_while_it_waited(tmp_path, monkeypatch):
+    run_dir, elsewhere, said = tmp_path / "run", tmp_path / "elsewhere", []
+    config = tiny("physics", epochs=1)
+    quiet_train(config, elsewhere)
+    holder = hold_lock(run_dir, 120)
+
+    def finished_meanwhile(seconds):  # the other process finishes the run, then ends
+        shutil.copytree(elsewhere, run_dir)
+        holder.kill()
+        holder.wait()
+
+    monkeypatch.setattr(climate_shift.time, "sleep", finished_meanwhile)
+    climate_shift._train(config, run_dir, said.append, progress=False, report=False)
+    assert said == [f"{run_dir}: waiting for process {holder.pid}, which is training it",
+                    f"{run_dir}: finished run reused"]
+
+
+def test_train_only_names_the_runs_of_the_study(tmp_path, capsys):
+    code = cli.main(["study", "climate-shift", "--config", str(STUDY), "--out",
+                     str(tmp_path / "out"), "--train-only", "temporal/hybrid", "arid/lstm"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--train-only: arid/lstm is not a run of this study" in err
+    assert "humid_to_arid/hybrid_budget_x2" in err and "diverse/hybrid_finetuned" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_train_only_trains_the_named_runs_and_scores_nothing(quick_study, tmp_path, capsys):
+    work, _, _ = quick_study
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli.main(["study", "climate-shift", "--config", str(work / "study.yaml"), "--out",
+                     str(out), "--quick", "--quiet", "--train-only", "temporal/physics"])
+    assert code == 0
+    assert "temporal/physics: 2 epochs (best " in capsys.readouterr().out
+    assert (out / "runs" / "temporal" / "physics" / "run.json").is_file()
+    assert [p.name for p in (out / "runs").iterdir()] == ["temporal"]
+    assert [p.name for p in (out / "runs" / "temporal").iterdir()] == ["physics"]
+    assert not (out / "results.csv").exists() and not (out / "scores.csv").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from hybridland.train import (
 from hybridland.train import checkpoint as ckpt
 from hybridland.train import use_compilation_cache
 
-from runs import BASINS, quiet_train, tiny
+from runs import BASINS, hold_lock, quiet_train, tiny
 
 @pytest.fixture(scope="module", autouse=True)
 def _needs_mopex(mopex_file):
@@ -314,6 +314,7 @@ def test_resume_gives_bitwise_identical_weights(tmp_path):
     with pytest.raises(Killed):
         quiet_train(config, tmp_path / "b", callback=kill_after_epoch_1)
     assert not (tmp_path / "b" / "model.eqx").exists()
+    assert not ckpt.lock_path(tmp_path / "b").exists()  # released, however the training ended
     partial = quiet_train(config, tmp_path / "b", max_epochs_this_call=1)  # epoch 2 only
     assert not partial.finished and partial.epochs_completed == 3
     b = quiet_train(config, tmp_path / "b")
@@ -329,6 +330,41 @@ def test_resume_gives_bitwise_identical_weights(tmp_path):
     assert ta == tb
     log = (tmp_path / "b" / "train.log").read_text()
     assert "resumed from epoch_00001.json" in log and "resumed from epoch_00002.json" in log
+
+
+def test_one_process_at_a_time_trains_in_a_run_directory(tmp_path):
+    run_dir, config = tmp_path / "run", tiny("physics", epochs=1)
+    holder = hold_lock(run_dir, 120)
+    try:
+        with pytest.raises(ckpt.RunLockedError, match=rf"process {holder.pid} on .*delete"):
+            quiet_train(config, run_dir)
+        assert not run_dir.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # killed: its lock is left behind, naming a process that no longer runs, and is taken over
+    assert ckpt.lock_path(run_dir).is_file()
+    assert quiet_train(config, run_dir).finished
+    assert not ckpt.lock_path(run_dir).exists()
+    # a refused training releases it too
+    with pytest.raises(ckpt.RunFileError, match="another configuration"):
+        quiet_train(config.replace("training", learning_rate=0.5), run_dir)
+    assert not ckpt.lock_path(run_dir).exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"pid": 1, "host": "elsewhere", "since": "2026-12-02T10:00:00+0000"}',
+     "process 1 on elsewhere"),
+    ("", "empty or unreadable"),
+])
+def test_a_lock_that_cannot_be_checked_is_left_to_the_user(tmp_path, text, says):
+    # another machine's process (a shared folder), or a lock being written: never taken over
+    run_dir = tmp_path / "run"
+    ckpt.lock_path(run_dir).write_text(text)
+    with pytest.raises(ckpt.RunLockedError, match=says) as err:
+        quiet_train(tiny("physics", epochs=1), run_dir)
+    assert f"delete {ckpt.lock_path(run_dir)}" in str(err.value)
+    assert ckpt.lock_path(run_dir).read_text() == text and not run_dir.exists()
 
 
 def test_resume_refuses_another_config(tmp_path):

@@ -1,4 +1,4 @@
-"""``hybridland study climate-shift --config STUDY.yaml --out DIR [--quick]``.
+"""``hybridland study climate-shift --config STUDY.yaml --out DIR [--quick] [--train-only RUN...]``.
 
 ``add_parser(subparsers)`` registers the ``study`` command on the ``hybridland`` parser.
 """
@@ -25,10 +25,16 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
         study = load_study(args.config)
         # The same programs recur across models and splits, and in a continued study.
         use_compilation_cache(Path(args.out) / ".jax_cache")
-        result = run_study(study, args.out, quick=args.quick, progress=not args.quiet)
+        result = run_study(study, args.out, quick=args.quick, progress=not args.quiet,
+                           only=args.train_only)
     except (ConfigError, ForcingDataError, FileNotFoundError) as err:
         print(f"hybridland study climate-shift: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.train_only is not None:
+        for row in result["timing"].itertuples():
+            print(f"{row.split}/{row.model}: {row.epochs_completed} epochs (best "
+                  f"{row.best_epoch}), {row.train_s:.0f} s")
+        return EXIT_OK
     print(f"results: {args.out}/results.md, {args.out}/climate_shift.md, "
           f"figures in {args.out}/figures ({result['wall_s'] / 60:.1f} min)")
     print(verdict(result["results"]).replace("**", ""))
@@ -61,4 +67,9 @@ def add_parser(subparsers) -> None:
                     help="a few basins and optimiser steps (a smoke test; the report page stays "
                     "in OUT)")
     cs.add_argument("--quiet", action="store_true", help="no progress bars")
+    cs.add_argument("--train-only", nargs="+", metavar="SPLIT/MODEL",
+                    help="train only these runs (e.g. temporal/hybrid_extreme), in this order, "
+                    "and stop without scoring. Started beside the whole study on the same OUT, "
+                    "it trains runs in parallel: a run is locked while one process trains it, "
+                    "and the study waits for it and reuses it")
     cs.set_defaults(func=_cmd_climate_shift)

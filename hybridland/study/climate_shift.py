@@ -63,7 +63,7 @@ from ..solvers import run_timed
 from ..io._report import DataAdjustmentWarning
 from ..column import build_model
 from ..train import checkpoint as ckpt
-from ..train.config import Config
+from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_run
 from ..train.loop import release_compiled, train
@@ -255,29 +255,53 @@ def run_config(study: Study, job: Job, basins: Basins, quick: bool,
     return config.replace("run", name=job.run_name)
 
 
+LOCK_POLL_S = 30.0
+"""Seconds between looks at a run another invocation is training (``_train``)."""
+
+
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
     """Train (or reuse a finished identical run); the seconds spent (for a run resumed from an
     interrupted invocation, at least the sum of all its epochs' seconds). ``report``: the run's
-    own metric tables and figures (``hybridland.train.report``)."""
+    own metric tables and figures (``hybridland.train.report``). A run that another process is
+    training (``hybridland.train.checkpoint.hold_run``) is waited for, then reused or resumed:
+    several invocations on one OUT share its runs (``run_study(..., only=...)``)."""
     from ..train.loop import _resolved, same_configuration
 
     saved = run_dir / "config.yaml"
-    if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
-        saved.read_text(), _resolved(config)
-    ):
-        log(f"{run_dir}: finished run reused")
-        return float(json.loads((run_dir / "study_seconds.json").read_text())["seconds"])
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataAdjustmentWarning)
-        train(config, run_dir, progress=progress, report=report)
+    waiting = False
+    while True:
+        if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
+            saved.read_text(), _resolved(config)
+        ):
+            log(f"{run_dir}: finished run reused")
+            return _seconds(run_dir)
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataAdjustmentWarning)
+                train(config, run_dir, progress=progress, report=report)
+            break
+        except ckpt.RunLockedError as err:  # another invocation trains it: wait, then reuse
+            if not waiting:
+                log(f"{run_dir}: waiting for process {err.pid}, which is training it")
+                waiting = True
+            time.sleep(LOCK_POLL_S)
     release_compiled()  # the next model shares no compiled code with this one
     # A run resumed from an earlier, interrupted invocation: its epochs before this call count.
-    epochs = pd.read_csv(run_dir / "metrics.csv")["seconds"].sum()
-    seconds = max(time.perf_counter() - t0, float(epochs))
+    seconds = max(time.perf_counter() - t0, _seconds(run_dir, epochs_only=True))
     ckpt.atomic_write_text(run_dir / "study_seconds.json", json.dumps({"seconds": seconds}))
     log(f"{run_dir}: trained in {seconds:.0f} s")
     return seconds
+
+
+def _seconds(run_dir: Path, epochs_only: bool = False) -> float:
+    """The training seconds the study recorded for a finished run, or (``epochs_only``, or a run
+    not trained by the study, or one whose training process is still writing its report) the
+    sum of its epochs' seconds."""
+    recorded = run_dir / "study_seconds.json"
+    if not epochs_only and recorded.is_file():
+        return float(json.loads(recorded.read_text())["seconds"])
+    return float(pd.read_csv(run_dir / "metrics.csv")["seconds"].sum())
 
 
 def _epochs(config: Config, run_dir: Path) -> dict:
@@ -450,10 +474,28 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
 # The study
 
 
+def _only_jobs(study: Study, only) -> list[Job]:
+    """The jobs named ``SPLIT/MODEL`` (their result labels) in ``only``, in that order."""
+    jobs = {f"{job.split}/{job.label}": job for job in study_jobs(study)}
+    unknown = [name for name in only if name not in jobs]
+    if unknown:
+        raise ConfigError(
+            f"--train-only: {', '.join(unknown)} is not a run of this study; its runs are "
+            + ", ".join(jobs))
+    return [jobs[name] for name in only]
+
+
 def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
-              log=print) -> dict:
-    """Run the whole study into ``out``; return ``{"scores", "results", "timing", ...}``."""
+              log=print, only=None) -> dict:
+    """Run the whole study into ``out``; return ``{"scores", "results", "timing", ...}``.
+
+    ``only``: names ``SPLIT/MODEL`` of some of its runs (``temporal/hybrid_extreme``): train
+    just those, in that order, and return ``{"timing"}`` without scoring. Another invocation on
+    the same ``out`` (the whole study) waits for a run being trained here and then reuses it,
+    so independent runs train side by side (on a CPU whose cores one training does not fill,
+    or on machines that share ``out``)."""
     out = Path(out)
+    jobs = study_jobs(study) if only is None else _only_jobs(study, only)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data, basins, _ = _load_all(study, quick, log)
@@ -461,16 +503,22 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                   "arid_training_share": [b in basins.arid_train for b in basins.ids]}
                  ).to_csv(out / "basins.csv", index=False)
     timing, rows = [], []
-    for job in study_jobs(study):
+    for job in jobs:
         # absolute: the fine-tuned run's configuration does not depend on how --out is spelled
         start = out.resolve() / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
         config = run_config(study, job, basins, quick, start)
         run_dir = out / "runs" / job.split / job.label
         seconds = _train(config, run_dir, log, progress, report=not quick)
+        if only is not None:
+            timing.append({"model": job.label, "split": job.split, "train_s": seconds,
+                           **_epochs(config, run_dir)})
+            continue
         t0 = time.perf_counter()
         rows += _evaluate_trained(study, job.label, job.split, run_dir, basins, progress=False)
         timing.append({"model": job.label, "split": job.split, "train_s": seconds,
                        "evaluate_s": time.perf_counter() - t0, **_epochs(config, run_dir)})
+    if only is not None:
+        return {"timing": pd.DataFrame(timing), "wall_s": time.perf_counter() - t_start}
     states = _default_states(data) if "regression_state" in study.baselines else None
     dry = _dry_mask(study, data)
     for name in study.baselines:

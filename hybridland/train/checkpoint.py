@@ -18,11 +18,14 @@ not the ``0600`` of a bare temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,14 @@ _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
 class RunFileError(ValueError):
     """A file of a run directory that is damaged or does not belong to the run; the message
     names the file and what to do."""
+
+
+class RunLockedError(RunFileError):
+    """Another process is training in the run directory (``hold_run``); ``pid`` names it."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
 
 
 class CheckpointWarning(UserWarning):
@@ -79,6 +90,64 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def lock_path(run_dir: str | os.PathLike) -> Path:
+    """The lock of a run directory being trained: a hidden file beside it (not in it, so a
+    run directory is still written only once its configuration and data have loaded)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _take(lock: Path, run_dir: Path, retry: bool = True) -> None:
+    """Create ``lock`` (exclusively) naming this process; a lock left by a process of this host
+    that has ended is taken over once; any other held lock raises ``RunLockedError``."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _file_mode())
+    except FileExistsError:
+        try:
+            found = json.loads(lock.read_text())
+            pid, host, since = int(found["pid"]), str(found["host"]), found.get("since", "?")
+        except (OSError, ValueError, KeyError, TypeError):  # being written, or damaged
+            pid = host = since = None
+        if retry and host == holder["host"] and pid is not None and not _running(pid):
+            lock.unlink(missing_ok=True)  # its process ended without removing it (killed)
+            return _take(lock, run_dir, retry=False)
+        who = (f"process {pid} on {host} (since {since})" if pid is not None
+               else "another process (its lock file is empty or unreadable)")
+        raise RunLockedError(
+            f"{run_dir} is being trained by {who}: wait for that training to end, or use "
+            f"another run directory. If no such process runs, delete {lock}.", pid) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(holder))
+
+
+@contextlib.contextmanager
+def hold_run(run_dir: str | os.PathLike):
+    """Hold the lock of ``run_dir`` while the block runs, so that two processes (two study
+    invocations sharing runs, or two ``hybridland train`` calls) never train in one run
+    directory at once: the second gets ``RunLockedError``. Removed on exit, whatever ends the
+    block; a lock left by a killed process is recognised (its PID no longer runs) and replaced."""
+    run_dir = Path(run_dir)
+    lock = lock_path(run_dir)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    _take(lock, run_dir)
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _leaves_spec(tree, default, fixed):

@@ -355,10 +355,16 @@ def train(
     with ``report``, the validation/test metric tables and figures (``report.write_report``).
     Raises ``ckpt.RunFileError`` (a ``ValueError``) if ``run_dir`` holds a checkpoint of a
     different configuration, or a history that cannot be resumed (every checkpoint damaged):
-    a run is never silently started again from epoch 0. The run directory is written only once
-    the configuration and the data have loaded.
+    a run is never silently started again from epoch 0, and ``ckpt.RunLockedError`` (also a
+    ``RunFileError``) while another process trains in ``run_dir`` (``ckpt.hold_run``). The run
+    directory is written only once the configuration and the data have loaded.
     """
     run_dir = Path(run_dir)
+    with ckpt.hold_run(run_dir):  # one training per run directory at a time
+        return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report)
+
+
+def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report):
     config = _resolved(config)
     log = _Logger(run_dir / "train.log")
     config_file = run_dir / "config.yaml"
