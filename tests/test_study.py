@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -402,7 +403,7 @@ def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypa
 def test_the_study_waits_for_a_run_another_process_is_training(tmp_path, monkeypatch):
     # two invocations on one OUT (the study and a --train-only one): the study does not train
     # the run a second time at once, it waits, then trains what is left (here: all of it)
-    monkeypatch.setattr(climate_shift, "LOCK_POLL_S", 0.1)
+    monkeypatch.setattr(climate_shift, "_pause", lambda: time.sleep(0.1))
     run_dir, said = tmp_path / "run", []
     holder = hold_lock(run_dir, 2.0)
     climate_shift._train(tiny("physics", epochs=1), run_dir, said.append, progress=False,
@@ -418,13 +419,17 @@ def test_the_study_reuses_a_run_finished_while_it_waited(tmp_path, monkeypatch):
     quiet_train(config, elsewhere)
     holder = hold_lock(run_dir, 120)
 
-    def finished_meanwhile(seconds):  # the other process finishes the run, then ends
+    def finished_meanwhile():  # the other process finishes the run, then ends
         shutil.copytree(elsewhere, run_dir)
         holder.kill()
         holder.wait()
 
-    monkeypatch.setattr(climate_shift.time, "sleep", finished_meanwhile)
-    climate_shift._train(config, run_dir, said.append, progress=False, report=False)
+    monkeypatch.setattr(climate_shift, "_pause", finished_meanwhile)
+    try:
+        climate_shift._train(config, run_dir, said.append, progress=False, report=False)
+    finally:
+        holder.kill()
+        holder.wait()
     assert said == [f"{run_dir}: waiting for process {holder.pid}, which is training it",
                     f"{run_dir}: finished run reused"]
 
@@ -435,6 +440,13 @@ def test_train_only_names_the_runs_of_the_study(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--train-only: arid/lstm is not a run of this study" in err
     assert "humid_to_arid/hybrid_budget_x2" in err and "diverse/hybrid_finetuned" in err
+    assert not (tmp_path / "out").exists()
+    # a fine-tuned run needs the run it starts from, finished or trained first
+    args = ["study", "climate-shift", "--config", str(STUDY), "--out", str(tmp_path / "out"),
+            "--train-only"]
+    assert cli.main(args + ["diverse/hybrid_finetuned", "humid_to_arid/hybrid"]) == 2
+    err = capsys.readouterr().err
+    assert "diverse/hybrid_finetuned starts from the finished run humid_to_arid/hybrid" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -17,12 +17,14 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
     from ..io import ForcingDataError
     from ..train import use_compilation_cache
     from ..train.config import ConfigError
-    from .climate_shift import run_study
+    from .climate_shift import only_jobs, run_study
     from .config import load_study
     from .report import verdict
 
     try:
         study = load_study(args.config)
+        if args.train_only is not None:  # before anything is written
+            only_jobs(study, args.train_only, args.out)
         # The same programs recur across models and splits, and in a continued study.
         use_compilation_cache(Path(args.out) / ".jax_cache")
         result = run_study(study, args.out, quick=args.quick, progress=not args.quiet,

@@ -259,6 +259,10 @@ LOCK_POLL_S = 30.0
 """Seconds between looks at a run another invocation is training (``_train``)."""
 
 
+def _pause() -> None:
+    time.sleep(LOCK_POLL_S)
+
+
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
     """Train (or reuse a finished identical run); the seconds spent (for a run resumed from an
     interrupted invocation, at least the sum of all its epochs' seconds). ``report``: the run's
@@ -268,7 +272,7 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
     from ..train.loop import _resolved, same_configuration
 
     saved = run_dir / "config.yaml"
-    waiting = False
+    waiting_for = ()
     while True:
         if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
             saved.read_text(), _resolved(config)
@@ -282,10 +286,11 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
                 train(config, run_dir, progress=progress, report=report)
             break
         except ckpt.RunLockedError as err:  # another invocation trains it: wait, then reuse
-            if not waiting:
-                log(f"{run_dir}: waiting for process {err.pid}, which is training it")
-                waiting = True
-            time.sleep(LOCK_POLL_S)
+            if err.pid != waiting_for:  # said once per process waited for
+                who = "another process" if err.pid is None else f"process {err.pid}"
+                log(f"{run_dir}: waiting for {who}, which is training it")
+                waiting_for = err.pid
+            _pause()
     release_compiled()  # the next model shares no compiled code with this one
     # A run resumed from an earlier, interrupted invocation: its epochs before this call count.
     seconds = max(time.perf_counter() - t0, _seconds(run_dir, epochs_only=True))
@@ -474,14 +479,30 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
 # The study
 
 
-def _only_jobs(study: Study, only) -> list[Job]:
-    """The jobs named ``SPLIT/MODEL`` (their result labels) in ``only``, in that order."""
+def _fine_tuning_start(out: Path, job: Job) -> Path | None:
+    """The run a fine-tuned job starts from (absolute: the fine-tuned run's configuration does
+    not depend on how ``out`` is spelled); None for other jobs."""
+    if not job.fine_tuned:
+        return None
+    return out.resolve() / "runs" / "humid_to_arid" / job.model
+
+
+def only_jobs(study: Study, only, out) -> list[Job]:
+    """The jobs named ``SPLIT/MODEL`` (their result labels) in ``only``, in that order; a
+    fine-tuned job needs its start finished in ``out`` or named before it."""
     jobs = {f"{job.split}/{job.label}": job for job in study_jobs(study)}
     unknown = [name for name in only if name not in jobs]
     if unknown:
         raise ConfigError(
             f"--train-only: {', '.join(unknown)} is not a run of this study; its runs are "
             + ", ".join(jobs))
+    for i, name in enumerate(only):
+        start = _fine_tuning_start(Path(out), jobs[name])
+        first = f"humid_to_arid/{jobs[name].model}"
+        if start is not None and not (start / "run.json").is_file() and first not in only[:i]:
+            raise ConfigError(
+                f"--train-only: {name} starts from the finished run {first}, which {start} "
+                f"does not hold yet: name {first} before it, or train it first.")
     return [jobs[name] for name in only]
 
 
@@ -495,18 +516,16 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
     so independent runs train side by side (on a CPU whose cores one training does not fill,
     or on machines that share ``out``)."""
     out = Path(out)
-    jobs = study_jobs(study) if only is None else _only_jobs(study, only)
+    jobs = study_jobs(study) if only is None else only_jobs(study, only, out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data, basins, _ = _load_all(study, quick, log)
-    pd.DataFrame({"basin": basins.ids, "aridity": basins.aridity, "group": basins.group,
-                  "arid_training_share": [b in basins.arid_train for b in basins.ids]}
-                 ).to_csv(out / "basins.csv", index=False)
+    table = pd.DataFrame({"basin": basins.ids, "aridity": basins.aridity, "group": basins.group,
+                          "arid_training_share": [b in basins.arid_train for b in basins.ids]})
+    ckpt.atomic_write_text(out / "basins.csv", table.to_csv(index=False))  # one per invocation
     timing, rows = [], []
     for job in jobs:
-        # absolute: the fine-tuned run's configuration does not depend on how --out is spelled
-        start = out.resolve() / "runs" / "humid_to_arid" / job.model if job.fine_tuned else None
-        config = run_config(study, job, basins, quick, start)
+        config = run_config(study, job, basins, quick, _fine_tuning_start(out, job))
         run_dir = out / "runs" / job.split / job.label
         seconds = _train(config, run_dir, log, progress, report=not quick)
         if only is not None:

@@ -19,6 +19,7 @@ not the ``0600`` of a bare temporary file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -48,7 +49,8 @@ class RunFileError(ValueError):
 
 
 class RunLockedError(RunFileError):
-    """Another process is training in the run directory (``hold_run``); ``pid`` names it."""
+    """Another process is training in the run directory (``hold_run``); ``pid`` names it
+    (None when it has not yet recorded itself)."""
 
     def __init__(self, message: str, pid: int | None):
         super().__init__(message)
@@ -94,60 +96,60 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def lock_path(run_dir: str | os.PathLike) -> Path:
     """The lock of a run directory being trained: a hidden file beside it (not in it, so a
-    run directory is still written only once its configuration and data have loaded)."""
-    run_dir = Path(run_dir)
+    run directory is still written only once its configuration and data have loaded), named
+    after the resolved path, so that every spelling of one directory shares one lock."""
+    run_dir = Path(run_dir).resolve()
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
-def _running(pid: int) -> bool:
+def _holder(fd: int) -> tuple[int | None, str]:
+    """The process recorded in a held lock file, and its description for a message."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _take(lock: Path, run_dir: Path, retry: bool = True) -> None:
-    """Create ``lock`` (exclusively) naming this process; a lock left by a process of this host
-    that has ended is taken over once; any other held lock raises ``RunLockedError``."""
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _file_mode())
-    except FileExistsError:
-        try:
-            found = json.loads(lock.read_text())
-            pid, host, since = int(found["pid"]), str(found["host"]), found.get("since", "?")
-        except (OSError, ValueError, KeyError, TypeError):  # being written, or damaged
-            pid = host = since = None
-        if retry and host == holder["host"] and pid is not None and not _running(pid):
-            lock.unlink(missing_ok=True)  # its process ended without removing it (killed)
-            return _take(lock, run_dir, retry=False)
-        who = (f"process {pid} on {host} (since {since})" if pid is not None
-               else "another process (its lock file is empty or unreadable)")
-        raise RunLockedError(
-            f"{run_dir} is being trained by {who}: wait for that training to end, or use "
-            f"another run directory. If no such process runs, delete {lock}.", pid) from None
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(holder))
+        found = json.loads(os.pread(fd, 4096, 0).decode())
+        pid = int(found["pid"])
+        return pid, f"process {pid} on {found['host']} (since {found['since']})"
+    except (OSError, ValueError, KeyError, TypeError):  # the holder is still writing it
+        return None, "another process"
 
 
 @contextlib.contextmanager
 def hold_run(run_dir: str | os.PathLike):
     """Hold the lock of ``run_dir`` while the block runs, so that two processes (two study
     invocations sharing runs, or two ``hybridland train`` calls) never train in one run
-    directory at once: the second gets ``RunLockedError``. Removed on exit, whatever ends the
-    block; a lock left by a killed process is recognised (its PID no longer runs) and replaced."""
-    run_dir = Path(run_dir)
+    directory at once: the second gets ``RunLockedError`` naming the first.
+
+    The lock is the operating system's (``flock``) on ``lock_path(run_dir)``: it ends with the
+    process that holds it, however that process ends (killed, crashed), so a lock is never left
+    behind. The file records the holder's PID and host, for the message; it is removed by its
+    holder on exit, and a process that locked a file just removed by its holder tries again."""
     lock = lock_path(run_dir)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    _take(lock, run_dir)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, _file_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, who = _holder(fd)
+            os.close(fd)
+            raise RunLockedError(
+                f"{run_dir} is being trained by {who}: wait for that training to end, or use "
+                "another run directory.", pid) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # locked a file its holder removed meanwhile: lock the current one
     try:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield lock
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # while still held: no other process has it
+        os.close(fd)
 
 
 def _leaves_spec(tree, default, fixed):

@@ -512,8 +512,12 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     finished = meta["stopped_early"] or completed >= epochs
     best_model_train, best_u = state["best"]
     best_model = eqx.combine(best_model_train, static)
-    if finished:
+    if finished:  # run.json after the files a finished run is read from: once it exists, the
+        # run can be used (by another process too) while its report is still being written
         model_sha256 = ckpt.save_model(run_dir / "model.eqx", (best_model, best_u))
+        params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,
+                                _attributes(data))
+        write_basin_table(run_dir / "basins.csv", data, params, config)
         ckpt.atomic_write_text(
             run_dir / "run.json",
             json.dumps(
@@ -528,9 +532,6 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                 indent=1,
             ),
         )
-        params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,
-                                _attributes(data))
-        write_basin_table(run_dir / "basins.csv", data, params, config)
         log(f"done: best epoch {meta['best_epoch']}, val_loss {meta['best_val_loss']:.5g}")
         if report:
             from .report import write_report
