@@ -265,25 +265,29 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     """Run ``evaluate_run`` for a command: the ``Evaluation``, or the exit status of a refusal
     (unwritable ``--out``, bad period, missing run or file, unusable data)."""
     from .io import ForcingDataError
-    from .train import evaluate_run
+    from .train import evaluate_ensemble, evaluate_run
 
-    problem = _output_path(Path(args.out), example, _run_inputs(Path(args.run_dir), args.data))
+    run_dirs = args.run_dir if isinstance(args.run_dir, list) else [args.run_dir]
+    inputs = [path for d in run_dirs for path in _run_inputs(Path(d), args.data)]
+    problem = _output_path(Path(args.out), example, inputs)
     if problem:
         return _fail(command, problem)
     basins = None
     if getattr(args, "basins", None):
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
+    options = dict(period=period(), basins=basins, aridity_range=getattr(args, "aridity", None),
+                   unseen=getattr(args, "unseen", False))
     try:
-        return evaluate_run(args.run_dir, args.data, period=period(), basins=basins,
-                            aridity_range=getattr(args, "aridity", None),
-                            unseen=getattr(args, "unseen", False))
+        if len(run_dirs) > 1:  # an ensemble: the mean of the runs
+            return evaluate_ensemble(run_dirs, args.data, **options)
+        return evaluate_run(run_dirs[0], args.data, **options)
     except _EVALUATION_ERRORS as err:
         message = str(err)
         if isinstance(err, ForcingDataError) and " --" in message:
             # a reader's hint names options of `simulate` without --run-dir
             days = "--period" if command == "evaluate" else "--start/--end"
             message += (f" (Here the data are read with the run's own data settings, in "
-                        f"{Path(args.run_dir) / 'config.yaml'}; choose the days with {days} "
+                        f"{Path(run_dirs[0]) / 'config.yaml'}; choose the days with {days} "
                         "and the basins with --basins.)")
         return _fail(command, message)
 
@@ -293,9 +297,11 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
     other = ~t["parameters"].isin(["calibrated", "none"])  # "none": an lstm has no parameters
     sources = t["parameters"][other].unique()
     new = int(other.sum())
+    what = (f"run {evaluation.config.run.name} ({evaluation.config.model.kind} model)"
+            if not evaluation.members else
+            f"mean of {len(evaluation.members)} runs ({', '.join(evaluation.members)})")
     print(
-        f"hybridland {command}: run {evaluation.config.run.name} "
-        f"({evaluation.config.model.kind} model) on {len(t)} basins"
+        f"hybridland {command}: {what} on {len(t)} basins"
         + (f" ({new} with {', '.join(sources)} parameters)" if new else "")
         + f", {evaluation.period[0]} .. {evaluation.period[1]}"
     )
@@ -309,8 +315,9 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
                            for b, n in zip(unobserved["basin"], unobserved["name"]))
         print(f"  missing  {len(unobserved)} basin(s) have no observed streamflow in the period, "
               f"so no scores (NaN rows, left out of the medians): {listed}")
-    if evaluation.simulation is None:
-        print("  closure  none: a pure data-driven LSTM has no water balance")
+    if np.isnan(t["max_abs_step_residual_mm"]).all():
+        print("  closure  none: " + ("a member of the ensemble (an LSTM)" if evaluation.members
+                                     else "a pure data-driven LSTM") + " has no water balance")
     else:
         print(
             f"  closure  max |per-step water residual| "
@@ -632,7 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and the water-balance closure residuals. Basins the run has not seen get the median "
         "of its calibrated parameters (column 'parameters').",
     )
-    ev.add_argument("--run-dir", required=True, metavar="DIR", help="a finished training run")
+    ev.add_argument("--run-dir", required=True, nargs="+", metavar="DIR",
+                    help="a finished training run; several: their ensemble mean (e.g. one "
+                    "model trained with several seeds), scored as one model")
     ev.add_argument("--data", metavar="FILE.nc",
                     help="dataset to evaluate on (default: the run's own data and basins)")
     ev.add_argument("--period", metavar="START:END",

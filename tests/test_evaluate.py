@@ -15,7 +15,8 @@ from hybridland import metrics, simulate
 from hybridland.cli import main
 from hybridland.io import ForcingDataError, water_budget_terms
 from hybridland.io._report import DataAdjustmentWarning
-from hybridland.train import ConfigError, evaluate_run, load_data, load_run
+from hybridland.train import (ConfigError, evaluate_ensemble, evaluate_run, load_data,
+                              load_run)
 from runs import BASINS, mopex_subset, tiny, trained
 
 TEST = ("1998-01-01", "1998-12-31")
@@ -243,3 +244,70 @@ def test_unseen_leaves_out_the_basins_the_run_trained_on(run, tmp_path, mopex_fi
     # without unseen: every basin of the file
     everything = quiet_evaluate(run_dir, str(both), period=TEST)
     assert sorted(everything.table["basin"]) == sorted(BASINS + UNSEEN[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# Ensembles: the mean of several runs
+
+
+@pytest.fixture(scope="module")
+def other_seed(tmp_path_factory, run):
+    config, _, _ = run
+    return trained(tmp_path_factory, config.replace("run", seed=4), "other_seed")
+
+
+def quiet_ensemble(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        return evaluate_ensemble(*args, progress=False, **kwargs)
+
+
+def test_an_ensemble_is_the_mean_of_its_members_and_still_closes(run, other_seed):
+    members = [quiet_evaluate(run[1]), quiet_evaluate(other_seed[1])]
+    assert not np.allclose(members[0].runoff, members[1].runoff)  # two different trainings
+    ensemble = quiet_ensemble([run[1], other_seed[1]])
+    mean = (members[0].runoff + members[1].runoff) / 2
+    np.testing.assert_allclose(ensemble.runoff, mean, rtol=1e-6)
+    np.testing.assert_allclose(ensemble.table["nse"], metrics.nse(members[0].observed, mean),
+                               rtol=1e-5)
+    np.testing.assert_allclose(ensemble.table["mean_precip_mm_day"],
+                               members[0].table["mean_precip_mm_day"], rtol=1e-6)
+    # the budget of the mean, recomputed from its own stores and fluxes, closes
+    ds = ensemble.dataset()
+    assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
+    assert (ensemble.table["max_abs_cumulative_residual_mm"] < 1e-3).all()
+    assert ds.attrs["ensemble_members"] == f"{run[1]}, {other_seed[1]}"
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory, mopex_file):
+    """An LSTM on the same basins, without a test period (its default days: validation)."""
+    return trained(tmp_path_factory, tiny("lstm"), "lstm")
+
+
+def test_an_ensemble_with_an_lstm_has_no_joint_budget(run, lstm_run):
+    ensemble = quiet_ensemble([run[1], lstm_run[1]], period=TEST)
+    assert ensemble.simulation is None
+    assert ensemble.table["max_abs_cumulative_residual_mm"].isna().all()
+    members = [quiet_evaluate(d, period=TEST) for d in (run[1], lstm_run[1])]
+    np.testing.assert_allclose(ensemble.runoff, (members[0].runoff + members[1].runoff) / 2,
+                               rtol=1e-6)
+
+
+def test_ensemble_members_must_share_basins_and_days(run, other_seed, lstm_run, tmp_path,
+                                                     capsys):
+    with pytest.raises(ValueError, match="at least two"):
+        evaluate_ensemble([run[1]])
+    with pytest.raises(ValueError, match=f"member {lstm_run[1]} evaluates other basins or days"):
+        quiet_ensemble([run[1], lstm_run[1]])  # each run's own default days differ
+    out = tmp_path / "m.csv"
+    assert main(["evaluate", "--run-dir", str(run[1]), str(other_seed[1]), "--out",
+                 str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"mean of 2 runs ({run[1]}, {other_seed[1]})" in said and "closure  max" in said
+    table = pd.read_csv(out, dtype={"basin": str})
+    np.testing.assert_allclose(table["nse"], quiet_ensemble([run[1], other_seed[1]]).table["nse"],
+                               rtol=1e-5)
+    assert main(["evaluate", "--run-dir", str(run[1]), str(lstm_run[1]), "--out",
+                 str(out)]) == 2
+    assert "evaluates other basins or days" in capsys.readouterr().err

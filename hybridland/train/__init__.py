@@ -37,6 +37,7 @@ from .data import (
     load_data as load_data,
 )
 from .evaluate import Evaluation as Evaluation, evaluate_run as evaluate_run
+from .evaluate import evaluate_ensemble as evaluate_ensemble
 from .loop import TrainResult as TrainResult, load_run as load_run, train as train
 from .loop import release_compiled as release_compiled
 from .loop import use_compilation_cache as use_compilation_cache

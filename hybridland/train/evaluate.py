@@ -67,6 +67,9 @@ class Evaluation:
     run_s: float
     adjustments: list[str]
     """What the reader repaired, as the run's data options asked (dropped basins, swaps...)."""
+    members: tuple[str, ...] = ()
+    """The run directories of an ensemble (``evaluate_ensemble``); empty for one run, whose
+    ``config`` and ``model`` these are (for an ensemble: those of its first member)."""
 
     def dataset(self, *, title: str = "hybridland evaluation", history: str | None = None):
         """The simulation as a CF dataset (``hybridland.io.simulation_to_dataset``) with the
@@ -87,6 +90,10 @@ class Evaluation:
                 history=history,
                 attrs={"evaluation_period": f"{self.period[0]} .. {self.period[1]}"},
             )
+        if self.members:
+            ds.attrs["ensemble_members"] = ", ".join(self.members)
+            ds.attrs["model"] = (f"mean of an ensemble of {len(self.members)} runs, the first: "
+                                 + ds.attrs.get("model", self.config.model.kind))
         spec = CANONICAL_VARIABLES["streamflow"]
         ds["observed_runoff"] = (
             ("basin", "time"),
@@ -211,6 +218,52 @@ def evaluate_run(
         run_s=result.run_s,
         adjustments=adjustments,
     )
+
+
+def evaluate_ensemble(run_dirs, data: str | None = None, **options) -> Evaluation:
+    """The mean of several runs (trainings with other seeds, other models) on the same basins
+    and days: ``evaluate_run`` of each, then their mean simulated runoff, scored as one model.
+
+    The mean of water balances that close is a water balance that closes: storage change,
+    precipitation and every flux enter the budget linearly, so averaging members' stores and
+    fluxes averages their residuals. When every member is a bucket of the same structure (the
+    same stores and fluxes) ``simulation`` is that mean simulation, and its closure residuals
+    are recomputed from it; otherwise ``simulation`` is None and the closure columns hold the
+    largest residual of any member (NaN when a member has no water balance: an LSTM).
+    ``options`` as ``evaluate_run``; the members must evaluate the same basins (a ValueError
+    names the first that does not)."""
+    run_dirs = [str(d) for d in run_dirs]
+    if len(run_dirs) < 2:
+        raise ValueError(f"An ensemble needs at least two run directories, got {run_dirs}.")
+    members = [evaluate_run(d, data, **options) for d in run_dirs]
+    first = members[0]
+    for d, ev in zip(run_dirs[1:], members[1:]):
+        if list(ev.data.basins) != list(first.data.basins) or not ev.time.equals(first.time):
+            raise ValueError(
+                f"The ensemble member {d} evaluates other basins or days than {run_dirs[0]} "
+                f"({len(ev.data.basins)} basins, {len(ev.time)} days against "
+                f"{len(first.data.basins)}, {len(first.time)}): members must share the data "
+                "options (with --unseen: be trained on the same basins).")
+    runoff = np.mean([ev.runoff for ev in members], axis=0)
+    sims = [ev.simulation for ev in members]
+    same = all(s is not None for s in sims) and len(
+        {jax.tree_util.tree_structure(s) for s in sims}) == 1
+    sim = jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *sims) if same else None
+    t0, t1 = first.data.periods[EVALUATION]
+    precip = np.asarray(first.data.series["precip"])[:, t0 : t1 + 1]  # every member's forcing
+    ids = list(first.data.basins)
+    table = _metric_table(ids, first.data.names, np.ones(len(ids), bool), first.observed,
+                          runoff, precip, sim, first.config)
+    table["parameters"] = first.table["parameters"].to_numpy()  # as the first member's
+    if sim is None:  # each member's own closure: the mean's residual is at most the largest
+        for column in ("max_abs_step_residual_mm", "max_abs_cumulative_residual_mm"):
+            table[column] = np.max([ev.table[column].to_numpy() for ev in members], axis=0)
+        table["mean_et_mm_day"] = np.mean([ev.table["mean_et_mm_day"] for ev in members],
+                                          axis=0)
+    return dataclasses.replace(
+        first, simulation=sim, runoff=runoff, table=table, members=tuple(run_dirs),
+        compile_s=sum(ev.compile_s for ev in members), run_s=sum(ev.run_s for ev in members),
+        adjustments=list(dict.fromkeys(a for ev in members for a in ev.adjustments)))
 
 
 def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
