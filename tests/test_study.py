@@ -17,9 +17,9 @@ from runs import BASINS, hold_lock, quiet_train, tiny
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
-from hybridland.study import climate_shift
+from hybridland.study import climate_shift, report
 from hybridland.study.climate_shift import Basins, Job, budget_label, run_config, study_jobs
-from hybridland.study.config import load_study
+from hybridland.study.config import load_study, seed_label
 from hybridland.study.report import VARIANT
 from hybridland.train import ConfigError, config_from_dict
 from hybridland.train import checkpoint as ckpt
@@ -108,6 +108,11 @@ def test_study_file_loads_every_model_config():
         ("budget_check:\n  factor: 1\n", "budget_check.factor"),
         ("budget_check:\n  split: dry_extremes\n", "budget_check.split"),
         ("baselines: [oracle]\n", "baselines"),
+        ("ensemble:\n  models: [nothing]\n  seeds: [1]\n", "ensemble.models"),
+        ("ensemble:\n  models: [hybrid]\n", "ensemble.seeds"),
+        ("ensemble:\n  models: [hybrid]\n  seeds: [1, 1]\n", "ensemble.seeds"),
+        ("ensemble:\n  models: [hybrid]\n  seeds: [0, 1]\n", "ensemble.seeds' holds 0"),
+        ("ensemble:\n  split: dry_extremes\n", "ensemble.split"),
     ],
 )
 def test_study_errors_name_the_key(tmp_path, change, message):
@@ -182,7 +187,9 @@ def test_quick_study_writes_every_model_and_split(quick_study):
     models = set(study.models) | set(study.baselines) | {
         f"{m}_extreme" for m in study.extreme_weighting.models} | {
         f"{m}_finetuned" for m in study.fine_tuning.models} | {
-        budget_label(m, check.factor) for m in check.models}
+        budget_label(m, check.factor) for m in check.models} | {
+        seed_label(m, seed) for m in study.ensemble.models for seed in study.ensemble.seeds} | {
+        f"{m}_ensemble" for m in study.ensemble.models}
     assert set(results["model"]) == models
     for model in set(study.models) | set(study.baselines):
         assert set(results.loc[results["model"] == model, "split"]) == {
@@ -239,10 +246,17 @@ def test_every_study_run_has_its_own_label_and_run_name():
     assert wet.label == "lstm_extreme" and wet.run_name == "temporal-lstm-extreme"
     more = Job("hybrid", "humid_to_arid", budget_factor=2.0)
     assert more.label == budget_label("hybrid", 2.0) and more.run_name.endswith("-budget-x2")
+    other = Job("lstm", "humid_to_arid", seed=2)
+    assert other.label == "lstm_seed2" and other.run_name == "humid_to_arid-lstm-seed2"
+    assert run_config(study, other, _FakeBasins(), quick=False).run.seed == 2
+    assert {(j.model, j.seed) for j in jobs if j.seed is not None} == {
+        (m, s) for m in study.ensemble.models for s in study.ensemble.seeds}
     assert VARIANT and all(
         pd.Series([j.label]).str.contains(VARIANT).item() == (j.label != j.model) for j in jobs)
     with pytest.raises(ValueError, match="at most one variant"):
         Job("hybrid", "temporal", extreme_weight=1.0, budget_factor=2.0)
+    with pytest.raises(ValueError, match="at most one variant"):
+        Job("hybrid", "temporal", seed=1, budget_factor=2.0)
     with pytest.raises(ValueError, match="needs init_from"):
         run_config(study, tuned, _FakeBasins(), quick=False)
 
@@ -255,9 +269,11 @@ def test_verdict_leaves_out_variants_of_ladder_models():
                 "nse_shifted": nse_shifted, "nse_drop": nse_in - nse_shifted}
 
     results = pd.DataFrame([row("hybrid", 0.8, 0.2), row("lstm", 0.8, 0.0),
-                            row("hybrid_budget_x2", 0.8, 0.7), row("lstm_extreme", 0.8, 0.75)])
+                            row("hybrid_budget_x2", 0.8, 0.7), row("lstm_extreme", 0.8, 0.75),
+                            row("lstm_seed1", 0.8, 0.79), row("lstm_ensemble", 0.8, 0.78)])
     text = verdict(results)
     assert "x budget" not in text and "extreme" not in text
+    assert "seed" not in text and "mean of its trainings" not in text
     assert text.startswith(f"Under the humid → arid shift, **{label('hybrid')}** degrades")
 
 
@@ -297,6 +313,28 @@ def test_quick_study_reports_the_budget_check(quick_study):
         assert more in part.index and name in part.index
         own, doubled = part.at[name, "nse_shifted"], part.at[more, "nse_shifted"]
         assert f"{own:.3f} → {doubled:.3f}" in page
+
+
+@pytest.mark.slow
+def test_quick_study_scores_the_mean_of_each_models_trainings(quick_study):
+    _, out, study = quick_study
+    ens = study.ensemble
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    page = (out / "climate_shift.md").read_text()
+    assert "## Trainings and their mean" in page
+    for name in ens.models:
+        members = climate_shift.ensemble_members(study, out, name)
+        assert len(members) == 1 + len(ens.seeds)
+        evs = [evaluate_run(d, period=study.data.test_period, progress=False,
+                            basins=list(scores["basin"].unique())) for d in members]
+        assert not np.allclose(evs[0].runoff, evs[1].runoff)  # the seeds train other models
+        mean = np.mean([ev.runoff for ev in evs], axis=0)
+        mine = scores[(scores["model"] == f"{name}_ensemble") & (scores["test"] == "test")]
+        assert mine["split"].eq(ens.split).all()
+        expected = dict(zip(evs[0].data.basins, np.asarray(metrics.nse(evs[0].observed, mean))))
+        np.testing.assert_allclose(mine["nse"], mine["basin"].map(expected), rtol=1e-4,
+                                   atol=1e-5)
+        assert f"{report.label(name)}, mean of the {len(members)}" in page
 
 
 @pytest.mark.slow
@@ -384,7 +422,7 @@ def test_quick_study_reports_budyko_consistency(quick_study):
 def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypatch):
     # a study continued after an interruption resumes the run: its training time is that of
     # all its epochs, not only of those trained by the last invocation
-    from hybridland.study import climate_shift
+    from hybridland.study import climate_shift, report
 
     def resumed(config, run_dir, **_):  # two epochs of 100 s each, trained by an earlier call
         run_dir.mkdir(parents=True)

@@ -30,7 +30,10 @@ from their humid-to-arid run and continue training on the diverse split's arid t
 basins only (``training.init_from``); they are scored like the diverse split. Models in
 ``budget_check`` are trained again on its split with ``factor`` times their epochs and patience
 (label ``<model>_budget_x<factor>``); the page's budget check says whether their medians moved
-by more than its ``tolerance``, i.e. whether the verdict rests on converged models.
+by more than its ``tolerance``, i.e. whether the verdict rests on converged models. Models in
+``ensemble`` are trained again on its split with each of its ``seeds`` (label
+``<model>_seed<seed>``) and scored alone and as the mean of all their trainings there
+(``<model>_ensemble``).
 
 **Scores** per basin: NSE, KGE, log-NSE, PBIAS and FLV (the low-flow volume bias of the
 lowest 30 % of the flow duration curve, %), the error of the evaporative index 1 - Q/P (Budyko
@@ -65,9 +68,9 @@ from ..column import build_model
 from ..train import checkpoint as ckpt
 from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
-from ..train.evaluate import Evaluation, evaluate_run
+from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run
 from ..train.loop import release_compiled, train
-from .config import TRAINED_SPLITS, Study, budget_label
+from .config import ENSEMBLE_SUFFIX, TRAINED_SPLITS, Study, budget_label, seed_label
 
 SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
 SCORES = ("nse", "kge", "log_nse", "pbias", "flv")
@@ -191,9 +194,12 @@ class Job:
     extreme_weight: float = 0.0
     fine_tuned: bool = False
     budget_factor: float = 1.0
+    seed: int | None = None
+    """Another ``run.seed`` than the model's own (a member of its ensemble)."""
 
     def __post_init__(self):
-        variants = [bool(self.extreme_weight), self.fine_tuned, self.budget_factor != 1.0]
+        variants = [bool(self.extreme_weight), self.fine_tuned, self.budget_factor != 1.0,
+                    self.seed is not None]
         if sum(variants) > 1:
             raise ValueError(f"a study run is at most one variant of its model, got {self}")
 
@@ -202,13 +208,16 @@ class Job:
         """The model's name in the result tables and in ``runs/<split>/``."""
         if self.budget_factor != 1.0:
             return budget_label(self.model, self.budget_factor)
+        if self.seed is not None:
+            return seed_label(self.model, self.seed)
         return self.model + ("_extreme" if self.extreme_weight else "") + (
             "_finetuned" if self.fine_tuned else "")
 
     @property
     def run_name(self) -> str:
         """``run.name`` of its training configuration: ``<split>-<model>``, then the label's
-        variant suffix with hyphens (``-extreme``, ``-finetuned``, ``-budget-x2``)."""
+        variant suffix with hyphens (``-extreme``, ``-finetuned``, ``-budget-x2``,
+        ``-seed1``)."""
         variant = self.label.removeprefix(self.model).replace("_", "-")
         return f"{self.split}-{self.model}{variant}"
 
@@ -225,7 +234,17 @@ def study_jobs(study: Study) -> list[Job]:
     jobs += [Job(name, "temporal") for name in study.models]
     jobs += [Job(name, "temporal", extreme_weight=study.extreme_weighting.extreme_weight)
              for name in study.extreme_weighting.models]
+    ensemble = study.ensemble
+    jobs += [Job(name, ensemble.split, seed=seed) for seed in ensemble.seeds
+             for name in ensemble.models]
     return jobs
+
+
+def ensemble_members(study: Study, out: Path, model: str) -> list[Path]:
+    """The run directories whose mean is ``model``'s ensemble: its own run on the ensemble's
+    split, then one per extra seed."""
+    split = out / "runs" / study.ensemble.split
+    return [split / model] + [split / seed_label(model, s) for s in study.ensemble.seeds]
 
 
 def run_config(study: Study, job: Job, basins: Basins, quick: bool,
@@ -247,6 +266,8 @@ def run_config(study: Study, job: Job, basins: Basins, quick: bool,
     if job.fine_tuned:
         overrides["init_from"] = str(init_from)
     config = config.replace("training", **overrides)
+    if job.seed is not None:
+        config = config.replace("run", seed=job.seed)
     if job.budget_factor != 1.0:
         t = config.training
         config = config.replace(
@@ -351,15 +372,21 @@ def _period(study: Study, name: str) -> tuple[str, str]:
 
 
 def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) -> list:
-    """Score rows of a trained run: test period on every basin; dry years for temporal."""
+    """Score rows of a trained run (or of the mean of several, ``run_dir`` a list): test
+    period on every basin; dry years for temporal."""
+    def evaluate(period):
+        if isinstance(run_dir, list):
+            return evaluate_ensemble(run_dir, basins=basins.ids, period=period,
+                                     progress=progress)
+        return evaluate_run(run_dir, basins=basins.ids, period=period, progress=progress)
+
     rows = []
-    ev = evaluate_run(run_dir, basins=basins.ids, period=study.data.test_period,
-                      progress=progress)
+    ev = evaluate(study.data.test_period)
     rows.append(_score_rows(model, split, "test", ev.data.basins, ev.observed, ev.runoff,
                             _residual(ev)))
     if split == "temporal":
         span = _period(study, "span")
-        ev = evaluate_run(run_dir, basins=basins.ids, period=span, progress=progress)
+        ev = evaluate(span)
         first, last = ev.data.periods["evaluation"]
         precip = ev.data.series["precip"][:, first : last + 1]
         dry = dry_years(ev.time, precip, study.data.dry_years, span)
@@ -538,6 +565,9 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                        "evaluate_s": time.perf_counter() - t0, **_epochs(config, run_dir)})
     if only is not None:
         return {"timing": pd.DataFrame(timing), "wall_s": time.perf_counter() - t_start}
+    for name in study.ensemble.models:  # the mean of each model's trainings
+        rows += _evaluate_trained(study, name + ENSEMBLE_SUFFIX, study.ensemble.split,
+                                  ensemble_members(study, out, name), basins, progress=False)
     states = _default_states(data) if "regression_state" in study.baselines else None
     dry = _dry_mask(study, data)
     for name in study.baselines:

@@ -10,6 +10,7 @@ training:    {}            # or {epochs: 30, patience: 5, batches_per_epoch: 40}
 extreme_weighting: {models: [hybrid], extreme_weight: 2.0}
 fine_tuning: {models: [hybrid]}
 budget_check: {models: [hybrid, lstm], split: humid_to_arid, factor: 2}
+ensemble:    {models: [hybrid, lstm], split: humid_to_arid, seeds: [1, 2]}
 untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
 report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
@@ -140,6 +141,39 @@ class BudgetCheck:
             _fail(self, "tolerance", f"must be > 0, got {self.tolerance}")
 
 
+SEED_SUFFIX = r"_seed[0-9]+$"
+"""Suffix of the result label of a model trained again with another seed (``seed_label``)."""
+ENSEMBLE_SUFFIX = "_ensemble"
+"""Suffix of the result label of the mean of a model's trainings (``Ensemble``)."""
+
+
+def seed_label(name: str, seed: int) -> str:
+    """The result label of model ``name`` trained with ``run.seed`` = ``seed``."""
+    return f"{name}_seed{seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+    """Models trained again on ``split`` with other seeds (``run.seed``: other initial weights
+    and mini-batches). Each training is scored alone (``<model>_seed<seed>``) and, with the
+    model's own run, as their mean (``<model>_ensemble``, ``train.evaluate_ensemble``):
+    two trainings the validation years cannot tell apart can differ widely on basins of
+    another climate, and their mean is the steadier model."""
+
+    SECTION: ClassVar[str] = "ensemble"
+    models: tuple[str, ...] = ()
+    split: str = "humid_to_arid"
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.split not in TRAINED_SPLITS:
+            _fail(self, "split", f"must be one of {list(TRAINED_SPLITS)}, got {self.split!r}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            _fail(self, "seeds", f"must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.models and not self.seeds:
+            _fail(self, "seeds", "must name at least one seed for the models to train again")
+
+
 @dataclasses.dataclass(frozen=True)
 class Untrained:
     """The model (temporal split) whose ET and soil water are compared with site data."""
@@ -182,6 +216,7 @@ _SECTIONS = {
     "extreme_weighting": ExtremeWeighting,
     "fine_tuning": FineTuning,
     "budget_check": BudgetCheck,
+    "ensemble": Ensemble,
     "untrained": Untrained,
     "quick": Quick,
     "report": Report,
@@ -201,6 +236,7 @@ class Study:
     untrained: Untrained
     quick: Quick
     report: Report
+    ensemble: Ensemble = Ensemble()
 
 
 def load_study(path: str | os.PathLike) -> Study:
@@ -231,6 +267,7 @@ def load_study(path: str | os.PathLike) -> Study:
         ("extreme_weighting.models", sections["extreme_weighting"].models),
         ("fine_tuning.models", sections["fine_tuning"].models),
         ("budget_check.models", sections["budget_check"].models),
+        ("ensemble.models", sections["ensemble"].models),
         ("untrained.model", () if sections["untrained"].model is None
          else (sections["untrained"].model,)),
     ):
@@ -238,4 +275,9 @@ def load_study(path: str | os.PathLike) -> Study:
         if unknown:
             raise ConfigError(f"{path}: '{section}' names {unknown}, not in 'models' "
                               f"{sorted(configs)}.")
+    for name in sections["ensemble"].models:
+        own = configs[name].run.seed
+        if own in sections["ensemble"].seeds:
+            raise ConfigError(f"{path}: 'ensemble.seeds' holds {own}, the seed of the "
+                              f"'{name}' run itself; name other seeds.")
     return Study(models=configs, model_files=files, baselines=tuple(baselines), **sections)

@@ -13,7 +13,7 @@ import pandas as pd
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_text
 from .climate_shift import SHIFT
-from .config import BUDGET_SUFFIX, budget_label
+from .config import BUDGET_SUFFIX, ENSEMBLE_SUFFIX, SEED_SUFFIX, budget_label, seed_label
 
 LABELS = {
     "climatology": "climatology (day-of-year mean)",
@@ -37,7 +37,7 @@ SPLIT_TITLES = {
 }
 
 
-VARIANT = rf"_(?:extreme|finetuned)$|{BUDGET_SUFFIX}"
+VARIANT = rf"_(?:extreme|finetuned)$|{BUDGET_SUFFIX}|{SEED_SUFFIX}|{ENSEMBLE_SUFFIX}$"
 """Suffix of a result label that is a variant of a ladder model (not a model of its own)."""
 
 
@@ -46,6 +46,11 @@ def label(model: str) -> str:
     if budget:
         factor = budget.group(0).removeprefix("_budget_x")
         return f"{label(model[: budget.start()])}, {factor}x budget"
+    seed = re.search(SEED_SUFFIX, model)
+    if seed:
+        return f"{label(model[: seed.start()])}, seed {seed.group(0).removeprefix('_seed')}"
+    if model.endswith(ENSEMBLE_SUFFIX):
+        return f"{label(model.removesuffix(ENSEMBLE_SUFFIX))}, mean of its trainings"
     if model.endswith("_extreme"):
         return f"{label(model.removesuffix('_extreme'))}, extreme-weighted loss"
     if model.endswith("_finetuned"):
@@ -249,10 +254,14 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
     atomic_write_text(out / "results.csv", results.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "timing.csv", timing.to_csv(index=False, float_format="%.3f"))
     atomic_write_text(out / "results.md", results_markdown(results) + "\n")
+    # the figures show each model once: its single trainings with other seeds stay in the
+    # tables (their mean, the ensemble, is drawn)
+    drawn = ~scores["model"].str.contains(SEED_SUFFIX)
     paths = [
-        plot_skill_vs_aridity(scores, figures / "skill_vs_aridity.png"),
-        plot_skill_drop(results, figures / "skill_drop.png"),
-        plot_budyko(scores, figures / "budyko.png"),
+        plot_skill_vs_aridity(scores[drawn], figures / "skill_vs_aridity.png"),
+        plot_skill_drop(results[~results["model"].str.contains(SEED_SUFFIX)],
+                        figures / "skill_drop.png"),
+        plot_budyko(scores[drawn], figures / "budyko.png"),
     ]
     if (figures / "untrained_variables.png").is_file():
         paths.append(figures / "untrained_variables.png")
@@ -314,6 +323,7 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         verdict(results),
         "",
         *budget_table(results, study),
+        *ensemble_table(results, study),
         "## Results (median over basins)",
         "",
         "Scores are medians over basins; the drop is in-distribution minus shifted median "
@@ -413,6 +423,16 @@ def _budget(study, quick: bool) -> str:
     )
 
 
+def _median_columns(results: pd.DataFrame, split: str):
+    """The median columns a comparison on ``split`` shows (NSE and KGE in distribution, and
+    shifted where the split has a shifted test) with their headings, and the split's results
+    by model."""
+    keys = [("nse_in", "NSE in distribution"), ("kge_in", "KGE in distribution")]
+    if SHIFT[split][2] is not None:
+        keys += [("nse_shifted", "NSE shifted"), ("kge_shifted", "KGE shifted")]
+    return keys, results[results["split"] == split].set_index("model")
+
+
 def budget_table(results: pd.DataFrame, study) -> list[str]:
     """The budget check: each model's medians at its own budget and at ``factor`` times it on
     the check's split, the largest change, and whether it is within the tolerance."""
@@ -420,10 +440,7 @@ def budget_table(results: pd.DataFrame, study) -> list[str]:
     if not check.models:
         return []
 
-    keys = [("nse_in", "NSE in distribution"), ("kge_in", "KGE in distribution")]
-    if SHIFT[check.split][2] is not None:
-        keys += [("nse_shifted", "NSE shifted"), ("kge_shifted", "KGE shifted")]
-    part = results[results["split"] == check.split].set_index("model")
+    keys, part = _median_columns(results, check.split)
     rows = []
     for name in check.models:
         more = budget_label(name, check.factor)
@@ -444,6 +461,45 @@ def budget_table(results: pd.DataFrame, study) -> list[str]:
         "",
         "| model | " + " | ".join(h for _, h in keys) + " | largest change | unmoved |",
         "|---|" + "---|" * (len(keys) + 2),
+        *rows,
+        "",
+    ]
+
+
+def ensemble_table(results: pd.DataFrame, study) -> list[str]:
+    """Each training of the ensemble's models (its own seed, then the others) and their mean:
+    medians in distribution and shifted, and the spread of the trainings."""
+    ens = study.ensemble
+    if not ens.models:
+        return []
+    keys, part = _median_columns(results, ens.split)
+    rows = []
+    for name in ens.models:
+        runs = [name] + [seed_label(name, s) for s in ens.seeds]
+        mean = name + ENSEMBLE_SUFFIX
+        if any(r not in part.index for r in runs + [mean]):
+            continue
+        seeds = [study.models[name].run.seed, *ens.seeds]
+        for run, seed in zip(runs, seeds):
+            rows.append(f"| {label(name)}, seed {seed} | "
+                        + " | ".join(f"{part.at[run, k]:.3f}" for k, _ in keys) + " |")
+        rows.append(f"| **{label(name)}, mean of the {len(runs)}** | "
+                    + " | ".join(f"**{part.at[mean, k]:.3f}**" for k, _ in keys) + " |")
+        rows.append(f"| {label(name)}: spread of the trainings (largest - smallest) | "
+                    + " | ".join(f"{np.ptp([part.at[r, k] for r in runs]):.3f}"
+                                 for k, _ in keys) + " |")
+    if not rows:
+        return []
+    return [
+        "## Trainings and their mean",
+        "",
+        f"Split {ens.split}: each model trained with its own seed and with seeds "
+        f"{', '.join(map(str, ens.seeds))} (other initial weights and mini-batches, the same "
+        "data and budget), scored alone and as the mean of their simulated runoff "
+        "(`hybridland evaluate --run-dir A B ...`; the mean of closed water balances closes).",
+        "",
+        "| run | " + " | ".join(h for _, h in keys) + " |",
+        "|---|" + "---|" * len(keys),
         *rows,
         "",
     ]
