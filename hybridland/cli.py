@@ -294,7 +294,8 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
 
 def _print_evaluation(command: str, evaluation, out: Path) -> None:
     t = evaluation.table
-    other = ~t["parameters"].isin(["calibrated", "none"])  # "none": an lstm has no parameters
+    # "none": an lstm has no parameters; "ensemble": the mean of runs (named below)
+    other = ~t["parameters"].isin(["calibrated", "none", "ensemble"])
     sources = t["parameters"][other].unique()
     new = int(other.sum())
     what = (f"run {evaluation.config.run.name} ({evaluation.config.model.kind} model)"
@@ -315,14 +316,16 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
                            for b, n in zip(unobserved["basin"], unobserved["name"]))
         print(f"  missing  {len(unobserved)} basin(s) have no observed streamflow in the period, "
               f"so no scores (NaN rows, left out of the medians): {listed}")
-    if np.isnan(t["max_abs_step_residual_mm"]).all():
-        print("  closure  none: " + ("a member of the ensemble (an LSTM)" if evaluation.members
-                                     else "a pure data-driven LSTM") + " has no water balance")
+    if evaluation.simulation is None and not evaluation.members:
+        print("  closure  none: a pure data-driven LSTM has no water balance")
+    elif evaluation.members and t["max_abs_step_residual_mm"].isna().all():
+        print("  closure  none: a member of the ensemble (an LSTM) has no water balance")
     else:
         print(
             f"  closure  max |per-step water residual| "
             f"{t['max_abs_step_residual_mm'].max():.3g} mm; "
             f"max |cumulative| {t['max_abs_cumulative_residual_mm'].max():.3g} mm"
+            + (" (the mean's and every member's)" if evaluation.members else "")
         )
     for text in evaluation.adjustments:
         print(f"  input    {text if len(text) < 300 else text[:297] + '...'}")

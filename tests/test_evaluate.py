@@ -6,6 +6,7 @@ import csv
 import json
 import warnings
 
+import equinox as eqx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from hybridland.io import ForcingDataError, water_budget_terms
 from hybridland.io._report import DataAdjustmentWarning
 from hybridland.train import (ConfigError, evaluate_ensemble, evaluate_run, load_data,
                               load_run)
+from hybridland.train.evaluate import budget_residual
 from runs import BASINS, mopex_subset, tiny, trained
 
 TEST = ("1998-01-01", "1998-12-31")
@@ -273,6 +275,7 @@ def test_an_ensemble_is_the_mean_of_its_members_and_still_closes(run, other_seed
     np.testing.assert_allclose(ensemble.table["mean_precip_mm_day"],
                                members[0].table["mean_precip_mm_day"], rtol=1e-6)
     # the budget of the mean, recomputed from its own stores and fluxes, closes
+    assert np.abs(budget_residual(ensemble.simulation)).max() < 1e-3
     ds = ensemble.dataset()
     assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
     assert (ensemble.table["max_abs_cumulative_residual_mm"] < 1e-3).all()
@@ -285,19 +288,42 @@ def lstm_run(tmp_path_factory, mopex_file):
     return trained(tmp_path_factory, tiny("lstm"), "lstm")
 
 
-def test_an_ensemble_with_an_lstm_has_no_joint_budget(run, lstm_run):
-    ensemble = quiet_ensemble([run[1], lstm_run[1]], period=TEST)
-    assert ensemble.simulation is None
-    assert ensemble.table["max_abs_cumulative_residual_mm"].isna().all()
+def test_budget_residual_recomputes_a_runs_own_residual(run):
+    sim = quiet_evaluate(run[1]).simulation
+    recomputed = budget_residual(sim)
+    np.testing.assert_allclose(recomputed, sim.fluxes.water_residual, atol=2e-4)
+    # it sees a store that moved without a flux
+    moved = eqx.tree_at(lambda s: s.states.soil, sim, np.asarray(sim.states.soil) + 1.0)
+    assert np.abs(budget_residual(moved)[:, 0] - recomputed[:, 0] - 1.0).max() < 1e-4
+
+
+def test_an_ensemble_with_an_lstm_has_no_joint_budget(run, lstm_run, tmp_path, capsys):
+    for order in ([run[1], lstm_run[1]], [lstm_run[1], run[1]]):
+        ensemble = quiet_ensemble(order, period=TEST)
+        assert ensemble.simulation is None
+        assert ensemble.table["max_abs_cumulative_residual_mm"].isna().all()
+        ds = ensemble.dataset()  # runoff only, said to be a mean
+        assert list(ds.data_vars) == ["runoff", "observed_runoff"]
+        assert ds["runoff"].attrs["cell_methods"] == "realization: mean"
+        assert "LSTM" not in ds["runoff"].attrs["long_name"]
     members = [quiet_evaluate(d, period=TEST) for d in (run[1], lstm_run[1])]
     np.testing.assert_allclose(ensemble.runoff, (members[0].runoff + members[1].runoff) / 2,
                                rtol=1e-6)
+    plots = tmp_path / "plots"
+    assert main(["evaluate", "--run-dir", str(run[1]), str(lstm_run[1]), "--period",
+                 f"{TEST[0]}:{TEST[1]}", "--out", str(tmp_path / "m.csv"), "--plots",
+                 str(plots)]) == 0
+    said = capsys.readouterr().out
+    assert "a member of the ensemble (an LSTM) has no water balance" in said
+    assert list(plots.glob("*.png"))
 
 
 def test_ensemble_members_must_share_basins_and_days(run, other_seed, lstm_run, tmp_path,
                                                      capsys):
     with pytest.raises(ValueError, match="at least two"):
         evaluate_ensemble([run[1]])
+    with pytest.raises(ValueError, match="twice"):
+        evaluate_ensemble([run[1], run[1]])
     with pytest.raises(ValueError, match=f"member {lstm_run[1]} evaluates other basins or days"):
         quiet_ensemble([run[1], lstm_run[1]])  # each run's own default days differ
     out = tmp_path / "m.csv"

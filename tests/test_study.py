@@ -113,6 +113,7 @@ def test_study_file_loads_every_model_config():
         ("ensemble:\n  models: [hybrid]\n  seeds: [1, 1]\n", "ensemble.seeds"),
         ("ensemble:\n  models: [hybrid]\n  seeds: [0, 1]\n", "ensemble.seeds' holds 0"),
         ("ensemble:\n  split: dry_extremes\n", "ensemble.split"),
+        ("ensemble:\n  models: [hybrid]\n  seeds: ['1']\n", "ensemble.seeds"),
     ],
 )
 def test_study_errors_name_the_key(tmp_path, change, message):
@@ -324,7 +325,8 @@ def test_quick_study_scores_the_mean_of_each_models_trainings(quick_study):
     assert "## Trainings and their mean" in page
     for name in ens.models:
         members = climate_shift.ensemble_members(study, out, name)
-        assert len(members) == 1 + len(ens.seeds)
+        split = out / "runs" / ens.split
+        assert members == [split / name] + [split / seed_label(name, s) for s in ens.seeds]
         evs = [evaluate_run(d, period=study.data.test_period, progress=False,
                             basins=list(scores["basin"].unique())) for d in members]
         assert not np.allclose(evs[0].runoff, evs[1].runoff)  # the seeds train other models
@@ -422,7 +424,7 @@ def test_quick_study_reports_budyko_consistency(quick_study):
 def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypatch):
     # a study continued after an interruption resumes the run: its training time is that of
     # all its epochs, not only of those trained by the last invocation
-    from hybridland.study import climate_shift, report
+    from hybridland.study import climate_shift
 
     def resumed(config, run_dir, **_):  # two epochs of 100 s each, trained by an earlier call
         run_dir.mkdir(parents=True)

@@ -168,7 +168,8 @@ class Ensemble:
     def __post_init__(self):
         if self.split not in TRAINED_SPLITS:
             _fail(self, "split", f"must be one of {list(TRAINED_SPLITS)}, got {self.split!r}")
-        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+        if (not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds)):
             _fail(self, "seeds", f"must be distinct non-negative integers, got {list(self.seeds)}")
         if self.models and not self.seeds:
             _fail(self, "seeds", "must name at least one seed for the models to train again")

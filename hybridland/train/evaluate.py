@@ -23,12 +23,14 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, units
+from .._containers import STORE_NAMES
 from .._params import Params
 from ..io import CANONICAL_VARIABLES, DataAdjustmentWarning, ForcingDataError
 from ..io._checks import PeriodError
@@ -61,7 +63,8 @@ class Evaluation:
     array as ``simulation.fluxes.runoff``); what the metric table scores."""
     observed: np.ndarray
     params: Params
-    """The physical parameters each basin ran with ``[basin]``."""
+    """The physical parameters each basin ran with ``[basin]`` (of an ensemble: its first
+    member's)."""
     table: pd.DataFrame
     compile_s: float
     run_s: float
@@ -225,45 +228,78 @@ def evaluate_ensemble(run_dirs, data: str | None = None, **options) -> Evaluatio
     and days: ``evaluate_run`` of each, then their mean simulated runoff, scored as one model.
 
     The mean of water balances that close is a water balance that closes: storage change,
-    precipitation and every flux enter the budget linearly, so averaging members' stores and
-    fluxes averages their residuals. When every member is a bucket of the same structure (the
-    same stores and fluxes) ``simulation`` is that mean simulation, and its closure residuals
-    are recomputed from it; otherwise ``simulation`` is None and the closure columns hold the
-    largest residual of any member (NaN when a member has no water balance: an LSTM).
-    ``options`` as ``evaluate_run``; the members must evaluate the same basins (a ValueError
-    names the first that does not)."""
+    precipitation and every flux enter the budget linearly. When every member is a bucket with
+    the same stores and fluxes, ``simulation`` is the mean of the members' simulations and its
+    water residuals are recomputed from its own mean stores and fluxes (``budget_residual``);
+    otherwise ``simulation`` is None. The closure columns of the table hold the largest
+    residual of the mean and of any member (so that no member's fault is averaged away), NaN
+    when a member has no water balance (an LSTM). ``config``, ``model`` and ``params`` are
+    those of the first member; the ``parameters`` column says ``ensemble``. ``options`` as
+    ``evaluate_run``; the members must evaluate the same basins, days and observations (a
+    ValueError names the first that does not)."""
     run_dirs = [str(d) for d in run_dirs]
     if len(run_dirs) < 2:
         raise ValueError(f"An ensemble needs at least two run directories, got {run_dirs}.")
+    if len(set(run_dirs)) < len(run_dirs):
+        raise ValueError(f"An ensemble names a run directory twice: {run_dirs}.")
     members = [evaluate_run(d, data, **options) for d in run_dirs]
     first = members[0]
     for d, ev in zip(run_dirs[1:], members[1:]):
-        if list(ev.data.basins) != list(first.data.basins) or not ev.time.equals(first.time):
+        if (list(ev.data.basins) != list(first.data.basins) or not ev.time.equals(first.time)
+                or not np.array_equal(ev.observed, first.observed, equal_nan=True)):
             raise ValueError(
                 f"The ensemble member {d} evaluates other basins or days than {run_dirs[0]} "
-                f"({len(ev.data.basins)} basins, {len(ev.time)} days against "
-                f"{len(first.data.basins)}, {len(first.time)}): members must share the data "
-                "options (with --unseen: be trained on the same basins).")
+                f"({len(ev.data.basins)} basins, {ev.period[0]} .. {ev.period[1]} against "
+                f"{len(first.data.basins)}, {first.period[0]} .. {first.period[1]}): give the "
+                "members the same data file, period (--period) and basins (with --unseen: "
+                "train them on the same basins).")
     runoff = np.mean([ev.runoff for ev in members], axis=0)
     sims = [ev.simulation for ev in members]
-    same = all(s is not None for s in sims) and len(
-        {jax.tree_util.tree_structure(s) for s in sims}) == 1
-    sim = jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *sims) if same else None
+    sim = None
+    if all(s is not None for s in sims) and len(
+            {jax.tree_util.tree_structure(s) for s in sims}) == 1:
+        sim = jax.tree_util.tree_map(lambda *xs: np.mean(xs, axis=0), *sims)
+        residual = budget_residual(sim)
+        sim = eqx.tree_at(
+            lambda m: (m.fluxes.water_residual, m.cumulative_water_residual), sim,
+            (residual.astype(runoff.dtype), np.cumsum(residual, axis=1).astype(runoff.dtype)))
     t0, t1 = first.data.periods[EVALUATION]
     precip = np.asarray(first.data.series["precip"])[:, t0 : t1 + 1]  # every member's forcing
     ids = list(first.data.basins)
     table = _metric_table(ids, first.data.names, np.ones(len(ids), bool), first.observed,
                           runoff, precip, sim, first.config)
-    table["parameters"] = first.table["parameters"].to_numpy()  # as the first member's
-    if sim is None:  # each member's own closure: the mean's residual is at most the largest
-        for column in ("max_abs_step_residual_mm", "max_abs_cumulative_residual_mm"):
-            table[column] = np.max([ev.table[column].to_numpy() for ev in members], axis=0)
-        table["mean_et_mm_day"] = np.mean([ev.table["mean_et_mm_day"] for ev in members],
-                                          axis=0)
+    table["parameters"] = "ensemble"
+    for column in ("max_abs_step_residual_mm", "max_abs_cumulative_residual_mm"):
+        largest = np.max([ev.table[column].to_numpy() for ev in members], axis=0)
+        table[column] = largest if sim is None else np.maximum(table[column], largest)
+    if sim is None:  # the mean of the members' fluxes (NaN where one has none: an LSTM)
+        for column in ("mean_et_mm_day", "mean_groundwater_loss_mm_day",
+                       "mean_infiltration_excess_mm_day"):
+            table[column] = np.mean([ev.table[column].to_numpy() for ev in members], axis=0)
     return dataclasses.replace(
         first, simulation=sim, runoff=runoff, table=table, members=tuple(run_dirs),
         compile_s=sum(ev.compile_s for ev in members), run_s=sum(ev.run_s for ev in members),
         adjustments=list(dict.fromkeys(a for ev in members for a in ev.adjustments)))
+
+
+def budget_residual(sim: Simulation) -> np.ndarray:
+    """The water residual of every step ``[basin, time]`` (mm, float64) recomputed from the
+    simulation's own stores and fluxes: the change of each store (the stores of an evaluation:
+    one number each, the water in transit summed) less P - E - Q - L over the step. For a
+    simulation of a model it equals ``fluxes.water_residual`` up to rounding."""
+    def stores(state):
+        return [np.asarray(getattr(state, n), np.float64) for n in STORE_NAMES
+                if getattr(state, n) is not None]
+
+    after = stores(sim.states)
+    before = [np.concatenate([first[:, None], s[:, :-1]], axis=1)
+              for first, s in zip(stores(sim.initial_state), after)]
+    change = sum(a - b for a, b in zip(after, before))
+    f = sim.fluxes
+    loss = 0.0 if f.groundwater_loss is None else np.asarray(f.groundwater_loss, np.float64)
+    water = (np.asarray(f.precip, np.float64) - np.asarray(f.et, np.float64)
+             - np.asarray(f.runoff, np.float64) - loss)
+    return change - water * units.DT_DAYS
 
 
 def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
@@ -273,6 +309,18 @@ def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
 
     spec = next(v for v in OUTPUT_VARIABLES if v.name == "runoff")
     attrs = {k: v for k, v in variable_attrs(spec).items() if k != "water_budget"}
+    if evaluation.members:  # an ensemble of models of which one at least has no stores
+        return timeseries_dataset(
+            {"runoff": (("basin", "time"), np.asarray(evaluation.runoff),
+                        dict(attrs, long_name="total runoff, mean of an ensemble of runs",
+                             cell_methods="realization: mean"))},
+            evaluation.data.basins, evaluation.time, coords=evaluation.data.coords,
+            title=title, history=history or "hybridland.train.evaluate",
+            time_long_name="day (fluxes are totals over the day)",
+            attrs={"model": f"mean of {len(evaluation.members)} runs, without a joint water "
+                            "balance (their stores differ, or a member has none)",
+                   "ensemble_members": ", ".join(evaluation.members),
+                   "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}"})
     attrs["long_name"] = "total runoff predicted by the LSTM"
     model = evaluation.model
     return timeseries_dataset(
