@@ -275,9 +275,10 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     basins = None
     if getattr(args, "basins", None):
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
-    options = dict(period=period(), basins=basins, aridity_range=getattr(args, "aridity", None),
-                   unseen=getattr(args, "unseen", False))
-    try:
+    try:  # a malformed --period is a ValueError too
+        options = dict(period=period(), basins=basins,
+                       aridity_range=getattr(args, "aridity", None),
+                       unseen=getattr(args, "unseen", False))
         if len(run_dirs) > 1:  # an ensemble: the mean of the runs
             return evaluate_ensemble(run_dirs, args.data, **options)
         return evaluate_run(run_dirs[0], args.data, **options)

@@ -345,13 +345,17 @@ def test_one_process_at_a_time_trains_in_a_run_directory(tmp_path):
         with pytest.raises(ckpt.RunLockedError, match=rf"process {holder.pid} on ") as err:
             quiet_train(config, run_dir)
         assert err.value.pid == holder.pid and not run_dir.exists()
-        # killed, and not even reaped yet (a zombie keeps its PID): its lock ended with it
+        # killed, and not even reaped yet (a zombie keeps its PID): its lock ends with it, once
+        # its last thread has exited (the main thread shows as a zombie a little before)
         holder.kill()
-        for _ in range(200):
-            if _zombie(holder):
-                break
-            time.sleep(0.05)
-        assert _zombie(holder) and ckpt.lock_path(run_dir).is_file()
+        assert ckpt.lock_path(run_dir).is_file()  # left behind: its holder could not remove it
+        for _ in range(600):
+            try:
+                with ckpt.hold_run(run_dir):
+                    break
+            except ckpt.RunLockedError:
+                time.sleep(0.05)
+        assert _zombie(holder)  # free while its holder still awaits reaping
         assert quiet_train(config, run_dir).finished
     finally:
         holder.kill()
