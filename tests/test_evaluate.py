@@ -306,6 +306,8 @@ def test_an_ensemble_with_an_lstm_has_no_joint_budget(run, lstm_run, tmp_path, c
         assert list(ds.data_vars) == ["runoff", "observed_runoff"]
         assert ds["runoff"].attrs["cell_methods"] == "realization: mean"
         assert "LSTM" not in ds["runoff"].attrs["long_name"]
+        assert ds.attrs["model"].startswith("mean of 2 runs, without a joint water balance")
+        assert ds.attrs["ensemble_members"] == ", ".join(map(str, order))
     members = [quiet_evaluate(d, period=TEST) for d in (run[1], lstm_run[1])]
     np.testing.assert_allclose(ensemble.runoff, (members[0].runoff + members[1].runoff) / 2,
                                rtol=1e-6)

@@ -95,8 +95,9 @@ class Evaluation:
             )
         if self.members:
             ds.attrs["ensemble_members"] = ", ".join(self.members)
-            ds.attrs["model"] = (f"mean of an ensemble of {len(self.members)} runs, the first: "
-                                 + ds.attrs.get("model", self.config.model.kind))
+            if self.simulation is not None:  # described by its first member's model
+                ds.attrs["model"] = (f"mean of an ensemble of {len(self.members)} runs, the "
+                                     "first: " + ds.attrs.get("model", self.config.model.kind))
         spec = CANONICAL_VARIABLES["streamflow"]
         ds["observed_runoff"] = (
             ("basin", "time"),
@@ -303,26 +304,24 @@ def budget_residual(sim: Simulation) -> np.ndarray:
 
 
 def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
-    """CF dataset of an lstm evaluation: simulated runoff (no ``water_budget`` role: the model
-    has no budget to check) on the coordinates ``simulation_to_dataset`` writes."""
+    """CF dataset of an lstm evaluation, or of an ensemble without a joint water balance:
+    simulated runoff (no ``water_budget`` role: there is no budget to check) on the coordinates
+    ``simulation_to_dataset`` writes."""
     from ..io.output import OUTPUT_VARIABLES, timeseries_dataset, variable_attrs
 
     spec = next(v for v in OUTPUT_VARIABLES if v.name == "runoff")
     attrs = {k: v for k, v in variable_attrs(spec).items() if k != "water_budget"}
     if evaluation.members:  # an ensemble of models of which one at least has no stores
-        return timeseries_dataset(
-            {"runoff": (("basin", "time"), np.asarray(evaluation.runoff),
-                        dict(attrs, long_name="total runoff, mean of an ensemble of runs",
-                             cell_methods="realization: mean"))},
-            evaluation.data.basins, evaluation.time, coords=evaluation.data.coords,
-            title=title, history=history or "hybridland.train.evaluate",
-            time_long_name="day (fluxes are totals over the day)",
-            attrs={"model": f"mean of {len(evaluation.members)} runs, without a joint water "
-                            "balance (their stores differ, or a member has none)",
-                   "ensemble_members": ", ".join(evaluation.members),
-                   "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}"})
-    attrs["long_name"] = "total runoff predicted by the LSTM"
-    model = evaluation.model
+        attrs.update(long_name="total runoff, mean of an ensemble of runs",
+                     cell_methods="realization: mean")
+        model = (f"mean of {len(evaluation.members)} runs, without a joint water balance "
+                 "(their stores differ, or a member has none)")
+    else:
+        attrs["long_name"] = "total runoff predicted by the LSTM"
+        lstm = evaluation.model
+        model = (f"hybridland.learned.LSTMRunoff(pet={type(lstm.pet).__name__}, "
+                 f"layers={len(lstm.cells)}, width={lstm.width}): pure data-driven LSTM, "
+                 "no stores and no water balance.")
     return timeseries_dataset(
         {"runoff": (("basin", "time"), np.asarray(evaluation.runoff), attrs)},
         evaluation.data.basins,
@@ -331,14 +330,8 @@ def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
         title=title,
         history=history or "hybridland.train.evaluate",
         time_long_name="day (fluxes are totals over the day)",
-        attrs={
-            "model": (
-                f"hybridland.learned.LSTMRunoff(pet={type(model.pet).__name__}, "
-                f"layers={len(model.cells)}, width={model.width}): pure data-driven LSTM, "
-                "no stores and no water balance."
-            ),
-            "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}",
-        },
+        attrs={"model": model,
+               "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}"},
     )
 
 
