@@ -114,6 +114,11 @@ def test_study_file_loads_every_model_config():
         ("ensemble:\n  models: [hybrid]\n  seeds: [0, 1]\n", "ensemble.seeds' holds 0"),
         ("ensemble:\n  split: dry_extremes\n", "ensemble.split"),
         ("ensemble:\n  models: [hybrid]\n  seeds: ['1']\n", "ensemble.seeds"),
+        ("targets:\n  model: hybrid\n", "targets.peer"),
+        ("targets:\n  model: hybrid\n  peer: hybrid\n", "targets.peer"),
+        ("targets:\n  model: hybrid\n  peer: nothing\n", "targets.model and targets.peer"),
+        ("targets:\n  model: hybrid\n  peer: lstm\n  et_correlation: -1\n",
+         "targets.et_correlation"),
     ],
 )
 def test_study_errors_name_the_key(tmp_path, change, message):
@@ -202,6 +207,7 @@ def test_quick_study_writes_every_model_and_split(quick_study):
     assert not (work / "docs").exists()  # quick: the page stays in OUT
     page = (out / "climate_shift.md").read_text()
     assert "degrades least" in page and "Quick setting" in page
+    assert "## Targets" in page and "| own run |" in page and "| mean of the trainings |" in page
 
 
 def test_study_trains_every_model_to_its_own_budget():
@@ -276,6 +282,54 @@ def test_verdict_leaves_out_variants_of_ladder_models():
     assert "x budget" not in text and "extreme" not in text
     assert "seed" not in text and "mean of its trainings" not in text
     assert text.startswith(f"Under the humid → arid shift, **{label('hybrid')}** degrades")
+
+
+def _h2a(model, nse_in, nse_shifted, kge_shifted, split="humid_to_arid", residual=1e-4):
+    return {"model": model, "split": split, "nse_in": nse_in, "nse_shifted": nse_shifted,
+            "nse_drop": nse_in - nse_shifted, "kge_in": nse_in, "kge_shifted": kge_shifted,
+            "max_abs_cumulative_residual_mm": residual}
+
+
+def test_targets_section_checks_each_pair_of_trainings():
+    from hybridland.study.report import target_pairs, targets_section
+
+    study = load_study(STUDY)
+    assert (study.targets.model, study.targets.peer) == ("hybrid", "lstm")
+    results = pd.DataFrame([
+        _h2a("hybrid", 0.80, 0.20, 0.10), _h2a("lstm", 0.82, 0.10, 0.05, residual=np.nan),
+        # seed 1: every humid -> arid target fails
+        _h2a("hybrid_seed1", 0.70, -0.50, -0.20), _h2a("lstm_seed1", 0.80, 0.30, 0.40,
+                                                        residual=np.nan),
+        _h2a("hybrid_ensemble", 0.81, 0.30, 0.20), _h2a("lstm_ensemble", 0.82, 0.0, -1.0,
+                                                        residual=np.nan),
+        _h2a("hybrid", 0.8, 0.1, 0.13, split="diverse"),
+        _h2a("lstm", 0.8, 0.1, 0.10, split="diverse", residual=np.nan),
+        _h2a("physics", 0.5, 0.1, 0.0, split="temporal", residual=np.nan),  # not closed
+    ])
+    pairs = target_pairs(results, study)
+    # no seed 2 and no larger budget in these results: those rows are left out
+    assert [p[0] for p in pairs] == ["own run", "seed 1", "mean of the trainings"]
+    timing = pd.DataFrame({"train_s": [1800.0, 1900.0]})
+    untrained = pd.DataFrame([{"site": "US-AR1", "variable": "evapotranspiration",
+                               "correlation": 0.83},
+                              {"site": "US-AR1", "variable": "soil_water", "correlation": 0.1}])
+    text = "\n".join(targets_section(results, timing, untrained, study))
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in text.splitlines()
+            if line.startswith("| ") and " / " in line}
+    assert rows["own run"].count("**not met**") == 0
+    assert rows["seed 1"].count("**not met**") == 4
+    assert "0.200 / -1.000" in rows["mean of the trainings"]
+    assert "0.130 against 0.100: met" in text
+    assert "0.830: met" in text
+    assert "62 min: **not met**" in text  # 3 700 s of training
+    # the physics row has no residual: closure is not reported for every bucket run
+    assert "(5 result rows)" in text and "Closure" in text
+    assert [line for line in text.splitlines() if line.startswith("- Closure")][0].endswith(
+        "**not met**.")
+    # a study without targets has no section
+    none = dataclasses.replace(study, targets=dataclasses.replace(study.targets, model=None,
+                                                                  peer=None))
+    assert targets_section(results, timing, untrained, none) == []
 
 
 class _FakeBasins:
@@ -472,6 +526,37 @@ def test_the_study_reuses_a_run_finished_while_it_waited(tmp_path, monkeypatch):
         holder.wait()
     assert said == [f"{run_dir}: waiting for process {holder.pid}, which is training it",
                     f"{run_dir}: finished run reused"]
+
+
+@pytest.mark.slow
+def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, capsys):
+    work, out, _ = quick_study
+    copy = tmp_path / "out"
+    copy.mkdir()
+    for name in ("scores.csv", "timing.csv", "basins.csv", "untrained.csv",
+                 climate_shift.INVOCATION):
+        shutil.copy(out / name, copy / name)
+    reduced = work / "study.yaml"
+    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(copy),
+                     "--report-only"])
+    assert code == 0
+    assert "degrades least" in capsys.readouterr().out
+    # the medians recomputed from the scores, and the same page (a quick one: nothing in docs/)
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "results.csv"),
+                                  pd.read_csv(out / "results.csv"), rtol=1e-5)
+    assert (copy / "climate_shift.md").read_text() == (out / "climate_shift.md").read_text()
+    assert (copy / "figures" / "budyko.png").is_file()
+    # nothing to rewrite from: a clear error, exit 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(empty),
+                     "--report-only"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "scores.csv" in err and "without --report-only first" in err
+    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(copy),
+                     "--report-only", "--train-only", "temporal/hybrid"])  # one or the other
+    assert code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_train_only_names_the_runs_of_the_study(tmp_path, capsys):

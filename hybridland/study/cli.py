@@ -1,4 +1,5 @@
-"""``hybridland study climate-shift --config STUDY.yaml --out DIR [--quick] [--train-only RUN...]``.
+"""``hybridland study climate-shift --config STUDY.yaml --out DIR [--quick]
+[--train-only RUN... | --report-only]``.
 
 ``add_parser(subparsers)`` registers the ``study`` command on the ``hybridland`` parser.
 """
@@ -17,12 +18,16 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
     from ..io import ForcingDataError
     from ..train import use_compilation_cache
     from ..train.config import ConfigError
-    from .climate_shift import only_jobs, run_study
+    from .climate_shift import only_jobs, rewrite_report, run_study
     from .config import load_study
     from .report import verdict
 
     try:
         study = load_study(args.config)
+        if args.report_only:
+            result = rewrite_report(study, args.out, log=print)
+            print(verdict(result["results"]).replace("**", ""))
+            return EXIT_OK
         if args.train_only is not None:  # before anything is written
             only_jobs(study, args.train_only, args.out)
         # The same programs recur across models and splits, and in a continued study.
@@ -69,7 +74,12 @@ def add_parser(subparsers) -> None:
                     help="a few basins and optimiser steps (a smoke test; the report page stays "
                     "in OUT)")
     cs.add_argument("--quiet", action="store_true", help="no progress bars")
-    cs.add_argument("--train-only", nargs="+", metavar="SPLIT/MODEL",
+    only = cs.add_mutually_exclusive_group()
+    only.add_argument("--report-only", action="store_true",
+                      help="write the tables, figures and page again from the scores the study "
+                      "last wrote to OUT, without training or scoring (after a change to the "
+                      "study file's targets or report sections)")
+    only.add_argument("--train-only", nargs="+", metavar="SPLIT/MODEL",
                     help="train only these runs (e.g. temporal/hybrid_extreme), in this order, "
                     "and stop without scoring. Started beside the whole study on the same OUT, "
                     "it trains runs in parallel: a run is locked while one process trains it, "

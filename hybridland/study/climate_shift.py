@@ -604,8 +604,45 @@ def _untrained(study: Study, out: Path, log):
     return table
 
 
+INVOCATION = "invocation.json"
+"""What the report of a study's last scoring needs besides its tables: its wall time and
+whether it was ``--quick`` (``rewrite_report`` reads it)."""
+
+
 def _write(out, scores, results, timing, untrained, study, basins, wall, quick):
     from .report import write_outputs
 
+    ckpt.atomic_write_text(Path(out) / INVOCATION, json.dumps({"wall_s": wall, "quick": quick}))
     write_outputs(out, scores=scores, results=results, timing=timing, untrained=untrained,
                   study=study, basins=basins, wall_s=wall, quick=quick)
+
+
+def rewrite_report(study: Study, out, *, log=print) -> dict:
+    """The tables, figures and page again from what the study last wrote to ``out`` (its
+    per-basin scores, timing, basins and untrained variables), without training or scoring:
+    after a change to the report or to the study file's ``targets`` or ``report`` sections.
+    The medians are recomputed from ``scores.csv``; the page is written where the scoring
+    wrote it (into ``report.docs`` only if that scoring was not ``--quick``)."""
+    out = Path(out)
+    need = ["scores.csv", "timing.csv", "basins.csv", INVOCATION]
+    missing = [n for n in need if not (out / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"--report-only: {out} holds no finished study ({', '.join(missing)} missing); run "
+            "the study without --report-only first.")
+    table = pd.read_csv(out / "basins.csv", dtype={"basin": str})
+    basins = Basins(ids=list(table["basin"]), aridity=table["aridity"].to_numpy(float),
+                    group=table["group"].to_numpy(str),
+                    arid_train=list(table.loc[table["arid_training_share"], "basin"]))
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    timing = pd.read_csv(out / "timing.csv")
+    untrained = (pd.read_csv(out / "untrained.csv") if (out / "untrained.csv").is_file()
+                 else None)
+    invocation = json.loads((out / INVOCATION).read_text())
+    results = summarise(scores, basins)
+    _write(out, scores, results, timing, untrained, study, basins, invocation["wall_s"],
+           invocation["quick"])
+    log(f"rewritten from {out / 'scores.csv'}: {out / 'results.md'}, {out / 'climate_shift.md'}"
+        + ("" if invocation["quick"] or not study.report.docs else f", {study.report.docs}"))
+    return {"scores": scores, "results": results, "timing": timing, "untrained": untrained,
+            "wall_s": invocation["wall_s"], "basins": basins}

@@ -14,6 +14,8 @@ ensemble:    {models: [hybrid, lstm], split: humid_to_arid, seeds: [1, 2]}
 untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
 report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
+targets:     {model: hybrid, peer: lstm, humid_nse_margin: 0.03, et_site: US-AR1,
+              et_correlation: 0.7, training_minutes: 60}
 ```
 
 ``models`` maps a model name to a training configuration (paths relative to the study file);
@@ -211,6 +213,34 @@ class Report:
     figures: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """What the page checks, target by target: ``model`` against its ``peer`` under the
+    humid-to-arid shift (arid median KGE >= 0 and above the peer's, humid median NSE within
+    ``humid_nse_margin`` of the peer's, a smaller NSE drop) for each of their trainings and
+    their means; on the diverse split (unseen-arid median KGE at least the peer's); the closure
+    of every bucket run; the untrained ET correlation at ``et_site``; the training time."""
+
+    SECTION: ClassVar[str] = "targets"
+    model: str | None = None
+    """None: no targets section."""
+    peer: str | None = None
+    humid_nse_margin: float = 0.03
+    et_site: str = "US-AR1"
+    et_correlation: float = 0.7
+    training_minutes: float = 60.0
+
+    def __post_init__(self):
+        if (self.model is None) != (self.peer is None):
+            _fail(self, "peer" if self.peer is None else "model",
+                  "must be given with the other (a model and the peer it is held against)")
+        if self.model is not None and self.model == self.peer:
+            _fail(self, "peer", f"must differ from the model, both are {self.model!r}")
+        for name in ("humid_nse_margin", "et_correlation", "training_minutes"):
+            if not getattr(self, name) >= 0:
+                _fail(self, name, f"must be >= 0, got {getattr(self, name)}")
+
+
 _SECTIONS = {
     "data": StudyData,
     "training": StudyTraining,
@@ -221,6 +251,7 @@ _SECTIONS = {
     "untrained": Untrained,
     "quick": Quick,
     "report": Report,
+    "targets": Targets,
 }
 
 
@@ -238,6 +269,7 @@ class Study:
     quick: Quick
     report: Report
     ensemble: Ensemble = Ensemble()
+    targets: Targets = Targets()
 
 
 def load_study(path: str | os.PathLike) -> Study:
@@ -269,6 +301,8 @@ def load_study(path: str | os.PathLike) -> Study:
         ("fine_tuning.models", sections["fine_tuning"].models),
         ("budget_check.models", sections["budget_check"].models),
         ("ensemble.models", sections["ensemble"].models),
+        ("targets.model and targets.peer", tuple(
+            n for n in (sections["targets"].model, sections["targets"].peer) if n is not None)),
         ("untrained.model", () if sections["untrained"].model is None
          else (sections["untrained"].model,)),
     ):

@@ -250,7 +250,8 @@ def plot_budyko(scores: pd.DataFrame, path, split="humid_to_arid", omega=2.6):
 def write_outputs(out, *, scores, results, timing, untrained, study, basins, wall_s, quick):
     out = Path(out)
     figures = out / "figures"
-    atomic_write_text(out / "scores.csv", scores.to_csv(index=False, float_format="%.6g"))
+    # full precision: rewrite_report recomputes the medians (and the page) from it
+    atomic_write_text(out / "scores.csv", scores.to_csv(index=False, float_format="%.12g"))
     atomic_write_text(out / "results.csv", results.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "timing.csv", timing.to_csv(index=False, float_format="%.3f"))
     atomic_write_text(out / "results.md", results_markdown(results) + "\n")
@@ -322,6 +323,7 @@ def render_page(results, timing, untrained, study, basins, wall_s, quick, figure
         "",
         verdict(results),
         "",
+        *targets_section(results, timing, untrained, study),
         *budget_table(results, study),
         *ensemble_table(results, study),
         "## Results (median over basins)",
@@ -503,6 +505,88 @@ def ensemble_table(results: pd.DataFrame, study) -> list[str]:
         *rows,
         "",
     ]
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def target_pairs(results: pd.DataFrame, study) -> list[tuple[str, str, str]]:
+    """``(what, model label, peer label)`` of every humid-to-arid comparison of the targets'
+    model with its peer that the results hold: their own runs, each other seed, the mean of
+    their trainings and the larger budget."""
+    t, part = study.targets, results[results["split"] == "humid_to_arid"]
+    have = set(part["model"])
+    seeds = study.ensemble.seeds if {t.model, t.peer} <= set(study.ensemble.models) else ()
+    pairs = [("own run", t.model, t.peer)]
+    pairs += [(f"seed {s}", seed_label(t.model, s), seed_label(t.peer, s)) for s in seeds]
+    pairs.append(("mean of the trainings", t.model + ENSEMBLE_SUFFIX, t.peer + ENSEMBLE_SUFFIX))
+    check = study.budget_check
+    if {t.model, t.peer} <= set(check.models):
+        pairs.append((f"{check.factor:g}x budget", budget_label(t.model, check.factor),
+                      budget_label(t.peer, check.factor)))
+    return [p for p in pairs if p[1] in have and p[2] in have]
+
+
+def targets_section(results: pd.DataFrame, timing: pd.DataFrame, untrained, study) -> list[str]:
+    """The study's targets (``study.targets``), each with its measured value and whether it
+    holds; empty without a targets' model."""
+    t = study.targets
+    if t.model is None:
+        return []
+    m, p = label(t.model), label(t.peer)
+    lines = [
+        "## Targets",
+        "",
+        f"**{m}** against **{p}**. Humid → arid, for each pair of trainings: the model's arid "
+        f"median KGE ≥ 0 and above the peer's, its humid median NSE at least the peer's − "
+        f"{t.humid_nse_margin:g}, and its NSE drop smaller than the peer's.",
+        "",
+        "| trainings | arid KGE (model / peer) | humid NSE (model / peer) | "
+        "NSE drop (model / peer) | arid KGE ≥ 0 | above the peer | humid NSE | smaller drop |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    part = results[results["split"] == "humid_to_arid"].set_index("model")
+    for what, a, b in target_pairs(results, study):
+        x, y = part.loc[a], part.loc[b]
+        lines.append(
+            f"| {what} | {x.kge_shifted:.3f} / {y.kge_shifted:.3f} | {x.nse_in:.3f} / "
+            f"{y.nse_in:.3f} | {x.nse_drop:.3f} / {y.nse_drop:.3f} | "
+            f"{_met(x.kge_shifted >= 0)} | {_met(x.kge_shifted > y.kge_shifted)} | "
+            f"{_met(x.nse_in >= y.nse_in - t.humid_nse_margin)} | "
+            f"{_met(x.nse_drop < y.nse_drop)} |")
+    lines.append("")
+    diverse = results[results["split"] == "diverse"].set_index("model")
+    if {t.model, t.peer} <= set(diverse.index):
+        a, b = diverse.at[t.model, "kge_shifted"], diverse.at[t.peer, "kge_shifted"]
+        lines.append(f"- Diverse training, median KGE on the unseen arid basins at least the "
+                     f"peer's: {a:.3f} against {b:.3f}: {_met(a >= b)}.")
+    buckets = results[results["model"].map(_is_bucket(study))]
+    if len(buckets):
+        residual = buckets["max_abs_cumulative_residual_mm"]
+        ok = bool(np.isfinite(residual).all())
+        lines.append(f"- Closure of every bucket run reported ({len(buckets)} result rows): "
+                     f"largest cumulative water residual {residual.max():.1e} mm: {_met(ok)}.")
+    if untrained is not None and len(untrained):
+        et = untrained[(untrained["site"] == t.et_site)
+                       & (untrained["variable"] == "evapotranspiration")]
+        if len(et):
+            r = float(et["correlation"].iloc[0])
+            lines.append(f"- Daily ET correlation at {t.et_site} (untrained variable) ≥ "
+                         f"{t.et_correlation:g}: {r:.3f}: {_met(r >= t.et_correlation)}.")
+    minutes = timing["train_s"].sum() / 60
+    lines += [f"- Training time of the whole study ≤ {t.training_minutes:g} min on this "
+              f"machine: {minutes:.0f} min: {_met(minutes <= t.training_minutes)}.", ""]
+    return lines
+
+
+def _is_bucket(study):
+    """Whether a result label is a bucket model of the study (a water balance to close)."""
+    def test(model: str) -> bool:
+        base = re.sub(VARIANT, "", model)
+        config = study.models.get(base)
+        return config is not None and config.model.kind != "lstm"
+    return test
 
 
 def _extreme_table(results: pd.DataFrame) -> str | None:
