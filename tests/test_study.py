@@ -116,9 +116,13 @@ def test_study_file_loads_every_model_config():
         ("ensemble:\n  models: [hybrid]\n  seeds: ['1']\n", "ensemble.seeds"),
         ("targets:\n  model: hybrid\n", "targets.peer"),
         ("targets:\n  model: hybrid\n  peer: hybrid\n", "targets.peer"),
-        ("targets:\n  model: hybrid\n  peer: nothing\n", "targets.model and targets.peer"),
-        ("targets:\n  model: hybrid\n  peer: lstm\n  et_correlation: -1\n",
+        ("targets:\n  model: hybrid\n  peer: nothing\n", "'targets.peer' names"),
+        ("targets:\n  model: hybrid\n  peer: lstm\n  et_correlation: 2\n",
          "targets.et_correlation"),
+        ("targets:\n  model: hybrid\n  peer: lstm\n  study_minutes: 0\n",
+         "targets.study_minutes"),
+        ("targets:\n  model: hybrid\n  peer: lstm\n  et_site: nowhere\n",
+         "targets.et_site"),
     ],
 )
 def test_study_errors_name_the_key(tmp_path, change, message):
@@ -284,9 +288,13 @@ def test_verdict_leaves_out_variants_of_ladder_models():
     assert text.startswith(f"Under the humid → arid shift, **{label('hybrid')}** degrades")
 
 
-def _h2a(model, nse_in, nse_shifted, kge_shifted, split="humid_to_arid", residual=1e-4):
+def _h2a(model, nse_in, nse_shifted, kge_shifted, split="humid_to_arid"):
     return {"model": model, "split": split, "nse_in": nse_in, "nse_shifted": nse_shifted,
-            "nse_drop": nse_in - nse_shifted, "kge_in": nse_in, "kge_shifted": kge_shifted,
+            "nse_drop": nse_in - nse_shifted, "kge_in": nse_in, "kge_shifted": kge_shifted}
+
+
+def _score(model, split, residual, basin="b1"):
+    return {"model": model, "split": split, "test": "test", "basin": basin,
             "max_abs_cumulative_residual_mm": residual}
 
 
@@ -295,41 +303,55 @@ def test_targets_section_checks_each_pair_of_trainings():
 
     study = load_study(STUDY)
     assert (study.targets.model, study.targets.peer) == ("hybrid", "lstm")
+    assert [p[0] for p in target_pairs(study)] == [
+        "own run", "seed 1", "seed 2", "mean of the trainings", "2x budget"]
     results = pd.DataFrame([
-        _h2a("hybrid", 0.80, 0.20, 0.10), _h2a("lstm", 0.82, 0.10, 0.05, residual=np.nan),
+        _h2a("hybrid", 0.80, 0.20, 0.10), _h2a("lstm", 0.82, 0.10, 0.05),
         # seed 1: every humid -> arid target fails
-        _h2a("hybrid_seed1", 0.70, -0.50, -0.20), _h2a("lstm_seed1", 0.80, 0.30, 0.40,
-                                                        residual=np.nan),
-        _h2a("hybrid_ensemble", 0.81, 0.30, 0.20), _h2a("lstm_ensemble", 0.82, 0.0, -1.0,
-                                                        residual=np.nan),
-        _h2a("hybrid", 0.8, 0.1, 0.13, split="diverse"),
-        _h2a("lstm", 0.8, 0.1, 0.10, split="diverse", residual=np.nan),
-        _h2a("physics", 0.5, 0.1, 0.0, split="temporal", residual=np.nan),  # not closed
+        _h2a("hybrid_seed1", 0.70, -0.50, -0.20), _h2a("lstm_seed1", 0.80, 0.30, 0.40),
+        # seed 2: the peer's arid scores are missing: not measured, neither met nor failed
+        _h2a("hybrid_seed2", 0.80, 0.20, 0.10), _h2a("lstm_seed2", 0.80, np.nan, np.nan),
+        _h2a("hybrid_ensemble", 0.81, 0.30, 0.20), _h2a("lstm_ensemble", 0.82, 0.0, -1.0),
+        # no larger-budget runs
+        _h2a("hybrid", 0.8, 0.1, 0.09, split="diverse"), _h2a("lstm", 0.8, 0.1, 0.10,
+                                                             split="diverse"),
     ])
-    pairs = target_pairs(results, study)
-    # no seed 2 and no larger budget in these results: those rows are left out
-    assert [p[0] for p in pairs] == ["own run", "seed 1", "mean of the trainings"]
-    timing = pd.DataFrame({"train_s": [1800.0, 1900.0]})
+    scores = pd.DataFrame([_score("hybrid", "humid_to_arid", 2e-4),
+                           _score("hybrid", "humid_to_arid", 1e-4, basin="b2"),
+                           _score("lstm", "humid_to_arid", np.nan),  # no water balance
+                           _score("physics", "temporal", 1e-5),
+                           _score("physics", "temporal", np.nan, basin="b2")])  # not closed
+    timing = pd.DataFrame({"train_s": [1800.0, 1900.0, np.nan], "evaluate_s": [10.0, 20.0, 0]})
     untrained = pd.DataFrame([{"site": "US-AR1", "variable": "evapotranspiration",
                                "correlation": 0.83},
                               {"site": "US-AR1", "variable": "soil_water", "correlation": 0.1}])
-    text = "\n".join(targets_section(results, timing, untrained, study))
+    text = "\n".join(targets_section(results, scores, timing, untrained, study))
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in text.splitlines()
-            if line.startswith("| ") and " / " in line}
-    assert rows["own run"].count("**not met**") == 0
+            if line.startswith("| ") and " | " in line}
+    assert rows["own run"].count("not met") == 0 and rows["own run"].count("met") == 4
     assert rows["seed 1"].count("**not met**") == 4
+    # KGE >= 0 and the humid NSE are measured; above the peer and the drop are not
+    assert rows["seed 2"].count("not measured") == 2 and "not met" not in rows["seed 2"]
     assert "0.200 / -1.000" in rows["mean of the trainings"]
-    assert "0.130 against 0.100: met" in text
+    assert "not measured" in rows["2x budget"]
+    assert "0.090 against 0.100: **not met**" in text
     assert "0.830: met" in text
-    assert "62 min: **not met**" in text  # 3 700 s of training
-    # the physics row has no residual: closure is not reported for every bucket run
-    assert "(5 result rows)" in text and "Closure" in text
-    assert [line for line in text.splitlines() if line.startswith("- Closure")][0].endswith(
-        "**not met**.")
+    # 3 700 s of training and 30 s of scoring; the run whose time is unknown counts nothing
+    assert "not measured" in [line for line in text.splitlines()
+                              if line.startswith("- The whole study")][0]
+    timing["train_s"] = timing["train_s"].fillna(0.0)
+    text = "\n".join(targets_section(results, scores, timing, untrained, study))
+    assert "62.2 min: **not met**" in text
+    # the physics run has a basin without a residual: not every bucket run closes
+    closure = [line for line in text.splitlines() if line.startswith("- Closure")][0]
+    assert "1 of 2 runs" in closure and closure.endswith("**not met**.")
+    # the ET site missing from the table: not measured
+    text = "\n".join(targets_section(results, scores, timing, untrained.iloc[1:], study))
+    assert f"at {study.targets.et_site} (an untrained variable) ≥ 0.7: not measured" in text
     # a study without targets has no section
     none = dataclasses.replace(study, targets=dataclasses.replace(study.targets, model=None,
                                                                   peer=None))
-    assert targets_section(results, timing, untrained, none) == []
+    assert targets_section(results, scores, timing, untrained, none) == []
 
 
 class _FakeBasins:
@@ -537,26 +559,39 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
                  climate_shift.INVOCATION):
         shutil.copy(out / name, copy / name)
     reduced = work / "study.yaml"
-    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(copy),
-                     "--report-only"])
-    assert code == 0
+
+    def report_only(folder, *more):
+        here = os.getcwd()
+        os.chdir(work)  # as the scoring ran: docs/ paths are relative
+        try:
+            return cli.main(["study", "climate-shift", "--config", str(reduced), "--out",
+                             str(folder), "--report-only", *more])
+        finally:
+            os.chdir(here)
+
+    assert report_only(copy) == 0
     assert "degrades least" in capsys.readouterr().out
-    # the medians recomputed from the scores, and the same page (a quick one: nothing in docs/)
+    # the medians recomputed from the scores, and the same page: a quick one, not in docs/
     pd.testing.assert_frame_equal(pd.read_csv(copy / "results.csv"),
                                   pd.read_csv(out / "results.csv"), rtol=1e-5)
     assert (copy / "climate_shift.md").read_text() == (out / "climate_shift.md").read_text()
     assert (copy / "figures" / "budyko.png").is_file()
-    # nothing to rewrite from: a clear error, exit 2
+    assert not (work / "docs").exists()
+    # nothing to rewrite from, basins of another invocation, --quick: clear errors, exit 2
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(empty),
-                     "--report-only"])
-    assert code == 2
+    assert report_only(empty) == 2
     err = capsys.readouterr().err
     assert "scores.csv" in err and "without --report-only first" in err
-    code = cli.main(["study", "climate-shift", "--config", str(reduced), "--out", str(copy),
-                     "--report-only", "--train-only", "temporal/hybrid"])  # one or the other
-    assert code == 2 and "not allowed with argument" in capsys.readouterr().err
+    table = pd.read_csv(copy / "basins.csv", dtype={"basin": str})
+    scored = min(pd.read_csv(copy / "scores.csv", dtype={"basin": str})["basin"])
+    table[table["basin"] != scored].to_csv(copy / "basins.csv", index=False)
+    assert report_only(copy) == 2
+    assert f"1 basins of {copy / 'scores.csv'} (first {scored})" in capsys.readouterr().err
+    assert report_only(copy, "--quick") == 2
+    assert "leave out --quick" in capsys.readouterr().err
+    assert report_only(copy, "--train-only", "temporal/hybrid") == 2  # one or the other
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_train_only_names_the_runs_of_the_study(tmp_path, capsys):

@@ -25,6 +25,9 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
     try:
         study = load_study(args.config)
         if args.report_only:
+            if args.quick:
+                raise ConfigError("--report-only keeps the setting of the scoring it rewrites; "
+                                  "leave out --quick.")
             result = rewrite_report(study, args.out, log=print)
             print(verdict(result["results"]).replace("**", ""))
             return EXIT_OK

@@ -635,9 +635,19 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
                     group=table["group"].to_numpy(str),
                     arid_train=list(table.loc[table["arid_training_share"], "basin"]))
     scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    unknown = sorted(set(scores["basin"]) - set(basins.ids))
+    if unknown:  # basins.csv is rewritten by every invocation (a --quick one, say)
+        raise FileNotFoundError(
+            f"--report-only: {out / 'basins.csv'} does not hold {len(unknown)} basins of "
+            f"{out / 'scores.csv'} (first {unknown[0]}): it was written by another invocation "
+            "than the scoring; run the study without --report-only to score again.")
     timing = pd.read_csv(out / "timing.csv")
-    untrained = (pd.read_csv(out / "untrained.csv") if (out / "untrained.csv").is_file()
-                 else None)
+    untrained = None
+    if (out / "untrained.csv").is_file():
+        try:
+            untrained = pd.read_csv(out / "untrained.csv")
+        except pd.errors.EmptyDataError:  # no site had its variables
+            untrained = None
     invocation = json.loads((out / INVOCATION).read_text())
     results = summarise(scores, basins)
     _write(out, scores, results, timing, untrained, study, basins, invocation["wall_s"],

@@ -15,7 +15,7 @@ untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
 report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
 targets:     {model: hybrid, peer: lstm, humid_nse_margin: 0.03, et_site: US-AR1,
-              et_correlation: 0.7, training_minutes: 60}
+              et_correlation: 0.7, study_minutes: 60}
 ```
 
 ``models`` maps a model name to a training configuration (paths relative to the study file);
@@ -219,7 +219,9 @@ class Targets:
     humid-to-arid shift (arid median KGE >= 0 and above the peer's, humid median NSE within
     ``humid_nse_margin`` of the peer's, a smaller NSE drop) for each of their trainings and
     their means; on the diverse split (unseen-arid median KGE at least the peer's); the closure
-    of every bucket run; the untrained ET correlation at ``et_site``; the training time."""
+    of every bucket run; the untrained ET correlation at ``et_site`` (one of
+    ``untrained.sites``); the compute time of the whole study (training and scoring of every
+    run, over all the invocations that made it)."""
 
     SECTION: ClassVar[str] = "targets"
     model: str | None = None
@@ -228,7 +230,7 @@ class Targets:
     humid_nse_margin: float = 0.03
     et_site: str = "US-AR1"
     et_correlation: float = 0.7
-    training_minutes: float = 60.0
+    study_minutes: float = 60.0
 
     def __post_init__(self):
         if (self.model is None) != (self.peer is None):
@@ -236,9 +238,12 @@ class Targets:
                   "must be given with the other (a model and the peer it is held against)")
         if self.model is not None and self.model == self.peer:
             _fail(self, "peer", f"must differ from the model, both are {self.model!r}")
-        for name in ("humid_nse_margin", "et_correlation", "training_minutes"):
-            if not getattr(self, name) >= 0:
-                _fail(self, name, f"must be >= 0, got {getattr(self, name)}")
+        if not self.humid_nse_margin >= 0:
+            _fail(self, "humid_nse_margin", f"must be >= 0, got {self.humid_nse_margin}")
+        if not -1 <= self.et_correlation <= 1:
+            _fail(self, "et_correlation", f"must be in [-1, 1], got {self.et_correlation}")
+        if not self.study_minutes > 0:
+            _fail(self, "study_minutes", f"must be > 0, got {self.study_minutes}")
 
 
 _SECTIONS = {
@@ -301,8 +306,8 @@ def load_study(path: str | os.PathLike) -> Study:
         ("fine_tuning.models", sections["fine_tuning"].models),
         ("budget_check.models", sections["budget_check"].models),
         ("ensemble.models", sections["ensemble"].models),
-        ("targets.model and targets.peer", tuple(
-            n for n in (sections["targets"].model, sections["targets"].peer) if n is not None)),
+        ("targets.model", tuple(n for n in (sections["targets"].model,) if n is not None)),
+        ("targets.peer", tuple(n for n in (sections["targets"].peer,) if n is not None)),
         ("untrained.model", () if sections["untrained"].model is None
          else (sections["untrained"].model,)),
     ):
@@ -310,6 +315,11 @@ def load_study(path: str | os.PathLike) -> Study:
         if unknown:
             raise ConfigError(f"{path}: '{section}' names {unknown}, not in 'models' "
                               f"{sorted(configs)}.")
+    t = sections["targets"]
+    if t.model is not None and t.et_site not in sections["untrained"].sites:
+        raise ConfigError(f"{path}: 'targets.et_site' is {t.et_site!r}, not one of "
+                          f"'untrained.sites' {list(sections['untrained'].sites)}; name one of "
+                          "them or add it there.")
     for name in sections["ensemble"].models:
         own = configs[name].run.seed
         if own in sections["ensemble"].seeds:
