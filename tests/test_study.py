@@ -212,6 +212,8 @@ def test_quick_study_writes_every_model_and_split(quick_study):
     page = (out / "climate_shift.md").read_text()
     assert "degrades least" in page and "Quick setting" in page
     assert "## Targets" in page and "| own run |" in page and "| mean of the trainings |" in page
+    assert "`--report-only`" in page and (
+        f"--archive {study.report.archive} --out runs/climate-shift" in page)
 
 
 def test_study_trains_every_model_to_its_own_budget():

@@ -13,7 +13,8 @@ budget_check: {models: [hybrid, lstm], split: humid_to_arid, factor: 2}
 ensemble:    {models: [hybrid, lstm], split: humid_to_arid, seeds: [1, 2]}
 untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
-report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift}
+report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift,
+              archive: experiments/climate_shift/trained}
 targets:     {model: hybrid, peer: lstm, humid_nse_margin: 0.03, et_site: US-AR1,
               et_correlation: 0.7, study_minutes: 60}
 ```
@@ -211,6 +212,9 @@ class Report:
     SECTION: ClassVar[str] = "report"
     docs: str | None = None
     figures: str | None = None
+    archive: str | None = None
+    """Where the study's trained runs are kept (``experiments/climate_shift/trained_runs.py``):
+    the page says how to restore them and score them again without training."""
 
 
 @dataclasses.dataclass(frozen=True)

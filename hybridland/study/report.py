@@ -302,6 +302,7 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
         "--out runs/climate-shift" + (" --quick" if quick else ""),
         "```",
         "",
+        *_reproduce(study),
         (QUICK_NOTE if quick else "")
         + f"MOPEX basins: {n['humid']} humid (aridity in [{d.humid[0]:g}, {d.humid[1]:g})), "
         f"{n['intermediate']} intermediate and {n['arid']} arid (aridity in "
@@ -381,6 +382,31 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
         *_epochs_table(timing),
     ]
     return "\n".join(lines)
+
+
+def _reproduce(study) -> list[str]:
+    """How the page is continued, re-scored and rewritten without training everything again."""
+    lines = [
+        "Finished runs in the output folder are reused and interrupted ones resume at their next "
+        "epoch, so the command can be stopped and run again; a second invocation with "
+        "`--train-only SPLIT/MODEL ...` on the same `--out` trains those runs beside it (a run "
+        "is locked while one process trains it), and `--report-only` writes the tables, "
+        "figures and this page again from the scores in `--out`.",
+        "",
+    ]
+    if study.report.archive:
+        lines += [
+            f"The trained runs behind this page are kept, with checksums, in "
+            f"`{study.report.archive}`; put them back first and the command above trains "
+            "nothing and scores them:",
+            "",
+            "```bash",
+            "python experiments/climate_shift/trained_runs.py restore \\",
+            f"    --archive {study.report.archive} --out runs/climate-shift",
+            "```",
+            "",
+        ]
+    return lines
 
 
 def _epochs_table(timing) -> list[str]:
