@@ -206,7 +206,7 @@ def plot_skill_drop(results: pd.DataFrame, path):
                edgecolor="white")
     ax.set_xticks(x + width * (len(splits) - 1) / 2)
     ax.set_xticklabels([label(m) for m in models], rotation=35, ha="right", fontsize=7)
-    ax.set_ylabel("median NSE in distribution − shifted (symlog)")
+    ax.set_ylabel("median NSE drop, in − shifted (symlog)")
     ax.set_yscale("symlog", linthresh=1)
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_title("Skill drop under shift (smaller is more robust)")
