@@ -356,6 +356,33 @@ def test_targets_section_checks_each_pair_of_trainings():
     assert targets_section(results, scores, timing, untrained, none) == []
 
 
+def test_budget_check_compares_the_change_with_the_spread_of_the_seeds():
+    from hybridland.study.report import budget_table
+
+    study = load_study(STUDY)
+    assert study.budget_check.split == study.ensemble.split == "humid_to_arid"
+    results = pd.DataFrame([
+        # the hybrid's budget moves its arid KGE by 0.04, its seeds by up to 0.10
+        _h2a("hybrid", 0.80, 0.10, 0.06), _h2a("hybrid_budget_x2", 0.81, 0.11, 0.02),
+        _h2a("hybrid_seed1", 0.805, 0.15, 0.03), _h2a("hybrid_seed2", 0.795, 0.18, -0.04),
+        # the LSTM's budget moves it by 10, far beyond its seeds
+        _h2a("lstm", 0.82, -0.2, -0.45), _h2a("lstm_budget_x2", 0.80, -11.0, -6.5),
+        _h2a("lstm_seed1", 0.79, 0.0, -0.37), _h2a("lstm_seed2", 0.82, 0.06, -0.18),
+    ])
+    rows = {line.split(" | ")[0].removeprefix("| "): line
+            for line in budget_table(results, study) if line.startswith("| ") and "→" in line}
+    from hybridland.study.report import label
+    assert rows[label("hybrid")].endswith("| **no** | yes (3 trainings) |")
+    assert rows[label("lstm")].endswith("| **no** | **no** (3 trainings) |")
+    # without the seeds: nothing to compare with
+    alone = results[~results["model"].str.contains("_seed")]
+    no_seeds = dataclasses.replace(study, ensemble=dataclasses.replace(
+        study.ensemble, models=(), seeds=()))
+    rows = [line for line in budget_table(alone, no_seeds)
+            if line.startswith("| ") and "→" in line]
+    assert len(rows) == 2 and all(line.endswith("| n/a (one training) |") for line in rows)
+
+
 class _FakeBasins:
     arid_train = ["a"]
 
