@@ -119,6 +119,7 @@ def test_study_file_loads_every_model_config():
         ("targets:\n  model: hybrid\n  peer: nothing\n", "'targets.peer' names"),
         ("targets:\n  model: hybrid\n  peer: lstm\n  et_correlation: 2\n",
          "targets.et_correlation"),
+        ("targets:\n  model: hybrid\n  peer: lstm\n  closure_mm: 0\n", "targets.closure_mm"),
         ("targets:\n  model: hybrid\n  peer: lstm\n  study_minutes: 0\n",
          "targets.study_minutes"),
         ("targets:\n  model: hybrid\n  peer: lstm\n  et_site: nowhere\n",
@@ -211,7 +212,8 @@ def test_quick_study_writes_every_model_and_split(quick_study):
     assert not (work / "docs").exists()  # quick: the page stays in OUT
     page = (out / "climate_shift.md").read_text()
     assert "degrades least" in page and "Quick setting" in page
-    assert "## Targets" in page and "| own run |" in page and "| mean of the trainings |" in page
+    assert "## Targets" in page and "| own run |" in page and (
+        "| mean runoff of the trainings |" in page)
     assert "`--report-only`" in page and (
         f"--archive {study.report.archive} --out runs/climate-shift" in page)
 
@@ -306,7 +308,12 @@ def test_targets_section_checks_each_pair_of_trainings():
     study = load_study(STUDY)
     assert (study.targets.model, study.targets.peer) == ("hybrid", "lstm")
     assert [p[0] for p in target_pairs(study)] == [
-        "own run", "seed 1", "seed 2", "mean of the trainings", "2x budget"]
+        "own run", "seed 1", "seed 2", "mean runoff of the trainings", "2x budget"]
+    # seeds and budgets trained on another split are no humid -> arid pairs
+    elsewhere = dataclasses.replace(
+        study, ensemble=dataclasses.replace(study.ensemble, split="temporal"),
+        budget_check=dataclasses.replace(study.budget_check, split="diverse"))
+    assert [p[0] for p in target_pairs(elsewhere)] == ["own run"]
     results = pd.DataFrame([
         _h2a("hybrid", 0.80, 0.20, 0.10), _h2a("lstm", 0.82, 0.10, 0.05),
         # seed 1: every humid -> arid target fails
@@ -320,13 +327,16 @@ def test_targets_section_checks_each_pair_of_trainings():
     ])
     scores = pd.DataFrame([_score("hybrid", "humid_to_arid", 2e-4),
                            _score("hybrid", "humid_to_arid", 1e-4, basin="b2"),
+                           _score("hybrid_seed1", "humid_to_arid", 1e-4),  # a variant: a bucket
                            _score("lstm", "humid_to_arid", np.nan),  # no water balance
                            _score("physics", "temporal", 1e-5),
-                           _score("physics", "temporal", np.nan, basin="b2")])  # not closed
+                           _score("physics", "temporal", np.nan, basin="b2"),  # not closed
+                           _score("physics", "diverse", 0.5)])  # beyond closure_mm
     timing = pd.DataFrame({"train_s": [1800.0, 1900.0, np.nan], "evaluate_s": [10.0, 20.0, 0]})
     untrained = pd.DataFrame([{"site": "US-AR1", "variable": "evapotranspiration",
-                               "correlation": 0.83},
-                              {"site": "US-AR1", "variable": "soil_water", "correlation": 0.1}])
+                               "correlation": 0.83, "anomaly_correlation": 0.71},
+                              {"site": "US-AR1", "variable": "soil_water", "correlation": 0.1,
+                               "anomaly_correlation": 0.0}])
     text = "\n".join(targets_section(results, scores, timing, untrained, study))
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in text.splitlines()
             if line.startswith("| ") and " | " in line}
@@ -334,22 +344,26 @@ def test_targets_section_checks_each_pair_of_trainings():
     assert rows["seed 1"].count("**not met**") == 4
     # KGE >= 0 and the humid NSE are measured; above the peer and the drop are not
     assert rows["seed 2"].count("not measured") == 2 and "not met" not in rows["seed 2"]
-    assert "0.200 / -1.000" in rows["mean of the trainings"]
+    assert "0.200 / -1.000" in rows["mean runoff of the trainings"]
     assert "not measured" in rows["2x budget"]
     assert "0.090 against 0.100: **not met**" in text
-    assert "0.830: met" in text
-    # 3 700 s of training and 30 s of scoring; the run whose time is unknown counts nothing
+    assert "0.830 (anomaly correlation 0.710): met" in text
+    # a run whose time is unknown: the total is not measured
     assert "not measured" in [line for line in text.splitlines()
                               if line.startswith("- The whole study")][0]
-    timing["train_s"] = timing["train_s"].fillna(0.0)
+    timing["train_s"] = timing["train_s"].fillna(0.0)  # 3 700 s of training, 30 s of scoring
     text = "\n".join(targets_section(results, scores, timing, untrained, study))
     assert "62.2 min: **not met**" in text
-    # the physics run has a basin without a residual: not every bucket run closes
+    # a physics run has a basin without a residual, another one too large a residual
     closure = [line for line in text.splitlines() if line.startswith("- Closure")][0]
-    assert "1 of 2 runs" in closure and closure.endswith("**not met**.")
+    assert "2 of 4 runs" in closure and closure.endswith("**not met**.")
+    closed = scores[scores["max_abs_cumulative_residual_mm"].fillna(1.0) < 0.01]
+    closure = [line for line in targets_section(results, closed, timing, untrained, study)
+               if line.startswith("- Closure")][0]
+    assert "3 of 3 runs" in closure and closure.endswith(": met.")
     # the ET site missing from the table: not measured
     text = "\n".join(targets_section(results, scores, timing, untrained.iloc[1:], study))
-    assert f"at {study.targets.et_site} (an untrained variable) ≥ 0.7: not measured" in text
+    assert "seasonal cycle included) ≥ 0.7: not measured" in text
     # a study without targets has no section
     none = dataclasses.replace(study, targets=dataclasses.replace(study.targets, model=None,
                                                                   peer=None))
@@ -362,9 +376,10 @@ def test_budget_check_compares_the_change_with_the_spread_of_the_seeds():
     study = load_study(STUDY)
     assert study.budget_check.split == study.ensemble.split == "humid_to_arid"
     results = pd.DataFrame([
-        # the hybrid's budget moves its arid KGE by 0.04, its seeds by up to 0.10
-        _h2a("hybrid", 0.80, 0.10, 0.06), _h2a("hybrid_budget_x2", 0.81, 0.11, 0.02),
-        _h2a("hybrid_seed1", 0.805, 0.15, 0.03), _h2a("hybrid_seed2", 0.795, 0.18, -0.04),
+        # the hybrid's budget moves its arid KGE by 0.04, its seeds by up to 0.10; every change
+        # lies well inside the seeds' range
+        _h2a("hybrid", 0.80, 0.10, 0.06), _h2a("hybrid_budget_x2", 0.805, 0.11, 0.02),
+        _h2a("hybrid_seed1", 0.82, 0.15, 0.03), _h2a("hybrid_seed2", 0.79, 0.18, -0.04),
         # the LSTM's budget moves it by 10, far beyond its seeds
         _h2a("lstm", 0.82, -0.2, -0.45), _h2a("lstm_budget_x2", 0.80, -11.0, -6.5),
         _h2a("lstm_seed1", 0.79, 0.0, -0.37), _h2a("lstm_seed2", 0.82, 0.06, -0.18),
@@ -372,8 +387,23 @@ def test_budget_check_compares_the_change_with_the_spread_of_the_seeds():
     rows = {line.split(" | ")[0].removeprefix("| "): line
             for line in budget_table(results, study) if line.startswith("| ") and "→" in line}
     from hybridland.study.report import label
-    assert rows[label("hybrid")].endswith("| **no** | yes (3 trainings) |")
-    assert rows[label("lstm")].endswith("| **no** | **no** (3 trainings) |")
+    assert rows[label("hybrid")].endswith("| 0.040 | **no** | yes (3 trainings) |")
+    assert rows[label("lstm")].endswith("| 10.800 | **no** | **no** (3 trainings) |")
+
+    def hybrid_row(frame):
+        return [line for line in budget_table(frame, study)
+                if line.startswith(f"| {label('hybrid')} |")][0]
+
+    # a seed's median missing (NaN) or its run missing: the spread cannot be measured
+    nan_seed = results.copy()
+    nan_seed.loc[nan_seed["model"] == "hybrid_seed2", "kge_shifted"] = np.nan
+    assert hybrid_row(nan_seed).endswith("| **no** | not measured |")
+    missing = results[results["model"] != "hybrid_seed2"]
+    assert hybrid_row(missing).endswith("| n/a (trainings missing) |")
+    # the doubled budget's median missing: neither the change nor "unmoved" is measured
+    nan_budget = results.copy()
+    nan_budget.loc[nan_budget["model"] == "hybrid_budget_x2", "nse_in"] = np.nan
+    assert hybrid_row(nan_budget).endswith("| n/a | not measured | not measured |")
     # without the seeds: nothing to compare with
     alone = results[~results["model"].str.contains("_seed")]
     no_seeds = dataclasses.replace(study, ensemble=dataclasses.replace(
@@ -616,7 +646,11 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
     scored = min(pd.read_csv(copy / "scores.csv", dtype={"basin": str})["basin"])
     table[table["basin"] != scored].to_csv(copy / "basins.csv", index=False)
     assert report_only(copy) == 2
-    assert f"1 basins of {copy / 'scores.csv'} (first {scored})" in capsys.readouterr().err
+    assert f"differ in 1 basins (first {scored})" in capsys.readouterr().err
+    extra = pd.concat([table, table.iloc[:1].assign(basin="99999999")])  # one basin too many
+    extra.to_csv(copy / "basins.csv", index=False)
+    assert report_only(copy) == 2
+    assert "differ in 1 basins (first 99999999)" in capsys.readouterr().err
     assert report_only(copy, "--quick") == 2
     assert "leave out --quick" in capsys.readouterr().err
     assert report_only(copy, "--train-only", "temporal/hybrid") == 2  # one or the other

@@ -30,7 +30,8 @@ from their humid-to-arid run and continue training on the diverse split's arid t
 basins only (``training.init_from``); they are scored like the diverse split. Models in
 ``budget_check`` are trained again on its split with ``factor`` times their epochs and patience
 (label ``<model>_budget_x<factor>``); the page's budget check says whether their medians moved
-by more than its ``tolerance``, i.e. whether the verdict rests on converged models. Models in
+by more than its ``tolerance``, i.e. whether the verdict rests on converged models, and whether
+they moved more than the model's trainings with different seeds differ (``ensemble``). Models in
 ``ensemble`` are trained again on its split with each of its ``seeds`` (label
 ``<model>_seed<seed>``) and scored alone and as the mean of all their trainings there
 (``<model>_ensemble``).
@@ -46,6 +47,12 @@ the skill drops and a Budyko plot; ``OUT/climate_shift.md`` the page generated f
 A finished run directory is reused when the study is run again with the same settings, and an
 interrupted one resumes from its last epoch's checkpoint, so a study with converged budgets (hours
 on a laptop CPU) can be stopped and continued by running the same command again.
+
+**Targets.** The study file's ``targets`` (a model, its peer and thresholds) become a section
+of the page that states each target with its measured value: met, not met, or not measured.
+``rewrite_report`` (``--report-only``) writes the tables, figures and page again from what the
+last scoring left in ``OUT`` (``scores.csv``, ``timing.csv``, ``basins.csv``,
+``untrained.csv``, ``invocation.json``) without training or scoring.
 """
 
 from __future__ import annotations
@@ -622,7 +629,9 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
     per-basin scores, timing, basins and untrained variables), without training or scoring:
     after a change to the report or to the study file's ``targets`` or ``report`` sections.
     The medians are recomputed from ``scores.csv``; the page is written where the scoring
-    wrote it (into ``report.docs`` only if that scoring was not ``--quick``)."""
+    wrote it (into ``report.docs`` only if that scoring was not ``--quick``). The periods,
+    budget check, ensemble and targets described on the page are the study file's as it is
+    now: rewrite only after changes to its ``targets`` or ``report`` sections."""
     out = Path(out)
     need = ["scores.csv", "timing.csv", "basins.csv", INVOCATION]
     missing = [n for n in need if not (out / n).is_file()]
@@ -635,12 +644,12 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
                     group=table["group"].to_numpy(str),
                     arid_train=list(table.loc[table["arid_training_share"], "basin"]))
     scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
-    unknown = sorted(set(scores["basin"]) - set(basins.ids))
-    if unknown:  # basins.csv is rewritten by every invocation (a --quick one, say)
+    differ = sorted(set(scores["basin"]) ^ set(basins.ids))
+    if differ:  # basins.csv is rewritten by every invocation (a --quick one, say)
         raise FileNotFoundError(
-            f"--report-only: {out / 'basins.csv'} does not hold {len(unknown)} basins of "
-            f"{out / 'scores.csv'} (first {unknown[0]}): it was written by another invocation "
-            "than the scoring; run the study without --report-only to score again.")
+            f"--report-only: {out / 'basins.csv'} and {out / 'scores.csv'} differ in "
+            f"{len(differ)} basins (first {differ[0]}): the basins were written by another "
+            "invocation than the scoring; run the study without --report-only to score again.")
     timing = pd.read_csv(out / "timing.csv")
     untrained = None
     if (out / "untrained.csv").is_file():

@@ -15,8 +15,8 @@ untrained:   {model: hybrid, sites: [US-AR1, schwingbach]}
 quick:       {basins_per_group: 3, epochs: 2, batches_per_epoch: 2, batch_basins: 3}
 report:      {docs: docs/climate_shift.md, figures: docs/figures/climate_shift,
               archive: experiments/climate_shift/trained}
-targets:     {model: hybrid, peer: lstm, humid_nse_margin: 0.03, et_site: US-AR1,
-              et_correlation: 0.7, study_minutes: 60}
+targets:     {model: hybrid, peer: lstm, humid_nse_margin: 0.03, closure_mm: 0.01,
+              et_site: US-AR1, et_correlation: 0.7, study_minutes: 60}
 ```
 
 ``models`` maps a model name to a training configuration (paths relative to the study file);
@@ -126,7 +126,9 @@ def budget_label(name: str, factor: float) -> str:
 @dataclasses.dataclass(frozen=True)
 class BudgetCheck:
     """Models trained again on ``split`` with ``factor`` times their epochs and patience: do
-    their medians move when the budget grows (are they converged)?"""
+    their medians move when the budget grows (are they converged)? The page compares each
+    change with ``tolerance`` and, for a model the ``ensemble`` trains on the same split, with
+    the range of that median over its trainings with different seeds."""
 
     SECTION: ClassVar[str] = "budget_check"
     models: tuple[str, ...] = ()
@@ -232,6 +234,8 @@ class Targets:
     """None: no targets section."""
     peer: str | None = None
     humid_nse_margin: float = 0.03
+    closure_mm: float = 0.01
+    """Largest cumulative water residual (mm, any basin and day) a bucket run may have."""
     et_site: str = "US-AR1"
     et_correlation: float = 0.7
     study_minutes: float = 60.0
@@ -242,6 +246,8 @@ class Targets:
                   "must be given with the other (a model and the peer it is held against)")
         if self.model is not None and self.model == self.peer:
             _fail(self, "peer", f"must differ from the model, both are {self.model!r}")
+        if not self.closure_mm > 0:
+            _fail(self, "closure_mm", f"must be > 0, got {self.closure_mm}")
         if not self.humid_nse_margin >= 0:
             _fail(self, "humid_nse_margin", f"must be >= 0, got {self.humid_nse_margin}")
         if not -1 <= self.et_correlation <= 1:
