@@ -615,7 +615,8 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
     copy = tmp_path / "out"
     copy.mkdir()
     for name in ("scores.csv", "timing.csv", "basins.csv", "untrained.csv",
-                 climate_shift.INVOCATION):
+                 climate_shift.INVOCATION, "figures/untrained_variables.png"):
+        (copy / name).parent.mkdir(exist_ok=True)
         shutil.copy(out / name, copy / name)
     reduced = work / "study.yaml"
 
@@ -636,6 +637,12 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
     assert (copy / "climate_shift.md").read_text() == (out / "climate_shift.md").read_text()
     assert (copy / "figures" / "budyko.png").is_file()
     assert not (work / "docs").exists()
+    # without the site figure (drawn only by the scoring) the page does not link it
+    (copy / "figures" / "untrained_variables.png").unlink()
+    assert report_only(copy) == 0
+    page = (copy / "climate_shift.md").read_text()
+    assert "## Untrained variables" in page and "untrained_variables.png" not in page
+    capsys.readouterr()
     # nothing to rewrite from, basins of another invocation, --quick: clear errors, exit 2
     empty = tmp_path / "empty"
     empty.mkdir()

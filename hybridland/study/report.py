@@ -264,10 +264,11 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
                         figures / "skill_drop.png"),
         plot_budyko(scores[drawn], figures / "budyko.png"),
     ]
-    if (figures / "untrained_variables.png").is_file():
+    site_figure = (figures / "untrained_variables.png").is_file()  # drawn by the scoring
+    if site_figure:
         paths.append(figures / "untrained_variables.png")
     page = render_page(results, scores, timing, untrained, study, basins, wall_s, quick,
-                       "figures")
+                       "figures", site_figure=site_figure)
     atomic_write_text(out / "climate_shift.md", page)
     if not quick and study.report.docs:
         docs = Path(study.report.docs)
@@ -277,7 +278,7 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
             shutil.copyfile(p, fig_dir / p.name)
         rel = Path(os.path.relpath(fig_dir, docs.parent)).as_posix()
         atomic_write_text(docs, render_page(results, scores, timing, untrained, study, basins,
-                                            wall_s, quick, rel))
+                                            wall_s, quick, rel, site_figure=site_figure))
 
 
 QUICK_NOTE = ("**Quick setting** (a few basins, a few optimiser steps: a smoke test, not a "
@@ -285,7 +286,9 @@ QUICK_NOTE = ("**Quick setting** (a few basins, a few optimiser steps: a smoke t
 
 
 def render_page(results, scores, timing, untrained, study, basins, wall_s, quick,
-                figures) -> str:
+                figures, site_figure: bool = True) -> str:
+    """The study's page; ``figures``: the figures' folder relative to the page;
+    ``site_figure``: whether the untrained variables' figure is there to link."""
     d = study.data
     n = {g: len(basins.of(g)) for g in ("humid", "intermediate", "arid")}
     train_s = timing.groupby("model")["train_s"].sum()
@@ -361,9 +364,9 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
             "",
             _frame_markdown(untrained[[c for c in UNTRAINED_COLUMNS if c in untrained]]),
             "",
-            f"![untrained variables]({figures}/untrained_variables.png)",
-            "",
         ]
+        if site_figure:
+            lines += [f"![untrained variables]({figures}/untrained_variables.png)", ""]
     lines += [
         "## Figures",
         "",
