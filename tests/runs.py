@@ -76,3 +76,18 @@ def hold_lock(run_dir, seconds):
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+def hold_lock_attempt(run_dir):
+    """Another process trying ``hold_run(run_dir)`` once: exit 0 if it got it, 3 if locked."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "from hybridland.train import checkpoint\n"
+              "try:\n"
+              "    with checkpoint.hold_run(sys.argv[1]):\n"
+              "        pass\n"
+              "except checkpoint.RunLockedError:\n"
+              "    sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", script, str(run_dir)], check=False)

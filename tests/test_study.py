@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from runs import BASINS, hold_lock, quiet_train, tiny
+from runs import BASINS, hold_lock, hold_lock_attempt, quiet_train, tiny
 
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
@@ -607,6 +607,45 @@ def test_the_study_reuses_a_run_finished_while_it_waited(tmp_path, monkeypatch):
         holder.wait()
     assert said == [f"{run_dir}: waiting for process {holder.pid}, which is training it",
                     f"{run_dir}: finished run reused"]
+
+
+def test_a_waiting_study_takes_the_seconds_the_other_invocation_records(tmp_path,
+                                                                         monkeypatch):
+    # the other invocation has finished training (run.json written) but still holds the run
+    # while it records its training time: the study waits for that record, it does not take
+    # the run for finished and time it from its metrics meanwhile
+    run_dir, elsewhere, said = tmp_path / "run", tmp_path / "elsewhere", []
+    config = tiny("physics", epochs=1)
+    quiet_train(config, elsewhere)
+    shutil.copytree(elsewhere, run_dir)
+    holder = hold_lock(run_dir, 120)
+
+    def recorded_meanwhile():
+        (run_dir / "study_seconds.json").write_text(json.dumps({"seconds": 123.0}))
+        holder.kill()
+        holder.wait()
+
+    monkeypatch.setattr(climate_shift, "_pause", recorded_meanwhile)
+    try:
+        seconds = climate_shift._train(config, run_dir, said.append, progress=False,
+                                       report=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert seconds == 123.0
+    assert said[-1] == f"{run_dir}: finished run reused"
+
+
+def test_a_held_run_can_be_held_again_by_its_holder(tmp_path):
+    run_dir = tmp_path / "run"
+    with ckpt.hold_run(run_dir) as lock:
+        with ckpt.hold_run(run_dir):  # nested: no RunLockedError from itself
+            assert lock.is_file()
+        assert lock.is_file()  # still held by the outer block
+        other = hold_lock_attempt(run_dir)
+        assert other.returncode == 3  # another process cannot take it
+    assert not lock.exists()
+    assert hold_lock_attempt(run_dir).returncode == 0
 
 
 @pytest.mark.slow

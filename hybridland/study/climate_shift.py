@@ -302,16 +302,23 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
     saved = run_dir / "config.yaml"
     waiting_for = ()
     while True:
-        if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
-            saved.read_text(), _resolved(config)
-        ):
-            log(f"{run_dir}: finished run reused")
-            return _seconds(run_dir)
-        t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DataAdjustmentWarning)
-                train(config, run_dir, progress=progress, report=report)
+            # Decided and recorded under the run's lock: a run another invocation is training
+            # is neither taken for finished nor timed before that invocation has recorded it.
+            with ckpt.hold_run(run_dir):
+                if (run_dir / "run.json").is_file() and saved.is_file() and same_configuration(
+                    saved.read_text(), _resolved(config)
+                ):
+                    log(f"{run_dir}: finished run reused")
+                    return _seconds(run_dir)
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DataAdjustmentWarning)
+                    train(config, run_dir, progress=progress, report=report)
+                # A run resumed from an earlier, interrupted invocation: its epochs count.
+                seconds = max(time.perf_counter() - t0, _seconds(run_dir, epochs_only=True))
+                ckpt.atomic_write_text(run_dir / "study_seconds.json",
+                                       json.dumps({"seconds": seconds}))
             break
         except ckpt.RunLockedError as err:  # another invocation trains it: wait, then reuse
             if err.pid != waiting_for:  # said once per process waited for
@@ -320,9 +327,6 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
                 waiting_for = err.pid
             _pause()
     release_compiled()  # the next model shares no compiled code with this one
-    # A run resumed from an earlier, interrupted invocation: its epochs before this call count.
-    seconds = max(time.perf_counter() - t0, _seconds(run_dir, epochs_only=True))
-    ckpt.atomic_write_text(run_dir / "study_seconds.json", json.dumps({"seconds": seconds}))
     log(f"{run_dir}: trained in {seconds:.0f} s")
     return seconds
 

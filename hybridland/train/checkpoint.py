@@ -112,6 +112,10 @@ def _holder(fd: int) -> tuple[int | None, str]:
         return None, "another process"
 
 
+_HELD: dict[Path, int] = {}
+"""Locks this process holds (``hold_run``), with how deeply each is nested."""
+
+
 @contextlib.contextmanager
 def hold_run(run_dir: str | os.PathLike):
     """Hold the lock of ``run_dir`` while the block runs, so that two processes (two study
@@ -121,8 +125,17 @@ def hold_run(run_dir: str | os.PathLike):
     The lock is the operating system's (``flock``) on ``lock_path(run_dir)``: it ends with the
     process that holds it, however that process ends (killed, crashed), so a lock is never left
     behind. The file records the holder's PID and host, for the message; it is removed by its
-    holder on exit, and a process that locked a file just removed by its holder tries again."""
+    holder on exit, and a process that locked a file just removed by its holder tries again.
+    A process already holding the lock holds it again (nested blocks: the lock ends with the
+    outermost), so a caller can keep a run locked across ``train`` and what follows it."""
     lock = lock_path(run_dir)
+    if lock in _HELD:
+        _HELD[lock] += 1
+        try:
+            yield lock
+        finally:
+            _HELD[lock] -= 1
+        return
     lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, _file_mode())
@@ -146,8 +159,10 @@ def hold_run(run_dir: str | os.PathLike):
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
+        _HELD[lock] = 1
         yield lock
     finally:
+        _HELD.pop(lock, None)
         lock.unlink(missing_ok=True)  # while still held: no other process has it
         os.close(fd)
 
