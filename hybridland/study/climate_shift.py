@@ -251,7 +251,7 @@ def ensemble_members(study: Study, out: Path, model: str) -> list[Path]:
     """The run directories whose mean is ``model``'s ensemble: its own run on the ensemble's
     split, then one per extra seed."""
     split = out / "runs" / study.ensemble.split
-    return [split / model] + [split / seed_label(model, s) for s in study.ensemble.seeds]
+    return [split / label for label in study.ensemble.trainings(model)]
 
 
 def run_config(study: Study, job: Job, basins: Basins, quick: bool,
@@ -660,7 +660,7 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
         try:
             untrained = pd.read_csv(out / "untrained.csv")
         except pd.errors.EmptyDataError:  # no site had its variables
-            untrained = None
+            pass
     invocation = json.loads((out / INVOCATION).read_text())
     results = summarise(scores, basins)
     _write(out, scores, results, timing, untrained, study, basins, invocation["wall_s"],

@@ -179,6 +179,11 @@ class Ensemble:
         if self.models and not self.seeds:
             _fail(self, "seeds", "must name at least one seed for the models to train again")
 
+    def trainings(self, name: str) -> list[str]:
+        """Result labels of model ``name``'s trainings on ``split``: its own run, then one per
+        seed (their runs are ``OUT/runs/<split>/<label>``)."""
+        return [name] + [seed_label(name, s) for s in self.seeds]
+
 
 @dataclasses.dataclass(frozen=True)
 class Untrained:

@@ -472,7 +472,7 @@ def _trainings(study, name: str, split: str) -> list[str]:
     ens = study.ensemble
     if name not in ens.models or ens.split != split:
         return [name]
-    return [name] + [seed_label(name, s) for s in ens.seeds]
+    return ens.trainings(name)
 
 
 def budget_table(results: pd.DataFrame, study) -> list[str]:
@@ -620,7 +620,7 @@ def targets_section(results: pd.DataFrame, scores: pd.DataFrame, timing: pd.Data
         f"humid NSE ≥ peer's − {t.humid_nse_margin:g} | smaller drop |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    h2a = results[results["split"] == "humid_to_arid"].set_index("model")
+    _, h2a = _median_columns(results, "humid_to_arid")
     for what, a, b in target_pairs(study):
         if a not in h2a.index or b not in h2a.index:
             lines.append(f"| {what} | " + " | ".join([NOT_MEASURED] + [""] * 6) + " |")
@@ -634,7 +634,7 @@ def targets_section(results: pd.DataFrame, scores: pd.DataFrame, timing: pd.Data
             f"{_met(x.nse_in >= y.nse_in - t.humid_nse_margin, x.nse_in, y.nse_in)} | "
             f"{_met(x.nse_drop < y.nse_drop, x.nse_drop, y.nse_drop)} |")
     lines.append("")
-    diverse = results[results["split"] == "diverse"].set_index("model")
+    _, diverse = _median_columns(results, "diverse")
     text = "- Diverse training, median KGE on the unseen arid basins at least the peer's: "
     if {t.model, t.peer} <= set(diverse.index):
         a, b = diverse.at[t.model, "kge_shifted"], diverse.at[t.peer, "kge_shifted"]
