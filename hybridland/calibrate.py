@@ -31,6 +31,7 @@ writes. ``calibrate_columns`` is the array-level fit, for forcing already in mem
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 import warnings
@@ -304,6 +305,17 @@ def _score(u, model, batch, warmup, loss, fit_days):
     return _column_losses(model, u, *batch, warmup, loss, fit_days)
 
 
+@functools.lru_cache(maxsize=8)
+def _optimizer(learning_rate: float, final_learning_rate: float, steps: int):
+    """Adam with a cosine decay from ``learning_rate`` to ``final_learning_rate`` over
+    ``steps``. Cached: the optimiser is a static argument of the compiled step, so a new one
+    would compile the step again in every calibration of a session."""
+    schedule = optax.cosine_decay_schedule(
+        learning_rate, steps, alpha=final_learning_rate / learning_rate
+    )
+    return optax.adam(schedule)
+
+
 def _tile(forcing: Forcing, starts: int) -> Forcing:
     """Forcing of every basin repeated for every start (start-major), doy per column."""
     if forcing.doy.ndim == 1:
@@ -394,10 +406,7 @@ def calibrate_columns(
         jnp.asarray(obs_mean[rows], dtype),
     )
     u = initial_unconstrained(params, n, starts, seed, dtype)
-    schedule = optax.cosine_decay_schedule(
-        learning_rate, steps, alpha=final_learning_rate / learning_rate
-    )
-    optim = optax.adam(schedule)
+    optim = _optimizer(learning_rate, final_learning_rate, steps)
     opt_state = optim.init(u)
     rng = np.random.default_rng([seed, 1])
     kept = (u, jnp.full((starts, n), jnp.inf, dtype))

@@ -215,6 +215,26 @@ def test_windowed_steps_trace_the_whole_period_objective(x64):
         calibrate_columns(model, forcing, observed, window_days=200, trace_every=0, **common)
 
 
+def test_a_second_calibration_compiles_nothing_again(x64, caplog):
+    """The compiled step and scoring are reused by every calibration of a session with the
+    same shapes and settings (a new optimiser object per call once compiled them anew)."""
+    import logging
+
+    ds = _twin()
+    forcing = to_forcing(ds, dtype=np.float64)
+    observed = target(ds, "streamflow")
+    model = build_model("physics")
+    settings = dict(warmup_days=WARMUP, starts=2, steps=3, window_days=200, trace_every=2,
+                    learning_rate=0.2)
+    first = calibrate_columns(model, forcing, observed, seed=1, **settings)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        caplog.clear()
+        again = calibrate_columns(model, forcing, observed, seed=2, **settings)
+    compiled = [r.getMessage() for r in caplog.records if "compilation of" in r.getMessage()]
+    assert not [m for m in compiled if "_step" in m or "_score" in m], compiled
+    assert not np.array_equal(first.objective[0], again.objective[0])  # other starts, same program
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration and command line
 
