@@ -585,3 +585,33 @@ def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):
     assert (tmp_path / "other" / "plots" / "training_curves.png").is_file()
     with pytest.raises(ConfigError, match="validate_every"):
         every.replace("training", validate_every=0)
+
+
+def test_training_step_benchmark_times_each_variant_of_the_model(tmp_path):
+    # benchmarks/training_step.py: each variant is the configuration with parts of the model
+    # taken out (a variant that left the model as it was would time the same program), timed
+    # by the training step itself; its ratio is to the full step of the same run
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import training_step
+
+    config = tiny("sequence_hybrid", epochs=1, components=2, dynamic_params=["runoff_shape"],
+                  dynamic_width=4, trainable_params=["baseflow_rate"])
+    want = {"full": (2, ("runoff_shape",)), "one_component": (1, ("runoff_shape",)),
+            "no_daily_network": (2, ()), "core": (1, ())}
+    assert set(want) == set(training_step.VARIANTS)
+    for name, (components, dynamic) in want.items():
+        m = training_step.variant_config(config, name, "unused.yaml").model
+        assert (m.components, m.dynamic_params or ()) == (components, dynamic), name
+        assert m.routing_days == config.model.routing_days  # nothing else changes
+    path = tmp_path / "config.yaml"
+    path.write_text(config.to_yaml())
+    out = tmp_path / "steps.json"
+    argv = ["--config", str(path), "--variants", "core", "--repeats", "1", "--json", str(out)]
+    assert training_step.main(argv) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert (r["variant"], r["components"], r["dynamic_params"]) == ("core", 1, [])
+    assert r["batch_basins"] == 3 and r["days_per_step"] == 60 + 120
+    assert r["step_s"] > 0 and r["validation_s"] > 0
+    assert r["epoch_s"] == pytest.approx(
+        r["batches_per_epoch"] * r["step_s"] + r["validation_s"] / r["validate_every"])
+    assert r["ratio_to_full"] is None  # no full step in this run to compare with
