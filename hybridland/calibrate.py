@@ -589,9 +589,21 @@ def calibration_inputs(config: CalibrationRunConfig):
     """``(data, model, forcing, observed)`` as ``calibrate`` fits them: the ``RunData`` of
     ``config.data`` (periods ``train``, ``validation`` and ``test`` where given), the bucket
     with ``config.calibration.pet``, and the forcing and observed runoff ``[basin, time]`` of
-    the calibration period with its warm-up days before it."""
+    the calibration period with its warm-up days before it.
+
+    Basins without any observed streamflow day in the calibration period are left out, with a
+    ``DataAdjustmentWarning`` naming them (nothing could calibrate them). Raises
+    ``ForcingDataError`` when the file has no streamflow variable or when no basin has an
+    observed day in the calibration period, or none in the validation period
+    (``hybridland.train.data.require_observed_runoff``)."""
     from .column import build_model
-    from .train.data import LOADERS, assemble, period_indices
+    from .train.data import (
+        LOADERS,
+        assemble,
+        keep_basins,
+        period_indices,
+        require_observed_runoff,
+    )
 
     cfg, c = config.data, config.calibration
     source = LOADERS[cfg.loader](cfg, c.seed)
@@ -599,6 +611,10 @@ def calibration_inputs(config: CalibrationRunConfig):
     if cfg.test_period is not None:
         named["test"] = cfg.test_period
     periods = period_indices(source.time, named, cfg.warmup_days)
+    lacking = require_observed_runoff(source, periods, cfg, "calibration",
+                                      fit_label="calibration", partial="drop")
+    if lacking:
+        source = keep_basins(source, [b for b in source.basins if b not in lacking])
     n = len(source.basins)
     data = assemble(source, periods, (), np.zeros((n, 0)), None, "train")
     model = build_model("physics", pet=c.pet)
@@ -689,19 +705,27 @@ def calibrated_basins(path: str | os.PathLike) -> list[str]:
         return [str(b) for b in ds["basin"].values]
 
 
-def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
-    """The calibrated parameters ``[len(basins)]`` of ``basins`` in the file ``hybridland
-    calibrate`` wrote, and the name of the PET law they were calibrated with.
+def load_calibrated(path: str | os.PathLike, basins=None) -> tuple[Params, str]:
+    """The calibrated parameters ``[len(basins)]`` of ``basins`` (default: every basin of the
+    file, in its order) in the file ``hybridland calibrate`` wrote, and the name of the PET law
+    they were calibrated with.
 
-    Raises ``ValueError`` naming the file and the problem: not a calibration file, a parameter
-    missing, or basins the file has no parameters for.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
+    problem: a folder, not a calibration file, a parameter missing, or basins the file has no
+    parameters for.
     """
     import xarray as xr
 
     from .io._checks import open_netcdf
 
     path = os.fspath(path)
-    with open_netcdf(path, "written by hybridland calibrate (dim basin)") as ds:
+    if os.path.isdir(path):
+        raise ValueError(f"Parameter file {path} is a folder; give the NetCDF file that "
+                         "`hybridland calibrate --out` wrote.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Parameter file {path} does not exist; give the NetCDF file "
+                                "that `hybridland calibrate --out` wrote.")
+    with open_netcdf(path, "the layout hybridland calibrate writes (dim basin)") as ds:
         ds = ds.load()
     # the basic bucket's parameters are required; a structure parameter added after the file
     # was written (unused by the basic bucket) takes its default
@@ -713,6 +737,7 @@ def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
             f"{missing or 'configuration' if 'basin' in ds.dims else 'dim basin'})."
         )
     known = [str(b) for b in ds["basin"].values]
+    basins = known if basins is None else [str(b) for b in basins]
     lacking = [b for b in basins if b not in known]
     if lacking:
         raise ValueError(
@@ -728,4 +753,8 @@ def load_calibrated(path: str | os.PathLike, basins) -> tuple[Params, str]:
     })
     params.check_bounds()
     config = yaml.safe_load(ds.attrs["configuration"]) or {}
-    return params, (config.get("calibration") or {}).get("pet", "given")
+    pet = (config.get("calibration") or {}).get("pet", "given")
+    if pet not in PET_LAWS:
+        raise ValueError(f"{path} names an unknown PET law {pet!r} in its 'configuration' "
+                         f"attribute (known: {sorted(PET_LAWS)}); calibrate again.")
+    return params, pet

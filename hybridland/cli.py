@@ -66,7 +66,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if len(given) > 1:
         options = " and ".join("--" + n.replace("_", "-") for n in given)
         return _fail("simulate", f"Give one of --model, --run-dir and --params, not {options}.")
+    if Path(args.data).is_dir():
+        return _fail("simulate", f"--data {args.data} is a folder; give a NetCDF file (the "
+                     "forcing in the MOPEX layout, or the layout of --run-dir's run).")
     if args.run_dir is not None:
+        ignored = _ignored_by_run_dir(args)
+        if ignored:
+            return _fail("simulate", f"--run-dir simulates with the run's own model and data "
+                         f"settings (its config.yaml), so {', '.join(ignored)} would be "
+                         "ignored; leave "
+                         f"{'it' if len(ignored) == 1 else 'them'} out (with --run-dir: --data, "
+                         "--start, --end, --basins, --out and --compression).")
         return _simulate_trained(args)
     if args.model is None and args.params is None:
         return _fail("simulate", "Give --model physics|hybrid|sequence_hybrid, --run-dir of a "
@@ -90,13 +100,28 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     basins = None
     if args.basins is not None:
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
-    elif args.params is not None:  # by default, the basins the calibration has parameters for
-        from .calibrate import calibrated_basins
+    pet = args.pet or "given"
+    if args.params is not None:
+        from .calibrate import calibrated_basins, load_calibrated
 
         try:
-            basins = calibrated_basins(args.params)
+            # the file and the basins checked before any work; the PET law is the calibration's
+            _, pet = load_calibrated(args.params, basins)
+            if basins is None:  # by default, the basins the calibration has parameters for
+                basins = calibrated_basins(args.params)
         except (ValueError, FileNotFoundError) as err:
             return _fail("simulate", str(err))
+        if args.pet is not None and args.pet != pet:
+            return _fail("simulate", f"--pet {args.pet} differs from the PET law "
+                         f"'{pet}' that the parameters in {args.params} were calibrated with; "
+                         "leave --pet out (the calibration's law is used), or calibrate again "
+                         f"with calibration.pet: {args.pet}.")
+    from .io.mopex import PET_SOURCES
+
+    # a law that derives PET from temperature needs no PE in the file
+    data_pet = pet if pet in PET_SOURCES else "given"
+    seed = 0 if args.seed is None else args.seed
+    t_tolerance = 0.1 if args.t_tolerance is None else args.t_tolerance
     dtype = np.float64 if args.x64 else np.float32
 
     t0 = time.perf_counter()
@@ -109,11 +134,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 basins=basins,
                 start=args.start,
                 end=args.end,
-                pet=args.pet,
+                pet=data_pet,
                 trim=args.trim,
                 drop_incomplete=not args.strict,
                 inverted_temperature="error" if args.strict else "swap",
-                t_tolerance=args.t_tolerance,
+                t_tolerance=t_tolerance,
                 dtype=dtype,
             )
     except (ForcingDataError, FileNotFoundError) as err:
@@ -136,7 +161,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         params = Params(**{k: v.astype(dtype) for k, v in vars(params).items()})
         model = ColumnModel(pet=PET_LAWS[pet_law]())
     else:
-        model = _untrained_model(args.model, args.pet, args.seed)
+        model = _untrained_model(args.model, pet, seed)
     result = run_timed(
         model, data.forcing, params, chunk_columns=args.chunk_basins, description="basin chunks"
     )
@@ -152,12 +177,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         attrs={
             "input_file": str(Path(args.data).resolve()),
             "input_adjustments": str(data.report),
-            "pet": _pet_description(args.pet),
+            "pet": _pet_description(pet),
             "parameters": (
                 f"calibrated, from {Path(args.params).resolve()}" if args.params is not None
                 else "Params.default for every basin (untrained)"
             ),
-            **({"seed": str(args.seed)} if args.model in ("hybrid", "sequence_hybrid") else {}),
+            **({"seed": str(seed)} if args.model in ("hybrid", "sequence_hybrid") else {}),
             "float_precision": "float64" if args.x64 else "float32",
         },
     )
@@ -167,7 +192,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     print(
         f"hybridland simulate: {args.model or 'calibrated physics'} model, "
-        f"{_pet_description(args.pet)}, "
+        f"{_pet_description(pet)}, "
         f"{'float64' if args.x64 else 'float32'}"
     )
     print(
@@ -214,18 +239,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-RUN_FILES = ("config.yaml", "normalisation.json", "run.json", "model.eqx", "basins.csv",
-             "metrics.csv", "train.log")
-"""Files of a run directory that commands read (or that hold its training history)."""
-
-
 def _run_inputs(run_dir: Path, data: str | None) -> list[Path]:
-    """What a command on a trained run reads: the run's own files, its checkpoints and the
-    data file (``data``, else the one in the run's configuration)."""
-    inputs = [run_dir / name for name in RUN_FILES]
-    checkpoints = run_dir / "checkpoints"
-    if checkpoints.is_dir():
-        inputs += sorted(checkpoints.iterdir())
+    """What a command on a trained run must leave as it is: every file the training wrote
+    (``hybridland.train.loop.run_outputs``: its configuration, model, history, checkpoints,
+    metric tables and figures) and the data file (``data``, else the one in the run's
+    configuration)."""
+    from .train.loop import run_outputs
+
+    inputs = run_outputs(run_dir)
     if data is None:
         try:
             import yaml
@@ -249,11 +270,16 @@ def _period(text: str | None, start: str | None = None, end: str | None = None):
         raise ValueError("Give both --start and --end (or neither).")
     import datetime as _dt
 
+    days = []
     for value in (start, end):
         try:
-            _dt.date.fromisoformat(value)
+            days.append(_dt.date.fromisoformat(value))
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+    if days[1] < days[0]:
+        given = f"--period {text}" if text is not None else f"--start {start} --end {end}"
+        raise ValueError(f"{given} ends ({end}) before it starts ({start}); give the first day "
+                         "first.")
     return (start, end)
 
 
@@ -268,8 +294,24 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     from .train import evaluate_ensemble, evaluate_run
 
     run_dirs = args.run_dir if isinstance(args.run_dir, list) else [args.run_dir]
+    if args.data is not None and Path(args.data).is_dir():
+        return _fail(command, f"--data {args.data} is a folder; give a NetCDF file in the "
+                     "layout the run was trained on.")
+    if getattr(args, "aridity", None) is not None and getattr(args, "basins", None):
+        return _fail(command, "Give either --basins or --aridity, not both (--aridity keeps "
+                     "the basins of --data whose aridity is in its range).")
     inputs = [path for d in run_dirs for path in _run_inputs(Path(d), args.data)]
     problem = _output_path(Path(args.out), example, inputs)
+    plots = getattr(args, "plots", None)
+    if not problem and plots is not None:  # the figures evaluate draws (report.plot_evaluation)
+        stem = Path(args.out).stem
+        for name in (f"hydrographs_{stem}.png", f"water_budget_{stem}.png"):
+            figure = Path(plots) / name
+            if any(_same_file(figure, p) for p in inputs):
+                problem = (f"--plots {plots} with --out {args.out} would replace {figure}, a "
+                           "file of the run, which is never overwritten; give another --plots "
+                           "folder or --out name.")
+                break
     if problem:
         return _fail(command, problem)
     basins = None
@@ -355,6 +397,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .train.report import plot_evaluation, write_table
 
     out = Path(args.out)
+    if args.plots is not None and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        return _fail("evaluate", f"--plots {args.plots} is a file; give a folder (created if "
+                     "needed) for the figures.")
     evaluation = _evaluate("evaluate", args, "metrics.csv", lambda: _period(args.period))
     if isinstance(evaluation, int):
         return evaluation
@@ -367,9 +412,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _pet_description(pet: str) -> str:
-    return {"given": "PET given (input PE)", "hargreaves": "Hargreaves PET", "oudin": "Oudin PET"}[
-        pet
-    ]
+    """How the printout and the output's ``pet`` attribute name the PET law ``pet``."""
+    if pet == "given":
+        return "PET given (input PE)"
+    return f"{pet.replace('_', '-').title()} PET"  # Hargreaves PET, Priestley-Taylor PET
+
+
+_RUN_DIR_IGNORES = {
+    "pet": "--pet", "x64": "--x64", "strict": "--strict", "trim": "--trim",
+    "drop_incomplete": "--drop-incomplete",
+    "swap_inverted_temperatures": "--swap-inverted-temperatures",
+    "t_tolerance": "--t-tolerance", "seed": "--seed", "chunk_basins": "--chunk-basins",
+}
+"""Options of ``simulate`` that ``--run-dir`` has no use for: the run's configuration sets the
+PET law, the precision, the repairs of the data and the weights; evaluation chunks itself."""
+
+
+def _ignored_by_run_dir(args: argparse.Namespace) -> list[str]:
+    """The options given to ``simulate --run-dir`` that it would ignore."""
+    return [flag for name, flag in _RUN_DIR_IGNORES.items()  # `is`: --seed 0 is given too
+            if getattr(args, name) is not None and getattr(args, name) is not False]
 
 
 def _print_report(report, out: Path | None) -> None:
@@ -454,7 +516,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate, load_calibration_config
-    from .io import ForcingDataError, write_netcdf
+    from .io import DataAdjustmentWarning, ForcingDataError, write_netcdf
     from .train import ConfigError
 
     out = Path(args.out)
@@ -464,7 +526,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             [Path(config.data.path)] if config.data.path else []))
         if problem:
             return _fail("calibrate", problem)
-        result = calibrate(config, progress=not args.no_progress)
+        with warnings.catch_warnings():  # the data's repairs, one line each
+            warnings.simplefilter("always", DataAdjustmentWarning)
+            warnings.showwarning = _show_warning("calibrate", DataAdjustmentWarning,
+                                                 warnings.showwarning)
+            result = calibrate(config, progress=not args.no_progress)
     except (ConfigError, ForcingDataError, FileNotFoundError, ValueError) as err:
         return _fail("calibrate", str(err))
     ds = result.dataset(history="hybridland " + " ".join(shlex.quote(a) for a in args.argv))
@@ -497,11 +563,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .io import ForcingDataError
+    from .train.checkpoint import RunFileError
 
     try:
         kwargs = {} if args.epochs is None else {"epochs": args.epochs}
         run_demo(args.out, progress=not args.no_progress, **kwargs)
-    except (ForcingDataError, ModuleNotFoundError, FileNotFoundError) as err:
+    except (ForcingDataError, RunFileError, ModuleNotFoundError, FileNotFoundError) as err:
+        # RunFileError: --out holds run directories of another run
         return _fail("demo", str(err))
     return 0
 
@@ -519,10 +587,55 @@ def _number_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _aridity_range(text: str) -> tuple[float, float]:
+    """``LOW:HIGH`` with ``0 <= LOW < HIGH`` (an argparse type for ``--aridity``)."""
+    low, high = _number_range(text)
+    if not 0 <= low < high:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"must be LOW:HIGH with 0 <= LOW < HIGH (mean PET / mean P), got {text!r}; e.g. "
+            "0:1 for humid basins or 1.5:inf for arid ones")
+    return low, high
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _integer_in(low: int, high: int, what: str, hint: str):
+    """An argparse type: an integer from ``low`` to ``high`` (``what`` it is; ``hint``: the
+    fix offered when it is out of range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be {what} from {low} to {high}, got {text}; {hint}")
+        return value
+
+    return parse
+
+
+SEED_RANGE = (-(2**63), 2**63 - 1)
+"""Seeds ``jax.random.key`` accepts (a 64-bit integer)."""
+_seed = _integer_in(*SEED_RANGE, "a 64-bit integer", "give a smaller seed such as 0")
+_zlib_level = _integer_in(  # what write_netcdf (netCDF4's zlib complevel) accepts
+    1, 9, "a zlib level (1 fastest, 9 smallest)", "leave --compression out for no compression")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number >= 0, got {text}; e.g. 0.1 (the default)")
     return value
 
 
@@ -573,15 +686,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="output NetCDF file; an existing one is replaced atomically (never an input file)",
     )
     sim.add_argument(
-        "--seed", type=int, default=0, help="seed of the hybrid model's weights (default 0)"
+        "--seed", type=_seed, default=None,
+        help="seed of the hybrid model's weights (a 64-bit integer; default 0)",
     )
     sim.add_argument("--x64", action="store_true", help="run and write in float64")
     sim.add_argument(
         "--pet",
         choices=PET_SOURCES,
-        default="given",
+        default=None,
         help="PET source: the file's PE (default) or derived from temperature and "
-        "latitude (then PE is not read)",
+        "latitude (then PE is not read); with --params the calibration's PET law is used "
+        "(a different --pet is refused)",
     )
     sim.add_argument(
         "--trim",
@@ -609,8 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--t-tolerance",
-        type=float,
-        default=0.1,
+        type=_non_negative_float,
+        default=None,
         metavar="DEGC",
         help="how far T_min may exceed T_max before it counts (default 0.1 degC)",
     )
@@ -627,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--compression",
-        type=int,
+        type=_zlib_level,
         default=None,
         metavar="LEVEL",
         help="zlib level 1-9 for the output (default: none, fastest)",
@@ -651,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--period", metavar="START:END",
                     help="evaluated days, ISO dates (default: the run's test period)")
     ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
-    ev.add_argument("--aridity", type=_number_range, metavar="LOW:HIGH",
+    ev.add_argument("--aridity", type=_aridity_range, metavar="LOW:HIGH",
                     help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
     ev.add_argument("--unseen", action="store_true",
                     help="leave out the basins the run was trained on (e.g. the other half of "

@@ -271,6 +271,21 @@ def physics_runs(
 # Rollout loss and training
 
 
+def range_problem(name: str, value: tuple[float, float]) -> str | None:
+    """Why ``value`` is not a usable ``aridity`` or ``lat`` range ``(low, high)`` of the
+    synthetic twins (None if it is)."""
+    low, high = value
+    if name == "aridity":
+        if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 or low > high:
+            return (f"the aridity range (mean PET / mean P) must be LOW:HIGH with "
+                    f"0 < LOW <= HIGH, got {low:g}:{high:g}; give e.g. 0.3:1.")
+        return None
+    if not -90 <= low <= high <= 90:
+        return (f"the latitude range must be LOW:HIGH degrees north with "
+                f"-90 <= LOW <= HIGH <= 90, got {low:g}:{high:g}; give e.g. 30:60.")
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class EmulatorSettings:
     """Architecture and training of an emulator (saved beside its weights as JSON)."""
@@ -307,6 +322,10 @@ class EmulatorSettings:
             raise ValueError(f"Unknown PET law {self.pet!r}; choose from {sorted(PET_LAWS)}.")
         object.__setattr__(self, "aridity", tuple(float(a) for a in self.aridity))
         object.__setattr__(self, "lat", tuple(float(a) for a in self.lat))
+        for name in ("aridity", "lat"):  # checked here, not after the physics runs
+            problem = range_problem(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"EmulatorSettings.{name}: {problem}")
 
     def physics(self) -> ColumnModel:
         """The emulated model: physical laws, PET by ``pet``, groundwater store or not."""
@@ -517,7 +536,19 @@ def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSett
     for name in (WEIGHTS_FILE, SETTINGS_FILE):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} has no {name}: not an emulator folder (see save_emulator).")
-    document = json.loads((folder / SETTINGS_FILE).read_text())
-    settings = EmulatorSettings(**document["settings"])
+    fix = (f"Train the emulator again (`hybridland emulate train --out {folder}`) or restore "
+           "the folder from a backup.")
+    try:
+        document = json.loads((folder / SETTINGS_FILE).read_text())
+        settings = EmulatorSettings(**document["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{folder / SETTINGS_FILE} is damaged: it cannot be read as an "
+                         f"emulator's settings ({type(err).__name__}: {err}). {fix}") from None
     like = StepEmulator(settings.physics(), settings.width, settings.depth, key=jax.random.key(0))
-    return load_tree(folder / WEIGHTS_FILE, like), settings, document
+    try:
+        emulator = load_tree(folder / WEIGHTS_FILE, like)
+    except Exception as err:  # noqa: BLE001 - equinox reports a short file as TreePathError
+        raise ValueError(f"{folder / WEIGHTS_FILE} is damaged: it cannot be read as the weights "
+                         f"of the emulator {folder / SETTINGS_FILE} describes (truncated, or "
+                         f"written for other settings; {type(err).__name__}). {fix}") from None
+    return emulator, settings, document

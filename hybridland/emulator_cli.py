@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +30,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"hybridland emulate train: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    problem = _out_folder_problem(Path(args.out))
+    if problem:  # before training, not after it
+        print(f"hybridland emulate train: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     emulator, history = train_emulator(settings, log=None if args.quiet else print)
     folder = save_emulator(args.out, emulator, settings, history=history)
     print(f"emulator saved to {folder} (final rollout loss {history[-1]['loss']:.4f})")
     return EXIT_OK
+
+
+def _out_folder_problem(out: Path) -> str | None:
+    """Why the folder ``out`` cannot receive an emulator (None if it can): it, or a folder it
+    would be created in, is an existing file (never overwritten), or cannot be written."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        what = f"--out {out}" if existing == out else f"--out {out}: {existing}"
+        return (f"{what} is an existing file, not a folder; the emulator is written into a "
+                "folder (emulator.eqx, emulator.json). Give a new or existing folder as --out.")
+    if not os.access(existing, os.W_OK):
+        return f"--out {out}: folder {existing} is not writable; choose another --out."
+    return None
+
+
+def _range_type(option: str, name: str):
+    """An argparse type for ``option`` (``LOW:HIGH``) whose range ``name`` (``aridity`` or
+    ``lat``) the synthetic twins can use: a bad one exits 2 naming the option, before any
+    training."""
+    def parse(text: str) -> tuple[float, float]:
+        from .cli import _number_range
+        from .emulator import range_problem
+
+        value = _number_range(text)
+        problem = range_problem(name, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = option  # argparse names the type in some messages
+    return parse
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -73,7 +109,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
     # Imported here, not at the top, so that cli.py can import this module.
-    from .cli import _number_range as _range, _positive_int
+    from .cli import _positive_int
     from .emulator import EmulatorSettings
     from .physics.pet import PET_LAWS
 
@@ -99,9 +135,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help=f"training columns (default {d.n_columns})")
     tr.add_argument("--days", type=_positive_int, default=d.n_days, metavar="N",
                     help=f"days per training run (default {d.n_days})")
-    tr.add_argument("--aridity", type=_range, default=d.aridity, metavar="LOW:HIGH",
+    tr.add_argument("--aridity", type=_range_type("--aridity", "aridity"),
+                    default=d.aridity, metavar="LOW:HIGH",
                     help="aridity range of the training climates (default %(default)s)")
-    tr.add_argument("--lat", type=_range, default=d.lat, metavar="LOW:HIGH",
+    tr.add_argument("--lat", type=_range_type("--lat", "lat"),
+                    default=d.lat, metavar="LOW:HIGH",
                     help="latitude range, degrees north (default %(default)s)")
     tr.add_argument("--steps", type=_positive_int, default=d.steps, metavar="N",
                     help=f"optimiser steps (default {d.steps})")
@@ -128,7 +166,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--emulator", required=True, metavar="DIR", help="folder of emulate train")
     ev.add_argument("--columns", type=_positive_int, default=16, metavar="N")
     ev.add_argument("--days", type=_positive_int, default=1095, metavar="N")
-    ev.add_argument("--aridity", type=_range, default=None, metavar="LOW:HIGH",
+    ev.add_argument("--aridity", type=_range_type("--aridity", "aridity"),
+                    default=None, metavar="LOW:HIGH",
                     help="aridity range (default: the training range)")
     ev.add_argument("--seed", type=int, default=1, help="seed of the test climates (default 1)")
     ev.add_argument("--out", metavar="FILE.json",

@@ -330,6 +330,47 @@ def test_cli_calibrate_writes_cf_parameters(tmp_path, capsys):
     assert "none.nc" in capsys.readouterr().err
 
 
+def test_calibration_leaves_out_basins_without_observed_streamflow(tmp_path):
+    """A basin with no observed day in the calibration period was 'calibrated' (loss 0, marked
+    calibrated=yes); it is left out, named in a warning. A validation period without any
+    observation, and a file without streamflow, are refused."""
+    from hybridland.calibrate import calibration_inputs
+    from hybridland.io import DataAdjustmentWarning, ForcingDataError
+
+    ds = synthetic_twin(2, 3 * 365, start="2000-01-01", aridity=(0.5, 0.8), lat=(30.0, 33.0),
+                        seed=5, dtype=np.float32)
+    config = calibration_config_from_dict({"data": {**DATA, "path": str(tmp_path / "twin.nc")}})
+    second = str(ds["column"].values[1])
+    ds.to_netcdf(tmp_path / "twin.nc")
+    _, _, both, _ = calibration_inputs(config)
+
+    gap = ds.copy(deep=True)
+    gap["streamflow"].loc[{"column": second, "time": slice("2001-01-01", "2001-12-31")}] = np.nan
+    gap.to_netcdf(tmp_path / "twin.nc")
+    with pytest.warns(DataAdjustmentWarning, match=rf"1 of 2 basin\(s\).*calibration period "
+                      rf"2001-01-01 \.\. 2001-12-31: {second}; they are left out"):
+        data, _, forcing, observed = calibration_inputs(config)
+    first = str(ds["column"].values[0])
+    assert data.basins == (first,) and forcing.precip.shape[0] == observed.shape[0] == 1
+    for name in ("precip", "t_min", "t_max", "pet", "lat"):  # the basin kept is as it was
+        np.testing.assert_array_equal(np.asarray(getattr(forcing, name))[0],
+                                      np.asarray(getattr(both, name))[0])
+    gap["streamflow"][:] = np.nan
+    gap.to_netcdf(tmp_path / "twin.nc")
+    with pytest.raises(ForcingDataError, match=r"No basin.*calibration period 2001-01-01"):
+        calibration_inputs(config)
+
+    late = ds.copy(deep=True)
+    late["streamflow"].loc[{"time": slice("2002-01-01", "2002-06-30")}] = np.nan
+    late.to_netcdf(tmp_path / "twin.nc")
+    with pytest.raises(ForcingDataError, match=r"No basin.*validation period 2002-01-01"):
+        calibration_inputs(config)
+
+    ds.drop_vars("streamflow").to_netcdf(tmp_path / "twin.nc")
+    with pytest.raises(ForcingDataError, match=r"twin\.nc has no observed streamflow"):
+        calibration_inputs(config)
+
+
 def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
     tmp_path, capsys, mopex_file
 ):

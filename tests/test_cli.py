@@ -294,3 +294,171 @@ def test_mopex_hybrid_config_trains_end_to_end_on_real_data(tmp_path, capsys, mo
     assert scored.any() and np.isfinite(table["nse"][scored]).all()
     assert table["nse"][~scored].isna().all()
     assert "01055500" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals of bad options and input: exit 2, one message naming the option, no traceback
+
+
+def _refused(capsys, argv, *words, absent=()):
+    """``main(argv)`` exits 2 with one message holding every one of ``words``."""
+    status = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+    for word in absent:
+        assert word not in err, (word, err)
+    return err
+
+
+def _calibration_file(path, basins, pet):
+    """A parameter file in the layout `hybridland calibrate` writes: default parameters,
+    calibrated with the PET law ``pet``."""
+    import yaml
+
+    from hybridland import PARAMETER_BOUNDS
+
+    xr.Dataset(
+        {n: ("basin", np.full(len(basins), b.default, np.float32))
+         for n, b in PARAMETER_BOUNDS.items()},
+        coords={"basin": basins},
+        attrs={"configuration": yaml.safe_dump({"calibration": {"pet": pet}})},
+    ).to_netcdf(path)
+    return path
+
+
+JULY = ["--start", "1948-07-01", "--end", "1948-07-31"]
+
+
+def test_simulate_params_uses_and_names_the_calibrations_pet_law(subset_file, tmp_path, capsys):
+    params = _calibration_file(tmp_path / "p_h.nc", BASINS[:2], "hargreaves")
+    out = tmp_path / "cal.nc"
+    base = ["simulate", "--data", subset_file, "--params", params, *JULY, "--out", out]
+    # a --pet other than the calibration's law is refused, naming both
+    _refused(capsys, [*base, "--pet", "oudin"], "--pet oudin", "'hargreaves'")
+    assert not out.exists()
+    assert main([str(a) for a in base]) == 0
+    assert "Hargreaves PET" in capsys.readouterr().out
+    physics = tmp_path / "physics.nc"  # the same default parameters, Hargreaves PET
+    assert main([str(a) for a in ["simulate", "--data", subset_file, "--model", "physics",
+                                  "--pet", "hargreaves", "--basins", ",".join(BASINS[:2]),
+                                  *JULY, "--out", physics]]) == 0
+    capsys.readouterr()
+    with xr.open_dataset(out) as a, xr.open_dataset(physics) as b:
+        assert a.attrs["pet"] == "Hargreaves PET"
+        np.testing.assert_allclose(a["evapotranspiration"].values,
+                                   b["evapotranspiration"].values, rtol=1e-6)
+    # the same --pet as the calibration's law is accepted
+    assert main([str(a) for a in [*base, "--pet", "hargreaves"]]) == 0
+    capsys.readouterr()
+
+
+def test_simulate_params_given_pet_refuses_another_pet(subset_file, tmp_path, capsys):
+    params = _calibration_file(tmp_path / "p_g.nc", BASINS[:2], "given")
+    _refused(capsys, ["simulate", "--data", subset_file, "--params", params, *JULY,
+                      "--pet", "hargreaves", "--out", tmp_path / "o.nc"],
+             "--pet hargreaves", "'given'", "calibrated")
+
+
+def test_simulate_run_dir_refuses_the_options_it_ignores(subset_file, tmp_path, capsys):
+    err = _refused(capsys, ["simulate", "--run-dir", tmp_path, "--data", subset_file,
+                            "--pet", "oudin", "--x64", "--strict", "--trim", "--t-tolerance",
+                            "0.5", "--seed", "7", "--chunk-basins", "2", "--basins", BASINS[0],
+                            *JULY, "--compression", "3", "--out", tmp_path / "o.nc"],
+                   "--pet, --x64, --strict, --trim, --t-tolerance, --seed, --chunk-basins "
+                   "would be ignored")
+    assert "--swap-inverted-temperatures" not in err.split("would be ignored")[0]
+    _refused(capsys, ["simulate", "--run-dir", tmp_path, "--data", subset_file,
+                      "--swap-inverted-temperatures", "--out", tmp_path / "o.nc"],
+             "--swap-inverted-temperatures would be ignored")
+    # --seed 0 (the default's value), given explicitly, is still refused
+    _refused(capsys, ["simulate", "--run-dir", tmp_path, "--data", subset_file, "--seed", "0",
+                      "--out", tmp_path / "o.nc"], "--seed would be ignored")
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--t-tolerance", "-5", ("--t-tolerance", ">= 0")),
+    ("--t-tolerance", "nan", ("--t-tolerance", "finite")),
+    ("--compression", "0", ("--compression", "1", "9")),
+    ("--compression", "10", ("--compression", "1", "9")),
+    ("--compression", "-3", ("--compression", "1", "9")),
+    ("--seed", "99999999999999999999", ("--seed", "9223372036854775807")),
+])
+def test_simulate_bad_numbers_are_refused_at_parsing(option, value, words, subset_file,
+                                                      tmp_path, capsys):
+    out = tmp_path / "o.nc"
+    _refused(capsys, ["simulate", "--data", subset_file, "--model", "hybrid", *JULY,
+                      "--basins", BASINS[0], option, value, "--out", out], *words)
+    assert not out.exists()
+
+
+def test_evaluate_refuses_a_plots_file_before_any_work(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    out = tmp_path / "ev.csv"
+    _refused(capsys, ["evaluate", "--run-dir", tmp_path / "run", "--out", out, "--plots", notes],
+             "--plots", "is a file; give a folder")
+    assert not out.exists() and notes.read_text() == "mine"
+
+
+def test_evaluate_period_and_aridity_errors_name_the_options(tmp_path, capsys):
+    base = ["evaluate", "--run-dir", tmp_path / "run", "--out", tmp_path / "ev.csv"]
+    _refused(capsys, [*base, "--period", "1982-12-01:1982-07-01"], "--period", "before it starts",
+             absent=("data.train_period",))
+    _refused(capsys, ["simulate", "--run-dir", tmp_path / "run", "--data", tmp_path / "d.nc",
+                      "--start", "1982-12-01", "--end", "1982-07-01", "--out", tmp_path / "o.nc"],
+             "--start 1982-12-01 --end 1982-07-01", "before it starts")
+    for bad in ("5:1", "-1:2", "nan:1"):
+        _refused(capsys, [*base, f"--aridity={bad}"], "--aridity", "0 <= LOW < HIGH",
+                 absent=("data.aridity_range",))
+    _refused(capsys, [*base, "--aridity", "0:1", "--basins", "01055500"], "--basins",
+             "--aridity", absent=("data.aridity_range",))
+
+
+@pytest.mark.parametrize("command", ["train", "calibrate", "study"])
+def test_impossible_yaml_date_names_the_file_and_key(command, tmp_path, capsys):
+    # an unquoted day that does not exist failed inside the YAML parser: a traceback (study)
+    # or 'day is out of range for month' with neither file nor key (train, calibrate)
+    config = tmp_path / f"{command}.yaml"
+    study = Path(__file__).parents[1] / "experiments" / "climate_shift" / "study.yaml"
+    if command == "study":
+        text = study.read_text().replace('train_period: ["1960-01-01"',
+                                          "train_period: [1960-02-30")
+        assert "[1960-02-30" in text
+        config.write_text(text)
+        day = "1960-02-30"
+    else:
+        config.write_text("data:\n  train_period: [1981-02-29, 1981-12-31]\n"
+                          "  validation_period: ['1982-01-01', '1982-06-30']\n")
+        day = "1981-02-29"
+    argv = {"train": ["train", "--config", config, "--run-dir", tmp_path / "run"],
+            "calibrate": ["calibrate", "--config", config, "--out", tmp_path / "p.nc"],
+            "study": ["study", "climate-shift", "--config", config, "--out", tmp_path / "s"]}
+    _refused(capsys, argv[command], str(config), "data.train_period", day, "not a valid date")
+
+
+def test_demo_into_a_foreign_folder_exits_2(tmp_path, capsys):
+    (tmp_path / "demo" / "physics").mkdir(parents=True)
+    (tmp_path / "demo" / "physics" / "notes.txt").write_text("mine")
+    _refused(capsys, ["demo", "--out", tmp_path / "demo", "--epochs", "1", "--no-progress"],
+             "physics", "notes.txt")
+    assert (tmp_path / "demo" / "physics" / "notes.txt").read_text() == "mine"
+
+
+def test_simulate_input_file_messages(subset_file, tmp_path, capsys):
+    folder = tmp_path / "adir.nc"
+    folder.mkdir()
+    out = ["--out", tmp_path / "o.nc"]
+    _refused(capsys, ["simulate", "--data", folder, "--model", "physics", *out],
+             "--data", "is a folder", absent=("does not exist",))
+    _refused(capsys, ["simulate", "--data", subset_file, "--params", tmp_path / "nope.nc", *out],
+             "Parameter file", "nope.nc", "does not exist", "hybridland calibrate",
+             absent=("Forcing file",))
+    _refused(capsys, ["simulate", "--data", subset_file, "--params", folder, *out],
+             "Parameter file", "is a folder", absent=("Forcing file",))
+    damaged = tmp_path / "damaged.nc"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 60)  # a truncated NetCDF-4
+    _refused(capsys, ["simulate", "--data", subset_file, "--params", damaged, *out],
+             "damaged.nc", "layout hybridland calibrate writes", absent=("in written by",))

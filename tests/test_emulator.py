@@ -169,3 +169,35 @@ def test_emulator_refuses_a_structure_it_cannot_represent():
     with pytest.raises(ValueError, match="infiltration_excess"):
         em.StepEmulator(build_model("physics", infiltration_excess=True), key=jax.random.key(0))
     em.StepEmulator(build_model("physics", components=1), key=jax.random.key(0))
+
+
+def test_cli_train_refuses_bad_ranges_and_an_existing_file_before_training(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for args, option in ((["--lat", "100:120"], "--lat"), (["--aridity", "2:1"], "--aridity")):
+        assert emulate_main(["train", "--out", str(tmp_path / "e"), *args]) == 2
+        assert f"argument {option}: " in capsys.readouterr().err
+    assert emulate_main(["evaluate", "--emulator", str(tmp_path), "--aridity", "0:1"]) == 2
+    assert "argument --aridity: " in capsys.readouterr().err
+    with pytest.raises(ValueError, match="EmulatorSettings.lat"):
+        em.EmulatorSettings(lat=(100.0, 120.0))
+    # the default 2000 steps of 64 columns would take minutes: refused before any of them
+    assert emulate_main(["train", "--out", str(notes)]) == 2
+    assert f"--out {notes} is an existing file" in capsys.readouterr().err
+    assert notes.read_text() == "mine\n" and not (tmp_path / "e").exists()
+
+
+def test_a_damaged_emulator_is_named_with_the_fix(trained, tmp_path, capsys):
+    emulator, history, _ = trained
+    for damage in ("weights", "settings"):
+        folder = tmp_path / damage
+        em.save_emulator(folder, emulator, SMALL, history=history)
+        name = em.WEIGHTS_FILE if damage == "weights" else em.SETTINGS_FILE
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])  # truncated
+        with pytest.raises(ValueError, match=rf"{name} is damaged.*Train the emulator again"):
+            em.load_emulator(folder)
+        assert emulate_main(["evaluate", "--emulator", str(folder), "--columns", "2",
+                             "--days", "30"]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder / name} is damaged" in err and "restore" in err

@@ -339,3 +339,29 @@ def test_ensemble_members_must_share_basins_and_days(run, other_seed, lstm_run, 
     assert main(["evaluate", "--run-dir", str(run[1]), str(lstm_run[1]), "--out",
                  str(out)]) == 2
     assert "evaluates other basins or days" in capsys.readouterr().err
+
+
+def test_run_outputs_lists_every_file_a_training_writes(run):
+    # what `evaluate --out/--plots` must never replace (see cli._run_inputs)
+    from hybridland.train.loop import run_outputs
+
+    _, run_dir, _ = run
+    listed = set(run_outputs(run_dir))
+    written = {p for p in run_dir.rglob("*") if p.is_file()}
+    assert written - listed == set()
+    for name in ("metrics_test.csv", "metrics_validation.csv", "plots/hydrographs_test.png",
+                 "plots/water_budget_test.png", "plots/metric_cdf.png"):
+        assert run_dir / name in listed, name
+
+
+def test_cli_evaluate_names_a_damaged_config_yaml(run, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "config.yaml").write_text("data: [\n")
+    assert main(["evaluate", "--run-dir", str(copy), "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{copy / 'config.yaml'} is damaged" in err and "Restore it" in err
+    assert "Traceback" not in err and not (tmp_path / "m.csv").exists()

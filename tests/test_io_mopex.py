@@ -240,6 +240,7 @@ BAD_CASES = {
     "NaN T_min": (_nan("T_min", 0), "T_min", 0, {}),
     "NaN PE": (_nan("PE", 1), "PE", 1, {}),
     "negative P": (lambda ds: ds["P"].__setitem__((2, 5), -1.0) or ds, "P", 2, {}),
+    "negative PE": (lambda ds: ds["PE"].__setitem__((1, 5), -1.0) or ds, "PE", 1, {}),
     "T_min above T_max": (
         lambda ds: ds["T_min"].__setitem__((1, 7), float(ds["T_max"][1, 7]) + 2.0) or ds,
         "T_min",
@@ -324,6 +325,18 @@ def test_swap_inverted_temperatures_is_reported(tmp_path):
     assert float(got.forcing.t_min[1, 7]) == pytest.approx(tx)
     assert [n.basin for n in got.report.swapped] == [BASINS[1]]
     assert NAMES[1] in "\n".join(got.report.messages())
+
+
+def test_negative_pe_is_refused_not_clipped(tmp_path):
+    """PE = -1 everywhere was silently read as PET = ET = 0; it is refused like negative P,
+    and ignored when PET is derived from temperature."""
+    ds = synthetic_dataset()
+    ds["PE"][:] = -1.0
+    path = write(ds, tmp_path)
+    with pytest.raises(ForcingDataError, match=r"'PE'.*negative.*hargreaves") as err:
+        load_quiet(path)
+    assert err.value.variable == "PE" and err.value.basins == tuple(BASINS)
+    assert load_quiet(path, pet="hargreaves").forcing.pet is None
 
 
 def test_nan_pe_is_ignored_with_derived_pet(tmp_path):

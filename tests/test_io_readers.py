@@ -295,6 +295,14 @@ def test_negative_precipitation():
     assert err.value.basins == ("a",)
 
 
+def test_negative_potential_evapotranspiration():
+    pet = np.full((2, 10), 2.0)
+    pet[1, 3] = -1.0
+    with pytest.raises(ForcingDataError, match="negative") as err:
+        validate(small(potential_evapotranspiration=pet), pet_source="given")
+    assert err.value.variable == "potential_evapotranspiration" and err.value.basins == ("b",)
+
+
 def test_unknown_units():
     ds = small()
     ds["air_temperature_max"].attrs["units"] = "degF"

@@ -361,6 +361,95 @@ def test_run_report_names_basins_without_observations(tmp_path, mopex_file):
     assert "over 2 basins (1 without observations left out: 10309000)" in line
 
 
+@pytest.fixture(scope="module")
+def training_file(tmp_path_factory, mopex_file):
+    """The tiny run's basins, 1994-1997 (warm-up, training, validation), MOPEX layout."""
+    path = tmp_path_factory.mktemp("training") / "basins.nc"
+    return mopex_subset(mopex_file, path, BASINS, "1994-01-01", "1997-12-31")
+
+
+def _edited_q(training_file, tmp_path, edit) -> Path:
+    with xr.open_dataset(training_file) as ds:
+        ds = ds.load()
+    path = tmp_path / "edited.nc"
+    edit(ds).to_netcdf(path)
+    return path
+
+
+def _train_and_calibrate(path, tmp_path):
+    """``(status, stderr)`` of ``train`` and of ``calibrate`` of the tiny run on ``path``."""
+    config = tiny("physics", epochs=1).replace("data", path=str(path))
+    (tmp_path / "t.yaml").write_text(config.to_yaml())
+    (tmp_path / "c.yaml").write_text(
+        f"data:\n  path: {path}\n  train_period: [1995-01-01, 1996-12-31]\n"
+        "  validation_period: [1997-01-01, 1997-12-31]\n  warmup_days: 60\n"
+        "  swap_inverted_temperatures: true\ncalibration:\n  steps: 1\n  starts: 1\n")
+    results = [
+        _cli("train", "--config", tmp_path / "t.yaml", "--run-dir", tmp_path / "run",
+             "--no-progress"),
+        _cli("calibrate", "--config", tmp_path / "c.yaml", "--out", tmp_path / "p.nc",
+             "--no-progress"),
+    ]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "p.nc").exists()
+    return [(status, err) for status, _, err in results]
+
+
+def test_train_and_calibrate_without_streamflow_name_q_and_the_file(training_file, tmp_path):
+    # was an IndexError traceback in train.data.assemble
+    path = _edited_q(training_file, tmp_path, lambda ds: ds.drop_vars("Q"))
+    for status, err in _train_and_calibrate(path, tmp_path):
+        assert status == 2 and "Traceback" not in err, err
+        assert "no observed streamflow, variable 'Q'" in err and str(path) in err
+
+
+def test_train_and_calibrate_refuse_streamflow_missing_in_the_period(training_file, tmp_path):
+    # was exit 0: 'best validation loss 0.0000', parameters marked calibrated with 0 observations
+    def no_q(ds):
+        ds["Q"][:] = np.nan
+        return ds
+
+    path = _edited_q(training_file, tmp_path, no_q)
+    (train_status, train_err), (cal_status, cal_err) = _train_and_calibrate(path, tmp_path)
+    assert train_status == 2 and "training period 1995-01-01 .. 1996-12-31" in train_err
+    assert cal_status == 2 and "calibration period 1995-01-01 .. 1996-12-31" in cal_err
+    for err in (train_err, cal_err):
+        assert "No basin" in err and "'Q' is NaN on every day" in err and "Traceback" not in err
+
+
+def test_basins_without_training_streamflow_are_named_and_kept_by_training(
+    training_file, tmp_path
+):
+    # A regional model still gives such basins parameters (7 of the 288 MOPEX dev basins have
+    # no streamflow in 1960-1989): training keeps them, says so, and its loss skips them;
+    # per-basin calibration refuses them (test_calibrate.py).
+    from hybridland.io import DataAdjustmentWarning
+    from hybridland.train.data import load_data
+
+    def gap(ds):
+        ds["Q"].loc[{"basin": BASINS[1], "time": slice("1995-01-01", "1996-12-31")}] = np.nan
+        return ds
+
+    config = tiny("physics").replace("data", path=str(_edited_q(training_file, tmp_path, gap)))
+    with pytest.warns(DataAdjustmentWarning, match=rf"1 of 3 basin\(s\).*training period "
+                      rf"1995-01-01 \.\. 1996-12-31: {BASINS[1]}; training skips them"):
+        data = load_data(config)
+    assert data.basins == tuple(BASINS)
+
+
+def test_training_refuses_a_validation_period_without_streamflow(training_file, tmp_path):
+    from hybridland.io import ForcingDataError
+    from hybridland.train.data import load_data
+
+    def no_validation(ds):
+        ds["Q"].loc[{"time": slice("1997-01-01", "1997-12-31")}] = np.nan
+        return ds
+
+    path = _edited_q(training_file, tmp_path, no_validation)
+    with pytest.raises(ForcingDataError, match=r"validation period 1997-01-01 \.\. 1997-12-31.*"
+                       r"early stopping.*data\.validation_period"):
+        load_data(tiny("physics").replace("data", path=str(path)))
+
+
 def test_messages_fit_the_error(finished_run, evaluation_file, tmp_path):
     # A period outside the data: the warm-up is explained; no option evaluate lacks.
     status, _, err = _evaluate(finished_run, tmp_path, "--data", evaluation_file,
@@ -429,3 +518,29 @@ def test_run_files_follow_the_umask(tmp_path, umask):
              *sorted((tmp_path / "checkpoints").iterdir())]
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_evaluate_never_replaces_the_runs_own_tables_and_figures(
+    finished_run, evaluation_file, tmp_path
+):
+    # evaluate --out RUN/metrics_test.csv, or --plots RUN/plots with --out test.csv, replaced
+    # the run's own test table and figures
+    run_dir = _copy(finished_run, tmp_path)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    figure = run_dir / "plots" / "hydrographs_test.png"
+    figure.write_bytes(b"the run's figure")
+    table = run_dir / "metrics_test.csv"
+    table.write_text("the run's table")
+    status, _, err = _cli("evaluate", "--run-dir", run_dir, "--data", evaluation_file,
+                          "--out", table)
+    assert status == 2 and "never overwritten" in err, err
+    assert table.read_text() == "the run's table"
+    out = tmp_path / "test.csv"
+    status, _, err = _cli("evaluate", "--run-dir", run_dir, "--data", evaluation_file,
+                          "--out", out, "--plots", run_dir / "plots")
+    assert status == 2 and str(figure) in err and "never overwritten" in err, err
+    assert figure.read_bytes() == b"the run's figure" and not out.exists()
+    status, _, err = _cli("evaluate", "--run-dir", run_dir, "--data", evaluation_file,
+                          "--out", out, "--plots", tmp_path / "figures")
+    assert status == 0, err  # the same figures in a folder of the user's are written
+    assert (tmp_path / "figures" / "hydrographs_test.png").is_file()

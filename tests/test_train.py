@@ -411,6 +411,26 @@ def test_resume_refuses_another_config(tmp_path):
         quiet_train(other, tmp_path)
 
 
+def test_train_refuses_a_folder_of_the_users_files(tmp_path, capsys):
+    from hybridland.cli import main
+
+    folder = tmp_path / "userdir"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / "metrics.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ckpt.RunFileError, match=r"userdir is not empty \(metrics\.csv, notes"
+                       r"\.txt\).*give a new or empty folder"):
+        quiet_train(tiny("physics", epochs=1), folder)
+    config = tmp_path / "tr.yaml"
+    config.write_text(tiny("physics", epochs=1).to_yaml())
+    assert main(["train", "--config", str(config), "--run-dir", str(folder),
+                 "--no-progress"]) == 2
+    assert f"Run directory {folder} is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.csv", "notes.txt"]
+    assert (folder / "metrics.csv").read_text() == "a,b\n1,2\n"
+    assert not ckpt.lock_path(folder).exists()
+
+
 def test_resume_accepts_a_config_saved_before_an_option_existed(tmp_path):
     """A run interrupted under an earlier version of the code, whose saved config.yaml lacks
     an option added since (here the groundwater loss, at its default: the behaviour it had),

@@ -411,6 +411,10 @@ def validate(
         if var == "precipitation":
             _refuse(a < 0, var, ids, time, source, "negative",
                     "Precipitation cannot be negative: correct these values")
+        if var == PET_VARIABLE:
+            _refuse(a < 0, var, ids, time, source, "negative",
+                    "Potential evapotranspiration cannot be negative: correct these values, "
+                    "or derive PET from temperature (pet_source='hargreaves' or 'oudin')")
 
 
 def _refuse(bad: np.ndarray, var, ids, time, source, what: str, fix: str) -> None:

@@ -330,23 +330,28 @@ def forcing_from_dataset(
     def kept_note(i: int, detail: str) -> BasinNote:
         return BasinNote(ids[i], names[i], detail)
 
-    # --- values: precipitation sign, temperature order ---------------------------------------
-    negative = data[PRECIP_VAR] < 0.0
-    if negative.any():
-        bad = np.flatnonzero(negative.any(axis=1))
+    # --- values: precipitation and given PE sign, temperature order -------------------------
+    for var, what in ((PRECIP_VAR, "precipitation"), (PET_VAR, "potential evapotranspiration")):
+        if var not in data:  # PE is only read with pet='given'
+            continue
+        negative = data[var] < 0.0
+        if not negative.any():
+            continue
         notes = [
             kept_note(
                 i,
-                f"{negative[i].sum()} day(s), min {data[PRECIP_VAR][i].min():g} "
+                f"{negative[i].sum()} day(s), min {data[var][i].min():g} "
                 f"mm day-1 on {iso_day(time[int(np.argmax(negative[i]))])}",
             )
-            for i in bad
+            for i in np.flatnonzero(negative.any(axis=1))
         ]
         raise ForcingDataError(
-            f"Variable '{PRECIP_VAR}' (precipitation) is negative in {len(notes)} basin(s) of "
-            f"{source}: {list_notes(notes)}. Precipitation cannot be negative; correct these "
-            "values or mark them missing (NaN) in the file.",
-            variable=PRECIP_VAR,
+            f"Variable '{var}' ({what}) is negative in {len(notes)} basin(s) of "
+            f"{source}: {list_notes(notes)}. {what.capitalize()} cannot be negative; correct "
+            "these values or mark them missing (NaN) in the file"
+            + (", or derive PET from temperature (pet='hargreaves' or 'oudin')."
+               if var == PET_VAR else "."),
+            variable=var,
             basins=[n.basin for n in notes],
         )
 

@@ -34,7 +34,15 @@ from typing import ClassVar
 
 import yaml
 
-from ..train.config import Config, ConfigError, Period, _check_period, _fail, build_sections
+from ..train.config import (
+    Config,
+    ConfigError,
+    Period,
+    _check_period,
+    _fail,
+    build_sections,
+    load_yaml,
+)
 from ..train.config import load_config as load_training_config
 
 BASELINES = ("climatology", "regression_forcing", "regression_memory", "regression_state")
@@ -296,7 +304,7 @@ def load_study(path: str | os.PathLike) -> Study:
     """Read and validate a study file (see the module docstring)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"Study file {path} does not exist.") from None
     except yaml.YAMLError as err:

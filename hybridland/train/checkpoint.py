@@ -289,6 +289,11 @@ def set_aside_newer(marker: Path) -> list[Path]:
     return moved
 
 
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of ``atomic_write_bytes`` or ``io.write_netcdf``."""
+    return bool(_TEMPORARY.match(path.name)) and path.is_file()
+
+
 def remove_stale_temporaries(*folders: Path) -> list[Path]:
     """Delete the temporary files a killed process left in ``folders`` (hidden ``.*.tmp``
     names of ``atomic_write_bytes`` and ``io.write_netcdf``); returns them."""
@@ -296,7 +301,7 @@ def remove_stale_temporaries(*folders: Path) -> list[Path]:
     for folder in folders:
         if folder.is_dir():
             for p in folder.iterdir():
-                if _TEMPORARY.match(p.name) and p.is_file():
+                if is_temporary(p):
                     p.unlink(missing_ok=True)
                     removed.append(p)
     return removed

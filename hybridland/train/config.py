@@ -509,6 +509,24 @@ _SECTIONS = {"run": RunConfig, "data": DataConfig, "model": ModelConfig, "traini
 # Loading
 
 
+class _TextDates(yaml.SafeLoader):
+    """YAML as configuration files are read: an unquoted date stays the text it was written
+    as, so a day that does not exist (``1981-02-29``) reaches the period checks, which name the
+    key, instead of failing inside the parser with a message that names neither key nor file."""
+
+
+_TextDates.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers
+            if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(stream):
+    """``yaml.safe_load`` of a configuration, dates kept as text (``_TextDates``)."""
+    return yaml.load(stream, Loader=_TextDates)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | os.PathLike) -> Config:
     """Read and validate a YAML run configuration; raises ``ConfigError`` naming the problem.
 
@@ -544,7 +562,7 @@ def read_with_base(path: str | os.PathLike, *, files: list[str] | None = None):
     here = os.path.realpath(path)  # a base is relative to the file itself, not to a link to it
     try:
         with open(path) as f:
-            raw = yaml.safe_load(f)
+            raw = load_yaml(f)
     except FileNotFoundError:
         where = f" (the base of {files[-1]})" if files else ""
         raise ConfigError(f"Configuration file {path}{where} does not exist.") from None
@@ -581,7 +599,7 @@ def read_with_base(path: str | os.PathLike, *, files: list[str] | None = None):
 
 def config_from_yaml(text: str) -> Config:
     """``load_config`` for YAML text."""
-    return config_from_dict(yaml.safe_load(text))
+    return config_from_dict(load_yaml(text))
 
 
 def config_from_dict(raw) -> Config:
@@ -685,9 +703,24 @@ def _check_period(section, name: str, period) -> None:
     try:
         first, last = (_dt.date.fromisoformat(str(d)) for d in period)
     except (ValueError, TypeError):
+        days = [] if isinstance(period, str) else list(period)
+        shaped = [d for d in days if len(str(d).split("-")) == 3 and str(d)[:4].isdigit()]
+        if len(days) == 2 and shaped:
+            # YYYY-MM-DD in form, but no day of the calendar (1981-02-29, 1981-13-01)
+            bad = next(d for d in days if not _is_day(d))
+            _fail(section, name, f"holds {bad}, which is not a valid date; give a real day as "
+                  "YYYY-MM-DD (e.g. 1981-02-28)")
         _fail(section, name, f"must be two ISO dates [YYYY-MM-DD, YYYY-MM-DD], got {period!r}")
     if last < first:
         _fail(section, name, f"ends ({last}) before it starts ({first})")
+
+
+def _is_day(text) -> bool:
+    try:
+        _dt.date.fromisoformat(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 def _days(period: Period) -> int:

@@ -22,16 +22,18 @@ import datetime as _dt
 import functools
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from .._containers import Forcing
 from .._params import Params
+from ..io._report import DataAdjustmentWarning, ForcingDataError
 from ..physics.root_zone import mass_curve_storage
 from . import checkpoint as ckpt
 from .config import Config, DataConfig
@@ -429,6 +431,108 @@ def period_indices(
     return out
 
 
+def require_observed_runoff(
+    source,
+    periods: Mapping[str, tuple[int, int]],
+    cfg: DataConfig,
+    task: str,
+    fit: str = "train",
+    checked: tuple[str, ...] = ("validation",),
+    fit_label: str = "training",
+    partial: str = "warn",
+) -> list[str]:
+    """Refuse a ``source`` whose observed streamflow cannot drive a fit (``task``, e.g.
+    ``'training'``; ``fit_label`` names the ``fit`` period in messages) with a
+    ``ForcingDataError`` naming the file, the variable, the period and the fix:
+
+    - no streamflow variable at all (``Q`` in the MOPEX layout, ``streamflow`` in the
+      canonical one): refused, naming the file;
+    - no basin with an observed day in the ``fit`` period (``periods[fit]``, day indices):
+      refused, naming the period;
+    - *some* basins without any observed day in the ``fit`` period: a
+      ``DataAdjustmentWarning`` names them, and they are returned. With ``partial='warn'``
+      (training) they stay: the loss skips them, a regional model still gives them its
+      parameters and they are scored where they have observations, as basins never seen. With
+      ``partial='drop'`` (per-basin calibration) the caller leaves them out: nothing could
+      calibrate their parameters, which would otherwise be written as calibrated;
+    - no basin with an observed day in any ``checked`` period (the validation period, on which
+      early stopping and the split-sample scores rest): refused. Some basins without
+      validation days are accepted: the validation loss and scores are over the others.
+    """
+    variable = "Q" if cfg.loader == "mopex" else "streamflow"
+    name = getattr(source, "source", None) or cfg.path or f"the {cfg.loader} data"
+    obs = source.observed_runoff
+    if obs is None or np.ndim(obs) != 2:
+        layout = "MOPEX" if cfg.loader == "mopex" else "canonical"
+        raise ForcingDataError(
+            f"{name} has no observed streamflow, variable '{variable}' ({layout} layout), in "
+            f"mm day-1; {task} fits the model to it. Add it to the file, NaN on days without "
+            "observations, or use a file that has it (data.path).",
+            variable=variable,
+        )
+    period_text = {"train": cfg.train_period, "validation": cfg.validation_period,
+                   "test": cfg.test_period}
+    label = {"train": "training", "validation": "validation", "test": "test", fit: fit_label}
+
+    def counts(period: str) -> np.ndarray:
+        first, last = periods[period]
+        return np.isfinite(np.asarray(obs)[:, first : last + 1]).sum(axis=1)
+
+    def span(period: str) -> str:
+        days = period_text.get(period)
+        return f"{label.get(period, period)} period" + (
+            f" {days[0]} .. {days[1]}" if days else "")
+
+    n_fit = counts(fit)
+    ids = list(source.basins)
+    if not n_fit.any():
+        raise ForcingDataError(
+            f"No basin of {name} has an observed streamflow day ('{variable}' is NaN on every "
+            f"day) in the {span(fit)}, so {task} has nothing to fit. Choose a period with "
+            f"observations (data.{fit}_period) or other basins.",
+            variable=variable,
+            basins=ids,
+        )
+    lacking = [b for b, k in zip(ids, n_fit) if k == 0]
+    if lacking:
+        done = (f"they are left out of the {task} (data.exclude_basins: "
+                f"[{', '.join(repr(b) for b in lacking)}] leaves them out in the "
+                "configuration itself)"
+                if partial == "drop" else
+                f"{task} skips them in its loss (they are scored where they have observations)")
+        warnings.warn(
+            f"{len(lacking)} of {len(ids)} basin(s) of {name} have no observed streamflow day "
+            f"in the {span(fit)}: {', '.join(lacking)}; {done}.",
+            DataAdjustmentWarning,
+            stacklevel=2,
+        )
+    for period in checked:
+        if period in periods and not counts(period).any():
+            raise ForcingDataError(
+                f"No basin of {name} has an observed streamflow day ('{variable}' is NaN on "
+                f"every day) in the {span(period)}, so the {task} cannot be validated "
+                "(split-sample scores; in training also the best epoch and early stopping). "
+                f"Choose a {label.get(period, period)} period with observations "
+                f"(data.{period}_period).",
+                variable=variable,
+                basins=ids,
+            )
+    return lacking
+
+
+def keep_basins(source, keep: Sequence[str]):
+    """``source`` with only the basins ``keep`` (in its own order)."""
+    rows = np.array([i for i, b in enumerate(source.basins) if b in set(keep)], dtype=int)
+    forcing = jax.tree_util.tree_map(
+        lambda a, axis: a if axis is None else np.asarray(a)[rows],
+        source.forcing, source.forcing.column_axes(), is_leaf=lambda x: x is None)
+    return dataclasses.replace(
+        source, forcing=forcing, observed_runoff=np.asarray(source.observed_runoff)[rows],
+        basins=tuple(source.basins[i] for i in rows), names=tuple(source.names[i] for i in rows),
+        lat=np.asarray(source.lat)[rows], lon=np.asarray(source.lon)[rows],
+        area_km2=np.asarray(source.area_km2)[rows])
+
+
 def assemble(
     source,
     periods: dict[str, tuple[int, int]],
@@ -496,10 +600,16 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
         source.time, {k: v for k, v in named.items() if v is not None}, cfg.warmup_days
     )
     if cfg.holdout_dry_years:
+        # Checked first as given (a file without streamflow is named before the dry years are
+        # looked for), then with the dry years hidden, which is what the loss sees.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataAdjustmentWarning)
+            require_observed_runoff(source, periods, cfg, "training")
         start, end = cfg.train_period[0], max(p[1] for p in named.values() if p is not None)
         hidden = dry_years(source.time, source.forcing.precip, cfg.holdout_dry_years, (start, end))
         observed = np.where(hidden, np.nan, source.observed_runoff).astype(DTYPE)
         source = dataclasses.replace(source, observed_runoff=observed)
+    require_observed_runoff(source, periods, cfg, "training")
     first, last = periods["train"]
     names = config.model.static_attributes
     raw = static_attributes(names, source, slice(first, last + 1))

@@ -355,16 +355,60 @@ def train(
     with ``report``, the validation/test metric tables and figures (``report.write_report``).
     Raises ``ckpt.RunFileError`` (a ``ValueError``) if ``run_dir`` holds a checkpoint of a
     different configuration, or a history that cannot be resumed (every checkpoint damaged):
-    a run is never silently started again from epoch 0, and ``ckpt.RunLockedError`` (also a
-    ``RunFileError``) while another process trains in ``run_dir`` (``ckpt.hold_run``). The run
-    directory is written only once the configuration and the data have loaded.
+    a run is never silently started again from epoch 0; also if ``run_dir`` is a non-empty
+    folder that is not a run directory (``check_run_directory``); and ``ckpt.RunLockedError``
+    (also a ``RunFileError``) while another process trains in ``run_dir`` (``ckpt.hold_run``).
+    The run directory is written only once the configuration and the data have loaded.
     """
     run_dir = Path(run_dir)
     with ckpt.hold_run(run_dir):  # one training per run directory at a time
         return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report)
 
 
+RUN_MARKERS = ("config.yaml", "run.json", ckpt.CHECKPOINT_DIR)
+"""What makes a folder a run directory of this project: ``train`` writes ``config.yaml`` before
+anything else of its own, ``checkpoints/`` every epoch and ``run.json`` at the end."""
+
+RUN_OUTPUTS = (
+    "config.yaml", "normalisation.json", "train.log", "metrics.csv", ckpt.CHECKPOINT_DIR,
+    "model.eqx", "basins.csv", "run.json", "metrics_validation.csv", "metrics_test.csv",
+    "plots/training_curves.png", "plots/metric_cdf.png",
+    "plots/hydrographs_validation.png", "plots/hydrographs_test.png",
+    "plots/water_budget_validation.png", "plots/water_budget_test.png",
+)
+"""Every file (and the ``checkpoints/`` folder) a training writes in its run directory: the
+run's own files, which no other command may replace (``run_outputs``). The metric tables and
+figures are those of ``report.write_report``."""
+
+
+def run_outputs(run_dir: str | os.PathLike) -> list[Path]:
+    """The paths of ``RUN_OUTPUTS`` in ``run_dir``, with the files now in its ``checkpoints/``
+    and ``plots/`` folders: what a command writing beside a run must never overwrite."""
+    run_dir = Path(run_dir)
+    paths = [run_dir / name for name in RUN_OUTPUTS]
+    for folder in (ckpt.CHECKPOINT_DIR, "plots"):
+        if (run_dir / folder).is_dir():
+            paths += sorted(p for p in (run_dir / folder).iterdir() if p not in paths)
+    return paths
+
+
+def check_run_directory(run_dir: Path) -> None:
+    """Refuse (``ckpt.RunFileError``) a ``run_dir`` that exists, holds files and is not a run
+    directory of this project (none of ``RUN_MARKERS``): training would overwrite files there
+    (its ``metrics.csv``, its ``plots/``...) that belong to someone else."""
+    if not run_dir.is_dir() or any((run_dir / name).exists() for name in RUN_MARKERS):
+        return
+    found = sorted(p.name for p in run_dir.iterdir() if not ckpt.is_temporary(p))
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ckpt.RunFileError(
+            f"Run directory {run_dir} is not empty ({shown}) and is not a run directory of "
+            f"hybridland (it has no {', '.join(RUN_MARKERS)}): training would overwrite files "
+            "there. Nothing was changed: give a new or empty folder as the run directory.")
+
+
 def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report):
+    check_run_directory(run_dir)
     config = _resolved(config)
     log = _Logger(run_dir / "train.log")
     config_file = run_dir / "config.yaml"
@@ -603,7 +647,13 @@ def _run_skeleton(run_dir: Path):
     for name in ("config.yaml", "normalisation.json", "run.json", "model.eqx"):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a finished run?")
-    config = config_from_yaml((run_dir / "config.yaml").read_text())
+    try:
+        config = config_from_yaml((run_dir / "config.yaml").read_text())
+    except Exception as err:  # noqa: BLE001 - a YAML syntax error, a ConfigError, bad bytes...
+        raise ckpt.RunFileError(
+            f"{run_dir / 'config.yaml'} is damaged: it cannot be read as the run's "
+            f"configuration ({type(err).__name__}: {_first_line(err)}). Restore it from a backup "
+            f"or from the configuration file the run was trained with.") from None
     fix = (f"Restore it, or rewrite the run's final files from its last checkpoint with "
            f"`hybridland train --config {run_dir / 'config.yaml'} --run-dir {run_dir}`.")
     try:
@@ -664,6 +714,11 @@ def load_run(
         attributes = jnp.asarray(normalisation.apply(raw))
     params = bounded_params(u, jnp.arange(n_basins), n_basins, attributes)
     return model, params, normalisation, config
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _attributes(data: RunData):
