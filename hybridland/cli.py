@@ -447,6 +447,18 @@ def _fail(command: str, message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _reader_hint(command: str, message: str) -> str:
+    """What ``command`` (which reads its data through a configuration file) adds to a data
+    reader's message that names options of ``simulate`` (``--t-tolerance``...): the keys that
+    do the same in its configuration."""
+    if " --" not in message:
+        return ""
+    return (f" (In `{command}` these are keys of the data section of the configuration: "
+            "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, data.pet and the "
+            "periods; there is no tolerance for inverted temperatures: swap them or drop the "
+            "basins.)")
+
+
 def _show_warning(command: str, category: type[Warning], other):
     """A ``warnings.showwarning`` that prints ``category`` as one line of ``command`` (and
     hands any other warning to ``other``)."""
@@ -493,11 +505,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if isinstance(err, PeriodError) and config is not None:
             message += (f" (A run also loads the data.warmup_days ({config.data.warmup_days}) "
                         "days before its first period.)")
-        elif isinstance(err, ForcingDataError) and " --" in message:
-            # a reader's hint names options of `simulate`
-            message += (" (In `train` these are keys of the data section of the configuration: "
-                        "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, "
-                        "data.pet and the periods.)")
+        elif isinstance(err, ForcingDataError):
+            message += _reader_hint("train", message)
         return _fail("train", message)
     state = "finished" if result.finished else "paused (resume with the same command)"
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
@@ -532,7 +541,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                                                  warnings.showwarning)
             result = calibrate(config, progress=not args.no_progress)
     except (ConfigError, ForcingDataError, FileNotFoundError, ValueError) as err:
-        return _fail("calibrate", str(err))
+        message = str(err)
+        if isinstance(err, ForcingDataError):
+            message += _reader_hint("calibrate", message)
+        return _fail("calibrate", message)
     ds = result.dataset(history="hybridland " + " ".join(shlex.quote(a) for a in args.argv))
     write_netcdf(ds, out, dtype=None)
     c, s = config.calibration, result.scores

@@ -544,3 +544,17 @@ def test_evaluate_never_replaces_the_runs_own_tables_and_figures(
                           "--out", out, "--plots", tmp_path / "figures")
     assert status == 0, err  # the same figures in a folder of the user's are written
     assert (tmp_path / "figures" / "hydrographs_test.png").is_file()
+
+
+def test_calibrate_names_its_own_keys_for_a_readers_hint(training_file, tmp_path):
+    # the reader's message about inverted temperatures offered --t-tolerance and
+    # --swap-inverted-temperatures, options calibrate does not have
+    (tmp_path / "c.yaml").write_text(
+        f"data:\n  path: {training_file}\n  train_period: [1995-01-01, 1996-12-31]\n"
+        "  validation_period: [1997-01-01, 1997-12-31]\n  warmup_days: 60\n"
+        "calibration:\n  steps: 1\n  starts: 1\n")
+    status, _, err = _cli("calibrate", "--config", tmp_path / "c.yaml", "--out",
+                          tmp_path / "p.nc", "--no-progress")
+    assert status == 2 and "T_min" in err, err
+    assert "In `calibrate` these are keys" in err and "data.swap_inverted_temperatures" in err
+    assert not (tmp_path / "p.nc").exists()
