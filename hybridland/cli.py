@@ -303,10 +303,10 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
     inputs = [path for d in run_dirs for path in _run_inputs(Path(d), args.data)]
     problem = _output_path(Path(args.out), example, inputs)
     plots = getattr(args, "plots", None)
-    if not problem and plots is not None:  # the figures evaluate draws (report.plot_evaluation)
-        stem = Path(args.out).stem
-        for name in (f"hydrographs_{stem}.png", f"water_budget_{stem}.png"):
-            figure = Path(plots) / name
+    if not problem and plots is not None:
+        from .train.report import evaluation_figures
+
+        for figure in evaluation_figures(plots, Path(args.out).stem):
             if any(_same_file(figure, p) for p in inputs):
                 problem = (f"--plots {plots} with --out {args.out} would replace {figure}, a "
                            "file of the run, which is never overwritten; give another --plots "

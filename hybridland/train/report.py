@@ -27,16 +27,23 @@ def write_table(table: pd.DataFrame, path) -> Path:
     return Path(path)
 
 
+def evaluation_figures(folder, label: str) -> tuple[Path, Path]:
+    """The files ``plot_evaluation`` draws in ``folder`` for ``label``: the hydrographs and
+    the cumulative water budget (drawn for a model with a water balance)."""
+    folder = Path(folder)
+    return folder / f"hydrographs_{label}.png", folder / f"water_budget_{label}.png"
+
+
 def plot_evaluation(evaluation: Evaluation, folder, label: str) -> list[Path]:
     """Hydrographs and (for a model with a water balance) the cumulative water budget of an
-    evaluation, named after ``label``."""
+    evaluation, named after ``label`` (``evaluation_figures``)."""
     ds = evaluation.dataset()
     table = evaluation.table
     scores = {"nse": table["nse"].to_numpy(), "kge": table["kge"].to_numpy()}
-    folder = Path(folder)
-    figures = [plot_hydrographs(ds, folder / f"hydrographs_{label}.png", scores=scores)]
+    hydrographs, budget = evaluation_figures(folder, label)
+    figures = [plot_hydrographs(ds, hydrographs, scores=scores)]
     if evaluation.simulation is not None:
-        figures.append(plot_water_budget(ds, folder / f"water_budget_{label}.png"))
+        figures.append(plot_water_budget(ds, budget))
     return figures
 
 
