@@ -202,6 +202,14 @@ def test_windowed_steps_trace_the_whole_period_objective(x64):
     traced = np.isfinite(fit.objective).all(axis=(1, 2))
     assert traced.tolist() == [k % every == 0 or k == steps for k in range(steps + 1)]
     assert np.isnan(fit.objective[~traced]).all()
+    # Steps run in compiled chunks of trace_every: the chunking leaves the path unchanged.
+    one_by_one = calibrate_columns(model, forcing, observed, window_days=200, trace_every=1,
+                                   **common)
+    np.testing.assert_allclose(one_by_one.history, fit.history, rtol=1e-9)
+    np.testing.assert_allclose(one_by_one.objective[traced], fit.objective[traced], rtol=1e-9)
+    for name in DEFAULT_PARAMS:
+        np.testing.assert_allclose(getattr(one_by_one.params, name), getattr(fit.params, name),
+                                   rtol=1e-9)
     # Same starts: the objective before the first step is the same, window or not.
     np.testing.assert_allclose(fit.objective[0], whole.objective[0], rtol=1e-9)
     # The last row is the kept parameters' score over the whole period.
