@@ -81,6 +81,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.model is None and args.params is None:
         return _fail("simulate", "Give --model physics|hybrid|sequence_hybrid, --run-dir of a "
                      "trained run, or --params of a calibration.")
+    if args.seed is not None and (args.params is not None or args.model == "physics"):
+        which = "--params (a calibration's parameters)" if args.params is not None \
+            else "--model physics"
+        return _fail("simulate", f"--seed seeds the network weights of --model hybrid and "
+                     f"sequence_hybrid; {which} has no networks, so it would be ignored; "
+                     "leave --seed out.")
     if args.x64:
         import jax
 
@@ -91,7 +97,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     inputs = [Path(args.data)] + ([Path(args.params)] if args.params is not None else [])
-    problem = _output_path(out, "out.nc", inputs)
+    problem = _output_path(out, "out.nc", inputs, netcdf=True)
     if problem:
         return _fail("simulate", problem)
     if args.strict and (args.trim or args.drop_incomplete or args.swap_inverted_temperatures):
@@ -138,6 +144,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 trim=args.trim,
                 drop_incomplete=not args.strict,
                 inverted_temperature="error" if args.strict else "swap",
+                implausible="error" if args.strict else "interpolate",
                 t_tolerance=t_tolerance,
                 dtype=dtype,
             )
@@ -215,9 +222,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_path(out: Path, example: str, inputs: Sequence[Path] = ()) -> str | None:
+def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
+                 netcdf: bool = False) -> str | None:
     """Why ``out`` cannot be written (None if it can): a missing or read-only folder, a
-    folder, or one of the command's ``inputs``, which are never overwritten."""
+    folder, or one of the command's ``inputs``, which are never overwritten. With ``netcdf``
+    (an output file of hybridland), an existing file is replaced only when it is one too."""
     if not out.parent.is_dir():
         return f"Output folder {out.parent} does not exist; create it first."
     if out.is_dir():
@@ -228,7 +237,23 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = ()) -> str | 
                 f"overwritten; give another file name such as {example}.")
     if not os.access(out.parent, os.W_OK):
         return f"Output folder {out.parent} is not writable; choose another --out."
+    if netcdf and out.exists() and not _hybridland_output(out):
+        return (f"--out {out} exists and is not an output of hybridland (a NetCDF file whose "
+                "'source' attribute names hybridland), so it is not replaced; give another file "
+                f"name such as {example}, or remove it first.")
     return None
+
+
+def _hybridland_output(path: Path) -> bool:
+    """Whether ``path`` is a NetCDF file that hybridland wrote (an earlier output: replaced
+    by a new one; anything else a user keeps there is not)."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, decode_cf=False, decode_times=False) as ds:
+            return str(ds.attrs.get("source", "")).startswith("hybridland")
+    except Exception:  # noqa: BLE001 - not NetCDF, damaged, unreadable: not ours to replace
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -301,7 +326,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
         return _fail(command, "Give either --basins or --aridity, not both (--aridity keeps "
                      "the basins of --data whose aridity is in its range).")
     inputs = [path for d in run_dirs for path in _run_inputs(Path(d), args.data)]
-    problem = _output_path(Path(args.out), example, inputs)
+    problem = _output_path(Path(args.out), example, inputs, netcdf=command == "simulate")
     plots = getattr(args, "plots", None)
     if not problem and plots is not None:
         from .train.report import evaluation_figures
@@ -454,8 +479,8 @@ def _reader_hint(command: str, message: str) -> str:
     if " --" not in message:
         return ""
     return (f" (In `{command}` these are keys of the data section of the configuration: "
-            "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, data.pet and the "
-            "periods; there is no tolerance for inverted temperatures: swap them or drop the "
+            "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, "
+            "data.replace_implausible, data.pet and the periods; there is no tolerance for inverted temperatures: swap them or drop the "
             "basins.)")
 
 
@@ -532,7 +557,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         config = load_calibration_config(args.config)
         problem = _output_path(out, "params.nc", [Path(args.config)] + (
-            [Path(config.data.path)] if config.data.path else []))
+            [Path(config.data.path)] if config.data.path else []), netcdf=True)
         if problem:
             return _fail("calibrate", problem)
         with warnings.catch_warnings():  # the data's repairs, one line each

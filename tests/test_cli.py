@@ -46,7 +46,8 @@ def _simulate(subset_file, out, *extra):
 @pytest.mark.parametrize("model", ["physics", "hybrid"])
 def test_simulate_end_to_end(model, subset_file, tmp_path, capsys):
     out = tmp_path / f"{model}.nc"
-    status = _simulate(subset_file, out, "--model", model, "--trim", "--seed", "7")
+    seed = ["--seed", "7"] if model == "hybrid" else []  # the bucket has no weights to seed
+    status = _simulate(subset_file, out, "--model", model, "--trim", *seed)
     printed = capsys.readouterr().out
     assert status == 0, printed
     with xr.open_dataset(subset_file) as ds:
@@ -378,6 +379,41 @@ def test_simulate_run_dir_refuses_the_options_it_ignores(subset_file, tmp_path, 
                       "--out", tmp_path / "o.nc"], "--seed would be ignored")
 
 
+def test_simulate_seed_without_networks_is_refused(subset_file, tmp_path, capsys):
+    # --seed was ignored without a word for the physics bucket and a calibration's parameters
+    params = _calibration_file(tmp_path / "p_g.nc", BASINS[:2], "given")
+    for source in (["--model", "physics"], ["--params", params]):
+        _refused(capsys, ["simulate", "--data", subset_file, *source, *JULY, "--seed", "3",
+                          "--out", tmp_path / "o.nc"], "--seed", "no networks", "leave --seed out")
+        assert not (tmp_path / "o.nc").exists()
+
+
+def test_an_output_replaces_only_an_earlier_output(subset_file, tmp_path, capsys):
+    # simulate/calibrate --out replaced whatever file was there: a user's notes, another
+    # NetCDF; only an earlier output of hybridland (its 'source' names it) is replaced now
+    notes, foreign, out = tmp_path / "notes.txt", tmp_path / "other.nc", tmp_path / "o.nc"
+    notes.write_text("mine")
+    xr.Dataset({"x": ("t", [1.0])}, attrs={"source": "a field campaign"}).to_netcdf(foreign)
+    kept = foreign.read_bytes()
+    run = ["simulate", "--data", subset_file, "--model", "physics", *JULY, "--trim"]
+    for target in (notes, foreign):
+        _refused(capsys, [*run, "--out", target], str(target), "not an output of hybridland",
+                 "remove it first")
+    assert notes.read_text() == "mine" and foreign.read_bytes() == kept
+    calibration = tmp_path / "c.yaml"
+    calibration.write_text(f"data:\n  path: {subset_file}\n"
+                           "  train_period: ['1948-03-01', '1948-08-31']\n"
+                           "  validation_period: ['1948-09-01', '1948-12-31']\n")
+    _refused(capsys, ["calibrate", "--config", calibration, "--out", foreign],
+             "not an output of hybridland")
+    assert foreign.read_bytes() == kept
+    assert main([str(a) for a in [*run, "--out", out]]) == 0
+    first = out.stat().st_mtime_ns
+    assert main([str(a) for a in [*run, "--out", out]]) == 0  # an earlier output: replaced
+    assert out.stat().st_mtime_ns != first
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--t-tolerance", "-5", ("--t-tolerance", ">= 0")),
     ("--t-tolerance", "nan", ("--t-tolerance", "finite")),
@@ -437,6 +473,26 @@ def test_impossible_yaml_date_names_the_file_and_key(command, tmp_path, capsys):
             "calibrate": ["calibrate", "--config", config, "--out", tmp_path / "p.nc"],
             "study": ["study", "climate-shift", "--config", config, "--out", tmp_path / "s"]}
     _refused(capsys, argv[command], str(config), "data.train_period", day, "not a valid date")
+
+
+@pytest.mark.parametrize("command", ["train", "calibrate", "study"])
+def test_a_key_given_twice_is_refused(command, tmp_path, capsys):
+    # plain YAML keeps the last of two equal keys: the setting a user reads first was not used
+    config = tmp_path / f"{command}.yaml"
+    if command == "study":
+        study = Path(__file__).parents[1] / "experiments" / "climate_shift" / "study.yaml"
+        text = study.read_text().replace("  seed: 0\n", "  seed: 0\n  arid_training_share: 0.3\n", 1)
+        assert text.count("arid_training_share") == 2
+        config.write_text(text)
+        key = "arid_training_share"
+    else:
+        config.write_text("data:\n  warmup_days: 30\n  n_basins: 2\n  warmup_days: 365\n")
+        key = "warmup_days"
+    argv = {"train": ["train", "--config", config, "--run-dir", tmp_path / "run"],
+            "calibrate": ["calibrate", "--config", config, "--out", tmp_path / "p.nc"],
+            "study": ["study", "climate-shift", "--config", config, "--out", tmp_path / "s"]}
+    _refused(capsys, argv[command], str(config), repr(key), "twice", "keep one of them")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s").exists()
 
 
 def test_demo_into_a_foreign_folder_exits_2(tmp_path, capsys):

@@ -241,6 +241,21 @@ BAD_CASES = {
     "NaN PE": (_nan("PE", 1), "PE", 1, {}),
     "negative P": (lambda ds: ds["P"].__setitem__((2, 5), -1.0) or ds, "P", 2, {}),
     "negative PE": (lambda ds: ds["PE"].__setitem__((1, 5), -1.0) or ds, "PE", 1, {}),
+    # beyond every climate on Earth on more days than recording errors: unit errors, once
+    # simulated as weather
+    "P of 5 m/day on 11 days": (lambda ds: ds["P"].__setitem__((0, slice(0, 11)), 5000.0) or ds,
+                                "P", 0, {}),
+    "PE of 45 mm/day on 20 days": (
+        lambda ds: ds["PE"].__setitem__((2, slice(4, 24)), 45.0) or ds, "PE", 2, {}),
+    "T_max in kelvin": (
+        lambda ds: ds["T_max"].__setitem__((1, slice(None)), ds["T_max"][1] + 273.15) or ds,
+        "T_max",
+        1,
+        {},
+    ),
+    "one T_min below -90 degC, strict": (
+        lambda ds: ds["T_min"].__setitem__((2, 3), -120.0) or ds, "T_min", 2,
+        {"implausible": "error"}),
     "T_min above T_max": (
         lambda ds: ds["T_min"].__setitem__((1, 7), float(ds["T_max"][1, 7]) + 2.0) or ds,
         "T_min",
@@ -273,6 +288,53 @@ BAD_CASES = {
         {"pet": "oudin"},
     ),
 }
+
+
+def test_isolated_values_beyond_any_climate_are_interpolated_and_reported(tmp_path):
+    # the MOPEX file's T_max of 281 degC on 1982-05-22 was simulated as weather (and its T_min
+    # of 87 degC on 1981-09-04 swapped into T_max by the inversion repair)
+    ds = synthetic_dataset()
+    spikes = {("T_max", 1, 40): 280.8, ("T_min", 2, 41): 87.0, ("P", 0, 0): 9000.0,
+              ("PE", 2, 119): 31.85}
+    for (var, i, d), value in spikes.items():
+        ds[var][i, d] = value
+    path = write(ds, tmp_path)
+    with pytest.warns(DataAdjustmentWarning, match="beyond any climate") as caught:
+        loaded = load_mopex(path, inverted_temperature="swap")
+    report = " ".join(str(w.message) for w in caught)
+    clean = synthetic_dataset()
+    names = {"T_max": "t_max", "T_min": "t_min", "P": "precip", "PE": "pet"}
+    for (var, i, d), value in spikes.items():
+        assert f"{value:g}" in report and BASINS[i] in report
+        got = np.asarray(getattr(loaded.forcing, names[var]))[i, d]
+        series = clean[var].values[i]
+        # the linear interpolation between the neighbouring days (the nearest one at an end)
+        want = series[1] if d == 0 else series[-2] if d == len(series) - 1 \
+            else 0.5 * (series[d - 1] + series[d + 1])
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    # nothing else changes: the other days, the other variables, the streamflow, the calendar
+    np.testing.assert_allclose(np.asarray(loaded.observed_runoff), clean["Q"].values, rtol=1e-6)
+    assert len(loaded.time) == clean.sizes["time"]
+    assert len(loaded.report.replaced) == 4 and loaded.report.changed
+    assert not loaded.report.swapped  # the T_min spike no longer reads as an inversion
+    with pytest.raises(ForcingDataError, match="leave out --strict") as err:
+        load_quiet(path, implausible="error", inverted_temperature="swap")
+    assert err.value.variable == "P"
+
+
+def test_run_configuration_chooses_to_replace_or_refuse_implausible_values(tmp_path):
+    from hybridland.train.config import DataConfig
+    from hybridland.train.data import LOADERS
+
+    ds = synthetic_dataset()
+    ds["T_max"][1, 40] = 280.8
+    path = write(ds, tmp_path)
+    periods = dict(train_period=("2000-01-01", "2000-02-29"),
+                   validation_period=("2000-03-01", "2000-04-29"), warmup_days=0)
+    with pytest.warns(DataAdjustmentWarning, match="280.8 -> "):
+        LOADERS["mopex"](DataConfig(path=path, **periods), 0)
+    with pytest.raises(ForcingDataError, match="T_max.*beyond any climate"):
+        LOADERS["mopex"](DataConfig(path=path, replace_implausible=False, **periods), 0)
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))

@@ -303,6 +303,25 @@ def test_negative_potential_evapotranspiration():
     assert err.value.variable == "potential_evapotranspiration" and err.value.basins == ("b",)
 
 
+@pytest.mark.parametrize("var, value, words", [
+    ("precipitation", 2500.0, ("2000", "mm day-1", "another unit")),
+    ("potential_evapotranspiration", 31.0, ("30", "mm day-1", "hargreaves")),
+    ("air_temperature_max", 300.0, ("60", "kelvin", "273.15")),
+    ("air_temperature_min", -95.0, ("-90", "degC")),
+])
+def test_values_beyond_any_climate_are_refused(var, value, words):
+    # a unit error (kelvin, micrometres) was simulated as weather without a word
+    ds = small(potential_evapotranspiration=np.full((2, 10), 2.0))
+    a = ds[var].values.copy()
+    a[1, 6] = value
+    ds[var] = (ds[var].dims, a, ds[var].attrs)
+    with pytest.raises(ForcingDataError, match="beyond any climate") as err:
+        validate(ds, pet_source="given")
+    assert err.value.variable == var and err.value.basins == ("b",)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
 def test_unknown_units():
     ds = small()
     ds["air_temperature_max"].attrs["units"] = "degF"

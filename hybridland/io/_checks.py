@@ -221,3 +221,25 @@ def basin_float(ds: xr.Dataset, name: str, n: int) -> np.ndarray:
 def iso_day(t: pd.Timestamp) -> str:
     """``YYYY-MM-DD``."""
     return f"{t:%Y-%m-%d}"
+
+
+_KELVIN = ("Temperatures must be in degC: values near 250-310 are kelvin (subtract 273.15); "
+           "correct the file or mark the values missing (NaN).")
+PLAUSIBLE_RANGES = {
+    "precipitation": (
+        "precipitation", 0.0, 2000.0, "mm day-1",
+        "The largest daily rainfall ever measured is about 1 830 mm: the file is probably in "
+        "another unit (tenths of mm, micrometres, a rate per hour or second) or mislabelled; "
+        "convert it to mm day-1 or mark the values missing (NaN)."),
+    "potential_evapotranspiration": (
+        "potential evapotranspiration", 0.0, 30.0, "mm day-1",
+        "Potential evapotranspiration above 30 mm day-1 is not known anywhere: the file is "
+        "probably in another unit or mislabelled; convert it to mm day-1, or derive PET from "
+        "temperature (pet='hargreaves' or 'oudin')."),
+    "air_temperature_max": ("daily maximum temperature", -90.0, 60.0, "degC", _KELVIN),
+    "air_temperature_min": ("daily minimum temperature", -90.0, 60.0, "degC", _KELVIN),
+}
+"""Per forcing variable (canonical name): what it is, the range every observed climate stays in
+(records: about 1 830 mm of rain in a day, -89.2 and 56.7 degC), its units and the likely fix
+for values outside it. The loaders refuse a value outside (``ForcingDataError``) instead of
+simulating a unit error as weather."""

@@ -67,7 +67,10 @@ class LoadReport:
     - ``trimmed_start`` / ``trimmed_end``: ``(first, last, n_days)`` of the days cut from each end
       of the period (with ``trim``), and ``trim_causes`` the basins whose gaps forced the cut;
     - ``swapped``: basins where daily minimum and maximum temperature were swapped because the
-      minimum exceeded the maximum (with ``inverted_temperature='swap'``).
+      minimum exceeded the maximum (with ``inverted_temperature='swap'``);
+    - ``replaced``: values beyond every climate on Earth on isolated days (recording errors),
+      replaced by interpolation between the nearest plausible days of the basin (with
+      ``implausible='interpolate'``), each with its value, replacement and day.
     """
 
     dropped: tuple[BasinNote, ...] = ()
@@ -75,6 +78,7 @@ class LoadReport:
     trimmed_end: tuple[str, str, int] | None = None
     trim_causes: tuple[BasinNote, ...] = ()
     swapped: tuple[BasinNote, ...] = ()
+    replaced: tuple[BasinNote, ...] = ()
 
     @property
     def dropped_basins(self) -> tuple[str, ...]:
@@ -83,7 +87,8 @@ class LoadReport:
     @property
     def changed(self) -> bool:
         """Whether anything was dropped, trimmed or repaired."""
-        return bool(self.dropped or self.trimmed_start or self.trimmed_end or self.swapped)
+        return bool(self.dropped or self.trimmed_start or self.trimmed_end or self.swapped
+                    or self.replaced)
 
     def messages(self, limit: int | None = MAX_LISTED) -> list[str]:
         """One line per adjustment, each naming the basins concerned (``limit`` per line)."""
@@ -104,6 +109,12 @@ class LoadReport:
             lines.append(
                 f"swapped T_min and T_max where T_min > T_max in {len(self.swapped)} basin(s): "
                 + list_notes(self.swapped, limit)
+            )
+        if self.replaced:
+            lines.append(
+                f"replaced values beyond any climate on Earth (recording errors) by "
+                f"interpolation between the neighbouring days in {len(self.replaced)} basin "
+                "variable(s): " + list_notes(self.replaced, limit)
             )
         return lines
 

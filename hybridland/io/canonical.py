@@ -30,7 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from .._containers import Forcing
-from ._checks import basin_ids, check_time, check_variable, iso_day
+from ._checks import PLAUSIBLE_RANGES, basin_ids, check_time, check_variable, iso_day
 from ._report import BasinNote, ForcingDataError, list_notes
 from .mopex import PET_SOURCES, MopexForcing, load_mopex
 
@@ -415,6 +415,11 @@ def validate(
             _refuse(a < 0, var, ids, time, source, "negative",
                     "Potential evapotranspiration cannot be negative: correct these values, "
                     "or derive PET from temperature (pet_source='hargreaves' or 'oudin')")
+        if var in PLAUSIBLE_RANGES:
+            _, low, high, units, fix = PLAUSIBLE_RANGES[var]
+            _refuse((a < low) | (a > high), var, ids, time, source,
+                    f"outside [{low:g}, {high:g}] {units}, beyond any climate on Earth,",
+                    fix.rstrip("."))
 
 
 def _refuse(bad: np.ndarray, var, ids, time, source, what: str, fix: str) -> None:

@@ -21,6 +21,15 @@ and as a ``DataAdjustmentWarning``:
   Oudin PET use) and gives Hargreaves PET the magnitude of the range instead of zero. (The MOPEX
   file has such days in most basins, by up to tens of degC.)
 
+A value beyond every climate on Earth (``PLAUSIBLE_RANGES``: rain above 2 000 mm day-1, PE above
+30 mm day-1, temperatures outside -90..60 degC) on a few isolated days is a recording error: with
+``implausible='interpolate'`` (the default) it is replaced by linear interpolation between the
+nearest plausible days of the same basin and reported like the repairs above (the MOPEX file has
+five: T_max of 105-281 degC in three basins on 1982-05-22, T_min of 87 degC in 11281000 on
+1981-09-04, PE of 31.85 mm in 02236000 on 1959-02-28); ``'error'`` refuses it. More than
+``MAX_IMPLAUSIBLE_DAYS`` such days of one variable in one basin is a unit error (kelvin, tenths
+of mm) and always refused.
+
 With a derived PET (``pet='hargreaves'`` or ``'oudin'``) the ``PE`` variable is not read at all,
 so its gaps do not matter, but every basin needs a finite latitude.
 """
@@ -40,6 +49,7 @@ import xarray as xr
 
 from .._containers import Forcing
 from ._checks import (
+    PLAUSIBLE_RANGES,
     basin_float,
     basin_ids,
     basin_strings,
@@ -57,6 +67,14 @@ PetSource = Literal["given", "hargreaves", "oudin"]
 PET_SOURCES: tuple[str, ...] = ("given", "hargreaves", "oudin")
 
 PRECIP_VAR, PET_VAR, TMAX_VAR, TMIN_VAR, RUNOFF_VAR = "P", "PE", "T_max", "T_min", "Q"
+
+MAX_IMPLAUSIBLE_DAYS = 10
+"""Days beyond ``PLAUSIBLE_RANGES`` in one variable of one basin up to which they are taken for
+isolated recording errors (replaced with ``implausible='interpolate'``); more is a unit error."""
+
+CANONICAL_NAMES = {PRECIP_VAR: "precipitation", PET_VAR: "potential_evapotranspiration",
+                   TMAX_VAR: "air_temperature_max", TMIN_VAR: "air_temperature_min"}
+"""The canonical name (``hybridland.io.canonical``) of each MOPEX forcing variable."""
 
 WATER_FLUX_UNITS = frozenset({"mm day-1", "mm/day", "mm d-1"})
 """Accepted spellings of mm per day (compared case-insensitively, blanks collapsed)."""
@@ -136,6 +154,7 @@ def load_mopex(
     drop_incomplete: bool = False,
     inverted_temperature: Literal["error", "swap"] = "error",
     t_tolerance: float = 0.1,
+    implausible: Literal["interpolate", "error"] = "interpolate",
     dtype=np.float32,
 ) -> MopexForcing:
     """Read and validate a MOPEX-layout NetCDF file; see the module docstring.
@@ -149,6 +168,8 @@ def load_mopex(
     - ``trim``, ``drop_incomplete``, ``inverted_temperature``: repairs (see module docstring).
     - ``t_tolerance``: degC by which ``T_min`` may exceed ``T_max`` before it counts as inverted
       (rounding in the source data).
+    - ``implausible``: isolated values beyond every climate on Earth are replaced by
+      interpolation (``'interpolate'``) or refused (``'error'``); see the module docstring.
     - ``dtype``: float32 (default) or float64 (needs ``jax_enable_x64``).
 
     Raises ``ForcingDataError`` for bad input and ``FileNotFoundError`` for a missing file.
@@ -165,6 +186,7 @@ def load_mopex(
             drop_incomplete=drop_incomplete,
             inverted_temperature=inverted_temperature,
             t_tolerance=t_tolerance,
+            implausible=implausible,
             dtype=dtype,
             source=path,
         )
@@ -181,12 +203,15 @@ def forcing_from_dataset(
     drop_incomplete: bool = False,
     inverted_temperature: Literal["error", "swap"] = "error",
     t_tolerance: float = 0.1,
+    implausible: Literal["interpolate", "error"] = "interpolate",
     dtype=np.float32,
     source: str = "<dataset>",
 ) -> MopexForcing:
     """``load_mopex`` for a dataset already open (same arguments; ``source`` names it)."""
     dtype = np.dtype(dtype)
     _check_options(pet, inverted_temperature, t_tolerance, dtype)
+    if implausible not in ("interpolate", "error"):
+        raise ValueError(f"implausible must be 'interpolate' or 'error', got {implausible!r}.")
     needed = [PRECIP_VAR, TMAX_VAR, TMIN_VAR] + ([PET_VAR] if pet == "given" else [])
 
     # --- structure: variables, dimensions, units, time axis (on the whole file) -------------
@@ -355,6 +380,54 @@ def forcing_from_dataset(
             basins=[n.basin for n in notes],
         )
 
+    # --- values: beyond every climate on Earth (recording or unit errors, not weather) -----
+    replaced: list[BasinNote] = []
+    for var, canonical in CANONICAL_NAMES.items():
+        if var not in data:
+            continue
+        what, low, high, units, fix = PLAUSIBLE_RANGES[canonical]
+        with np.errstate(invalid="ignore"):
+            outside = (data[var] < low) | (data[var] > high)
+        if not outside.any():
+            continue
+        rows_out = np.flatnonzero(outside.any(axis=1))
+        many = [i for i in rows_out if outside[i].sum() > MAX_IMPLAUSIBLE_DAYS]
+        if implausible == "error" or many:
+            bad = many or list(rows_out)
+            notes = [
+                kept_note(
+                    i,
+                    f"{outside[i].sum()} day(s), from {np.nanmin(data[var][i]):g} to "
+                    f"{np.nanmax(data[var][i]):g} {units}, first on "
+                    f"{iso_day(time[int(np.argmax(outside[i]))])}",
+                )
+                for i in bad
+            ]
+            isolated = (" Isolated days (at most "
+                        f"{MAX_IMPLAUSIBLE_DAYS} per basin) can instead be replaced by "
+                        "interpolation between their neighbours: leave out --strict "
+                        "(implausible='interpolate')." if not many else "")
+            raise ForcingDataError(
+                f"Variable '{var}' ({what}) is outside [{low:g}, {high:g}] {units}, beyond any "
+                f"climate on Earth, in {len(notes)} basin(s) of {source}: {list_notes(notes)}. "
+                f"{fix}{isolated}",
+                variable=var,
+                basins=[n.basin for n in notes],
+            )
+        repaired = data[var].copy()
+        for i in rows_out:
+            plausible = np.flatnonzero(~outside[i] & np.isfinite(repaired[i]))
+            spikes = np.flatnonzero(outside[i])
+            between = (np.interp(spikes, plausible, repaired[i, plausible]) if plausible.size
+                       else np.full(spikes.size, np.nan))
+            detail = ", ".join(
+                f"{repaired[i, d]:g} -> {v:.3g} {units} on {iso_day(time[d])}"
+                for d, v in zip(spikes, between)
+            )
+            repaired[i, spikes] = between
+            replaced.append(kept_note(i, f"{var} {detail}"))
+        data[var] = repaired
+
     t_max, t_min = data[TMAX_VAR], data[TMIN_VAR]
     inverted = (t_min.astype(np.float64) - t_max) > t_tolerance
     swapped: tuple[BasinNote, ...] = ()
@@ -391,6 +464,7 @@ def forcing_from_dataset(
         trimmed_end=trimmed_end,
         trim_causes=trim_causes,
         swapped=swapped,
+        replaced=tuple(replaced),
     )
     report.warn()
 

@@ -120,6 +120,10 @@ class DataConfig:
     trim: bool = False
     drop_incomplete: bool = False
     swap_inverted_temperatures: bool = False
+    replace_implausible: bool = True
+    """MOPEX loader: replace values beyond every climate on Earth on isolated days (recording
+    errors such as the shared file's T_max of 281 degC) by interpolation between the
+    neighbouring days, reported; false refuses them (``hybridland.io.load_mopex``)."""
     warmup_days: int = 365
     """Days simulated before every loss window (and before validation) and excluded from the
     loss, so the stores forget the arbitrary initial state."""
@@ -513,6 +517,23 @@ class _TextDates(yaml.SafeLoader):
     """YAML as configuration files are read: an unquoted date stays the text it was written
     as, so a day that does not exist (``1981-02-29``) reaches the period checks, which name the
     key, instead of failing inside the parser with a message that names neither key nor file."""
+
+
+    def construct_mapping(self, node, deep=False):
+        # A key given twice in one mapping is refused: plain YAML keeps the last one silently,
+        # so a setting the user believes in (the first) would not be the one used.
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"found the key {key!r} twice (first on line {seen[key] + 1}, again on line "
+                    f"{key_node.start_mark.line + 1}); keep one of them",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _TextDates.yaml_implicit_resolvers = {

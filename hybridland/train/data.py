@@ -146,6 +146,7 @@ def _load_mopex(cfg: DataConfig, seed: int):
             trim=cfg.trim,
             drop_incomplete=cfg.drop_incomplete,
             inverted_temperature="swap" if cfg.swap_inverted_temperatures else "error",
+            implausible="interpolate" if cfg.replace_implausible else "error",
             dtype=DTYPE,
             source=path,
         )
