@@ -322,6 +322,18 @@ def test_isolated_values_beyond_any_climate_are_interpolated_and_reported(tmp_pa
     assert err.value.variable == "P"
 
 
+def test_a_basin_with_a_unit_error_is_dropped_with_drop_incomplete(tmp_path):
+    # a whole file failed for one basin whose T_max is in kelvin
+    ds = synthetic_dataset()
+    ds["T_max"][1] = ds["T_max"][1] + 273.15
+    path = write(ds, tmp_path)
+    with pytest.warns(DataAdjustmentWarning, match="unit error"):
+        loaded = load_mopex(path, drop_incomplete=True)
+    assert loaded.basins == (BASINS[0], BASINS[2])
+    assert loaded.report.dropped_basins == (BASINS[1],)
+    assert "'T_max' beyond any climate on Earth on 120 days" in str(loaded.report)
+
+
 def test_run_configuration_chooses_to_replace_or_refuse_implausible_values(tmp_path):
     from hybridland.train.config import DataConfig
     from hybridland.train.data import LOADERS

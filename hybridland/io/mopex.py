@@ -28,7 +28,7 @@ nearest plausible days of the same basin and reported like the repairs above (th
 five: T_max of 105-281 degC in three basins on 1982-05-22, T_min of 87 degC in 11281000 on
 1981-09-04, PE of 31.85 mm in 02236000 on 1959-02-28); ``'error'`` refuses it. More than
 ``MAX_IMPLAUSIBLE_DAYS`` such days of one variable in one basin is a unit error (kelvin, tenths
-of mm) and always refused.
+of mm): refused, or the basin dropped with ``drop_incomplete``.
 
 With a derived PET (``pet='hargreaves'`` or ``'oudin'``) the ``PE`` variable is not read at all,
 so its gaps do not matter, but every basin needs a finite latitude.
@@ -260,6 +260,35 @@ def forcing_from_dataset(
 
     if drop_incomplete:
         drop(np.flatnonzero(bad_lat), lambda i: f"latitude is {lat[i]}, needed by PET '{pet}'")
+
+    # --- unit errors: a variable beyond every climate on Earth on many days ------------------
+    for var, canonical in CANONICAL_NAMES.items():
+        if var not in data:
+            continue
+        what, low, high, units, fix = PLAUSIBLE_RANGES[canonical]
+        with np.errstate(invalid="ignore"):
+            outside = (data[var] < low) | (data[var] > high)
+        many = keep & (outside.sum(axis=1) > MAX_IMPLAUSIBLE_DAYS)
+        if not many.any():
+            continue
+
+        def beyond(i, var=var, outside=outside, units=units):
+            return (f"'{var}' beyond any climate on Earth on {outside[i].sum()} days, from "
+                    f"{np.nanmin(data[var][i]):g} to {np.nanmax(data[var][i]):g} {units} "
+                    "(a unit error?)")
+
+        if drop_incomplete:
+            drop(np.flatnonzero(many), beyond)
+            continue
+        notes = [note(i, beyond(i)) for i in np.flatnonzero(many)]
+        raise ForcingDataError(
+            f"Variable '{var}' ({what}) is outside [{low:g}, {high:g}] {units}, beyond any "
+            f"climate on Earth, on more than {MAX_IMPLAUSIBLE_DAYS} days in {len(notes)} "
+            f"basin(s) of {source}: {list_notes(notes)}. {fix} (Or drop these basins: "
+            "--drop-incomplete, or leave them out of --basins.)",
+            variable=var,
+            basins=[n.basin for n in notes],
+        )
     if bad_lat[keep].any():
         rows = [note(i, f"lat = {lat[i]}") for i in np.flatnonzero(bad_lat & keep)]
         raise ForcingDataError(
@@ -390,10 +419,8 @@ def forcing_from_dataset(
             outside = (data[var] < low) | (data[var] > high)
         if not outside.any():
             continue
-        rows_out = np.flatnonzero(outside.any(axis=1))
-        many = [i for i in rows_out if outside[i].sum() > MAX_IMPLAUSIBLE_DAYS]
-        if implausible == "error" or many:
-            bad = many or list(rows_out)
+        rows_out = np.flatnonzero(outside.any(axis=1))  # isolated days: unit errors are out
+        if implausible == "error":
             notes = [
                 kept_note(
                     i,
@@ -401,16 +428,14 @@ def forcing_from_dataset(
                     f"{np.nanmax(data[var][i]):g} {units}, first on "
                     f"{iso_day(time[int(np.argmax(outside[i]))])}",
                 )
-                for i in bad
+                for i in rows_out
             ]
-            isolated = (" Isolated days (at most "
-                        f"{MAX_IMPLAUSIBLE_DAYS} per basin) can instead be replaced by "
-                        "interpolation between their neighbours: leave out --strict "
-                        "(implausible='interpolate')." if not many else "")
             raise ForcingDataError(
                 f"Variable '{var}' ({what}) is outside [{low:g}, {high:g}] {units}, beyond any "
                 f"climate on Earth, in {len(notes)} basin(s) of {source}: {list_notes(notes)}. "
-                f"{fix}{isolated}",
+                f"{fix} Isolated days (at most {MAX_IMPLAUSIBLE_DAYS} per basin) can instead "
+                "be replaced by interpolation between their neighbours: leave out --strict "
+                "(implausible='interpolate').",
                 variable=var,
                 basins=[n.basin for n in notes],
             )
