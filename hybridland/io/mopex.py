@@ -262,12 +262,7 @@ def forcing_from_dataset(
         drop(np.flatnonzero(bad_lat), lambda i: f"latitude is {lat[i]}, needed by PET '{pet}'")
 
     # --- unit errors: a variable beyond every climate on Earth on many days ------------------
-    for var, canonical in CANONICAL_NAMES.items():
-        if var not in data:
-            continue
-        what, low, high, units, fix = PLAUSIBLE_RANGES[canonical]
-        with np.errstate(invalid="ignore"):
-            outside = (data[var] < low) | (data[var] > high)
+    for var, (what, low, high, units, fix), outside in _beyond_any_climate(data):
         many = keep & (outside.sum(axis=1) > MAX_IMPLAUSIBLE_DAYS)
         if not many.any():
             continue
@@ -411,12 +406,7 @@ def forcing_from_dataset(
 
     # --- values: beyond every climate on Earth (recording or unit errors, not weather) -----
     replaced: list[BasinNote] = []
-    for var, canonical in CANONICAL_NAMES.items():
-        if var not in data:
-            continue
-        what, low, high, units, fix = PLAUSIBLE_RANGES[canonical]
-        with np.errstate(invalid="ignore"):
-            outside = (data[var] < low) | (data[var] > high)
+    for var, (what, low, high, units, fix), outside in _beyond_any_climate(data):
         if not outside.any():
             continue
         rows_out = np.flatnonzero(outside.any(axis=1))  # isolated days: unit errors are out
@@ -528,6 +518,16 @@ def forcing_from_dataset(
 
 # ---------------------------------------------------------------------------------------------
 # Checks
+
+
+def _beyond_any_climate(data: dict):
+    """Per forcing variable in ``data``: its name, its ``PLAUSIBLE_RANGES`` entry and the mask
+    ``[basin, day]`` of values outside that range (NaN is not outside)."""
+    for var, canonical in CANONICAL_NAMES.items():
+        if var in data:
+            spec = PLAUSIBLE_RANGES[canonical]
+            with np.errstate(invalid="ignore"):
+                yield var, spec, (data[var] < spec[1]) | (data[var] > spec[2])
 
 
 def _check_options(pet: str, inverted_temperature: str, t_tolerance: float, dtype: np.dtype):
