@@ -90,8 +90,12 @@ def scored_medians(model, data, params) -> dict:
 
 def complete_basins(path: str, n: int, skip: int = 0) -> list[str]:
     """``n`` basins of a MOPEX-layout file with no missing forcing or streamflow from the first
-    warm-up day to the end of validation: the first ones after skipping ``skip`` of them."""
+    warm-up day to the end of validation and no unit error (a forcing variable beyond any
+    climate on Earth on more than ``MAX_IMPLAUSIBLE_DAYS`` days; isolated days are repaired by
+    the loader): the first ones after skipping ``skip`` of them."""
     import xarray as xr
+
+    from hybridland.io.mopex import MAX_IMPLAUSIBLE_DAYS, beyond_any_climate
 
     first = np.datetime64(CALIBRATION[0]) - np.timedelta64(WARMUP_DAYS, "D")
     with xr.open_dataset(path) as ds:
@@ -100,6 +104,10 @@ def complete_basins(path: str, n: int, skip: int = 0) -> list[str]:
         for var in ("P", "PE", "T_max", "T_min", "Q"):
             ok &= np.isfinite(span[var].values).all(axis=1)
         ok &= np.isfinite(span["lat"].values)
+        forcing = {v: span[v].transpose("basin", "time").values for v in ("P", "PE", "T_max",
+                                                                          "T_min")}
+        for _, _, outside in beyond_any_climate(forcing):
+            ok &= outside.sum(axis=1) <= MAX_IMPLAUSIBLE_DAYS
         ids = [str(b) for b in span["basin"].values[ok]]
     if len(ids) < skip + n:
         raise SystemExit(f"{path} has only {len(ids)} complete basins; asked for {n} after "

@@ -438,6 +438,22 @@ def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
         load_calibrated(tmp_path / "damaged.nc", basins)
 
 
+def test_benchmark_leaves_out_basins_with_a_unit_error(mopex_file, tmp_path):
+    # a basin whose T_max is in kelvin made the loader refuse the whole benchmark
+    import xarray as xr
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from calibration_vs_sceua import complete_basins
+
+    chosen = complete_basins(str(mopex_file), 3)
+    with xr.open_dataset(mopex_file) as ds:
+        part = ds.sel(basin=chosen, time=slice("1969-06-01", "1984-06-30")).load()
+    part["T_max"].loc[{"basin": chosen[1]}] = part["T_max"].sel(basin=chosen[1]) + 273.15
+    path = tmp_path / "kelvin.nc"
+    part.to_netcdf(path)
+    assert complete_basins(str(path), 2) == [chosen[0], chosen[2]]
+
+
 def test_benchmark_legend_says_when_sceua_stopped_before_its_budget():
     # the figure once labelled SCE-UA's converged objective "after 10000 runs" although
     # spotpy's convergence criteria had stopped every basin at 6 264-6 927 runs

@@ -262,7 +262,7 @@ def forcing_from_dataset(
         drop(np.flatnonzero(bad_lat), lambda i: f"latitude is {lat[i]}, needed by PET '{pet}'")
 
     # --- unit errors: a variable beyond every climate on Earth on many days ------------------
-    for var, (what, low, high, units, fix), outside in _beyond_any_climate(data):
+    for var, (what, low, high, units, fix), outside in beyond_any_climate(data):
         many = keep & (outside.sum(axis=1) > MAX_IMPLAUSIBLE_DAYS)
         if not many.any():
             continue
@@ -406,7 +406,7 @@ def forcing_from_dataset(
 
     # --- values: beyond every climate on Earth (recording or unit errors, not weather) -----
     replaced: list[BasinNote] = []
-    for var, (what, low, high, units, fix), outside in _beyond_any_climate(data):
+    for var, (what, low, high, units, fix), outside in beyond_any_climate(data):
         if not outside.any():
             continue
         rows_out = np.flatnonzero(outside.any(axis=1))  # isolated days: unit errors are out
@@ -520,9 +520,10 @@ def forcing_from_dataset(
 # Checks
 
 
-def _beyond_any_climate(data: dict):
-    """Per forcing variable in ``data``: its name, its ``PLAUSIBLE_RANGES`` entry and the mask
-    ``[basin, day]`` of values outside that range (NaN is not outside)."""
+def beyond_any_climate(data: dict):
+    """Per MOPEX forcing variable in ``data`` (``{name: [basin, day] array}``): its name, its
+    ``PLAUSIBLE_RANGES`` entry and the mask ``[basin, day]`` of values outside that range (NaN
+    is not outside). More than ``MAX_IMPLAUSIBLE_DAYS`` in a basin is a unit error."""
     for var, canonical in CANONICAL_NAMES.items():
         if var in data:
             spec = PLAUSIBLE_RANGES[canonical]
