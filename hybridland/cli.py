@@ -480,8 +480,8 @@ def _reader_hint(command: str, message: str) -> str:
         return ""
     return (f" (In `{command}` these are keys of the data section of the configuration: "
             "data.trim, data.drop_incomplete, data.swap_inverted_temperatures, "
-            "data.replace_implausible, data.pet and the periods; there is no tolerance for inverted temperatures: swap them or drop the "
-            "basins.)")
+            "data.replace_implausible, data.pet and the periods; there is no tolerance for "
+            "inverted temperatures: swap them or drop the basins.)")
 
 
 def _show_warning(command: str, category: type[Warning], other):
@@ -720,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--out", required=True, metavar="OUT.nc",
-        help="output NetCDF file; an existing one is replaced atomically (never an input file)",
+        help="output NetCDF file; an earlier output of hybridland there is replaced "
+        "atomically (never an input file, nor any other file)",
     )
     sim.add_argument(
         "--seed", type=_seed, default=None,
@@ -869,7 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--config", required=True, help="YAML calibration configuration")
     cal.add_argument("--out", required=True, metavar="PARAMS.nc",
-                     help="output NetCDF file; an existing one is replaced atomically")
+                     help="output NetCDF file; an earlier output of hybridland there is "
+                     "replaced atomically (never an input file, nor any other file)")
     cal.add_argument("--no-progress", action="store_true", help="no progress bar")
     cal.set_defaults(func=_cmd_calibrate)
 

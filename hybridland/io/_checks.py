@@ -241,5 +241,6 @@ PLAUSIBLE_RANGES = {
 }
 """Per forcing variable (canonical name): what it is, the range every observed climate stays in
 (records: about 1 830 mm of rain in a day, -89.2 and 56.7 degC), its units and the likely fix
-for values outside it. The loaders refuse a value outside (``ForcingDataError``) instead of
-simulating a unit error as weather."""
+for values outside it, so that no unit or recording error is simulated as weather: the
+canonical layout refuses any value outside (``ForcingDataError``); the MOPEX loader replaces
+isolated days by interpolation (reported) and refuses a unit error (``hybridland.io.mopex``)."""

@@ -518,7 +518,6 @@ class _TextDates(yaml.SafeLoader):
     as, so a day that does not exist (``1981-02-29``) reaches the period checks, which name the
     key, instead of failing inside the parser with a message that names neither key nor file."""
 
-
     def construct_mapping(self, node, deep=False):
         # A key given twice in one mapping is refused: plain YAML keeps the last one silently,
         # so a setting the user believes in (the first) would not be the one used.

@@ -523,7 +523,8 @@ def require_observed_runoff(
 
 def keep_basins(source, keep: Sequence[str]):
     """``source`` with only the basins ``keep`` (in its own order)."""
-    rows = np.array([i for i, b in enumerate(source.basins) if b in set(keep)], dtype=int)
+    keep = set(keep)
+    rows = np.array([i for i, b in enumerate(source.basins) if b in keep], dtype=int)
     forcing = jax.tree_util.tree_map(
         lambda a, axis: a if axis is None else np.asarray(a)[rows],
         source.forcing, source.forcing.column_axes(), is_leaf=lambda x: x is None)
