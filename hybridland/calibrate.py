@@ -11,7 +11,14 @@ separately, so summing changes nothing but the amount of work per compiled call.
   Parameters not listed stay at their defaults.
 - **Multi-start**: start 0 begins at the defaults; starts 1.. begin at positions drawn uniformly in
   ``[0.05, 0.95]`` of each range (seeded). After the last step every start is scored on the whole
-  calibration period and the best one per basin is kept.
+  calibration period and the best one per basin is reported (``best_start``).
+- **Ensemble** (``calibration.ensemble``, on by default): the calibrated model of a basin is the
+  mean of the simulations of all its starts (equal weights; a start whose calibration loss is
+  not finite is left out), an ensemble of the parameter sets the starts settled on. Different
+  starts settle in different optima of similar calibration skill (equifinality); their mean
+  scored better on the validation years than the best start alone on 11 of 13 sets of 20
+  MOPEX basins (median +0.011 NSE; docs/calibration.md). The mean of closed water balances
+  closes.
 - **Loss**: a masked loss of ``hybridland.train.losses`` (NSE*, MSE or KGE) per column, on the
   observed days of the calibration period (NaN gaps are masked); the ``warmup_days`` simulated
   before it from half-full soil are never scored.
@@ -35,7 +42,7 @@ import functools
 import os
 import time
 import warnings
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -100,6 +107,9 @@ class CalibrationConfig:
     """Fraction of the calibration period held back at its end: the steps fit the days before
     it, and each basin keeps the parameters (of any step and start) that score best, 1 - NSE,
     on the held-back days. 0: fit the whole period and keep the last step's parameters."""
+    ensemble: bool = True
+    """The calibrated model is the mean of every start's simulation (starts with a non-finite
+    calibration loss left out); False: the best start's parameters alone."""
     trace_every: int = 25
     """With windows: score the whole calibration period every this many steps, for the
     objective trace (a forward run each); whole-period steps trace every step."""
@@ -200,6 +210,10 @@ class ColumnFit:
     """Index of the start kept per basin, ``[n]`` (0: the one from the defaults)."""
     start_loss: np.ndarray
     """Calibration loss of every start's kept parameters, ``[starts, n]``."""
+    members: Params
+    """Every start's kept parameters, ``[starts, n]``: the members of the ensemble."""
+    in_ensemble: np.ndarray
+    """Whether each start enters the ensemble (its calibration loss is finite), ``[starts, n]``."""
     history: np.ndarray
     """Loss summed over starts and basins at each step (windows: of the step's windows)."""
     objective: np.ndarray
@@ -236,6 +250,32 @@ def bounded(u: dict, n: int, dtype) -> Params:
         b = PARAMETER_BOUNDS[name]
         values[name] = b.low + (b.high - b.low) * jax.nn.sigmoid(v.reshape(n))
     return Params.default(n, dtype=dtype, **values)
+
+
+def member_columns(forcing: Forcing, members: Params) -> tuple[Forcing, Params]:
+    """Forcing ``[basins]`` and parameters ``[members, basins]`` as one run of ``members x
+    basins`` columns (member-major), for ``member_mean`` to average."""
+    m = np.shape(members.root_depth)[0]
+    flat = jax.tree_util.tree_map(lambda a: np.reshape(np.asarray(a), (-1,) + np.shape(a)[2:]),
+                                  members)
+    return _tile(forcing, m), flat
+
+
+def member_mean(tree, weights: np.ndarray):
+    """Weighted mean over members of every leaf ``[members x basins, ...]`` of ``tree`` (a
+    run of ``member_columns``), with ``weights`` ``[members, basins]`` (a member of weight 0 is
+    left out, whatever its values). A sum of closed water balances with weights summing to one
+    closes: the mean's per-step residual is the weighted mean of the members'."""
+    w = np.asarray(weights, np.float64)
+    w = w / w.sum(axis=0)
+
+    def mean(a):
+        a = np.asarray(a)
+        a = a.reshape(w.shape + a.shape[1:])
+        ww = w.reshape(w.shape + (1,) * (a.ndim - 2))
+        return np.sum(np.where(ww > 0, a, 0.0) * ww, axis=0).astype(a.dtype)
+
+    return jax.tree_util.tree_map(mean, tree)
 
 
 def holdout_days(scored_days: int, fraction: float) -> int:
@@ -480,16 +520,26 @@ def calibrate_columns(
     best = np.argmin(np.where(np.isfinite(choose), choose, np.inf), axis=0)
     flat = best * n + np.arange(n)
     best_u = {name: v.reshape(-1)[flat] for name, v in kept.items()}
+    # a basin whose every start failed keeps its best (non-finite) one, never an empty mean
+    in_ensemble = np.isfinite(start_loss) | (np.arange(starts)[:, None] == best)
+    params = jax.tree_util.tree_map(np.asarray, bounded(best_u, n, dtype))
+    # a member left out carries the best start's parameters (its own may not be finite)
+    members = jax.tree_util.tree_map(
+        lambda a, b: np.where(in_ensemble, np.asarray(a).reshape(starts, n), b[None]),
+        bounded(kept, starts * n, dtype), params,
+    )
     elapsed.append(time.perf_counter() - t0)
 
     def trace(rows_):
         return np.stack([np.asarray(r, np.float64) for r in rows_]).reshape(len(rows_), starts, n)
 
     return ColumnFit(
-        params=jax.tree_util.tree_map(np.asarray, bounded(best_u, n, dtype)),
+        params=params,
         loss=start_loss[best, np.arange(n)],
         best_start=best,
         start_loss=start_loss,
+        members=members,
+        in_ensemble=in_ensemble,
         history=np.asarray(history, np.float64),
         objective=trace(objective),
         holdout_objective=trace(held_back) if holdout_fraction > 0
@@ -537,11 +587,14 @@ class Calibration:
         from .io.output import package_version
 
         c = self.config.calibration
+        # the ensemble's members (every start) or the best start's parameters alone
+        params = self.fit.members if c.ensemble else self.params
+        dims = ("member", "basin") if c.ensemble else ("basin",)
         data_vars = {}
         for name, b in PARAMETER_BOUNDS.items():
             data_vars[name] = (
-                ("basin",),
-                np.asarray(getattr(self.params, name), np.float64),
+                dims,
+                np.asarray(getattr(params, name), np.float64),
                 {
                     "long_name": b.description,
                     "units": b.units,
@@ -551,19 +604,30 @@ class Calibration:
                 },
             )
         data_vars["soil_capacity"] = (
-            ("basin",),
-            np.asarray(self.params.soil_capacity, np.float64),
+            dims,
+            np.asarray(params.soil_capacity, np.float64),
             {"long_name": "plant-available soil water capacity 1000 (theta_cap - theta_wp) "
              "root_depth", "units": "mm"},
         )
+        if c.ensemble:
+            data_vars["in_ensemble"] = (
+                dims, self.fit.in_ensemble.astype(np.int8),
+                {"long_name": "1: the member enters the basin's ensemble mean (equal weights); "
+                 "0: left out (its calibration loss is not finite)", "units": "1"},
+            )
+            data_vars["member_loss"] = (
+                dims, self.fit.start_loss.astype(np.float64),
+                {"long_name": f"calibration loss ({c.loss}) of each member (start)",
+                 "units": "1"},
+            )
         data_vars["calibration_loss"] = (
             ("basin",), self.fit.loss.astype(np.float64),
-            {"long_name": f"calibration loss ({c.loss}) of the kept start", "units": "1"},
+            {"long_name": f"calibration loss ({c.loss}) of the best start", "units": "1"},
         )
         data_vars["best_start"] = (
             ("basin",), self.fit.best_start.astype(np.int32),
-            {"long_name": "index of the kept start (0: from the default parameters)",
-             "units": "1"},
+            {"long_name": "index of the start with the lowest calibration loss (0: from the "
+             "default parameters)", "units": "1"},
         )
         period_text = {
             "calibration": self.config.data.train_period,
@@ -607,6 +671,9 @@ class Calibration:
             "starts": c.starts,
             "steps": c.steps,
             "holdout_fraction": c.holdout_fraction,
+            "calibrated_model": (
+                "the mean of the simulations of the members with in_ensemble = 1 (equal "
+                "weights)" if c.ensemble else "the parameters of the best start"),
             "model_evaluations_per_basin": self.fit.evaluations,
             "wall_time_s": round(self.seconds, 3),
             "configuration": self.config.to_yaml(),
@@ -689,8 +756,11 @@ def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibr
     )
     if bar is not None:
         bar.close()
-    scores = score_periods(model, data, fit.params, {"calibration": "train",
-                                                     "validation": "validation"})
+    periods = {"calibration": "train", "validation": "validation"}
+    if c.ensemble:
+        scores = score_periods(model, data, fit.members, periods, weights=fit.in_ensemble)
+    else:
+        scores = score_periods(model, data, fit.params, periods)
     return Calibration(
         config=config,
         basins=data.basins,
@@ -701,15 +771,23 @@ def calibrate(config: CalibrationRunConfig, *, progress: bool = False) -> Calibr
     )
 
 
-def score_periods(model, data, params: Params, periods: dict[str, str]) -> dict[str, np.ndarray]:
+def score_periods(model, data, params: Params, periods: dict[str, str],
+                  weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Simulate every basin of ``data`` (a ``RunData``) over all its days with ``params`` and
     score NSE and KGE on each period (``{output name: RunData period name}``); also the largest
-    per-step and cumulative water residuals of the run."""
+    per-step and cumulative water residuals of the run. With ``weights`` ``[members, basins]``,
+    ``params`` are ``[members, basins]`` and the scored run is their weighted mean
+    (``member_mean``)."""
     n = data.n_basins
     forcing = data.forcing(np.arange(n), np.zeros(n, int), len(data.time))
+    if weights is not None:
+        forcing, params = member_columns(forcing, params)
     sim = simulate(model, forcing, jax.tree_util.tree_map(jnp.asarray, params),
                    outputs=("runoff", "water_residual", "cumulative_water_residual"))
-    runoff = np.asarray(sim.fluxes.runoff)
+    series = (sim.fluxes.runoff, sim.fluxes.water_residual, sim.cumulative_water_residual)
+    if weights is not None:
+        series = member_mean(series, weights)
+    runoff, step_residual, cumulative = (np.asarray(x) for x in series)
     out = {}
     for name, period in periods.items():
         first, last = data.periods[period]
@@ -718,10 +796,8 @@ def score_periods(model, data, params: Params, periods: dict[str, str]) -> dict[
         out[f"nse_{name}"] = np.asarray(metrics.nse(obs, sim_p))
         out[f"kge_{name}"] = np.asarray(metrics.kge(obs, sim_p))
         out[f"n_obs_{name}"] = np.isfinite(obs).sum(axis=1)
-    out["max_abs_step_water_residual"] = np.max(np.abs(np.asarray(sim.fluxes.water_residual)), 1)
-    out["max_abs_cumulative_water_residual"] = np.max(
-        np.abs(np.asarray(sim.cumulative_water_residual)), 1
-    )
+    out["max_abs_step_water_residual"] = np.max(np.abs(step_residual), 1)
+    out["max_abs_cumulative_water_residual"] = np.max(np.abs(cumulative), 1)
     return out
 
 
@@ -736,10 +812,23 @@ def calibrated_basins(path: str | os.PathLike) -> list[str]:
         return [str(b) for b in ds["basin"].values]
 
 
-def load_calibrated(path: str | os.PathLike, basins=None) -> tuple[Params, str]:
-    """The calibrated parameters ``[len(basins)]`` of ``basins`` (default: every basin of the
-    file, in its order) in the file ``hybridland calibrate`` wrote, and the name of the PET law
-    they were calibrated with.
+class CalibratedParameters(NamedTuple):
+    """What ``load_calibrated`` reads: the calibrated model of each basin."""
+
+    params: Params
+    """``[members, basins]``: the ensemble's members (one member for a file of the best start
+    alone, ``calibration.ensemble: false``)."""
+    weights: np.ndarray
+    """``[members, basins]``: 1 for a member of the basin's ensemble mean, 0 for one left out."""
+    pet: str
+    """The PET law the parameters were calibrated with."""
+
+
+def load_calibrated(path: str | os.PathLike, basins=None) -> CalibratedParameters:
+    """The calibrated model of ``basins`` (default: every basin of the file, in its order) in
+    the file ``hybridland calibrate`` wrote: parameters and weights ``[members, len(basins)]``
+    (simulate them with ``member_columns`` and average with ``member_mean``) and the name of
+    the PET law they were calibrated with.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
     problem: a folder, not a calibration file, a parameter missing, or basins the file has no
@@ -777,15 +866,24 @@ def load_calibrated(path: str | os.PathLike, basins=None) -> tuple[Params, str]:
             f"(--basins {','.join(known[:3])}{',...' if len(known) > 3 else ''})."
         )
     rows = xr.DataArray([known.index(b) for b in basins], dims="basin")
+    if "member" not in ds.dims:  # the best start alone: one member
+        ds = ds.expand_dims("member")
+    ds = ds.isel(basin=rows).transpose("member", "basin", ...)
+    shape = (ds.sizes["member"], len(basins))
     params = Params(**{
-        n: jnp.asarray(ds[n].isel(basin=rows).values) if n in ds.data_vars
-        else jnp.asarray(np.full(len(basins), b.default, ds[BUCKET_PARAMETERS[0]].dtype))
+        n: jnp.asarray(np.broadcast_to(ds[n].values, shape)) if n in ds.data_vars
+        else jnp.asarray(np.full(shape, b.default, ds[BUCKET_PARAMETERS[0]].dtype))
         for n, b in PARAMETER_BOUNDS.items()
     })
     params.check_bounds()
+    weights = (np.broadcast_to(ds["in_ensemble"].values, shape) > 0 if "in_ensemble" in ds
+               else np.ones(shape, bool))
+    if not weights.any(axis=0).all():
+        raise ValueError(f"{path} leaves every member of a basin out of its ensemble "
+                         "(in_ensemble = 0); calibrate again.")
     config = yaml.safe_load(ds.attrs["configuration"]) or {}
     pet = (config.get("calibration") or {}).get("pet", "given")
     if pet not in PET_LAWS:
         raise ValueError(f"{path} names an unknown PET law {pet!r} in its 'configuration' "
                          f"attribute (known: {sorted(PET_LAWS)}); calibrate again.")
-    return params, pet
+    return CalibratedParameters(params, weights, pet)

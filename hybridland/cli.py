@@ -19,6 +19,7 @@ variable and the fix; Ctrl-C stops with exit code 130, leaving no partial file; 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import os
 import shlex
@@ -112,7 +113,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
         try:
             # the file and the basins checked before any work; the PET law is the calibration's
-            _, pet = load_calibrated(args.params, basins)
+            pet = load_calibrated(args.params, basins).pet
             if basins is None:  # by default, the basins the calibration has parameters for
                 basins = calibrated_basins(args.params)
         except (ValueError, FileNotFoundError) as err:
@@ -157,21 +158,26 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     params = None
     if args.params is not None:  # a calibration's parameters, in the physical bucket
         from ._params import Params
-        from .calibrate import load_calibrated
+        from .calibrate import load_calibrated, member_columns, member_mean
         from .column import ColumnModel
         from .physics.pet import PET_LAWS
 
         try:
-            params, pet_law = load_calibrated(args.params, list(data.basins))
+            calibrated = load_calibrated(args.params, list(data.basins))
         except (ValueError, FileNotFoundError) as err:
             return _fail("simulate", str(err))
-        params = Params(**{k: v.astype(dtype) for k, v in vars(params).items()})
-        model = ColumnModel(pet=PET_LAWS[pet_law]())
+        params = Params(**{k: v.astype(dtype) for k, v in vars(calibrated.params).items()})
+        model = ColumnModel(pet=PET_LAWS[calibrated.pet]())
+        # every member of each basin's ensemble in one run, then their mean
+        forcing, params = member_columns(data.forcing, params)
     else:
         model = _untrained_model(args.model, pet, seed)
+        forcing = data.forcing
     result = run_timed(
-        model, data.forcing, params, chunk_columns=args.chunk_basins, description="basin chunks"
+        model, forcing, params, chunk_columns=args.chunk_basins, description="basin chunks"
     )
+    if args.params is not None:
+        result = dataclasses.replace(result, sim=member_mean(result.sim, calibrated.weights))
 
     ds = simulation_to_dataset(
         result.sim,
@@ -186,7 +192,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             "input_adjustments": str(data.report),
             "pet": _pet_description(pet),
             "parameters": (
-                f"calibrated, from {Path(args.params).resolve()}" if args.params is not None
+                f"calibrated, from {Path(args.params).resolve()}"
+                + (f" (mean of up to {calibrated.weights.shape[0]} members per basin)"
+                   if calibrated.weights.shape[0] > 1 else "")
+                if args.params is not None
                 else "Params.default for every basin (untrained)"
             ),
             **({"seed": str(seed)} if args.model in ("hybrid", "sequence_hybrid") else {}),
@@ -576,7 +585,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(
         f"hybridland calibrate: {len(result.basins)} basins, {len(c.params)} parameters, "
         f"{c.starts} starts x {c.steps} steps in {result.fit.seconds:.1f} s "
-        f"({result.seconds:.1f} s with loading and scoring)"
+        f"({result.seconds:.1f} s with loading and scoring); the calibrated model: "
+        f"{'the mean of every start' if c.ensemble else 'the best start'}"
     )
     print(
         f"  metrics  median NSE calibration {np.nanmedian(s['nse_calibration']):.3f}, "
@@ -714,9 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--params",
         metavar="PARAMS.nc",
         help="simulate the physical bucket with the per-basin parameters (and PET law) of a "
-        "calibration (the file `hybridland calibrate` writes): its basins, or --basins among "
-        "them. Its validation scores are reproduced when the days start at its calibration "
-        "period minus its warm-up",
+        "calibration (the file `hybridland calibrate` writes; an ensemble of starts: the mean "
+        "of their runs): its basins, or --basins among them. Its validation scores are "
+        "reproduced when the days start at its calibration period minus its warm-up",
     )
     sim.add_argument(
         "--out", required=True, metavar="OUT.nc",

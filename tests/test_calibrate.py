@@ -155,6 +155,41 @@ def test_default_start_is_kept_when_it_is_the_truth(x64):
     assert np.all(fit.loss < 1e-3)
 
 
+def test_ensemble_is_the_mean_of_the_starts_and_closes(x64):
+    """The calibrated model is the mean of every start's run: ``score_periods`` with the
+    members' weights scores the mean of the members' own runoff, and the mean closes its water
+    balance; a member left out (weight 0) does not enter it, whatever its values."""
+    from hybridland.calibrate import member_columns, member_mean
+
+    ds = _twin(0.1)
+    forcing = to_forcing(ds, dtype=np.float64)
+    model = build_model("physics")
+    fit = calibrate_columns(model, forcing, target(ds, "streamflow"), warmup_days=WARMUP,
+                            starts=3, steps=20, seed=1)
+    assert fit.in_ensemble.shape == (3, 3) and fit.in_ensemble.all()
+    best = jax.tree_util.tree_map(lambda a: a[fit.best_start, np.arange(3)], fit.members)
+    np.testing.assert_array_equal(best.root_depth, fit.params.root_depth)
+    own = np.stack([
+        np.asarray(simulate(model, forcing, jax.tree_util.tree_map(lambda a, s=s: a[s],
+                                                                   fit.members)).fluxes.runoff)
+        for s in range(3)
+    ])
+    tiled, flat = member_columns(forcing, fit.members)
+    sim = simulate(model, tiled, flat)
+    weights = np.array([[1, 0, 1], [1, 1, 0], [1, 1, 1]], bool)
+    # a member left out may hold anything: its values never reach the mean
+    runoff = np.asarray(sim.fluxes.runoff).copy()
+    runoff[0 * 3 + 1] = np.nan  # member 0 of basin 1, left out (member-major columns)
+    mean = member_mean(runoff, weights)
+    expected = (own * weights[..., None]).sum(0) / weights.sum(0)[:, None]
+    np.testing.assert_allclose(mean, expected, rtol=1e-12)
+    assert np.all(np.isfinite(mean))
+    # the mean of closed balances closes: its per-step residual is the mean of theirs
+    residual = member_mean((np.asarray(sim.fluxes.water_residual),
+                            np.asarray(sim.cumulative_water_residual)), weights)
+    assert np.max(np.abs(residual[0])) < 1e-9 and np.max(np.abs(residual[1])) < 1e-9
+
+
 def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
     ds = _twin(0.3)  # noisy observations: later steps may fit the noise
     forcing = to_forcing(ds, dtype=np.float64)
@@ -328,6 +363,26 @@ def test_cli_calibrate_writes_cf_parameters(tmp_path, capsys):
         loaded = load_calibration_config(cfg)
         assert result.attrs["configuration"] == loaded.to_yaml()
     assert "median NSE" in capsys.readouterr().out
+    with xr.open_dataset(out) as result:  # the ensemble of the two starts
+        assert result["root_depth"].dims == ("member", "basin") and result.sizes["member"] == 2
+        assert result["in_ensemble"].values.all()
+        assert "mean" in result.attrs["calibrated_model"]
+    # the best start alone: dim basin only, as files written before the ensemble, read as one
+    # member
+    from hybridland.calibrate import load_calibrated
+
+    cfg.write_text(yaml.safe_dump(
+        {"data": data, "calibration": {"starts": 2, "steps": 4, "window_days": 200,
+                                       "ensemble": False}}
+    ))
+    single = tmp_path / "single.nc"
+    assert main(["calibrate", "--config", str(cfg), "--out", str(single), "--no-progress"]) == 0
+    with xr.open_dataset(single) as result, xr.open_dataset(out) as members:
+        assert result["root_depth"].dims == ("basin",)
+        best = members["root_depth"].isel(member=members["best_start"])
+        np.testing.assert_allclose(result["root_depth"].values, best.values, rtol=1e-6)
+    loaded = load_calibrated(single)
+    assert loaded.params.root_depth.shape == (1, 2) and loaded.weights.all()
 
     cfg.write_text(yaml.safe_dump({"data": data, "calibration": {"lerning_rate": 0.1}}))
     assert main(["calibrate", "--config", str(cfg), "--out", str(out)]) == EXIT_BAD_INPUT
@@ -425,12 +480,12 @@ def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
     from hybridland import PARAMETER_BOUNDS
     from hybridland.calibrate import load_calibrated
 
-    full, _ = load_calibrated(params, basins)
+    full = load_calibrated(params, basins).params
     with xr.open_dataset(params) as p:
         older, damaged = p.drop_vars("drainage_shape"), p.drop_vars("theta_cap")
         older.to_netcdf(tmp_path / "older.nc")
         damaged.to_netcdf(tmp_path / "damaged.nc")
-    loaded, _ = load_calibrated(tmp_path / "older.nc", basins)
+    loaded = load_calibrated(tmp_path / "older.nc", basins).params
     np.testing.assert_array_equal(loaded.theta_cap, full.theta_cap)
     np.testing.assert_array_equal(loaded.drainage_shape,
                                   PARAMETER_BOUNDS["drainage_shape"].default)
