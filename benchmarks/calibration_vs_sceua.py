@@ -359,6 +359,7 @@ def main(argv=None) -> int:
         "nse_calibration_sceua": sceua["nse_calibration"].tolist(),
         "nse_validation_gradient": gradient["nse_validation"].tolist(),
         "nse_validation_sceua": sceua["nse_validation"].tolist(),
+        "nse_validation_gradient_best_start": best_start["nse_validation"].tolist(),
         "wall_s_gradient": gradient_s,
         "wall_s_sceua": sceua_s,
         "wall_time_ratio_sceua_over_gradient": sceua_s / gradient_s,
