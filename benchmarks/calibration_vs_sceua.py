@@ -240,7 +240,7 @@ def draw(path, fit, gradient, sceua, sceua_s, objective_by_budget, sceua_runs) -
     left.plot([low, 1], [low, 1], color="0.6", lw=0.8)
     left.scatter(np.maximum(a, low), np.maximum(b, low), s=18, color=model_style(0)["color"])
     left.set_xlabel("SCE-UA validation NSE")
-    left.set_ylabel("gradient validation NSE")
+    left.set_ylabel("gradient validation NSE (its calibrated model)")
     left.set_title(f"{len(a)} basins (values below {low:.2f} drawn at it)", fontsize=9)
     rows = np.isfinite(fit.objective).all(axis=(1, 2))  # with windows: the traced steps
     curve = np.median(fit.objective[rows].min(axis=1), axis=1)
