@@ -308,7 +308,8 @@ def main(argv=None) -> int:
     gradient_s = result.fit.seconds
     gradient = result.scores
     # the best start alone (calibration.ensemble: false), scored by the same run
-    best_start = score_periods(model, data, result.fit.params, SCORED)
+    best_start = (score_periods(model, data, result.fit.params, SCORED)
+                  if config.calibration.ensemble else gradient)
 
     def med(x):
         return float(np.nanmedian(x))
@@ -392,7 +393,8 @@ def main(argv=None) -> int:
         f"{jax.device_count()} device(s), python {platform.python_version()}",
     }
     for key in ("median_nse_gradient", "median_nse_sceua", "median_nse_validation_gradient",
-                "median_nse_validation_sceua", "median_nse_validation_gradient_best_start", "wall_s_gradient", "wall_s_sceua",
+                "median_nse_validation_sceua", "median_nse_validation_gradient_best_start",
+                "wall_s_gradient", "wall_s_sceua",
                 "wall_time_ratio_sceua_over_gradient", "evaluations_gradient",
                 "evaluations_sceua", "median_objective_sceua_by_budget",
                 "median_objective_gradient", "median_seconds_to_reach_sceua_objective_gradient",

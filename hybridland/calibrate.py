@@ -518,16 +518,13 @@ def calibrate_columns(
     start_loss = np.asarray(fit_loss).reshape(starts, n)
     choose = np.asarray(choose).reshape(starts, n)
     best = np.argmin(np.where(np.isfinite(choose), choose, np.inf), axis=0)
-    flat = best * n + np.arange(n)
-    best_u = {name: v.reshape(-1)[flat] for name, v in kept.items()}
     # a basin whose every start failed keeps its best (non-finite) one, never an empty mean
     in_ensemble = np.isfinite(start_loss) | (np.arange(starts)[:, None] == best)
-    params = jax.tree_util.tree_map(np.asarray, bounded(best_u, n, dtype))
+    every = jax.tree_util.tree_map(lambda a: np.asarray(a).reshape(starts, n),
+                                   bounded(kept, starts * n, dtype))
+    params = jax.tree_util.tree_map(lambda a: a[best, np.arange(n)], every)
     # a member left out carries the best start's parameters (its own may not be finite)
-    members = jax.tree_util.tree_map(
-        lambda a, b: np.where(in_ensemble, np.asarray(a).reshape(starts, n), b[None]),
-        bounded(kept, starts * n, dtype), params,
-    )
+    members = jax.tree_util.tree_map(lambda a, b: np.where(in_ensemble, a, b[None]), every, params)
     elapsed.append(time.perf_counter() - t0)
 
     def trace(rows_):

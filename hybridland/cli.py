@@ -19,8 +19,8 @@ variable and the fix; Ctrl-C stops with exit code 130, leaving no partial file; 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
