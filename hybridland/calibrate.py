@@ -253,12 +253,19 @@ def bounded(u: dict, n: int, dtype) -> Params:
 
 
 def member_columns(forcing: Forcing, members: Params) -> tuple[Forcing, Params]:
-    """Forcing ``[basins]`` and parameters ``[members, basins]`` as one run of ``members x
-    basins`` columns (member-major), for ``member_mean`` to average."""
+    """Forcing ``[basins]`` and parameters ``[members, basins]`` as one run of ``basins x
+    members`` columns (basin-major: the members of a basin are neighbours, so any run of ``k x
+    members`` columns from a multiple of ``members`` holds whole basins), for ``member_mean``
+    to average."""
     m = np.shape(members.root_depth)[0]
-    flat = jax.tree_util.tree_map(lambda a: np.reshape(np.asarray(a), (-1,) + np.shape(a)[2:]),
-                                  members)
-    return _tile(forcing, m), flat
+    flat = jax.tree_util.tree_map(
+        lambda a: np.reshape(np.swapaxes(np.asarray(a), 0, 1), (-1,) + np.shape(a)[2:]), members
+    )
+    if forcing.doy.ndim == 1:
+        forcing = eqx.tree_at(
+            lambda f: f.doy, forcing, jnp.broadcast_to(forcing.doy, forcing.precip.shape)
+        )
+    return jax.tree_util.tree_map(lambda a: jnp.repeat(a, m, axis=0), forcing), flat
 
 
 def member_mean(tree, weights: np.ndarray):
@@ -269,11 +276,13 @@ def member_mean(tree, weights: np.ndarray):
     w = np.asarray(weights, np.float64)
     w = w / w.sum(axis=0)
 
+    w = w.T  # [basins, members], as the columns
+
     def mean(a):
         a = np.asarray(a)
         a = a.reshape(w.shape + a.shape[1:])
         ww = w.reshape(w.shape + (1,) * (a.ndim - 2))
-        return np.sum(np.where(ww > 0, a, 0.0) * ww, axis=0).astype(a.dtype)
+        return np.sum(np.where(ww > 0, a, 0.0) * ww, axis=1).astype(a.dtype)
 
     return jax.tree_util.tree_map(mean, tree)
 

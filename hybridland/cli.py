@@ -168,14 +168,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             return _fail("simulate", str(err))
         params = Params(**{k: v.astype(dtype) for k, v in vars(calibrated.params).items()})
         model = ColumnModel(pet=PET_LAWS[calibrated.pet]())
-        # every member of each basin's ensemble in one run, then their mean
+        # every member of each basin's ensemble in one run, then their mean; the members of
+        # a basin are neighbouring columns, so a chunk of members x N columns is N basins
         forcing, params = member_columns(data.forcing, params)
+        columns_per_basin = calibrated.weights.shape[0]
     else:
         model = _untrained_model(args.model, pet, seed)
         forcing = data.forcing
-    result = run_timed(
-        model, forcing, params, chunk_columns=args.chunk_basins, description="basin chunks"
-    )
+        columns_per_basin = 1
+    chunk = None if args.chunk_basins is None else args.chunk_basins * columns_per_basin
+    result = run_timed(model, forcing, params, chunk_columns=chunk, description="basin chunks")
     if args.params is not None:
         result = dataclasses.replace(result, sim=member_mean(result.sim, calibrated.weights))
 

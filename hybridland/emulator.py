@@ -511,26 +511,34 @@ def field_capacity_response(
 
 WEIGHTS_FILE = "emulator.eqx"
 SETTINGS_FILE = "emulator.json"
+WEIGHTS_CHECKSUM = "weights_sha256"
+"""Key of ``SETTINGS_FILE`` holding the SHA-256 of the ``WEIGHTS_FILE`` saved with it."""
 
 
 def save_emulator(
     folder: str | os.PathLike, emulator: StepEmulator, settings: EmulatorSettings, **extra
 ) -> Path:
     """Write ``emulator.eqx`` (weights, ``eqx.tree_serialise_leaves``) and ``emulator.json``
-    (the settings and any JSON-able ``extra``, e.g. the training history) into ``folder``."""
-    from .train.checkpoint import atomic_write_text, save_tree
+    (the settings, the weights' SHA-256 and any JSON-able ``extra``, e.g. the training
+    history) into ``folder``. Each file is written atomically, the settings last: a save cut
+    short between the two leaves new weights beside the earlier settings, which the checksum
+    lets ``load_emulator`` refuse instead of reading them with settings they were not
+    trained with."""
+    from .train.checkpoint import atomic_write_text, file_sha256, save_tree
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_tree(folder / WEIGHTS_FILE, emulator)
-    document = {"settings": dataclasses.asdict(settings), **extra}
+    document = {"settings": dataclasses.asdict(settings),
+                WEIGHTS_CHECKSUM: file_sha256(folder / WEIGHTS_FILE), **extra}
     atomic_write_text(folder / SETTINGS_FILE, json.dumps(document, indent=2) + "\n")
     return folder
 
 
 def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSettings, dict]:
-    """Inverse of ``save_emulator``: ``(emulator, settings, the whole JSON document)``."""
-    from .train.checkpoint import load_tree
+    """Inverse of ``save_emulator``: ``(emulator, settings, the whole JSON document)``.
+    Folders written before the settings held the weights' checksum load without the check."""
+    from .train.checkpoint import file_sha256, load_tree
 
     folder = Path(folder)
     for name in (WEIGHTS_FILE, SETTINGS_FILE):
@@ -544,6 +552,11 @@ def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSett
     except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{folder / SETTINGS_FILE} is damaged: it cannot be read as an "
                          f"emulator's settings ({type(err).__name__}: {err}). {fix}") from None
+    expected = document.get(WEIGHTS_CHECKSUM)
+    if expected is not None and file_sha256(folder / WEIGHTS_FILE) != expected:
+        raise ValueError(f"{folder / WEIGHTS_FILE} is damaged or is not the file "
+                         f"{folder / SETTINGS_FILE} was written with (its SHA-256 differs: a "
+                         f"save cut short, or one of the two files replaced by hand). {fix}")
     like = StepEmulator(settings.physics(), settings.width, settings.depth, key=jax.random.key(0))
     try:
         emulator = load_tree(folder / WEIGHTS_FILE, like)

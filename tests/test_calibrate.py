@@ -179,7 +179,7 @@ def test_ensemble_is_the_mean_of_the_starts_and_closes(x64):
     weights = np.array([[1, 0, 1], [1, 1, 0], [1, 1, 1]], bool)
     # a member left out may hold anything: its values never reach the mean
     runoff = np.asarray(sim.fluxes.runoff).copy()
-    runoff[0 * 3 + 1] = np.nan  # member 0 of basin 1, left out (member-major columns)
+    runoff[1 * 3 + 0] = np.nan  # member 0 of basin 1, left out (basin-major columns)
     mean = member_mean(runoff, weights)
     expected = (own * weights[..., None]).sum(0) / weights.sum(0)[:, None]
     np.testing.assert_allclose(mean, expected, rtol=1e-12)
@@ -435,7 +435,7 @@ def test_calibration_leaves_out_basins_without_observed_streamflow(tmp_path):
 
 
 def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
-    tmp_path, capsys, mopex_file
+    tmp_path, capsys, mopex_file, monkeypatch
 ):
     """``hybridland simulate --params PARAMS.nc`` runs the calibrated bucket: from the first
     day the calibration loaded, its runoff scores the validation NSE stored in the file."""
@@ -468,6 +468,25 @@ def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(
         nse = np.asarray(metrics.nse(q_obs, q_sim))
         np.testing.assert_allclose(nse, p["nse_validation"].values, rtol=1e-4, atol=1e-4)
         assert np.all(p["baseflow_rate"].values != p["baseflow_rate"].attrs["valid_min"])
+        whole = sim["runoff"].values
+    # --chunk-basins counts basins: a chunk holds every member of its basins (2 starts here)
+    import hybridland.solvers
+
+    seen, run_timed = [], hybridland.solvers.run_timed
+
+    def spy(model, forcing, params, **kwargs):
+        seen.append((forcing.precip.shape[0], kwargs["chunk_columns"]))
+        return run_timed(model, forcing, params, **kwargs)
+
+    monkeypatch.setattr(hybridland.solvers, "run_timed", spy)
+    chunked = tmp_path / "chunked.nc"
+    assert main(["simulate", "--data", str(data), "--params", str(params), "--start",
+                 "1990-01-01", "--end", "1993-12-31", "--chunk-basins", "1", "--out",
+                 str(chunked)]) == 0
+    monkeypatch.undo()
+    assert seen == [(4, 2)]  # 2 basins x 2 members, one basin (2 columns) per chunk
+    with xr.open_dataset(chunked) as sim:
+        np.testing.assert_allclose(sim["runoff"].values, whole, rtol=1e-6, atol=1e-7)
     # Refusals: a basin the file has no parameters for; --params with --model.
     assert main(["simulate", "--data", str(data), "--params", str(params), "--out",
                  str(tmp_path / "x.nc"), "--basins", "01055500,11025500"]) == EXIT_BAD_INPUT

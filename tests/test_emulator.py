@@ -1,6 +1,9 @@
 """The step emulator: closure for any weights, skill and field-capacity response once trained,
 saving, and its command line."""
 
+import dataclasses
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -137,6 +140,33 @@ def test_save_load_round_trip(trained, tmp_path):
     np.testing.assert_array_equal(run(emulator).fluxes.runoff, run(loaded).fluxes.runoff)
     with pytest.raises(FileNotFoundError, match="emulator.eqx"):
         em.load_emulator(tmp_path / "missing")
+
+
+def test_a_save_cut_short_is_refused_not_mixed(trained, tmp_path, monkeypatch):
+    """A save killed between the weights and the settings leaves new weights beside the
+    earlier settings (each file is atomic, the pair is not): loading them together would read
+    weights with settings they were not trained with, so the checksum refuses the folder."""
+    from hybridland.train import checkpoint
+
+    emulator, history, _ = trained
+    em.save_emulator(tmp_path, emulator, SMALL, history=history)
+    other = jax.tree_util.tree_map(lambda x: x + 0.5 if eqx.is_inexact_array(x) else x, emulator)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        em.save_emulator(tmp_path, other, dataclasses.replace(SMALL, seed=SMALL.seed + 1))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"emulator.eqx is damaged or is not the file .*emulator"
+                                         r".json was written with.*Train the emulator again"):
+        em.load_emulator(tmp_path)
+    # a folder written before the checksum was kept still loads (without the check)
+    document = json.loads((tmp_path / em.SETTINGS_FILE).read_text())
+    del document[em.WEIGHTS_CHECKSUM]
+    (tmp_path / em.SETTINGS_FILE).write_text(json.dumps(document))
+    assert em.load_emulator(tmp_path)[1] == SMALL
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
