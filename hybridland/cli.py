@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import shlex
 import sys
@@ -169,17 +168,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         params = Params(**{k: v.astype(dtype) for k, v in vars(calibrated.params).items()})
         model = ColumnModel(pet=PET_LAWS[calibrated.pet]())
         # every member of each basin's ensemble in one run, then their mean; the members of
-        # a basin are neighbouring columns, so a chunk of members x N columns is N basins
+        # a basin are neighbouring columns, so a chunk of members x N columns is N basins,
+        # averaged as soon as it has run (only the mean of each basin is kept)
         forcing, params = member_columns(data.forcing, params)
         columns_per_basin = calibrated.weights.shape[0]
+
+        def reduce(piece, first):
+            import jax
+
+            columns = len(jax.tree_util.tree_leaves(piece)[0])
+            basins = slice(first // columns_per_basin, (first + columns) // columns_per_basin)
+            return member_mean(piece, calibrated.weights[:, basins])
     else:
         model = _untrained_model(args.model, pet, seed)
         forcing = data.forcing
-        columns_per_basin = 1
+        columns_per_basin, reduce = 1, None
     chunk = None if args.chunk_basins is None else args.chunk_basins * columns_per_basin
-    result = run_timed(model, forcing, params, chunk_columns=chunk, description="basin chunks")
-    if args.params is not None:
-        result = dataclasses.replace(result, sim=member_mean(result.sim, calibrated.weights))
+    result = run_timed(model, forcing, params, chunk_columns=chunk, description="basin chunks",
+                       reduce=reduce)
 
     ds = simulation_to_dataset(
         result.sim,

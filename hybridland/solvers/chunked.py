@@ -68,6 +68,7 @@ def run_timed(
     progress: bool | None = None,
     description: str = "columns",
     function: Callable = simulate,
+    reduce: Callable | None = None,
 ) -> TimedRun:
     """Compile ``function`` (``simulate``, or another ``(model, forcing, params)`` run such as
     ``simulate_runoff``) ahead of time, then run it; time the two separately.
@@ -77,7 +78,9 @@ def run_timed(
     compiled program (the last chunk is padded by repeating its last column, then cut), with a
     progress bar over the chunks when there is more than one (``progress=None``: only when the
     output is a terminal). Without it all columns run in one call, the fastest on CPU
-    when they fit in memory.
+    when they fit in memory. ``reduce(piece, first)``, if given, maps each chunk's output
+    (host arrays of the columns ``first .. first + len``) before the pieces are joined, so what
+    is kept of every chunk is only what the caller needs (e.g. a mean over columns).
     """
     n = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
@@ -105,7 +108,8 @@ def run_timed(
         out = jax.block_until_ready(compiled(model, *chunk(start)))
         run_s += time.perf_counter() - t0
         keep = min(size, n - start)
-        pieces.append(jax.tree_util.tree_map(lambda a, keep=keep: np.asarray(a)[:keep], out))
+        piece = jax.tree_util.tree_map(lambda a, keep=keep: np.asarray(a)[:keep], out)
+        pieces.append(piece if reduce is None else reduce(piece, start))
     sim = (
         pieces[0]
         if len(pieces) == 1
