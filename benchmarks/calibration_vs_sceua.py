@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import platform
 import sys
 import time
@@ -215,6 +216,23 @@ def seconds_to_reach(fit, target) -> np.ndarray:
     reached = best <= np.asarray(target)[None, :]
     first = np.argmax(reached, axis=0)
     return np.where(reached.any(axis=0), fit.elapsed[first], np.inf)
+
+
+def json_text(figures: dict) -> str:
+    """``figures`` as strict JSON: a non-finite number (a basin that never reached SCE-UA's
+    objective: inf) is written as null, which every JSON reader accepts (``Infinity`` is not
+    JSON)."""
+
+    def finite(value):
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(finite(figures), indent=1, allow_nan=False)
 
 
 def budget_label(budget: int, runs) -> str:
@@ -404,7 +422,7 @@ def main(argv=None) -> int:
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1))
+        Path(args.json).write_text(json_text(figures))
     if args.figure:
         drawn = draw(args.figure, result.fit, gradient, sceua, sceua_s, sceua_at, sceua_runs)
         print(f"wrote {drawn}")

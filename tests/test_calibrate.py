@@ -28,6 +28,7 @@ capacity give the same run to rounding.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -526,6 +527,25 @@ def test_benchmark_leaves_out_basins_with_a_unit_error(mopex_file, tmp_path):
     path = tmp_path / "kelvin.nc"
     part.to_netcdf(path)
     assert complete_basins(str(path), 2) == [chosen[0], chosen[2]]
+
+
+def test_benchmark_json_is_strict_json():
+    # a basin that never reached SCE-UA's objective (inf seconds) was written as Infinity,
+    # which is not JSON: strict readers (jq, JavaScript, most JSON libraries) refuse the file
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from calibration_vs_sceua import json_text
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    figures = {"seconds": [9.8, float("inf")], "median": float("inf"), "nse": float("nan"),
+               "nested": {"a": (1, float("-inf"))}, "met": True, "name": "x"}
+    parsed = json.loads(json_text(figures), parse_constant=refuse)
+    assert parsed == {"seconds": [9.8, None], "median": None, "nse": None,
+                      "nested": {"a": [1, None]}, "met": True, "name": "x"}
+    for stored in (Path(__file__).parents[1] / "benchmarks" / "results").glob(
+            "calibration_vs_sceua*.json"):
+        json.loads(stored.read_text(), parse_constant=refuse)
 
 
 def test_benchmark_legend_says_when_sceua_stopped_before_its_budget():
