@@ -262,10 +262,7 @@ def member_columns(forcing: Forcing, members: Params) -> tuple[Forcing, Params]:
     flat = jax.tree_util.tree_map(
         lambda a: np.reshape(np.swapaxes(np.asarray(a), 0, 1), (-1,) + np.shape(a)[2:]), members
     )
-    if forcing.doy.ndim == 1:
-        forcing = eqx.tree_at(
-            lambda f: f.doy, forcing, jnp.broadcast_to(forcing.doy, forcing.precip.shape)
-        )
+    forcing = _doy_per_column(forcing)
     return jax.tree_util.tree_map(lambda a: jnp.repeat(a, m, axis=0), forcing), flat
 
 
@@ -275,9 +272,7 @@ def member_mean(tree, weights: np.ndarray):
     left out, whatever its values). A sum of closed water balances with weights summing to one
     closes: the mean's per-step residual is the weighted mean of the members'."""
     w = np.asarray(weights, np.float64)
-    w = w / w.sum(axis=0)
-
-    w = w.T  # [basins, members], as the columns
+    w = (w / w.sum(axis=0)).T  # [basins, members], as the columns
 
     def mean(a):
         a = np.asarray(a)
@@ -392,14 +387,20 @@ def _optimizer(learning_rate: float, final_learning_rate: float, steps: int):
     return optax.adam(schedule)
 
 
-def _tile(forcing: Forcing, starts: int) -> Forcing:
-    """Forcing of every basin repeated for every start (start-major), doy per column."""
+def _doy_per_column(forcing: Forcing) -> Forcing:
+    """``forcing`` with its day of year ``[column, time]`` (a shared ``[time]`` broadcast), so
+    that its columns can be repeated or reordered like every other series."""
     if forcing.doy.ndim == 1:
         forcing = eqx.tree_at(
             lambda f: f.doy, forcing, jnp.broadcast_to(forcing.doy, forcing.precip.shape)
         )
+    return forcing
+
+
+def _tile(forcing: Forcing, starts: int) -> Forcing:
+    """Forcing of every basin repeated for every start (start-major), doy per column."""
     return jax.tree_util.tree_map(
-        lambda a: jnp.tile(a, (starts,) + (1,) * (a.ndim - 1)), forcing
+        lambda a: jnp.tile(a, (starts,) + (1,) * (a.ndim - 1)), _doy_per_column(forcing)
     )
 
 
@@ -422,15 +423,15 @@ def calibrate_columns(
     *,
     warmup_days: int,
     params: tuple[str, ...] = DEFAULT_PARAMS,
-    starts: int = 8,
-    steps: int = 150,
-    learning_rate: float = 0.1,
-    final_learning_rate: float = 0.005,
-    loss: str = "nse",
+    starts: int = CalibrationConfig.starts,
+    steps: int = CalibrationConfig.steps,
+    learning_rate: float = CalibrationConfig.learning_rate,
+    final_learning_rate: float = CalibrationConfig.final_learning_rate,
+    loss: str = CalibrationConfig.loss,
     window_days: int | None = None,
-    holdout_fraction: float = 0.0,
-    trace_every: int = 25,
-    seed: int = 0,
+    holdout_fraction: float = CalibrationConfig.holdout_fraction,
+    trace_every: int = CalibrationConfig.trace_every,
+    seed: int = CalibrationConfig.seed,
     progress=None,
 ) -> ColumnFit:
     """Calibrate ``params`` of every basin of ``forcing`` (series ``[basin, time]``) against
