@@ -214,6 +214,27 @@ def test_training_basins_by_aridity(mopex_file):
         tiny("hybrid").replace("data", basins=None, aridity_range=(2.0, 1.0))
 
 
+def test_aridity_selection_does_not_depend_on_the_files_dimension_order(mopex_file, tmp_path):
+    """The same basins are selected by aridity whether the file stores its series as (basin,
+    time) or as (time, basin): before, the second gave one 'aridity' per day, paired with the
+    basin ids in order, and the selection was silently wrong."""
+    days = ("1994-10-01", "1997-12-31")
+    plain = mopex_subset(mopex_file, tmp_path / "plain.nc", BASINS + UNSEEN[:2], *days)
+    with xr.open_dataset(plain) as ds:
+        flipped = ds.load().transpose("time", "basin")
+    assert flipped["P"].dims == ("time", "basin")
+    flipped.to_netcdf(tmp_path / "flipped.nc")
+    aridity = _file_aridity(plain, ("1995-01-01", "1996-12-31"))
+    humid = [b for b in BASINS + UNSEEN[:2] if aridity[b] < 1.0]
+    assert 0 < len(humid) < len(aridity), aridity  # the selection is not trivial
+    for name in ("plain.nc", "flipped.nc"):
+        config = tiny("hybrid").replace("data", basins=None, aridity_range=(0.0, 1.0),
+                                        path=str(tmp_path / name), drop_incomplete=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataAdjustmentWarning)
+            assert sorted(load_data(config).basins) == sorted(humid), name
+
+
 def test_evaluate_basins_by_aridity(run, unseen_file, tmp_path, capsys):
     _, run_dir, _ = run
     aridity = _file_aridity(unseen_file, TEST)

@@ -241,6 +241,9 @@ BAD_CASES = {
     "NaN PE": (_nan("PE", 1), "PE", 1, {}),
     "negative P": (lambda ds: ds["P"].__setitem__((2, 5), -1.0) or ds, "P", 2, {}),
     "negative PE": (lambda ds: ds["PE"].__setitem__((1, 5), -1.0) or ds, "PE", 1, {}),
+    # a missing-value marker in the observations was trained on and scored as a flow
+    "Q of -99 (a missing-value marker)": (
+        lambda ds: ds["Q"].__setitem__((2, slice(3, 9)), -99.0) or ds, "Q", 2, {}),
     # beyond every climate on Earth on more days than recording errors: unit errors, once
     # simulated as weather
     "P of 5 m/day on 11 days": (lambda ds: ds["P"].__setitem__((0, slice(0, 11)), 5000.0) or ds,
@@ -347,6 +350,21 @@ def test_run_configuration_chooses_to_replace_or_refuse_implausible_values(tmp_p
         LOADERS["mopex"](DataConfig(path=path, **periods), 0)
     with pytest.raises(ForcingDataError, match="T_max.*beyond any climate"):
         LOADERS["mopex"](DataConfig(path=path, replace_implausible=False, **periods), 0)
+
+
+def test_daily_values_stamped_at_noon_are_read_as_their_days(tmp_path):
+    """A file stamping each day at 12:00 lost the last day of a requested period (the end,
+    midnight, came before its noon stamp) and gave noon stamps back: its days are its days."""
+    ds = synthetic_dataset()
+    noon = ds.assign_coords(time=ds["time"].values + np.timedelta64(12, "h"))
+    period = dict(start="2000-02-01", end="2000-02-29")
+    midnight = load_quiet(write(ds, tmp_path, "midnight.nc"), **period)
+    shifted = load_quiet(write(noon, tmp_path, "noon.nc"), **period)
+    assert len(shifted.time) == len(midnight.time) == 29
+    assert (shifted.time == midnight.time).all() and shifted.time[-1] == pd.Timestamp(period["end"])
+    np.testing.assert_array_equal(np.asarray(shifted.forcing.precip),
+                                  np.asarray(midnight.forcing.precip))
+    np.testing.assert_array_equal(shifted.observed_runoff, midnight.observed_runoff)
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))

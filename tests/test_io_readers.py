@@ -303,6 +303,16 @@ def test_negative_potential_evapotranspiration():
     assert err.value.variable == "potential_evapotranspiration" and err.value.basins == ("b",)
 
 
+def test_negative_streamflow_is_a_missing_value_marker_refused():
+    q = np.full((2, 10), 1.5)
+    q[1, 4:] = -999.0  # CAMELS' and USGS exports' marker, read as a flow before
+    with pytest.raises(ForcingDataError, match=r"'streamflow'.*negative.*\bb\b.*6 day.*NaN") as err:
+        validate(small(streamflow=q))
+    assert err.value.variable == "streamflow" and err.value.basins == ("b",)
+    q[1, 4:] = np.nan  # the same gap, marked as missing: valid
+    validate(small(streamflow=q))
+
+
 @pytest.mark.parametrize("var, value, words", [
     ("precipitation", 2500.0, ("2000", "mm day-1", "another unit")),
     ("potential_evapotranspiration", 31.0, ("30", "mm day-1", "hargreaves")),

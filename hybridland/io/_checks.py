@@ -88,7 +88,9 @@ def check_variable(
 
 
 def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
-    """The days of the file; refuse a missing, non-date, non-increasing or non-daily axis."""
+    """The days of the file, each at midnight (a daily value stamped at noon, as CF files
+    often stamp a day's mean, is that day's); refuse a missing, non-date, non-increasing or
+    non-daily axis."""
     if "time" not in ds.coords:
         raise ForcingDataError(
             f"{source} has no 'time' coordinate; give the days as a CF time coordinate "
@@ -123,7 +125,7 @@ def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
             "resample to daily values and fill or mark missing days (NaN).",
             variable="time",
         )
-    return time
+    return time.normalize()
 
 
 def basin_ids(ds: xr.Dataset, dim: str = "basin") -> list[str]:

@@ -323,9 +323,10 @@ def validate(
                 variable=dim,
             )
     time = check_time(ds, source)
-    if (time != time.normalize()).any():
+    stamps = pd.DatetimeIndex(ds["time"].values)
+    if (stamps != time).any():
         raise ForcingDataError(
-            f"The 'time' coordinate of {source} is not at midnight (e.g. {time[0]}); give daily "
+            f"The 'time' coordinate of {source} is not at midnight (e.g. {stamps[0]}); give daily "
             "values stamped with their day.",
             variable="time",
         )
@@ -389,6 +390,12 @@ def validate(
             layout=LAYOUT,
         )
 
+    if "streamflow" in ds.data_vars:  # a target: gaps are NaN, never a negative marker
+        _refuse(np.asarray(ds["streamflow"].transpose(*DIMS).values, np.float64) < 0,
+                "streamflow", ids, time, source, "negative",
+                "Streamflow cannot be negative: a missing-value marker (such as -99 or -999) "
+                "must be NaN in the file (or declared as the variable's _FillValue), and other "
+                "values corrected; it would otherwise be trained on and scored as a flow")
     if not require_forcing:
         return
     needed = list(REQUIRED_FORCING) + ([PET_VARIABLE] if pet_source == "given" else [])

@@ -488,6 +488,22 @@ def forcing_from_dataset(
         observed = np.asarray(
             sub[RUNOFF_VAR].transpose("basin", "time").values[np.ix_(rows, days)], dtype=dtype
         )
+        negative = observed < 0.0  # a missing-value marker (-99, -999) read as a flow
+        if negative.any():
+            notes = [
+                kept_note(i, f"{negative[i].sum()} day(s), min {observed[i].min():g} mm day-1 "
+                          f"on {iso_day(time[int(np.argmax(negative[i]))])}")
+                for i in np.flatnonzero(negative.any(axis=1))
+            ]
+            raise ForcingDataError(
+                f"Variable '{RUNOFF_VAR}' (observed streamflow) is negative in {len(notes)} "
+                f"basin(s) of {source}: {list_notes(notes)}. Streamflow cannot be negative: "
+                "a missing-value marker (such as -99 or -999) must be NaN in the file (or "
+                "declared as the variable's _FillValue), and other values corrected; it "
+                "would otherwise be trained on and scored as a flow.",
+                variable=RUNOFF_VAR,
+                basins=[n.basin for n in notes],
+            )
 
     def device(a: np.ndarray) -> jax.Array:
         return jnp.asarray(np.asarray(a, dtype=dtype))

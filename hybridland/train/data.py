@@ -135,7 +135,9 @@ def _load_mopex(cfg: DataConfig, seed: int):
         aridity = None
         if cfg.aridity_range is not None:
             train = ds.sel(time=slice(*cfg.train_period))
-            aridity = aridity_index(train["P"].values, train["PE"].values)
+            # rows are basins whatever order the file stores its dimensions in
+            aridity = aridity_index(*(train[v].transpose("basin", "time").values
+                                      for v in ("P", "PE")))
         basins = _select_basins(cfg, seed, [str(b) for b in ds["basin"].values], path, aridity)
         return forcing_from_dataset(
             ds,
@@ -165,7 +167,8 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
                 variable=PET_VARIABLE,
             )
         train = ds.sel(time=slice(*cfg.train_period))
-        aridity = aridity_index(train["precipitation"].values, train[PET_VARIABLE].values)
+        aridity = aridity_index(*(train[v].transpose("column", "time").values
+                                  for v in ("precipitation", PET_VARIABLE)))
     basins = _select_basins(cfg, seed, ids, source, aridity)
     if basins is not None:
         unknown = [b for b in basins if b not in ids]
