@@ -903,3 +903,41 @@ def test_an_interrupted_save_leaves_every_other_run_restorable(quick_study, tmp_
     assert script.main(["restore", "--archive", str(archive), "--out", str(new)]) == 0
     assert {p.parent.relative_to(new / "runs").as_posix()
             for p in (new / "runs").glob("*/*/run.json")} == jobs - {interrupted}
+
+
+def test_a_foreign_folder_in_the_way_of_a_run_is_refused_without_a_traceback(tmp_path, capsys):
+    """A run the study would train lands in a folder holding someone's files: the command
+    exits 2 naming the folder (a RunFileError, which the study let through as a traceback
+    before), and the files are left as they were."""
+    mine = tmp_path / "out" / "runs" / "temporal" / "physics"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    code = cli.main(["study", "climate-shift", "--config", str(STUDY), "--out",
+                     str(tmp_path / "out"), "--quick", "--quiet", "--train-only",
+                     "temporal/physics"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("hybridland study climate-shift: ") and str(mine) in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_budyko_precipitation_is_averaged_over_the_scored_days():
+    """The evaporative index 1 - Q/P of a score row takes P over the days its Q is averaged
+    over: the dry-year rows took the test period's P before (an index of the dry years' flow
+    over another period's rain) and every row took P over days without observed flow too."""
+    from hybridland.study.climate_shift import _score_rows, evaporative_index_error
+
+    days = 40
+    precip = np.tile(np.where(np.arange(days) < 20, 1.0, 5.0), (2, 1))  # wet second half
+    obs = np.full((2, days), 0.5)
+    obs[1, 20:30] = np.nan  # ten wet days without an observed flow in the second basin
+    sim = 0.6 * obs
+    dry = np.zeros((2, days), bool)
+    dry[:, :20] = True  # the first, dry, half scored alone
+    rows = _score_rows("m", "temporal", "dry_years", ["a", "b"], obs, sim, precip,
+                       np.zeros(2), dry)
+    np.testing.assert_allclose(rows["mean_precip_mm_day"], [1.0, 1.0])
+    np.testing.assert_allclose(evaporative_index_error(rows), [(0.5 - 0.3) / 1.0] * 2)
+    rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
+    np.testing.assert_allclose(rows["mean_precip_mm_day"], [3.0, (20 * 1.0 + 10 * 5.0) / 30])

@@ -359,19 +359,24 @@ def _residual(ev: Evaluation) -> np.ndarray:
     return ev.table["max_abs_cumulative_residual_mm"].to_numpy()
 
 
-def _score_rows(model, split, test, ids, obs, sim, residual, mask=None) -> pd.DataFrame:
+def _score_rows(model, split, test, ids, obs, sim, precip, residual, mask=None) -> pd.DataFrame:
+    """Scores per basin of ``sim`` against ``obs`` ``[basin, day]`` on the days ``mask`` keeps
+    (all by default) where a flow was observed; the mean observed and simulated flow and the
+    mean precipitation over exactly those days (the evaporative index 1 - Q / P of each)."""
     if mask is not None:
         obs = np.where(mask, obs, np.nan)
     scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(obs, sim).items()}
+    scored = np.isfinite(obs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         obs_mean = np.nanmean(obs, axis=1)
-        sim_mean = np.nanmean(np.where(np.isfinite(obs), sim, np.nan), axis=1)
+        sim_mean = np.nanmean(np.where(scored, sim, np.nan), axis=1)
+        precip_mean = np.nanmean(np.where(scored, precip, np.nan), axis=1)
     return pd.DataFrame({
         "model": model, "split": split, "test": test, "basin": list(ids),
         **{k: scores[k] for k in SCORES}, "n_valid": scores["n_valid"],
         "mean_observed_mm_day": obs_mean, "mean_simulated_mm_day": sim_mean,
-        "max_abs_cumulative_residual_mm": residual,
+        "mean_precip_mm_day": precip_mean, "max_abs_cumulative_residual_mm": residual,
     })
 
 
@@ -391,18 +396,20 @@ def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) ->
                                      progress=progress)
         return evaluate_run(run_dir, basins=basins.ids, period=period, progress=progress)
 
+    def precip(ev):  # the evaluated days' precipitation, day for day with ev.observed
+        first, last = ev.data.periods["evaluation"]
+        return ev.data.series["precip"][:, first : last + 1]
+
     rows = []
     ev = evaluate(study.data.test_period)
     rows.append(_score_rows(model, split, "test", ev.data.basins, ev.observed, ev.runoff,
-                            _residual(ev)))
+                            precip(ev), _residual(ev)))
     if split == "temporal":
         span = _period(study, "span")
         ev = evaluate(span)
-        first, last = ev.data.periods["evaluation"]
-        precip = ev.data.series["precip"][:, first : last + 1]
-        dry = dry_years(ev.time, precip, study.data.dry_years, span)
+        dry = dry_years(ev.time, precip(ev), study.data.dry_years, span)
         rows.append(_score_rows(model, split, "dry_years", ev.data.basins, ev.observed,
-                                ev.runoff, _residual(ev), dry))
+                                ev.runoff, precip(ev), _residual(ev), dry))
     return rows
 
 
@@ -445,12 +452,14 @@ def _baseline_rows(study, name, split, data: RunData, basins: Basins, states, dr
         pred = fit.predict(data.series, data.raw_attributes, state=state)
     residual = np.full(len(ids), np.nan)
     t0, t1 = data.periods["test"]
+    precip = data.series["precip"]
     rows = [_score_rows(name, split, "test", ids, data.obs[:, t0 : t1 + 1],
-                        pred[:, t0 : t1 + 1], residual)]
+                        pred[:, t0 : t1 + 1], precip[:, t0 : t1 + 1], residual)]
     if split == "temporal":
         start = data.periods["train"][0]
         rows.append(_score_rows(name, split, "dry_years", ids, data.obs[:, start : t1 + 1],
-                                pred[:, start : t1 + 1], residual, dry[:, start : t1 + 1]))
+                                pred[:, start : t1 + 1], precip[:, start : t1 + 1], residual,
+                                dry[:, start : t1 + 1]))
     return rows
 
 
@@ -589,9 +598,6 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
                            "evaluate_s": 0.0})
     scores = pd.concat(rows, ignore_index=True)
     scores["aridity"] = scores["basin"].map(dict(zip(basins.ids, basins.aridity)))
-    t0, t1 = data.periods["test"]
-    precip = data.series["precip"][:, t0 : t1 + 1].mean(axis=1)
-    scores["mean_precip_mm_day"] = scores["basin"].map(dict(zip(basins.ids, precip)))
     results = summarise(scores, basins)
     untrained = _untrained(study, out, log)
     timing = pd.DataFrame(timing)
