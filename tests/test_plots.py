@@ -121,3 +121,24 @@ def test_study_figures_tell_every_model_apart(figures):
     bars = figures[-1].axes[0].containers
     looks = {(to_rgba(c[0].get_facecolor()), c[0].get_hatch()) for c in bars}
     assert len(looks) == 3
+
+
+def test_an_interrupted_figure_leaves_the_earlier_one_whole(tmp_path):
+    """A Ctrl-C while a figure is written left a truncated PNG in its place: now the earlier
+    figure stays, and no temporary file is left beside it."""
+    path = tmp_path / "figure.png"
+    fig = plots._figure(3, 2)
+    fig.add_subplot().plot([0, 1], [1, 0])
+    plots._save(fig, path)
+    before = path.read_bytes()
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def cut_short(f, **kwargs):
+        f.write(b"\x89PNG\r\n\x1a\n partial")
+        raise KeyboardInterrupt
+
+    fig.savefig = cut_short
+    with pytest.raises(KeyboardInterrupt):
+        plots._save(fig, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]

@@ -431,6 +431,31 @@ def test_train_refuses_a_folder_of_the_users_files(tmp_path, capsys):
     assert not ckpt.lock_path(folder).exists()
 
 
+def test_train_keeps_the_users_config_yaml_in_the_run_directory(tmp_path, capsys):
+    """`train --config exp/config.yaml --run-dir exp` replaced the user's own file (comments,
+    base:) with the resolved dump: a lone config.yaml counted as a run's. Now it is refused
+    unless it is exactly what the training writes (a training stopped right after writing
+    it), and that one still starts."""
+    from hybridland.cli import main
+    from hybridland.train.loop import _resolved
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    mine = "# my experiment\n" + tiny("physics", epochs=1).to_yaml()
+    (folder / "config.yaml").write_text(mine)
+    assert main(["train", "--config", str(folder / "config.yaml"), "--run-dir", str(folder),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'config.yaml'} is not a configuration written by a training" in err
+    assert "keep your configuration outside the run directory" in err
+    assert [p.name for p in folder.iterdir()] == ["config.yaml"]
+    assert (folder / "config.yaml").read_text() == mine
+    # the file an interrupted training left: the same training starts over it
+    config = tiny("physics", epochs=1)
+    (folder / "config.yaml").write_text(_resolved(config).to_yaml())
+    assert quiet_train(config, folder).epochs_completed == 1
+
+
 def test_resume_accepts_a_config_saved_before_an_option_existed(tmp_path):
     """A run interrupted under an earlier version of the code, whose saved config.yaml lacks
     an option added since (here the groundwater loss, at its default: the behaviour it had),

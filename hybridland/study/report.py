@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..io.plots import _figure, _save, model_style
-from ..train.checkpoint import atomic_write_text
+from ..train.checkpoint import atomic_write_bytes, atomic_write_text
 from .climate_shift import SHIFT
 from .config import BUDGET_SUFFIX, ENSEMBLE_SUFFIX, SEED_SUFFIX, budget_label, seed_label
 
@@ -274,8 +273,8 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
         docs = Path(study.report.docs)
         fig_dir = Path(study.report.figures or docs.parent / "figures" / "climate_shift")
         fig_dir.mkdir(parents=True, exist_ok=True)
-        for p in paths:
-            shutil.copyfile(p, fig_dir / p.name)
+        for p in paths:  # each replaced whole: an interrupted copy leaves the earlier one
+            atomic_write_bytes(fig_dir / p.name, lambda f, p=p: f.write(p.read_bytes()))
         rel = Path(os.path.relpath(fig_dir, docs.parent)).as_posix()
         atomic_write_text(docs, render_page(results, scores, timing, untrained, study, basins,
                                             wall_s, quick, rel, site_figure=site_figure))

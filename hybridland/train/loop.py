@@ -365,9 +365,12 @@ def train(
         return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report)
 
 
-RUN_MARKERS = ("config.yaml", "run.json", ckpt.CHECKPOINT_DIR)
+RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json", "train.log")
 """What makes a folder a run directory of this project: ``train`` writes ``config.yaml`` before
-anything else of its own, ``checkpoints/`` every epoch and ``run.json`` at the end."""
+anything else of its own, then ``normalisation.json`` (``train.log`` when it has something to
+log first), ``checkpoints/`` every epoch and ``run.json`` at the end. A ``config.yaml`` alone
+is a run's only while the folder holds nothing else (a training stopped right after writing
+it): beside other files it may be the user's own."""
 
 RUN_OUTPUTS = (
     "config.yaml", "normalisation.json", "train.log", "metrics.csv", ckpt.CHECKPOINT_DIR,
@@ -392,24 +395,36 @@ def run_outputs(run_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def check_run_directory(run_dir: Path) -> None:
+def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
     """Refuse (``ckpt.RunFileError``) a ``run_dir`` that exists, holds files and is not a run
     directory of this project (none of ``RUN_MARKERS``): training would overwrite files there
-    (its ``metrics.csv``, its ``plots/``...) that belong to someone else."""
+    (its ``metrics.csv``, its ``plots/``...) that belong to someone else. With ``config`` (the
+    resolved configuration about to be trained), also a lone ``config.yaml`` other than the
+    one that training writes: a user's own file (often the ``--config`` given), which the
+    training's resolved dump would replace."""
     if not run_dir.is_dir() or any((run_dir / name).exists() for name in RUN_MARKERS):
         return
     found = sorted(p.name for p in run_dir.iterdir() if not ckpt.is_temporary(p))
-    if found:
+    if found and found != ["config.yaml"]:
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
         raise ckpt.RunFileError(
             f"Run directory {run_dir} is not empty ({shown}) and is not a run directory of "
             f"hybridland (it has no {', '.join(RUN_MARKERS)}): training would overwrite files "
             "there. Nothing was changed: give a new or empty folder as the run directory.")
+    own = run_dir / "config.yaml"
+    if found and config is not None and own.read_text() != config.to_yaml():
+        raise ckpt.RunFileError(
+            f"{own} is not a configuration written by a training in {run_dir} (it holds no "
+            f"{', '.join(RUN_MARKERS)}): it may be yours, and training writes its resolved "
+            "configuration (every setting, without comments or base:) to that name. Nothing "
+            "was changed: keep your configuration outside the run directory, or give a new or "
+            "empty folder as the run directory (or delete that file if a training stopped "
+            "before its first epoch left it).")
 
 
 def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report):
-    check_run_directory(run_dir)
     config = _resolved(config)
+    check_run_directory(run_dir, config)
     log = _Logger(run_dir / "train.log")
     config_file = run_dir / "config.yaml"
     marker, skipped = ckpt.resume_checkpoint(run_dir)
