@@ -4,15 +4,6 @@ import os
 import shutil
 import tempfile
 
-# The suite runs small shapes: its time is compilation, not execution. XLA's CPU backend
-# without LLVM's optimisation passes compiles about 20 % faster (measured on test_solve_perf
-# and test_gradients: 68 s against 85 s), and every comparison a test makes is between
-# programs compiled alike. Set before JAX starts its backend; a level the caller chose in
-# XLA_FLAGS is kept. Benchmarks, studies and users run with XLA's default.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_backend_optimization_level=0").strip()
-
 import pytest
 from hypothesis import HealthCheck, settings
 
