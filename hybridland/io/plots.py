@@ -44,7 +44,7 @@ def _figure(width: float, height: float):
 def _save(fig, path) -> Path:
     """Write ``fig`` to ``path`` atomically (its format from the suffix): a Ctrl-C while it is
     written leaves the earlier figure, never a truncated one."""
-    from ..train.checkpoint import atomic_write_bytes
+    from ._files import atomic_write_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,6 @@ EXIT_BAD_INPUT = 2
 
 
 def _cmd_climate_shift(args: argparse.Namespace) -> int:
-    from ..cli import _reader_hint
-    from ..io import ForcingDataError
     from ..train import use_compilation_cache
     from ..train.config import ConfigError
     from .climate_shift import only_jobs, rewrite_report, run_study
@@ -41,10 +39,7 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         # ValueError: ConfigError, ForcingDataError, a run directory that is damaged or was
         # trained with another configuration (RunFileError), too few basins in a group.
-        message = str(err)
-        if isinstance(err, ForcingDataError):
-            message += _reader_hint("study climate-shift", message)
-        print(f"hybridland study climate-shift: {message}", file=sys.stderr)
+        print(f"hybridland study climate-shift: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.train_only is not None:
         for row in result["timing"].itertuples():

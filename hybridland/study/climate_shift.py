@@ -630,6 +630,9 @@ def _write(out, scores, results, timing, untrained, study, basins, wall, quick):
     from .report import write_outputs
 
     ckpt.atomic_write_text(Path(out) / INVOCATION, json.dumps({"wall_s": wall, "quick": quick}))
+    # the page shows the seconds timing.csv keeps (3 decimals), so that --report-only, which
+    # reads them back, writes the same page (a run of 3.4996 s was "3" here and "4" there)
+    timing = timing.round(3)
     write_outputs(out, scores=scores, results=results, timing=timing, untrained=untrained,
                   study=study, basins=basins, wall_s=wall, quick=quick)
 
