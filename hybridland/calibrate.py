@@ -522,8 +522,23 @@ def calibrate_columns(
     held_back.append(held)
     if holdout_fraction > 0:
         # Each start keeps its step best on the held-back days; starts compete on those days.
-        kept = _keep_best(kept, u, held)[0]
+        kept, kept_held = _keep_best(kept, u, held)
+        # A column whose held-back days never gave a finite 1 - NSE (no observed flow there, or
+        # a constant one) kept its starting point: it keeps its last step instead and its
+        # starts compete on the fit loss, as without a hold-out (warned).
+        blind = ~np.isfinite(np.asarray(kept_held))
+        kept = {k: jnp.where(blind, u[k], kept[k]) for k in u}
         fit_loss, choose, _ = _score(kept, model, whole, warmup_days, loss, fit_days)
+        blind = blind.reshape(-1)
+        choose = np.where(blind, np.asarray(fit_loss), np.asarray(choose))
+        if blind.any():
+            columns = sorted({int(i) % n for i in np.flatnonzero(blind)})
+            warnings.warn(
+                f"{len(columns)} column(s) (indices {columns[:10]}) have no usable held-back "
+                "days (no observed flow there, or a constant one): their parameters are the "
+                "last step's, chosen by the fit loss as without a hold-out. Lower "
+                "holdout_fraction or choose a calibration period with observed flow at its end.",
+                stacklevel=2)
     else:
         kept, choose = u, fit_loss
     start_loss = np.asarray(fit_loss).reshape(starts, n)
@@ -617,6 +632,8 @@ class Calibration:
             {"long_name": "plant-available soil water capacity 1000 (theta_cap - theta_wp) "
              "root_depth", "units": "mm"},
         )
+        # 1 - NSE and 1 - KGE are ratios; the mean squared error is in the flux's units squared
+        loss_units = "kg2 m-4 day-2" if c.loss == "mse" else "1"
         if c.ensemble:
             data_vars["in_ensemble"] = (
                 dims, self.fit.in_ensemble.astype(np.int8),
@@ -626,11 +643,12 @@ class Calibration:
             data_vars["member_loss"] = (
                 dims, self.fit.start_loss.astype(np.float64),
                 {"long_name": f"calibration loss ({c.loss}) of each member (start)",
-                 "units": "1"},
+                 "units": loss_units},
             )
         data_vars["calibration_loss"] = (
             ("basin",), self.fit.loss.astype(np.float64),
-            {"long_name": f"calibration loss ({c.loss}) of the best start", "units": "1"},
+            {"long_name": f"calibration loss ({c.loss}) of the best start",
+             "units": loss_units},
         )
         data_vars["best_start"] = (
             ("basin",), self.fit.best_start.astype(np.int32),

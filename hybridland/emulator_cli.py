@@ -109,9 +109,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
     # Imported here, not at the top, so that cli.py can import this module.
-    from .cli import _positive_int
+    from .cli import _integer_in, _positive_int
     from .emulator import EmulatorSettings
     from .physics.pet import PET_LAWS
+
+    # numpy's SeedSequence (the synthetic climates) takes no negative seed
+    seed = _integer_in(0, 2**63 - 1, "a non-negative 64-bit integer", "give a seed such as 0")
 
     d = EmulatorSettings()
     emulate = subparsers.add_parser(
@@ -152,7 +155,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     tr.add_argument("--learning-rate", type=float, default=d.learning_rate, metavar="LR")
     tr.add_argument("--pet", choices=sorted(PET_LAWS), default=d.pet,
                     help="PET law of the emulated physics model (default %(default)s)")
-    tr.add_argument("--seed", type=int, default=d.seed, help="seed of data, weights, batches")
+    tr.add_argument("--seed", type=seed, default=d.seed, help="seed of data, weights, batches")
     tr.add_argument("--quiet", action="store_true", help="no loss log")
     tr.set_defaults(func=_cmd_train)
 
@@ -169,7 +172,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--aridity", type=_range_type("--aridity", "aridity"),
                     default=None, metavar="LOW:HIGH",
                     help="aridity range (default: the training range)")
-    ev.add_argument("--seed", type=int, default=1, help="seed of the test climates (default 1)")
+    ev.add_argument("--seed", type=seed, default=1, help="seed of the test climates (default 1)")
     ev.add_argument("--out", metavar="FILE.json",
                     help="also write the summary here (an existing file is replaced atomically; "
                     "never the emulator's own files)")

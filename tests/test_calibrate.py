@@ -221,6 +221,28 @@ def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
         calibrate_columns(model, forcing, observed, warmup_days=WARMUP, holdout_fraction=0.7)
 
 
+def test_a_basin_without_observed_flow_in_the_holdout_is_still_calibrated(x64):
+    """A basin whose held-back days have no observed flow never scored a finite held-back
+    1 - NSE, so it kept its starting (default) parameters, silently. It now keeps its last
+    step, chosen by the fit loss as without a hold-out (the same parameters: its loss sees the
+    same days), with a warning."""
+    ds = _twin(0.1)
+    forcing = to_forcing(ds, dtype=np.float64)
+    observed = target(ds, "streamflow").copy()
+    scored = observed.shape[1] - WARMUP
+    fit_days = scored - int(round(0.25 * scored))
+    observed[0, WARMUP + fit_days:] = np.nan  # nothing observed in basin 0's hold-out
+    model = build_model("physics")
+    common = dict(warmup_days=WARMUP, starts=2, steps=6, learning_rate=0.2, seed=2)
+    with pytest.warns(UserWarning, match=r"1 column\(s\) \(indices \[0\]\).*holdout_fraction"):
+        held = calibrate_columns(model, forcing, observed, holdout_fraction=0.25, **common)
+    plain = calibrate_columns(model, forcing, observed, **common)
+    first = lambda p: [np.asarray(a).reshape(-1)[0] for a in jax.tree_util.tree_leaves(p)]
+    assert not np.allclose(first(held.params), first(Params.default(3, dtype=np.float64))), \
+        "basin 0 kept its default parameters"
+    np.testing.assert_allclose(first(held.params), first(plain.params), rtol=1e-9)
+
+
 def test_windowed_steps_trace_the_whole_period_objective(x64):
     """With windows each step sees a random part of the calibration period; the trace still
     holds 1 - NSE over the whole period, every ``trace_every`` steps and after the last, and a
@@ -384,6 +406,17 @@ def test_cli_calibrate_writes_cf_parameters(tmp_path, capsys):
         np.testing.assert_allclose(result["root_depth"].values, best.values, rtol=1e-6)
     loaded = load_calibrated(single)
     assert loaded.params.root_depth.shape == (1, 2) and loaded.weights.all()
+    # the loss's units: 1 - NSE is a ratio, the mean squared error a squared flux (it was "1")
+    with xr.open_dataset(out) as members:
+        assert members["calibration_loss"].attrs["units"] == "1"
+        assert members["member_loss"].attrs["units"] == "1"
+    cfg.write_text(yaml.safe_dump(
+        {"data": data, "calibration": {"starts": 1, "steps": 2, "window_days": 200,
+                                       "loss": "mse"}}))
+    assert main(["calibrate", "--config", str(cfg), "--out", str(single), "--no-progress"]) == 0
+    with xr.open_dataset(single) as result:
+        assert result["calibration_loss"].attrs["units"] == "kg2 m-4 day-2"
+        assert result["member_loss"].attrs["units"] == "kg2 m-4 day-2"
 
     cfg.write_text(yaml.safe_dump({"data": data, "calibration": {"lerning_rate": 0.1}}))
     assert main(["calibrate", "--config", str(cfg), "--out", str(out)]) == EXIT_BAD_INPUT

@@ -169,6 +169,18 @@ def test_a_save_cut_short_is_refused_not_mixed(trained, tmp_path, monkeypatch):
     assert em.load_emulator(tmp_path)[1] == SMALL
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_negative_seed_is_refused_naming_the_option(command, tmp_path, capsys):
+    """`emulate train --seed -1` ended in numpy's traceback (SeedSequence takes no negative
+    seed), `evaluate` in a message naming neither the option nor the fix."""
+    where = ["--out", str(tmp_path / "emu")] if command == "train" else [
+        "--emulator", str(tmp_path / "emu")]
+    assert emulate_main([command, *where, "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "non-negative" in err and "such as 0" in err
+    assert not (tmp_path / "emu").exists()
+
+
 def test_cli_train_and_evaluate(tmp_path, capsys):
     out = tmp_path / "emu"
     args = ["--out", str(out), "--columns", "4", "--days", "120", "--window-days", "20",

@@ -703,6 +703,31 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_report_only_writes_the_page_the_scoring_wrote_whatever_the_seconds(quick_study,
+                                                                              tmp_path):
+    """The page showed a run's seconds unrounded and --report-only showed them as timing.csv
+    keeps them (3 decimals): a run of 3.4996 s was '3' on one page and '4' on the other."""
+    work, out, study = quick_study
+    copy = tmp_path / "out"
+    shutil.copytree(out / "figures", copy / "figures")
+    shutil.copy(out / "basins.csv", copy / "basins.csv")
+    scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
+    timing = pd.read_csv(out / "timing.csv")
+    timing.loc[timing["model"] == "lstm", "train_s"] = 3.4996  # "%.3f" writes 3.500
+    basins = _study_basins(out)
+    here = os.getcwd()
+    os.chdir(work)  # docs/ paths are relative; a quick page stays in OUT anyway
+    try:
+        climate_shift._write(copy, scores, climate_shift.summarise(scores, basins), timing,
+                             None, study, basins, 60.0, True)
+        first = (copy / "climate_shift.md").read_text()
+        climate_shift.rewrite_report(study, copy, log=lambda *_: None)
+    finally:
+        os.chdir(here)
+    assert (copy / "climate_shift.md").read_text() == first
+
+
 def test_train_only_names_the_runs_of_the_study(tmp_path, capsys):
     code = cli.main(["study", "climate-shift", "--config", str(STUDY), "--out",
                      str(tmp_path / "out"), "--train-only", "temporal/hybrid", "arid/lstm"])
