@@ -87,6 +87,14 @@ def check_variable(
         )
 
 
+NEGATIVE_FLOW_FIX = (
+    "a missing-value marker (such as -99 or -999) must be NaN in the file (or declared as the "
+    "variable's _FillValue), and other values corrected; it would otherwise be trained on and "
+    "scored as a flow"
+)
+"""What a reader says of negative observed streamflow (MOPEX ``Q``, canonical ``streamflow``)."""
+
+
 def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
     """The days of the file, each at midnight (a daily value stamped at noon, as CF files
     often stamp a day's mean, is that day's); refuse a missing, non-date, non-increasing or

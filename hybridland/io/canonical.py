@@ -30,7 +30,14 @@ import pandas as pd
 import xarray as xr
 
 from .._containers import Forcing
-from ._checks import PLAUSIBLE_RANGES, basin_ids, check_time, check_variable, iso_day
+from ._checks import (
+    NEGATIVE_FLOW_FIX,
+    PLAUSIBLE_RANGES,
+    basin_ids,
+    check_time,
+    check_variable,
+    iso_day,
+)
 from ._report import BasinNote, ForcingDataError, list_notes
 from .mopex import PET_SOURCES, MopexForcing, load_mopex
 
@@ -393,9 +400,7 @@ def validate(
     if "streamflow" in ds.data_vars:  # a target: gaps are NaN, never a negative marker
         _refuse(np.asarray(ds["streamflow"].transpose(*DIMS).values, np.float64) < 0,
                 "streamflow", ids, time, source, "negative",
-                "Streamflow cannot be negative: a missing-value marker (such as -99 or -999) "
-                "must be NaN in the file (or declared as the variable's _FillValue), and other "
-                "values corrected; it would otherwise be trained on and scored as a flow")
+                "Streamflow cannot be negative: " + NEGATIVE_FLOW_FIX)
     if not require_forcing:
         return
     needed = list(REQUIRED_FORCING) + ([PET_VARIABLE] if pet_source == "given" else [])

@@ -49,6 +49,7 @@ import xarray as xr
 
 from .._containers import Forcing
 from ._checks import (
+    NEGATIVE_FLOW_FIX,
     PLAUSIBLE_RANGES,
     basin_float,
     basin_ids,
@@ -376,30 +377,39 @@ def forcing_from_dataset(
     lat = lat[rows]
     kept = [int(index[i]) for i in rows]
 
+    observed = None
+    if has_q:
+        observed = np.asarray(
+            sub[RUNOFF_VAR].transpose("basin", "time").values[np.ix_(rows, days)], dtype=dtype
+        )
+
     def kept_note(i: int, detail: str) -> BasinNote:
         return BasinNote(ids[i], names[i], detail)
 
-    # --- values: precipitation and given PE sign, temperature order -------------------------
-    for var, what in ((PRECIP_VAR, "precipitation"), (PET_VAR, "potential evapotranspiration")):
-        if var not in data:  # PE is only read with pet='given'
+    # --- values: the sign of precipitation, given PE and observed flow; temperature order ---
+    correct = "correct these values or mark them missing (NaN) in the file"
+    for var, values, what, fix in (
+        (PRECIP_VAR, data.get(PRECIP_VAR), "precipitation", correct + "."),
+        (PET_VAR, data.get(PET_VAR), "potential evapotranspiration",  # only with pet='given'
+         correct + ", or derive PET from temperature (pet='hargreaves' or 'oudin')."),
+        (RUNOFF_VAR, observed, "observed streamflow", NEGATIVE_FLOW_FIX + "."),
+    ):
+        if values is None:
             continue
-        negative = data[var] < 0.0
+        negative = values < 0.0  # NaN (missing) is not negative
         if not negative.any():
             continue
         notes = [
             kept_note(
                 i,
-                f"{negative[i].sum()} day(s), min {data[var][i].min():g} "
+                f"{negative[i].sum()} day(s), min {np.nanmin(values[i]):g} "
                 f"mm day-1 on {iso_day(time[int(np.argmax(negative[i]))])}",
             )
             for i in np.flatnonzero(negative.any(axis=1))
         ]
         raise ForcingDataError(
             f"Variable '{var}' ({what}) is negative in {len(notes)} basin(s) of "
-            f"{source}: {list_notes(notes)}. {what.capitalize()} cannot be negative; correct "
-            "these values or mark them missing (NaN) in the file"
-            + (", or derive PET from temperature (pet='hargreaves' or 'oudin')."
-               if var == PET_VAR else "."),
+            f"{source}: {list_notes(notes)}. {what.capitalize()} cannot be negative; {fix}",
             variable=var,
             basins=[n.basin for n in notes],
         )
@@ -482,28 +492,6 @@ def forcing_from_dataset(
         replaced=tuple(replaced),
     )
     report.warn()
-
-    observed = None
-    if has_q:
-        observed = np.asarray(
-            sub[RUNOFF_VAR].transpose("basin", "time").values[np.ix_(rows, days)], dtype=dtype
-        )
-        negative = observed < 0.0  # a missing-value marker (-99, -999) read as a flow
-        if negative.any():
-            notes = [
-                kept_note(i, f"{negative[i].sum()} day(s), min {observed[i].min():g} mm day-1 "
-                          f"on {iso_day(time[int(np.argmax(negative[i]))])}")
-                for i in np.flatnonzero(negative.any(axis=1))
-            ]
-            raise ForcingDataError(
-                f"Variable '{RUNOFF_VAR}' (observed streamflow) is negative in {len(notes)} "
-                f"basin(s) of {source}: {list_notes(notes)}. Streamflow cannot be negative: "
-                "a missing-value marker (such as -99 or -999) must be NaN in the file (or "
-                "declared as the variable's _FillValue), and other values corrected; it "
-                "would otherwise be trained on and scored as a flow.",
-                variable=RUNOFF_VAR,
-                basins=[n.basin for n in notes],
-            )
 
     def device(a: np.ndarray) -> jax.Array:
         return jnp.asarray(np.asarray(a, dtype=dtype))

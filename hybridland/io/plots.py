@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._files import atomic_write_bytes
 from .output import water_budget_terms
 
 
@@ -44,8 +45,6 @@ def _figure(width: float, height: float):
 def _save(fig, path) -> Path:
     """Write ``fig`` to ``path`` atomically (its format from the suffix): a Ctrl-C while it is
     written leaves the earlier figure, never a truncated one."""
-    from ._files import atomic_write_bytes
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, lambda f: fig.savefig(f, dpi=110,

@@ -407,9 +407,10 @@ def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) ->
     if split == "temporal":
         span = _period(study, "span")
         ev = evaluate(span)
-        dry = dry_years(ev.time, precip(ev), study.data.dry_years, span)
+        rain = precip(ev)
+        dry = dry_years(ev.time, rain, study.data.dry_years, span)
         rows.append(_score_rows(model, split, "dry_years", ev.data.basins, ev.observed,
-                                ev.runoff, precip(ev), _residual(ev), dry))
+                                ev.runoff, rain, _residual(ev), dry))
     return rows
 
 
