@@ -524,6 +524,7 @@ def save_emulator(
     short between the two leaves new weights beside the earlier settings, which the checksum
     lets ``load_emulator`` refuse instead of reading them with settings they were not
     trained with."""
+    from .io._files import json_text
     from .train.checkpoint import atomic_write_text, file_sha256, save_tree
 
     folder = Path(folder)
@@ -531,7 +532,7 @@ def save_emulator(
     save_tree(folder / WEIGHTS_FILE, emulator)
     document = {"settings": dataclasses.asdict(settings),
                 WEIGHTS_CHECKSUM: file_sha256(folder / WEIGHTS_FILE), **extra}
-    atomic_write_text(folder / SETTINGS_FILE, json.dumps(document, indent=2) + "\n")
+    atomic_write_text(folder / SETTINGS_FILE, json_text(document, indent=2) + "\n")
     return folder
 
 

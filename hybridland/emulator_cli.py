@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ def _range_type(option: str, name: str):
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .cli import _output_path
     from .emulator import evaluate_emulator, load_emulator, physics_runs
-    from .train.checkpoint import atomic_write_text
+    from .io._files import atomic_write_text, json_text
 
     if args.out is not None:
         folder = Path(args.emulator)
@@ -99,7 +98,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         **evaluate_emulator(emulator, runs),
     }
-    text = json.dumps(summary, indent=2)
+    text = json_text(summary, indent=2)
     print(text)
     if args.out is not None:
         atomic_write_text(args.out, text + "\n")

@@ -10,6 +10,8 @@ from dask import distributed
 
 import hybridland as hl
 from columns import forcing_from_arrays, make_model, synthetic_climate
+from hybridland.io import water_budget_terms
+from hybridland.io.output import STORES
 from hybridland.solvers import simulate_grid
 
 N_COLUMNS, N_DAYS = 6, 300
@@ -54,10 +56,13 @@ def _in_memory(ds, model):
 def test_local_cluster_matches_in_memory(grid_dataset, kind, tmp_path):
     model = make_model(kind, seed=2)
     expected = _in_memory(grid_dataset, model)
+    # every term of the water budget: the fluxes in and out and each store the model has
+    stores = [n for n, f in STORES.items() if getattr(expected.initial_state, f) is not None]
+    outputs = ["precipitation", "evapotranspiration", "runoff", *stores]
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster, distributed.Client(cluster):
-        lazy = simulate_grid(grid_dataset.chunk({"column": 2}), model)
+        lazy = simulate_grid(grid_dataset.chunk({"column": 2}), model, outputs=outputs)
         assert lazy["runoff"].chunks is not None  # still lazy: computed chunk by chunk
         path = tmp_path / "grid.nc"
         lazy.to_netcdf(path)
@@ -70,6 +75,15 @@ def test_local_cluster_matches_in_memory(grid_dataset, kind, tmp_path):
                                rtol=1e-5, atol=1e-5)
     assert result.runoff.attrs["standard_name"] == "runoff_flux"
     assert result.soil_water.attrs["water_budget"] == "storage"
+    # each store's initial_value names a variable of the file (there was none before), holding
+    # the store before the first day, so the budget closes from the file alone
+    for name in stores:
+        initial = result[result[name].attrs["initial_value"]]
+        assert initial.dims == ("column",) and initial.attrs["initial_value_of"] == name
+        np.testing.assert_allclose(
+            initial.values, np.asarray(getattr(expected.initial_state, STORES[name])), rtol=1e-6)
+    budget = water_budget_terms(result)
+    assert float(np.abs(budget["cumulative_residual"]).max()) < 1e-3
 
 
 def test_missing_variable_named(grid_dataset):

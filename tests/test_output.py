@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import warnings
 
@@ -264,3 +266,18 @@ def test_output_variables_table_is_consistent():
     assert len(names) == len(set(names))
     roles = {v.water_budget for v in OUTPUT_VARIABLES}
     assert roles == {None, "input", "output", "storage"}
+
+
+def test_json_text_writes_standard_json_whatever_the_floats():
+    from hybridland.io._files import json_text
+
+    document = {"a": math.nan, "b": [1.5, math.inf, {"c": -math.inf}], "d": (2, "x"), "e": None}
+    text = json_text(document)
+
+    def refuse(word):
+        raise ValueError(word)
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "a": None, "b": [1.5, None, {"c": None}], "d": [2, "x"], "e": None}
+    assert json.loads(json_text({"f": np.float64("nan"), "g": np.float64(0.25)})) == {
+        "f": None, "g": 0.25}

@@ -333,6 +333,55 @@ def test_resume_gives_bitwise_identical_weights(tmp_path):
     assert "resumed from epoch_00001.json" in log and "resumed from epoch_00002.json" in log
 
 
+def _strict_json(text):
+    """``json.loads`` refusing NaN / Infinity, which standard JSON has no words for."""
+    def refuse(word):
+        raise ValueError(f"non-standard JSON constant {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_checkpoints_and_run_record_are_standard_json_and_resume_unvalidated_epochs(tmp_path):
+    config = tiny("hybrid", epochs=3, trainable_params=["runoff_shape", "baseflow_rate"])
+    config = config.replace("training", validate_every=2)  # epoch 0 has no validation scores
+
+    def kill_after_epoch_0(epoch, row):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        quiet_train(config, tmp_path / "b", callback=kill_after_epoch_0)
+    marker = tmp_path / "b" / "checkpoints" / "epoch_00000.json"
+    record = _strict_json(marker.read_text())  # failed before: NaN for the missing scores
+    assert record["history"][0]["val_loss"] is None and record["best_val_loss"] is None
+    b = quiet_train(config, tmp_path / "b")
+    a = quiet_train(config, tmp_path / "a")
+    for run in (a, b):
+        assert math.isnan(run.history[0]["val_loss"])  # NaN again once read back
+        assert math.isfinite(run.history[1]["val_loss"])
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+    assert_bitwise_equal(a.model, b.model)
+    for run_dir in (tmp_path / "a", tmp_path / "b"):
+        _strict_json((run_dir / "run.json").read_text())
+        for path in (run_dir / "checkpoints").glob("*.json"):
+            _strict_json(path.read_text())
+
+
+def test_a_non_finite_validation_loss_stops_the_training_with_a_clear_error(tmp_path, monkeypatch):
+    from hybridland.train import loop
+
+    real = loop._evaluate
+
+    def diverged(*args):
+        loss, nse = real(*args)
+        return loss * jnp.nan, nse
+
+    monkeypatch.setattr(loop, "_evaluate", diverged)
+    config = tiny("hybrid", epochs=2, trainable_params=["runoff_shape"])
+    with pytest.raises(FloatingPointError, match="Validation loss is nan in epoch 0"):
+        quiet_train(config, tmp_path / "run")  # before: NaN became the best loss, silently
+
+
 def _zombie(proc) -> bool:
     """Whether ``proc`` has ended without having been reaped by its parent (this process)."""
     return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -38,3 +40,19 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def json_text(document, indent: int | None = 1) -> str:
+    """Standard JSON of ``document``: a non-finite float (NaN, inf), which JSON cannot hold and
+    Python would write as the non-standard ``NaN`` / ``Infinity``, is written as ``null``."""
+    return json.dumps(_finite_or_none(document), indent=indent, allow_nan=False)

@@ -306,6 +306,23 @@ STORES: dict[str, str] = {
 """Storage variable -> field of ``State`` (for the ``*_initial`` variables)."""
 
 
+def initial_store_attrs(spec: OutputVariable) -> dict[str, str]:
+    """CF attributes of the ``<store>_initial`` variable that a storage variable's
+    ``initial_value`` names (its store before the first day)."""
+    return {
+        **(
+            {"standard_name": spec.standard_name}
+            if spec.standard_name is not None
+            else {"comment": spec.comment}
+        ),
+        "long_name": f"{spec.long_name.replace(' at the end of the day', '')} "
+        "before the first day",
+        "units": spec.units,
+        "water_budget": "initial_storage",
+        "initial_value_of": spec.name,
+    }
+
+
 def package_version() -> str:
     try:
         return importlib.metadata.version("hybridland")
@@ -410,20 +427,7 @@ def simulation_to_dataset(
                 f"initial_state.{state_field} has shape {initial.shape}, expected ({n_col},)."
             )
         data_vars[f"{name}_initial"] = xr.DataArray(
-            initial,
-            dims=(column_dim,),
-            attrs={
-                **(
-                    {"standard_name": spec.standard_name}
-                    if spec.standard_name is not None
-                    else {"comment": spec.comment}
-                ),
-                "long_name": f"{spec.long_name.replace(' at the end of the day', '')} "
-                "before the first day",
-                "units": spec.units,
-                "water_budget": "initial_storage",
-                "initial_value_of": name,
-            },
+            initial, dims=(column_dim,), attrs=initial_store_attrs(spec)
         )
 
     return timeseries_dataset(

@@ -26,7 +26,13 @@ import xarray as xr
 from .._containers import Forcing
 from .._params import PARAMETER_BOUNDS, Params
 from ..io.canonical import CANONICAL_VARIABLES
-from ..io.output import OUTPUT_VARIABLES, simulation_field, variable_attrs
+from ..io.output import (
+    OUTPUT_VARIABLES,
+    STORES,
+    initial_store_attrs,
+    simulation_field,
+    variable_attrs,
+)
 from ..column import ColumnModel
 from .scan import simulate
 
@@ -51,7 +57,10 @@ def simulate_grid(
     """Simulate every column of ``ds``; lazy (dask) in, lazy out when ``ds`` is chunked.
 
     Returns a dataset of the requested ``outputs`` (names of ``hybridland.io.output``'s
-    ``OUTPUT_VARIABLES``) with CF attributes, dims ``(column, time)``.
+    ``OUTPUT_VARIABLES``) with CF attributes, dims ``(column, time)``; each store among them
+    comes with its ``<store>_initial`` (dim ``column``, the store before the first day), which
+    its ``initial_value`` attribute names, so the water budget can be recomputed from the
+    output (``hybridland.io.water_budget_terms``) as from ``simulation_to_dataset``'s.
     """
     specs = {s.name: s for s in OUTPUT_VARIABLES}
     unknown = [o for o in outputs if o not in specs]
@@ -66,6 +75,7 @@ def simulate_grid(
             "dataset (canonical names, dims column, time)."
         )
     param_vars = [p for p in PARAMETER_BOUNDS if p in ds and ds[p].dims == ("column",)]
+    stores = [o for o in outputs if specs[o].water_budget == "storage"]
     doy = np.asarray(pd.DatetimeIndex(ds["time"].values).day_of_year, dtype)
     base = Params.default(dtype=dtype) if params is None else params
 
@@ -82,7 +92,8 @@ def simulate_grid(
             for name in PARAMETER_BOUNDS
         })
         sim = simulate(model, forcing, block_params)
-        return tuple(np.asarray(simulation_field(sim, specs[o].field), dtype) for o in outputs)
+        return (tuple(np.asarray(simulation_field(sim, specs[o].field), dtype) for o in outputs)
+                + tuple(np.asarray(getattr(sim.initial_state, STORES[o]), dtype) for o in stores))
 
     inputs = [ds["lat"]] + [ds[v] for v in present] + [ds[p] for p in param_vars]
     core = [[]] + [["time"]] * len(present) + [[]] * len(param_vars)
@@ -92,14 +103,16 @@ def simulate_grid(
         run_block,
         *inputs,
         input_core_dims=core,
-        output_core_dims=[["time"]] * len(outputs),
+        output_core_dims=[["time"]] * len(outputs) + [[]] * len(stores),
         dask="parallelized",
-        output_dtypes=[dtype] * len(outputs),
+        output_dtypes=[dtype] * (len(outputs) + len(stores)),
     )
     results = results if isinstance(results, tuple) else (results,)
     out = xr.Dataset(
         {o: r.transpose("column", "time").assign_attrs(variable_attrs(specs[o]))
          for o, r in zip(outputs, results)}
+        | {f"{o}_initial": r.assign_attrs(initial_store_attrs(specs[o]))
+           for o, r in zip(stores, results[len(outputs):])}
     )
     out.attrs["Conventions"] = "CF-1.8"
     return out

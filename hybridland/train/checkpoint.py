@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -34,7 +35,7 @@ import equinox as eqx
 import jax
 
 from .._containers import is_fixed
-from ..io._files import _file_mode, atomic_write_bytes, atomic_write_text
+from ..io._files import _file_mode, atomic_write_bytes, atomic_write_text, json_text
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
@@ -175,7 +176,7 @@ def save_checkpoint(run_dir: str | os.PathLike, epoch: int, tree, meta: dict[str
     save_tree(leaves, tree)
     record = dict(meta, epoch=epoch, leaves=leaves.name, sha256=file_sha256(leaves))
     marker = folder / f"epoch_{epoch:05d}.json"
-    atomic_write_text(marker, json.dumps(record, indent=1))
+    atomic_write_text(marker, json_text(record))
     _prune(folder)
     return marker
 
@@ -305,6 +306,9 @@ def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any
     """``(tree, meta)`` of the checkpoint whose JSON is ``marker``; ``like`` gives the structure."""
     marker = Path(marker)
     record = json.loads(marker.read_text())
+    # a score never computed (an epoch without validation) is written as null: NaN again here
+    record["history"] = [{k: math.nan if v is None else v for k, v in row.items()}
+                         for row in record.get("history", [])]
     return load_tree(marker.parent / record["leaves"], like), record
 
 

@@ -57,6 +57,7 @@ from ..learned import LSTMRunoff, ParameterNetwork
 from ..column import ColumnModel
 from ..column import build_model as build_column_model
 from ..solvers import check_forcing, simulate_runoff
+from ..io._files import json_text
 from . import checkpoint as ckpt
 from .config import Config, TrainingConfig, config_from_yaml
 from .data import DTYPE, Normalisation, RunData, basin_table, load_data, write_basin_table
@@ -519,6 +520,11 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                 val_nse = np.asarray(val_nse)
                 median_nse = (float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any()
                               else math.nan)
+                if not math.isfinite(val_loss):  # load_data refuses a period without flow
+                    raise FloatingPointError(
+                        f"Validation loss is {val_loss} in epoch {epoch}; lower the learning "
+                        "rate or check the forcing of the validation period."
+                    )
                 if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
                     meta["best_val_loss"], meta["best_epoch"] = val_loss, epoch
                     meta["bad_epochs"] = 0
@@ -579,7 +585,7 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
         write_basin_table(run_dir / "basins.csv", data, params, config)
         ckpt.atomic_write_text(
             run_dir / "run.json",
-            json.dumps(
+            json_text(
                 {
                     "model_sha256": model_sha256,
                     "basins": list(data.basins),
@@ -587,8 +593,7 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                     "best_val_loss": meta["best_val_loss"],
                     "epochs_completed": completed,
                     "stopped_early": meta["stopped_early"],
-                },
-                indent=1,
+                }
             ),
         )
         log(f"done: best epoch {meta['best_epoch']}, val_loss {meta['best_val_loss']:.5g}")
