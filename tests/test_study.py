@@ -567,7 +567,7 @@ def test_resumed_run_counts_the_epochs_of_earlier_invocations(tmp_path, monkeypa
             run_dir / "metrics.csv", index=False)
 
     monkeypatch.setattr(climate_shift, "train", resumed)
-    monkeypatch.setattr(climate_shift, "release_compiled", lambda: None)
+    monkeypatch.setattr(climate_shift, "release_compiled", lambda **_: None)
     config = run_config(load_study(STUDY), Job("physics", "temporal"), _FakeBasins(), quick=True)
     seconds = climate_shift._train(config, tmp_path / "run", print, progress=False, report=False)
     assert seconds >= 200.0

@@ -326,7 +326,9 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
                 log(f"{run_dir}: waiting for {who}, which is training it")
                 waiting_for = err.pid
             _pause()
-    release_compiled()  # the next model shares no compiled code with this one
+    # the next run may be the same model (another seed, split or budget): its programs are
+    # kept while the process has room for them
+    release_compiled(above=0.5)
     log(f"{run_dir}: trained in {seconds:.0f} s")
     return seconds
 

@@ -617,17 +617,39 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     )
 
 
-def release_compiled() -> None:
-    """Free every compiled computation JAX holds (``jax.clear_caches``), and collect garbage.
+def _mapping_share() -> float | None:
+    """This process's memory mappings as a share of the kernel's limit on them; None where
+    they cannot be counted (no Linux ``/proc``)."""
+    try:
+        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+        with open("/proc/self/maps", "rb") as maps:
+            used = sum(1 for _ in maps)
+    except (OSError, ValueError):
+        return None
+    return used / limit if limit > 0 else None
+
+
+def release_compiled(*, above: float | None = None) -> bool:
+    """Free every compiled computation JAX holds (``jax.clear_caches``), and collect garbage;
+    with ``above``, only once this process's memory mappings exceed that share of the kernel's
+    limit (or cannot be counted). Returns whether it freed them.
 
     On CPU each compiled program keeps memory mappings of its machine code until it is freed;
     a process that builds many different models (a study, a sweep, a test suite) reaches the
     kernel's limit on mappings (``vm.max_map_count``, 65 530 by default) after a few thousand
     compilations and then dies inside the compiler. Call this between models that share no
-    compiled code; later calls recompile what they need.
+    compiled code; later calls recompile what they need. Between runs that may share programs
+    (the same model on another seed, split or budget), ``above=0.5`` keeps them while there is
+    room: a program kept is called again without being traced, where one freed is traced and
+    lowered again (seconds for the sequence hybrid) even when the compilation cache holds it.
     """
+    if above is not None:
+        share = _mapping_share()
+        if share is not None and share <= above:
+            return False
     jax.clear_caches()
     gc.collect()
+    return True
 
 
 def use_compilation_cache(directory: str | os.PathLike) -> str:
