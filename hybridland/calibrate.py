@@ -827,17 +827,6 @@ def score_periods(model, data, params: Params, periods: dict[str, str],
     return out
 
 
-def calibrated_basins(path: str | os.PathLike) -> list[str]:
-    """The basin ids of a parameter file of ``hybridland calibrate``."""
-    from .io._checks import open_netcdf
-
-    with open_netcdf(os.fspath(path), "written by hybridland calibrate (dim basin)") as ds:
-        if "basin" not in ds.dims:
-            raise ValueError(f"{os.fspath(path)} is not a parameter file of hybridland calibrate "
-                             "(it has no dim 'basin').")
-        return [str(b) for b in ds["basin"].values]
-
-
 class CalibratedParameters(NamedTuple):
     """What ``load_calibrated`` reads: the calibrated model of each basin."""
 
@@ -848,6 +837,23 @@ class CalibratedParameters(NamedTuple):
     """``[members, basins]``: 1 for a member of the basin's ensemble mean, 0 for one left out."""
     pet: str
     """The PET law the parameters were calibrated with."""
+    basins: tuple[str, ...] = ()
+    """The basin ids of the columns of ``params`` and ``weights``."""
+
+    def select(self, basins) -> "CalibratedParameters":
+        """The same calibration for ``basins`` (ids among ``self.basins``, in the order
+        given); a ``ValueError`` names those it has no parameters for."""
+        basins = [str(b) for b in basins]
+        index = {b: i for i, b in enumerate(self.basins)}
+        lacking = [b for b in basins if b not in index]
+        if lacking:
+            raise ValueError(
+                f"The calibration has no parameters for basin(s) {', '.join(lacking[:10])}"
+                f"{' ...' if len(lacking) > 10 else ''}; it has {len(self.basins)} basin(s) "
+                f"({', '.join(self.basins[:3])}{', ...' if len(self.basins) > 3 else ''}).")
+        rows = np.array([index[b] for b in basins], dtype=int)
+        params = Params(**{k: v[:, rows] for k, v in vars(self.params).items()})
+        return CalibratedParameters(params, self.weights[:, rows], self.pet, tuple(basins))
 
 
 def load_calibrated(path: str | os.PathLike, basins=None) -> CalibratedParameters:
@@ -912,4 +918,4 @@ def load_calibrated(path: str | os.PathLike, basins=None) -> CalibratedParameter
     if pet not in PET_LAWS:
         raise ValueError(f"{path} names an unknown PET law {pet!r} in its 'configuration' "
                          f"attribute (known: {sorted(PET_LAWS)}); calibrate again.")
-    return CalibratedParameters(params, weights, pet)
+    return CalibratedParameters(params, weights, pet, tuple(basins))

@@ -107,16 +107,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.basins is not None:
         basins = [b.strip() for b in args.basins.split(",") if b.strip()]
     pet = args.pet or "given"
+    calibrated = None
     if args.params is not None:
-        from .calibrate import calibrated_basins, load_calibrated
+        from .calibrate import load_calibrated
 
         try:
-            # the file and the basins checked before any work; the PET law is the calibration's
-            pet = load_calibrated(args.params, basins).pet
-            if basins is None:  # by default, the basins the calibration has parameters for
-                basins = calibrated_basins(args.params)
+            # the file (read once) and the basins checked before any work; the PET law is the
+            # calibration's; by default, the basins the calibration has parameters for
+            calibrated = load_calibrated(args.params, basins)
         except (ValueError, FileNotFoundError) as err:
             return _fail("simulate", str(err))
+        pet, basins = calibrated.pet, list(calibrated.basins)
         if args.pet is not None and args.pet != pet:
             return _fail("simulate", f"--pet {args.pet} differs from the PET law "
                          f"'{pet}' that the parameters in {args.params} were calibrated with; "
@@ -157,14 +158,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     params = None
     if args.params is not None:  # a calibration's parameters, in the physical bucket
         from ._params import Params
-        from .calibrate import load_calibrated, member_columns, member_mean
+        from .calibrate import member_columns, member_mean
         from .column import ColumnModel
         from .physics.pet import PET_LAWS
 
-        try:
-            calibrated = load_calibrated(args.params, list(data.basins))
-        except (ValueError, FileNotFoundError) as err:
-            return _fail("simulate", str(err))
+        calibrated = calibrated.select(data.basins)  # those the forcing kept, in its order
         params = Params(**{k: v.astype(dtype) for k, v in vars(calibrated.params).items()})
         model = ColumnModel(pet=PET_LAWS[calibrated.pet]())
         # every member of each basin's ensemble in one run, then their mean; the members of

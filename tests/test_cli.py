@@ -356,6 +356,38 @@ def test_simulate_params_uses_and_names_the_calibrations_pet_law(subset_file, tm
     capsys.readouterr()
 
 
+def test_simulate_params_reads_the_calibration_once(subset_file, tmp_path, capsys, monkeypatch):
+    """The parameter file is read once (before: three times, the basins and the law checked
+    from one read, the parameters taken from another, which a file replaced in between would
+    have mixed), and the basins it has are simulated."""
+    from hybridland.io import _checks
+
+    params = _calibration_file(tmp_path / "p_once.nc", BASINS[:2][::-1], "given")
+    real, reads = _checks.open_netcdf, []
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_checks, "open_netcdf", counted)
+    out = tmp_path / "once.nc"
+    assert main([str(a) for a in ["simulate", "--data", subset_file, "--params", params,
+                                  *JULY, "--out", out]]) == 0
+    capsys.readouterr()
+    assert reads.count(str(params)) == 1, reads
+    with xr.open_dataset(out) as ds:
+        assert sorted(str(b) for b in ds["basin"].values) == sorted(BASINS[:2])
+    from hybridland.calibrate import load_calibrated
+
+    calibrated = load_calibrated(params)
+    assert calibrated.basins == tuple(BASINS[:2][::-1])
+    one = calibrated.select([BASINS[0]])
+    assert one.basins == (BASINS[0],) and one.weights.shape == (1, 1)
+    assert one.params.theta_cap.shape == (1, 1)
+    with pytest.raises(ValueError, match="no parameters for basin.*nowhere"):
+        calibrated.select(["nowhere"])
+
+
 def test_simulate_params_given_pet_refuses_another_pet(subset_file, tmp_path, capsys):
     params = _calibration_file(tmp_path / "p_g.nc", BASINS[:2], "given")
     _refused(capsys, ["simulate", "--data", subset_file, "--params", params, *JULY,
