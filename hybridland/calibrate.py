@@ -840,17 +840,19 @@ class CalibratedParameters(NamedTuple):
     basins: tuple[str, ...] = ()
     """The basin ids of the columns of ``params`` and ``weights``."""
 
-    def select(self, basins) -> "CalibratedParameters":
+    def select(self, basins, source: str = "The calibration") -> "CalibratedParameters":
         """The same calibration for ``basins`` (ids among ``self.basins``, in the order
-        given); a ``ValueError`` names those it has no parameters for."""
+        given); a ``ValueError`` names those it has no parameters for (``source``: what the
+        message calls the calibration, e.g. its file) and the basins it has."""
         basins = [str(b) for b in basins]
         index = {b: i for i, b in enumerate(self.basins)}
         lacking = [b for b in basins if b not in index]
         if lacking:
             raise ValueError(
-                f"The calibration has no parameters for basin(s) {', '.join(lacking[:10])}"
-                f"{' ...' if len(lacking) > 10 else ''}; it has {len(self.basins)} basin(s) "
-                f"({', '.join(self.basins[:3])}{', ...' if len(self.basins) > 3 else ''}).")
+                f"{source} has no calibrated parameters for basin(s) "
+                f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}; simulate the "
+                f"{len(self.basins)} basin(s) it has (--basins {','.join(self.basins[:3])}"
+                f"{',...' if len(self.basins) > 3 else ''}).")
         rows = np.array([index[b] for b in basins], dtype=int)
         params = Params(**{k: v[:, rows] for k, v in vars(self.params).items()})
         return CalibratedParameters(params, self.weights[:, rows], self.pet, tuple(basins))
@@ -866,8 +868,6 @@ def load_calibrated(path: str | os.PathLike, basins=None) -> CalibratedParameter
     problem: a folder, not a calibration file, a parameter missing, or basins the file has no
     parameters for.
     """
-    import xarray as xr
-
     from .io._checks import open_netcdf
 
     path = os.fspath(path)
@@ -888,34 +888,28 @@ def load_calibrated(path: str | os.PathLike, basins=None) -> CalibratedParameter
             f"variable per parameter and the 'configuration' attribute; missing: "
             f"{missing or 'configuration' if 'basin' in ds.dims else 'dim basin'})."
         )
-    known = [str(b) for b in ds["basin"].values]
-    basins = known if basins is None else [str(b) for b in basins]
-    lacking = [b for b in basins if b not in known]
-    if lacking:
-        raise ValueError(
-            f"{path} has no calibrated parameters for basin(s) {', '.join(lacking[:10])}"
-            f"{' ...' if len(lacking) > 10 else ''}; simulate the basins it has "
-            f"(--basins {','.join(known[:3])}{',...' if len(known) > 3 else ''})."
-        )
-    rows = xr.DataArray([known.index(b) for b in basins], dims="basin")
+    known = tuple(str(b) for b in ds["basin"].values)
     if "member" not in ds.dims:  # the best start alone: one member
         ds = ds.expand_dims("member")
-    ds = ds.isel(basin=rows).transpose("member", "basin", ...)
-    shape = (ds.sizes["member"], len(basins))
+    ds = ds.transpose("member", "basin", ...)
+    shape = (ds.sizes["member"], len(known))
     params = Params(**{
         n: jnp.asarray(np.broadcast_to(ds[n].values, shape)) if n in ds.data_vars
         else jnp.asarray(np.full(shape, b.default, ds[BUCKET_PARAMETERS[0]].dtype))
         for n, b in PARAMETER_BOUNDS.items()
     })
-    params.check_bounds()
     weights = (np.broadcast_to(ds["in_ensemble"].values, shape) > 0 if "in_ensemble" in ds
                else np.ones(shape, bool))
-    if not weights.any(axis=0).all():
-        raise ValueError(f"{path} leaves every member of a basin out of its ensemble "
-                         "(in_ensemble = 0); calibrate again.")
     config = yaml.safe_load(ds.attrs["configuration"]) or {}
     pet = (config.get("calibration") or {}).get("pet", "given")
     if pet not in PET_LAWS:
         raise ValueError(f"{path} names an unknown PET law {pet!r} in its 'configuration' "
                          f"attribute (known: {sorted(PET_LAWS)}); calibrate again.")
-    return CalibratedParameters(params, weights, pet, tuple(basins))
+    calibrated = CalibratedParameters(params, weights, pet, known)
+    if basins is not None:
+        calibrated = calibrated.select(basins, source=path)
+    calibrated.params.check_bounds()  # of the basins asked for: the others are not used
+    if not calibrated.weights.any(axis=0).all():
+        raise ValueError(f"{path} leaves every member of a basin out of its ensemble "
+                         "(in_ensemble = 0); calibrate again.")
+    return calibrated

@@ -384,7 +384,7 @@ def test_simulate_params_reads_the_calibration_once(subset_file, tmp_path, capsy
     one = calibrated.select([BASINS[0]])
     assert one.basins == (BASINS[0],) and one.weights.shape == (1, 1)
     assert one.params.theta_cap.shape == (1, 1)
-    with pytest.raises(ValueError, match="no parameters for basin.*nowhere"):
+    with pytest.raises(ValueError, match="no calibrated parameters for basin.*nowhere"):
         calibrated.select(["nowhere"])
 
 

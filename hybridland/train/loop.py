@@ -517,14 +517,14 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
             if (epoch + 1) % every == 0 or epoch == epochs - 1:
                 val_loss, val_nse = _evaluate(trainable, static, val_batch, spec)
                 val_loss = float(val_loss)
-                val_nse = np.asarray(val_nse)
-                median_nse = (float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any()
-                              else math.nan)
                 if not math.isfinite(val_loss):  # load_data refuses a period without flow
                     raise FloatingPointError(
                         f"Validation loss is {val_loss} in epoch {epoch}; lower the learning "
                         "rate or check the forcing of the validation period."
                     )
+                val_nse = np.asarray(val_nse)
+                median_nse = (float(np.nanmedian(val_nse)) if np.isfinite(val_nse).any()
+                              else math.nan)
                 if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
                     meta["best_val_loss"], meta["best_epoch"] = val_loss, epoch
                     meta["bad_epochs"] = 0
