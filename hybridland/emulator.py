@@ -539,7 +539,7 @@ def save_emulator(
 def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSettings, dict]:
     """Inverse of ``save_emulator``: ``(emulator, settings, the whole JSON document)``.
     Folders written before the settings held the weights' checksum load without the check."""
-    from .train.checkpoint import file_sha256, load_tree
+    from .train.checkpoint import ChecksumError, load_tree
 
     folder = Path(folder)
     for name in (WEIGHTS_FILE, SETTINGS_FILE):
@@ -553,14 +553,14 @@ def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSett
     except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{folder / SETTINGS_FILE} is damaged: it cannot be read as an "
                          f"emulator's settings ({type(err).__name__}: {err}). {fix}") from None
-    expected = document.get(WEIGHTS_CHECKSUM)
-    if expected is not None and file_sha256(folder / WEIGHTS_FILE) != expected:
+    like = StepEmulator(settings.physics(), settings.width, settings.depth, key=jax.random.key(0))
+    try:  # read once: the weights loaded are the bytes checked
+        emulator = load_tree(folder / WEIGHTS_FILE, like, document.get(WEIGHTS_CHECKSUM))
+    except ChecksumError:
         raise ValueError(f"{folder / WEIGHTS_FILE} is damaged or is not the file "
                          f"{folder / SETTINGS_FILE} was written with (its SHA-256 differs: a "
-                         f"save cut short, or one of the two files replaced by hand). {fix}")
-    like = StepEmulator(settings.physics(), settings.width, settings.depth, key=jax.random.key(0))
-    try:
-        emulator = load_tree(folder / WEIGHTS_FILE, like)
+                         f"save cut short, or one of the two files replaced by hand). {fix}"
+                         ) from None
     except Exception as err:  # noqa: BLE001 - equinox reports a short file as TreePathError
         raise ValueError(f"{folder / WEIGHTS_FILE} is damaged: it cannot be read as the weights "
                          f"of the emulator {folder / SETTINGS_FILE} describes (truncated, or "

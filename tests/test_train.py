@@ -571,6 +571,32 @@ def test_checkpoint_without_commit_mark_or_corrupt_is_ignored(tmp_path):
     assert latest_checkpoint(tmp_path).name == "epoch_00000.json"
 
 
+def test_weights_are_read_once_and_the_bytes_loaded_are_the_bytes_checked(tmp_path, monkeypatch):
+    """load_model and load_checkpoint read a weights file once and check those bytes against
+    the recorded SHA-256 (before: the hash from one read, the weights from another, so a file
+    replaced in between loaded unchecked; load_checkpoint did not check at all)."""
+    tree = {"w": jnp.arange(5.0), "b": jnp.ones(3)}
+    sha = ckpt.save_model(tmp_path / "model.eqx", tree)
+    opened = []
+    real_open = open
+
+    def counted(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "open", counted, raising=False)
+    loaded = ckpt.load_model(tmp_path / "model.eqx", tree, sha, "fix")
+    assert opened == ["model.eqx"]
+    assert_bitwise_equal(loaded, tree)
+    monkeypatch.undo()
+    # a checkpoint whose weights change after find_checkpoint chose it is refused, named
+    marker = save_checkpoint(tmp_path, 0, tree, {})
+    assert latest_checkpoint(tmp_path) == marker
+    ckpt.save_tree(marker.with_suffix(".eqx"), {"w": jnp.zeros(5), "b": jnp.ones(3)})
+    with pytest.raises(ckpt.RunFileError, match="epoch_00000.eqx: its SHA-256 differs"):
+        load_checkpoint(marker, tree)
+
+
 def test_atomic_overwrite_keeps_old_content_when_interrupted(tmp_path):
     path = tmp_path / "model.eqx"
     ckpt.save_tree(path, {"w": jnp.arange(3.0)})

@@ -49,6 +49,10 @@ class RunFileError(ValueError):
     names the file and what to do."""
 
 
+class ChecksumError(ValueError):
+    """The bytes of a file are not those whose SHA-256 was recorded when it was written."""
+
+
 class RunLockedError(RunFileError):
     """Another process is training in the run directory (``hold_run``); ``pid`` names it
     (None when it has not yet recorded itself)."""
@@ -151,12 +155,20 @@ def save_tree(path: str | os.PathLike, tree) -> None:
     atomic_write_bytes(path, lambda f: eqx.tree_serialise_leaves(f, tree, spec))
 
 
-def load_tree(path: str | os.PathLike, like):
+def load_tree(path: str | os.PathLike, like, sha256: str | None = None):
     """``eqx.tree_deserialise_leaves`` of ``path`` into the structure of ``like``, whose
-    ``Fixed`` parts are kept as they are."""
-    spec = _leaves_spec(like, eqx.default_deserialise_filter_spec, lambda f, x: x)
+    ``Fixed`` parts are kept as they are. With ``sha256``, the bytes read are checked against
+    it first (``ChecksumError`` when they differ): the file is read once, so the weights
+    loaded are the bytes checked even if the file is replaced meanwhile."""
+    import io
+
     with open(path, "rb") as f:
-        return eqx.tree_deserialise_leaves(f, like, spec)
+        data = f.read()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ChecksumError(f"{path}: its SHA-256 differs from the one recorded when it was "
+                            "written (damaged, cut short or replaced).")
+    spec = _leaves_spec(like, eqx.default_deserialise_filter_spec, lambda f, x: x)
+    return eqx.tree_deserialise_leaves(io.BytesIO(data), like, spec)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -288,11 +300,11 @@ def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
     import numpy as np
 
     path = Path(path)
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise RunFileError(f"{path} is damaged: its SHA-256 differs from the one recorded when "
-                           f"it was written. {fix}")
     try:
-        tree = load_tree(path, like)
+        tree = load_tree(path, like, sha256)
+    except ChecksumError:
+        raise RunFileError(f"{path} is damaged: its SHA-256 differs from the one recorded when "
+                           f"it was written. {fix}") from None
     except Exception as err:  # equinox reports a short or foreign file as TreePathError
         raise RunFileError(f"{path} cannot be read as this run's weights (truncated, damaged or "
                            f"written for another model; {type(err).__name__}). {fix}") from None
@@ -309,7 +321,13 @@ def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any
     # a score never computed (an epoch without validation) is written as null: NaN again here
     record["history"] = [{k: math.nan if v is None else v for k, v in row.items()}
                          for row in record.get("history", [])]
-    return load_tree(marker.parent / record["leaves"], like), record
+    leaves = marker.parent / record["leaves"]
+    try:  # find_checkpoint checked the file; these bytes are checked again as they are loaded
+        tree = load_tree(leaves, like, record.get("sha256"))
+    except ChecksumError as err:
+        raise RunFileError(f"{err} Its checkpoint {marker.name} cannot be resumed; run the "
+                           "command again to resume from the newest intact one.") from None
+    return tree, record
 
 
 def _prune(folder: Path) -> None:
