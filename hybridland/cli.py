@@ -399,6 +399,13 @@ def _print_evaluation(command: str, evaluation, out: Path) -> None:
                            for b, n in zip(unobserved["basin"], unobserved["name"]))
         print(f"  missing  {len(unobserved)} basin(s) have no observed streamflow in the period, "
               f"so no scores (NaN rows, left out of the medians): {listed}")
+    unscored = t[(t["n_valid"] > 0) & (t["nse"].isna() | t["kge"].isna())]
+    if len(unscored):
+        listed = "; ".join(f"{b} (NSE {n:.3g}, KGE {k:.3g})" for b, n, k in
+                           zip(unscored["basin"], unscored["nse"], unscored["kge"]))
+        print(f"  unscored {len(unscored)} basin(s) with observed streamflow have no NSE or KGE "
+              "(left out of those medians): a simulation not finite on an observed day, a "
+              f"constant simulation, or constant or zero observations: {listed}")
     if evaluation.simulation is None and not evaluation.members:
         print("  closure  none: a pure data-driven LSTM has no water balance")
     elif evaluation.members and t["max_abs_step_residual_mm"].isna().all():

@@ -6,13 +6,15 @@ batch axes works, and so does `jax.vmap`). Everything is pure `jax.numpy`: no Py
 flow on values, so the functions run under `jax.jit`, `jax.vmap` and `jax.grad` (gradients
 with respect to `sim` are finite and zero on masked steps).
 
-**Which steps count.** A time step is *valid* where `obs` and `sim` are both finite and, if
-given, the boolean `mask` (same shape) is `True`. Missing observations are therefore simply
-NaN in `obs`. Invalid steps are replaced by harmless values before any arithmetic (the
-"double where" pattern), so they never leak NaN into values or gradients.
+**Which steps count.** A time step is *valid* where `obs` is finite and, if given, the
+boolean `mask` (same shape) is `True`. Missing observations are therefore simply NaN in `obs`.
+A simulation that is not finite on a valid step makes every metric of that series NaN: a
+diverged model is not scored on the days it got right. Invalid steps are replaced by harmless
+values before any arithmetic (the "double where" pattern), so they never leak NaN into values
+or gradients.
 
 **Degenerate cases give NaN, never inf or a silent number.** Every metric is NaN when a series
-has fewer than 2 valid steps. In addition a metric is NaN whenever its formula divides by
+has fewer than 2 valid steps or a non-finite `sim` on one of them. In addition a metric is NaN whenever its formula divides by
 zero:
 
 | metric | also NaN when |
@@ -53,6 +55,7 @@ References:
   44, W09417. doi:10.1029/2007WR006716
 """
 
+from fractions import Fraction
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -108,7 +111,8 @@ class _Valid(NamedTuple):
     sim: Array  # invalid steps set to 0
     valid: Array  # bool, [*batch, time]
     n: Array  # valid-step count as a float of the data dtype, [*batch]
-    enough: Array  # n >= 2, [*batch]
+    count: Array  # the same count as an integer, [*batch]
+    enough: Array  # n >= 2 and sim finite on every valid step, [*batch]
 
 
 class _Moments(NamedTuple):
@@ -133,19 +137,22 @@ def _prepare(obs: ArrayLike, sim: ArrayLike, mask: ArrayLike | None) -> _Valid:
         dtype = jnp.result_type(float)
     obs = obs.astype(dtype)
     sim = sim.astype(dtype)
-    valid = jnp.isfinite(obs) & jnp.isfinite(sim)
+    valid = jnp.isfinite(obs)
     if mask is not None:
         mask = jnp.asarray(mask)
         if mask.dtype != jnp.bool_:
             raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
         valid = valid & jnp.broadcast_to(mask, obs.shape)
-    n = jnp.sum(valid, axis=-1).astype(dtype)
+    finite_sim = jnp.isfinite(sim)
+    count = jnp.sum(valid, axis=-1)
+    n = count.astype(dtype)
     return _Valid(
         obs=jnp.where(valid, obs, 0.0),
-        sim=jnp.where(valid, sim, 0.0),
+        sim=jnp.where(valid & finite_sim, sim, 0.0),
         valid=valid,
         n=n,
-        enough=n >= 2,
+        count=count,
+        enough=(n >= 2) & jnp.all(finite_sim | ~valid, axis=-1),
     )
 
 
@@ -262,8 +269,13 @@ def _sorted_valid(x: Array, v: _Valid) -> tuple[Array, Array, Array]:
 
 
 def _segment_length(fraction: float, v: _Valid) -> Array:
-    # Round half to even, as numpy (and neuralhydrology) do.
-    return jnp.round(fraction * v.n).astype(jnp.int32)[..., None]
+    """``round(fraction * n)``, half to even (numpy's rounding), in exact integer arithmetic:
+    in float32 ``0.3 * 95`` is 28.500002, which rounds to 29 where the exact 28.5 gives 28."""
+    ratio = Fraction(fraction).limit_denominator(10_000)
+    whole, rest = jnp.divmod(ratio.numerator * v.count, ratio.denominator)
+    twice = 2 * rest
+    up = (twice > ratio.denominator) | ((twice == ratio.denominator) & (whole % 2 == 1))
+    return (whole + up).astype(jnp.int32)[..., None]
 
 
 def _fhv(v: _Valid, high_fraction: float) -> Array:
@@ -416,7 +428,8 @@ def pbias(obs: Series, sim: Series, mask: Mask | None = None) -> PerSeries:
 
     $$\mathrm{PBIAS} = 100\,\frac{\sum_t (s_t - o_t)}{\sum_t o_t} = 100\,(\beta - 1)$$
 
-    (Some packages, e.g. hydroGOF, use the opposite sign.)
+    (The same sign as hydroGOF's `pbias`; Moriasi et al. 2007 and SWAT-CUP use the opposite,
+    $\sum (o_t - s_t) / \sum o_t$.)
 
     **Returns** `[*batch]`; NaN with fewer than 2 valid steps or zero mean `obs`.
     """
@@ -474,7 +487,8 @@ def flv(
 
 
 def n_valid(obs: Series, sim: Series, mask: Mask | None = None) -> Int[Array, "*batch"]:
-    """Number of valid steps per series (finite `obs` and `sim`, and `mask` if given)."""
+    """Number of valid steps per series (finite `obs`, and `mask` if given); `sim` does not
+    change it (a non-finite `sim` on a valid step makes the metrics NaN instead)."""
     return jnp.sum(_prepare(obs, sim, mask).valid, axis=-1)
 
 

@@ -183,16 +183,55 @@ def test_nan_masking_equals_filtering():
     rng = np.random.default_rng(2)
     obs, sim = flows(rng, N_TIME)
     missing_obs = rng.random(N_TIME) < 0.2
-    broken_sim = rng.random(N_TIME) < 0.05
-    keep = ~missing_obs & ~broken_sim
-    expected = as_numpy(evaluate(f32(obs[keep]), f32(sim[keep])))
-    assert expected["n_valid"] == keep.sum() and np.isfinite(expected["fhv"])
-    # Missing observations are NaN; a simulation may also fail (inf or NaN).
+    expected = as_numpy(evaluate(f32(obs[~missing_obs]), f32(sim[~missing_obs])))
+    assert expected["n_valid"] == (~missing_obs).sum() and np.isfinite(expected["fhv"])
+    # Missing observations are NaN; where they are missing the simulation may be anything.
     obs_gappy = np.where(missing_obs, np.nan, obs)
-    sim_gappy = np.where(broken_sim, np.inf, sim)
-    assert_metrics_close(as_numpy(evaluate(f32(obs_gappy), f32(sim_gappy))), expected)
+    sim_broken_there = np.where(missing_obs & (rng.random(N_TIME) < 0.5), np.inf, sim)
+    assert_metrics_close(as_numpy(evaluate(f32(obs_gappy), f32(sim_broken_there))), expected)
     # An explicit mask on complete series selects the same steps.
-    assert_metrics_close(as_numpy(evaluate(f32(obs), f32(sim), jnp.asarray(keep))), expected)
+    keep = jnp.asarray(~missing_obs)
+    assert_metrics_close(as_numpy(evaluate(f32(obs), f32(sim), keep)), expected)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_simulation_not_finite_on_an_observed_day_is_not_scored(bad):
+    """A simulation that fails (NaN or inf) on a day with an observation gives NaN for every
+    metric of that series: before, the failed days were left out and the series was scored on
+    the others (NSE 0.96 for a simulation that was NaN on 4 of its 6 days)."""
+    obs, sim = flows(np.random.default_rng(3), (2, 100))
+    failed = np.arange(100) >= 30  # basin 0 fails from day 30 on
+    sim[0, failed] = bad
+    got = as_numpy(evaluate(f32(obs), f32(sim)))
+    for key in FLOAT_KEYS:
+        assert np.isnan(got[key][0]), key
+        assert np.isfinite(got[key][1]), key  # the other basin of the batch is scored
+    assert list(got["n_valid"]) == [100, 100]  # valid steps are those with an observation
+    # failed days count only where there is an observation that the mask keeps
+    some_failed = jnp.asarray(np.broadcast_to(np.arange(100) >= 20, (2, 100)) & (np.arange(100) < 40))
+    masked = as_numpy(evaluate(f32(obs), f32(sim), some_failed))
+    assert np.isnan(masked["nse"][0]) and masked["n_valid"][0] == 20
+    none_failed = jnp.asarray(np.broadcast_to(np.arange(100) < 30, (2, 100)))
+    masked = as_numpy(evaluate(f32(obs), f32(sim), none_failed))
+    assert np.isfinite(masked["nse"][0]) and masked["n_valid"][0] == 30
+    obs_gone = np.where(failed, np.nan, obs)  # or where the observation is missing
+    kept = as_numpy(evaluate(f32(obs_gone), f32(sim)))
+    assert_metrics_close({k: v[0] for k, v in kept.items()},
+                         {k: v[0] for k, v in as_numpy(evaluate(f32(obs[:, :30]),
+                                                                f32(sim[:, :30]))).items()})
+
+
+@pytest.mark.parametrize("n", [95, 175, 195, 335])
+def test_flow_duration_segments_round_the_exact_product(n):
+    """The low segment holds round(0.3 n) flows, half to even, of the exact product: n = 95
+    gives 28 (28.5 rounds to even) where float32's 0.3 * 95 = 28.500002 gave 29."""
+    rng = np.random.default_rng(n)
+    obs, sim = flows(rng, n)
+    low = int(np.round(0.3 * n))
+    assert 0.3 * n % 1 == 0.5 and low % 2 == 0  # the half-way case of these n
+    lo, ls = np.log(np.sort(obs)[:low]), np.log(np.sort(sim)[:low])
+    qo, qs = np.sum(lo - lo.min()), np.sum(ls - ls.min())
+    assert float(M.flv(f32(obs), f32(sim))) == pytest.approx(-100 * (qs - qo) / qo, rel=1e-4)
 
 
 def _ragged_basins(seed, n_basins=4):

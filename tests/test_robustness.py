@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -340,12 +341,26 @@ def test_evaluate_reports_basins_without_observations(finished_run, evaluation_f
     with xr.open_dataset(evaluation_file) as ds:
         ds = ds.load()
     ds["Q"].loc[{"basin": BASINS[1]}] = np.nan
+    ds["Q"].loc[{"basin": BASINS[2]}] = 0.0  # observed, but no flow: no NSE or KGE
+    ds["Q"].loc[{"basin": BASINS[0], "time": slice("1998-07-01", "1998-12-31")}] = np.nan
     ds.to_netcdf(tmp_path / "gap.nc")
     status, out, err = _evaluate(finished_run, tmp_path, "--data", tmp_path / "gap.nc",
                                  "--period", "1998-01-01:1998-12-31")
     assert status == 0, err
     line = next(line for line in out.splitlines() if line.strip().startswith("missing"))
     assert "1 basin(s) have no observed streamflow" in line and BASINS[1] in line
+    # a basin with observations but no score is named too (it is left out of the medians)
+    line = next(line for line in out.splitlines() if line.strip().startswith("unscored"))
+    assert "1 basin(s) with observed streamflow have no NSE or KGE" in line
+    assert BASINS[2] in line and BASINS[0] not in line
+    # the observed and simulated means of the half-observed basin cover the same days
+    table = pd.read_csv(tmp_path / "metrics.csv", dtype={"basin": str}).set_index("basin")
+    with xr.open_dataset(tmp_path / "gap.nc") as data:
+        precip = data["P"].sel(basin=BASINS[0], time=slice("1998-01-01", "1998-06-30"))
+        assert table.loc[BASINS[0], "mean_precip_observed_days_mm_day"] == pytest.approx(
+            float(precip.mean()), rel=1e-4)
+    assert table.loc[BASINS[0], "mean_precip_observed_days_mm_day"] != pytest.approx(
+        table.loc[BASINS[0], "mean_precip_mm_day"], rel=1e-3)
 
 
 def test_run_report_names_basins_without_observations(tmp_path, mopex_file):

@@ -396,8 +396,14 @@ def _metric_table(
     """One row per basin: scores of ``runoff``, mean fluxes (P = E + Q + L + storage change,
     L the groundwater loss, 0 for a bucket without one) and the closure residuals (NaN, as ET
     and L, for a model without a water balance, ``sim`` None); the runoff the infiltration
-    capacity made, a diagnostic part of Q (0 for a bucket without infiltration excess)."""
+    capacity made, a diagnostic part of Q (0 for a bucket without infiltration excess).
+
+    The budget means (``mean_runoff``, ``mean_et``, ..., ``mean_precip``) are over every day
+    of the period; ``mean_observed`` and the ``*_observed_days`` means over the days with an
+    observation, the days the scores compare, so that observed and simulated runoff ratios
+    (or evaporative indices 1 - Q/P) are taken over the same days."""
     scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(observed, runoff).items()}
+    seen = np.isfinite(observed)
     if sim is None:
         nan = np.full(len(ids), np.nan)
         et, loss, horton, step_residual, cumulative_residual = nan, nan, nan, nan, nan
@@ -423,6 +429,8 @@ def _metric_table(
             "mean_groundwater_loss_mm_day": loss,
             "mean_infiltration_excess_mm_day": horton,
             "mean_precip_mm_day": np.mean(precip, axis=1),
+            "mean_runoff_observed_days_mm_day": _nanmean_rows(np.where(seen, runoff, np.nan)),
+            "mean_precip_observed_days_mm_day": _nanmean_rows(np.where(seen, precip, np.nan)),
             "max_abs_step_residual_mm": step_residual,
             "max_abs_cumulative_residual_mm": cumulative_residual,
         }
