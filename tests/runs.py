@@ -78,16 +78,25 @@ def hold_lock(run_dir, seconds):
     return proc
 
 
-def hold_lock_attempt(run_dir):
-    """Another process trying ``hold_run(run_dir)`` once: exit 0 if it got it, 3 if locked."""
+def hold_lock_attempts(*run_dirs) -> list[int]:
+    """Another process trying ``hold_run`` once on each of ``run_dirs`` in turn (one process:
+    importing hybridland is most of its time): 0 for each it got, 3 for each locked."""
     import subprocess
     import sys
 
     script = ("import sys\n"
               "from hybridland.train import checkpoint\n"
-              "try:\n"
-              "    with checkpoint.hold_run(sys.argv[1]):\n"
-              "        pass\n"
-              "except checkpoint.RunLockedError:\n"
-              "    sys.exit(3)\n")
-    return subprocess.run([sys.executable, "-c", script, str(run_dir)], check=False)
+              "for run_dir in sys.argv[1:]:\n"
+              "    try:\n"
+              "        with checkpoint.hold_run(run_dir):\n"
+              "            print(0)\n"
+              "    except checkpoint.RunLockedError:\n"
+              "        print(3)\n")
+    done = subprocess.run([sys.executable, "-c", script, *map(str, run_dirs)], check=True,
+                          capture_output=True, text=True)
+    return [int(line) for line in done.stdout.split()]
+
+
+def hold_lock_attempt(run_dir) -> int:
+    """``hold_lock_attempts`` of one run directory: 0 if the other process got it, 3 if locked."""
+    return hold_lock_attempts(run_dir)[0]
