@@ -946,6 +946,52 @@ def test_a_foreign_folder_in_the_way_of_a_run_is_refused_without_a_traceback(tmp
     assert (mine / "notes.txt").read_text() == "mine"
 
 
+def test_study_periods_must_be_in_order():
+    """Train, validation and test in that order: the dry years are looked for from the
+    training's start to the test's end, which is the span the training runs hide them in only
+    when the test comes last (before: a later validation period made the scored dry years
+    differ from the hidden ones, and a test before the training failed after training)."""
+    from hybridland.study.config import StudyData
+
+    ok = StudyData(["1960-01-01", "1985-12-31"], ["1986-01-01", "1990-12-31"],
+                   ["1991-01-01", "1995-12-31"])
+    assert ok.test_period[0] == "1991-01-01"
+    for periods, key in [
+        ((["1960-01-01", "1985-12-31"], ["1996-01-01", "2003-12-31"],
+          ["1986-01-01", "1995-12-31"]), "data.test_period"),
+        ((["1975-01-01", "1985-12-31"], ["1986-01-01", "1990-12-31"],
+          ["1960-01-01", "1974-12-31"]), "data.test_period"),
+        ((["1960-01-01", "1985-12-31"], ["1985-12-31", "1990-12-31"],
+          ["1991-01-01", "1995-12-31"]), "data.validation_period"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"'{key}' must start after"):
+            StudyData(*periods)
+
+
+def test_medians_of_the_same_basins_compare_the_basins_scored_in_both():
+    """The dry-year and test-year medians of a model are over the basins scored in both (the
+    drop compares like with like), and n counts the basins with a score: before, a basin
+    without a dry-year score left the dry-year median only, and n counted it."""
+    from hybridland.study.climate_shift import Basins, summarise
+
+    ids = ["a", "b", "c"]
+    basins = Basins(ids, np.array([0.5, 0.6, 2.0]), np.array(["humid", "humid", "arid"]), [])
+    rows = []
+    for test, nse in (("test", [0.9, 0.5, 0.1]), ("dry_years", [0.8, np.nan, 0.0])):
+        for b, value in zip(ids, nse):
+            rows.append({"model": "m", "split": "temporal", "test": test, "basin": b,
+                         "nse": value, "kge": value, "log_nse": value, "pbias": 0.0,
+                         "flv": 0.0, "n_valid": 10, "mean_observed_mm_day": 1.0,
+                         "mean_simulated_mm_day": 1.0, "mean_precip_mm_day": 2.0,
+                         "max_abs_cumulative_residual_mm": 0.0})
+    summary = summarise(pd.DataFrame(rows), basins).set_index("split")
+    dry = summary.loc["dry_extremes"]
+    assert dry["n_in"] == 3 and dry["n_shifted"] == 2
+    assert dry["nse_in"] == pytest.approx(0.5)  # median of a and c: 0.9, 0.1
+    assert dry["nse_shifted"] == pytest.approx(0.4)  # median of a and c: 0.8, 0.0
+    assert dry["nse_drop"] == pytest.approx(0.1)
+
+
 def test_budyko_precipitation_is_averaged_over_the_scored_days():
     """The evaporative index 1 - Q/P of a score row takes P over the days its Q is averaged
     over: the dry-year rows took the test period's P before (an index of the dry years' flow
@@ -965,3 +1011,9 @@ def test_budyko_precipitation_is_averaged_over_the_scored_days():
     np.testing.assert_allclose(evaporative_index_error(rows), [(0.5 - 0.3) / 1.0] * 2)
     rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
     np.testing.assert_allclose(rows["mean_precip_mm_day"], [3.0, (20 * 1.0 + 10 * 5.0) / 30])
+    # a simulation not finite on a scored day has no index, as it has no NSE (before: the
+    # mean of its other days, against the observed mean of all of them)
+    sim[0, 5] = np.nan
+    rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
+    assert np.isnan(rows["nse"][0]) and np.isnan(evaporative_index_error(rows)[0])
+    assert np.isfinite(evaporative_index_error(rows)[1])

@@ -372,7 +372,10 @@ def _score_rows(model, split, test, ids, obs, sim, precip, residual, mask=None) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         obs_mean = np.nanmean(obs, axis=1)
-        sim_mean = np.nanmean(np.where(scored, sim, np.nan), axis=1)
+        # a simulation not finite on a scored day gives NaN (as its metrics), not the mean
+        # of its other days
+        sim_mean = np.where(scored.any(axis=1), np.sum(np.where(scored, sim, 0.0), axis=1)
+                            / np.maximum(scored.sum(axis=1), 1), np.nan)
         precip_mean = np.nanmean(np.where(scored, precip, np.nan), axis=1)
     return pd.DataFrame({
         "model": model, "split": split, "test": test, "basin": list(ids),
@@ -506,13 +509,20 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
             if s.empty:
                 continue
             row = {"model": model, "split": split}
-            for label, which in (("in", ref), ("shifted", shifted)):
-                if which is None:
-                    continue
-                part = s[select[which](s)]
-                row[f"n_{label}"] = len(part)
+            parts = {label: s[select[which](s)].set_index("basin")
+                     for label, which in (("in", ref), ("shifted", shifted)) if which is not None}
+            # the same basins in both (the dry years against the test years): each median over
+            # the basins scored in both, so that the drop compares like with like
+            paired = len(parts) == 2 and set(parts["in"].index) == set(parts["shifted"].index)
+            for label, part in parts.items():
+                row[f"n_{label}"] = int(part["nse"].notna().sum())  # basins with a score
                 for k in SCORES:
-                    row[f"{k}_{label}"] = float(np.nanmedian(part[k])) if len(part) else np.nan
+                    values = part[k]
+                    if paired:
+                        other = parts["shifted" if label == "in" else "in"][k]
+                        values = values[other.reindex(values.index).notna()]
+                    finite = values.dropna()
+                    row[f"{k}_{label}"] = float(np.median(finite)) if len(finite) else np.nan
                 row[f"budyko_error_{label}"] = budyko_error(part)
             if shifted is not None:
                 row["nse_drop"] = row["nse_in"] - row["nse_shifted"]

@@ -28,6 +28,7 @@ study's periods and data file, and the ``training`` overrides. ``load_study(path
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -74,6 +75,16 @@ class StudyData:
     def __post_init__(self):
         for name in ("train_period", "validation_period", "test_period"):
             _check_period(self, name, getattr(self, name))
+        # the temporal test is on later years, and the dry years are looked for from the
+        # training's start to the test's end (the span every training run hides them in)
+        order = ("train_period", "validation_period", "test_period")
+        for earlier, later in zip(order, order[1:]):
+            end, start = (_dt.date.fromisoformat(str(getattr(self, name)[i]))
+                          for name, i in ((earlier, 1), (later, 0)))
+            if not end < start:
+                _fail(self, later, f"must start after {earlier} ends (train, validation and test "
+                      f"in that order, without overlap), got {getattr(self, earlier)} and "
+                      f"{getattr(self, later)}")
         for name in ("humid", "arid"):
             low, high = getattr(self, name)
             if not 0 <= low < high:
