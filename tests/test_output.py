@@ -178,6 +178,37 @@ def test_budget_check_detects_a_leak(written, tmp_path):
     assert np.max(np.abs(terms["cumulative_residual"].values)) > 5e-3
 
 
+@pytest.mark.parametrize("left_out", ["soil", "runoff", "groundwater_loss"])
+def test_a_file_without_every_budget_series_claims_no_budget(left_out):
+    """A series of the budget left out by simulate(outputs=...) leaves the file without a
+    budget claim, and water_budget_terms says why (before: the other stores' terms were used
+    and the budget recomputed from the file was 31 mm off, without a word)."""
+    n, t = 2, 40
+    rng = np.random.default_rng(2)
+    forcing = Forcing(precip=jnp.asarray(rng.gamma(0.5, 8.0, (n, t)), jnp.float32),
+                      t_min=jnp.full((n, t), 2.0, jnp.float32),
+                      t_max=jnp.full((n, t), 12.0, jnp.float32),
+                      doy=jnp.arange(1, t + 1, dtype=jnp.float32),
+                      lat=jnp.array([40.0, 50.0], jnp.float32),
+                      pet=jnp.full((n, t), 2.0, jnp.float32))
+    model = build_model("sequence_hybrid", pet="given", key=jax.random.key(0), dynamic_width=4,
+                        groundwater_loss=True)
+    time = np.arange("2001-01-01", "2001-02-10", dtype="datetime64[D]")
+    every = ("swe", "soil", "groundwater", "fast", "routing", "precip", "et", "runoff",
+             "groundwater_loss")
+    whole = simulation_to_dataset(simulate(model, forcing, outputs=every), ["a", "b"],
+                                  time, model=model)
+    terms = water_budget_terms(whole)  # every series: the budget closes from the file
+    assert np.max(np.abs(terms["cumulative_residual"].values)) < 1e-3
+    outputs = tuple(o for o in every if o != left_out)
+    part = simulation_to_dataset(simulate(model, forcing, outputs=outputs), ["a", "b"],
+                                 time, model=model)
+    assert "water_budget_equation" not in part.attrs
+    assert not [v for v in part.data_vars if "water_budget" in part[v].attrs]
+    with pytest.raises(ValueError, match="left out of this file"):
+        water_budget_terms(part)
+
+
 def test_energy_variables_only_when_present():
     n, t = 2, 30
     rng = np.random.default_rng(1)

@@ -416,10 +416,15 @@ def simulation_to_dataset(
             array, dims=(column_dim, "time"), attrs=variable_attrs(spec)
         )
 
+    left_out = budget_terms_left_out(sim, model)
+    if left_out:  # the budget cannot be recomputed from this file: it claims none
+        for var in data_vars.values():
+            var.attrs.pop("water_budget", None)
+            var.attrs.pop("initial_value", None)
     by_name = {s.name: s for s in OUTPUT_VARIABLES}
     for name, state_field in STORES.items():
         spec = by_name[name]
-        if getattr(sim.initial_state, state_field) is None:  # a store this model lacks
+        if getattr(sim.initial_state, state_field) is None or left_out:  # a store it lacks
             continue
         initial = np.asarray(getattr(sim.initial_state, state_field))
         if initial.shape != (n_col,):
@@ -440,13 +445,16 @@ def simulation_to_dataset(
         history=history or "hybridland.io.output.simulation_to_dataset",
         attrs={
             "model": describe_model(model),
-            "water_budget_equation": (
-                "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = sum(input)_t - "
-                "sum(output)_t + water_residual_t, with the variables whose attribute "
-                "water_budget is 'storage' (end of day), 'input' and 'output' (per day); "
-                "sum(storage)_0 from the variables named by each store's initial_value "
-                "attribute."
-            ),
+            **({"water_budget_incomplete": (
+                f"the series {', '.join(left_out)} of the water budget were left out of this "
+                "file, so the budget cannot be recomputed from it (water_balance_residual "
+                "still holds the model's own residual where written)")} if left_out else {
+                "water_budget_equation": (
+                    "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = "
+                    "sum(input)_t - sum(output)_t + water_residual_t, with the variables whose "
+                    "attribute water_budget is 'storage' (end of day), 'input' and 'output' "
+                    "(per day); sum(storage)_0 from the variables named by each store's "
+                    "initial_value attribute.")}),
             **(attrs or {}),
         },
     )
@@ -514,6 +522,26 @@ _COORD_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
+def budget_terms_left_out(sim, model=None) -> list[str]:
+    """The output names of the water-budget series the model has but ``sim`` lacks (left out
+    by ``simulate(outputs=...)``): a store whose initial value is known but whose series is
+    not, precipitation, ET or runoff, and the groundwater loss of a ``model`` that has one."""
+    lacking = []
+    for spec in OUTPUT_VARIABLES:
+        if spec.water_budget is None or simulation_field(sim, spec.field) is not None:
+            continue
+        part, name = spec.field.split(".")
+        if part == "states":
+            has = getattr(sim.initial_state, name) is not None
+        elif name in ("precip", "et", "runoff"):
+            has = True
+        else:  # a structure's flux: known to be there only from the model
+            has = model is not None and name in getattr(model, "flux_names", ())
+        if has:
+            lacking.append(spec.name)
+    return lacking
+
+
 def simulation_field(obj, dotted: str):
     """The field at a dotted path of a ``Simulation`` (``None`` where a part is ``None``)."""
     for part in dotted.split("."):
@@ -536,7 +564,16 @@ def water_budget_terms(ds: xr.Dataset) -> dict[str, xr.DataArray]:
         if role in roles:
             roles[role].append(str(name))
     if not (roles["input"] and roles["output"] and roles["storage"]):
-        raise ValueError(f"Dataset lacks water_budget terms: found {roles}.")
+        why = ds.attrs.get("water_budget_incomplete")
+        raise ValueError(f"Dataset lacks water_budget terms: found {roles}"
+                         + (f"; {why}." if why else "."))
+    absent = [f"{n} (initial value of {ds[n].attrs.get('initial_value_of')})"
+              for n in ds.data_vars if ds[n].attrs.get("water_budget") == "initial_storage"
+              and ds[n].attrs.get("initial_value_of") not in ds.data_vars]
+    if absent:
+        raise ValueError(f"The dataset holds {', '.join(absent)} without the store's series, so "
+                         "its water budget cannot be recomputed; write every store (simulate "
+                         "without outputs=..., or with all of them).")
 
     def total(names: list[str]) -> xr.DataArray:
         return sum(ds[n].astype(np.float64) for n in names)
