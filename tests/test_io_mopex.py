@@ -367,6 +367,18 @@ def test_daily_values_stamped_at_noon_are_read_as_their_days(tmp_path):
     np.testing.assert_array_equal(shifted.observed_runoff, midnight.observed_runoff)
 
 
+def test_daily_values_stamped_at_another_hour_are_refused(tmp_path):
+    """Time units 'days since 2000-01-01 00:00:00 +06:00' decode to 18:00 of the day before,
+    which was read as that day: every value moved one day earlier, silently."""
+    ds = synthetic_dataset()
+    ds = ds.assign_coords(time=("time", np.arange(ds.sizes["time"]),
+                                {"units": "days since 2000-01-01 00:00:00 +06:00"}))
+    with pytest.raises(ForcingDataError, match=r"18:00.*\+06:00.*\(00:00\) or noon \(12:00\)"
+                       r".*offset") as err:
+        load_quiet(write(ds, tmp_path))
+    assert err.value.variable == "time"
+
+
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_input_names_variable_and_basin(case, tmp_path):
     edit, variable, basin, kwargs = BAD_CASES[case]
@@ -461,6 +473,49 @@ def test_selection_keeps_order_and_period(tmp_path):
     assert got.basins == (BASINS[2], BASINS[0]) and got.names == (NAMES[2], NAMES[0])
     assert got.n_days == 31 and got.time[0] == pd.Timestamp("2000-01-10")
     np.testing.assert_array_equal(np.asarray(got.forcing.doy), np.arange(10, 41))
+
+
+def test_byte_string_ids_and_names_are_read_as_text(tmp_path):
+    """NetCDF char arrays decode as bytes: ids and names read "b'01000001'", and a basin asked
+    for by its id was not found."""
+    ds = synthetic_dataset().assign_coords(basin=np.array(BASINS, dtype="S"),
+                                           name=("basin", np.array(NAMES, dtype="S")))
+    path = write(ds, tmp_path)
+    with xr.open_dataset(path) as raw:
+        assert raw["basin"].dtype.kind == "S"
+    got = load_quiet(path, basins=[BASINS[2], BASINS[0]])
+    assert got.basins == (BASINS[2], BASINS[0]) and got.names == (NAMES[2], NAMES[0])
+
+
+def _hourly_pe(ds):
+    ds["PE"] = (ds["PE"].dims, ds["PE"].values / 24.0, {"units": "mm h-1"})
+    return ds
+
+
+@pytest.mark.parametrize("edit, variable, words", [
+    (lambda ds: ds.drop_vars("PE"), "PE", "data.aridity_range needs it"),
+    (_hourly_pe, "PE", "'mm h-1'; expected mm day-1"),
+    (lambda ds: ds.isel(time=[0, 2, 1, *range(3, ds.sizes["time"])]), "time",
+     "not strictly increasing"),
+], ids=["no PE", "PE per hour", "unsorted days"])
+def test_aridity_range_checks_p_and_pe_before_reading_them(edit, variable, words, tmp_path):
+    """With a derived PET, a run selecting basins by aridity read PE unchecked: a KeyError
+    without PE, the wrong basins with PE per hour, a pandas KeyError for unsorted days."""
+    from hybridland.train.config import DataConfig
+    from hybridland.train.data import LOADERS
+
+    def run(path):
+        config = DataConfig(path=path, pet="hargreaves", aridity_range=(0.0, 100.0),
+                            train_period=("2000-01-01", "2000-02-29"),
+                            validation_period=("2000-03-01", "2000-04-29"), warmup_days=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataAdjustmentWarning)
+            return LOADERS["mopex"](config, 0)
+
+    assert run(write(synthetic_dataset(), tmp_path, "good.nc")).basins == BASINS
+    with pytest.raises(ForcingDataError, match=words) as err:
+        run(write(edit(synthetic_dataset()), tmp_path))
+    assert err.value.variable == variable
 
 
 def test_float64_requires_x64(tmp_path, x64_off):

@@ -362,6 +362,22 @@ def test_bad_time_axis():
         validate(hourly)
 
 
+def test_netcdf_loader_checks_the_time_axis_before_selecting_days(tmp_path):
+    """Two swapped days in a canonical file gave a pandas KeyError from the period selection."""
+    from hybridland.train.config import DataConfig
+    from hybridland.train.data import LOADERS
+
+    ds = small(n_days=40, streamflow=np.ones((2, 40)))
+    path = tmp_path / "canonical.nc"
+    ds.isel(time=[0, 1, 2, 4, 3, *range(5, 40)]).to_netcdf(path)
+    config = DataConfig(loader="netcdf", path=str(path), warmup_days=3,
+                        train_period=("2001-03-05", "2001-03-20"),
+                        validation_period=("2001-03-21", "2001-04-09"))
+    with pytest.raises(ForcingDataError, match="not strictly increasing") as err:
+        LOADERS["netcdf"](config, 0)
+    assert err.value.variable == "time"
+
+
 def test_wrong_dims():
     ds = small()
     ds["precipitation"] = ds["precipitation"].isel(column=0, drop=True).expand_dims(x=2)
@@ -411,3 +427,59 @@ def test_from_cf_converts_units():
 def test_from_cf_unknown_units():
     with pytest.raises(ForcingDataError, match="'pr'.*furlongs"):
         from_cf(cf_dataset(p_units="furlongs per fortnight"))
+
+
+def test_from_cf_tells_minimum_and_maximum_apart_by_long_name():
+    """E-OBS names its temperatures tn/tx, long names 'minimum/maximum temperature', without
+    cell_methods: both were read as daily means and the maximum silently became the minimum."""
+    ds = cf_dataset().rename(tasmin="tn", tasmax="tx")
+    for var, long_name in (("tn", "minimum temperature"), ("tx", "maximum temperature")):
+        del ds[var].attrs["cell_methods"]
+        ds[var].attrs["long_name"] = long_name
+    got = from_cf(ds)
+    np.testing.assert_allclose(got.air_temperature_min.values, 10.0, atol=1e-9)
+    np.testing.assert_allclose(got.air_temperature_max.values, 25.0, atol=1e-9)
+    for var in ("tn", "tx"):  # nothing tells them apart: refused, not merged
+        del ds[var].attrs["long_name"]
+    with pytest.raises(ForcingDataError, match=r"'tn', 'tx'.*'time: minimum'.*'time: maximum'"
+                       ) as err:
+        from_cf(ds)
+    assert err.value.variable == "tn"
+
+
+def test_from_cf_refuses_two_variables_for_one():
+    """Two variables with one standard name (pr and a corrected pr): the last one was read."""
+    ds = cf_dataset()
+    ds["pr_corrected"] = ds["pr"].copy(data=ds["pr"].values * 1.2)
+    with pytest.raises(ForcingDataError, match=r"'pr'.*'pr_corrected'.*'precipitation'.*Drop"
+                       ) as err:
+        from_cf(ds)
+    assert err.value.variable == "pr"
+
+
+@pytest.mark.parametrize("stations", [2, 1])
+def test_from_cf_leaves_out_time_bounds(stations, tmp_path):
+    """A CF time_bnds (dims time, bnds) was taken for a second column dimension: refused
+    without a fix for several stations, a raw xarray error for one."""
+    ds = cf_dataset().isel(station=slice(stations))
+    if stations == 1:  # a single-site file: no station dimension
+        ds = ds.isel(station=0).drop_vars("station")
+    t = pd.DatetimeIndex(ds.time.values)
+    ds["time_bnds"] = (("time", "bnds"), np.stack([t, t + pd.Timedelta("1D")], axis=1))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds["time"].encoding["units"] = ds["time_bnds"].encoding["units"] = "days since 2000-01-01"
+    ds.to_netcdf(tmp_path / "bounds.nc")
+    with xr.open_dataset(tmp_path / "bounds.nc") as raw:
+        got = from_cf(raw)
+    assert got.sizes == {"column": stations, "time": 5} and "time_bnds" not in got
+    np.testing.assert_allclose(got.precipitation.values, 2.0)
+
+
+def test_from_cf_series_without_the_column_dimension():
+    """One air temperature series for every station (dims (time,)) gave a raw xarray error."""
+    ds = cf_dataset()
+    ds["tasmax"] = ds["tasmax"].isel(station=0, drop=True)
+    with pytest.raises(ForcingDataError, match=r"'tasmax'.*\('time',\).*\('station', 'time'\)"
+                       r".*repeated") as err:
+        from_cf(ds)
+    assert err.value.variable == "tasmax"

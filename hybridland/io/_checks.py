@@ -68,14 +68,7 @@ def check_variable(
             f"{', '.join(map(str, ds.data_vars)) or 'none'}); {missing_hint}.",
             variable=var,
         )
-    found_dims = ds[var].dims
-    if set(found_dims) != set(dims) or len(found_dims) != len(dims):
-        per = f"one series per {dims[0]}" if len(dims) > 1 else f"one value per {dims[0]}"
-        raise ForcingDataError(
-            f"Variable '{var}' in {source} has dimensions {found_dims}, but needs {dims}: "
-            f"{per}. Rename or reshape it to {layout}.",
-            variable=var,
-        )
+    check_dims(ds, var, source, dims, layout)
     accepted, canonical = units
     found = ds[var].attrs.get("units")
     if found is None or " ".join(str(found).split()).lower() not in accepted:
@@ -83,6 +76,20 @@ def check_variable(
         raise ForcingDataError(
             f"Variable '{var}' in {source} has {what}; expected {canonical} (accepted: "
             f"{', '.join(sorted(accepted))}). Convert the values and set the units attribute.",
+            variable=var,
+        )
+
+
+def check_dims(
+    ds: xr.Dataset, var: str, source: str, dims: tuple[str, ...], layout: str
+) -> None:
+    """Refuse a variable whose dimensions are not ``dims`` (in any order)."""
+    found_dims = ds[var].dims
+    if set(found_dims) != set(dims) or len(found_dims) != len(dims):
+        per = f"one series per {dims[0]}" if len(dims) > 1 else f"one value per {dims[0]}"
+        raise ForcingDataError(
+            f"Variable '{var}' in {source} has dimensions {found_dims}, but needs {dims}: "
+            f"{per}. Rename or reshape it to {layout}.",
             variable=var,
         )
 
@@ -98,7 +105,8 @@ NEGATIVE_FLOW_FIX = (
 def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
     """The days of the file, each at midnight (a daily value stamped at noon, as CF files
     often stamp a day's mean, is that day's); refuse a missing, non-date, non-increasing or
-    non-daily axis."""
+    non-daily axis, and stamps at other hours (a time-zone offset in the units, an end-of-day
+    stamp), whose day is ambiguous."""
     if "time" not in ds.coords:
         raise ForcingDataError(
             f"{source} has no 'time' coordinate; give the days as a CF time coordinate "
@@ -133,13 +141,34 @@ def check_time(ds: xr.Dataset, source: str) -> pd.DatetimeIndex:
             "resample to daily values and fill or mark missing days (NaN).",
             variable="time",
         )
-    return time.normalize()
+    day = time.normalize()
+    odd = ((time - day) != pd.Timedelta(0)) & ((time - day) != pd.Timedelta(hours=12))
+    if odd.any():
+        i = int(np.flatnonzero(odd)[0])
+        units = ds["time"].encoding.get("units", ds["time"].attrs.get("units"))
+        read = f", from units {units!r}" if units else ""
+        raise ForcingDataError(
+            f"The 'time' coordinate of {source} stamps a day at {time[i]:%H:%M} ({time[i]}"
+            f"{read}), so which day it holds is unclear. Daily values must be stamped with "
+            "their day's date at midnight (00:00) or noon (12:00) and time units without a "
+            "time-zone offset (an offset is read as UTC and moves each stamp, often into the day "
+            "before): stamp each value with its own day, e.g. units 'days since 2000-01-01'.",
+            variable="time",
+        )
+    return day
+
+
+def as_text(value) -> str:
+    """A stored id or name as blank-stripped text (NetCDF char arrays decode to bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace").strip()
+    return str(value).strip()
 
 
 def basin_ids(ds: xr.Dataset, dim: str = "basin") -> list[str]:
     """Ids along ``dim`` (default ``basin``) as strings (leading zeros kept); refuse duplicates."""
     if dim in ds.coords:
-        ids = [str(b).strip() for b in ds[dim].values]
+        ids = [as_text(b) for b in ds[dim].values]
     else:
         ids = [str(i) for i in range(ds.sizes[dim])]
     seen: set[str] = set()
@@ -218,7 +247,7 @@ def basin_strings(ds: xr.Dataset, name: str, n: int) -> list[str]:
     """A per-basin text coordinate (blank-stripped), or empty strings when absent."""
     if name not in ds.coords and name not in ds.data_vars:
         return [""] * n
-    return [str(v).strip() for v in np.asarray(ds[name].values).reshape(n)]
+    return [as_text(v) for v in np.asarray(ds[name].values).reshape(n)]
 
 
 def basin_float(ds: xr.Dataset, name: str, n: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from ._checks import (
     NEGATIVE_FLOW_FIX,
     PLAUSIBLE_RANGES,
     basin_ids,
+    check_dims,
     check_time,
     check_variable,
     iso_day,
@@ -532,21 +533,44 @@ def target(ds: xr.Dataset, name: str) -> np.ndarray:
 # --- from other layouts ---------------------------------------------------------------------
 
 
-def _canonical_name(da: xr.DataArray, var: str, source: str) -> list[str]:
+def _canonical_name(da: xr.DataArray, var: str) -> list[str]:
     """Canonical names a CF variable fills, from its standard name (air temperature by
-    ``cell_methods`` or its name)."""
+    ``cell_methods``, its name or its ``long_name``)."""
     sn = da.attrs.get("standard_name", "")
     if sn == "lwe_precipitation_rate":
         return ["precipitation"]
     if sn == "air_temperature":
         methods = str(da.attrs.get("cell_methods", "")).lower()
         low = var.lower()
-        if "minimum" in methods or "min" in low:
+        long_name = str(da.attrs.get("long_name", "")).lower()
+        if "minimum" in methods or "min" in low or "minimum" in long_name:
             return ["air_temperature_min"]
-        if "maximum" in methods or "max" in low:
+        if "maximum" in methods or "max" in low or "maximum" in long_name:
             return ["air_temperature_max"]
         return ["air_temperature_mean"]
     return [n for n, s in CANONICAL_VARIABLES.items() if s.standard_name == sn]
+
+
+def _read_twice(
+    ds: xr.Dataset, name: str, variables: list[str], source: str
+) -> ForcingDataError:
+    """The error for several CF variables filling one canonical variable."""
+    if name == "air_temperature_mean":
+        listed = ", ".join(f"'{v}'" for v in variables)
+        return ForcingDataError(
+            f"Variables {listed} in {source} are all air temperature (standard_name "
+            "'air_temperature') and do not say which is the daily minimum and which the maximum. "
+            "Set cell_methods 'time: minimum' on the minimum and 'time: maximum' on the maximum "
+            "(keep at most one daily mean).",
+            variable=variables[0],
+        )
+    listed = ", ".join(f"'{v}' (standard_name '{ds[v].attrs.get('standard_name')}')"
+                       for v in variables)
+    return ForcingDataError(
+        f"Variables {listed} in {source} all give the canonical '{name}', and hybridland reads "
+        "only one. Drop the others from the dataset (or remove their standard_name).",
+        variable=variables[0],
+    )
 
 
 def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
@@ -555,13 +579,18 @@ def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
     The time dimension must be called ``time``; the other dimension (if any) becomes
     ``column`` (a dataset with only ``time`` is one column). Latitude and longitude are the
     coordinates with standard name ``latitude``/``longitude`` (or named ``lat``/``lon``).
-    Air temperature is told apart by ``cell_methods`` (``time: minimum``/``maximum``) or by
-    ``min``/``max`` in the variable name; a daily mean alone fills both minimum and maximum
-    (noted in a ``comment``; Hargreaves PET then sees no range). Variables without a known
-    standard name are skipped; known ones in unknown units raise ``ForcingDataError``.
+    Air temperature is told apart by ``cell_methods`` (``time: minimum``/``maximum``), by
+    ``min``/``max`` in the variable name or by ``minimum``/``maximum`` in its ``long_name``; a
+    daily mean alone fills both minimum and maximum (noted in a ``comment``; Hargreaves PET then
+    sees no range). Bounds variables (named by a coordinate's ``bounds``, e.g. ``time_bnds``)
+    are left out, and variables without a known standard name skipped; known ones in unknown
+    units, without the column dimension or filling the same canonical variable as another
+    raise ``ForcingDataError``.
     """
     if "time" not in ds.dims:
         raise ForcingDataError(f"{source} has no 'time' dimension.", variable="time")
+    bounds = {ds[v].attrs.get("bounds") for v in ds.variables} & set(ds.variables)
+    ds = ds.drop_vars(list(bounds))
     others = [d for d in ds.dims if d != "time"]
     if len(others) > 1:
         others = [d for d in others if any(d in ds[v].dims for v in ds.data_vars)]
@@ -586,23 +615,29 @@ def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
 
     lat = coord("latitude", ("lat", "latitude"))
     lon = coord("longitude", ("lon", "longitude"))
-    series, comments = {}, {}
+    found: dict[str, list[str]] = {}
     for var in ds.data_vars:
-        da = ds[var]
-        if "time" not in da.dims:
-            continue
-        for name in _canonical_name(da, str(var), source):
-            spec = CANONICAL_VARIABLES["air_temperature_min" if name == "air_temperature_mean"
-                                       else name]
-            values = np.asarray(da.transpose(col, "time").values, np.float64)
-            values = converter(da.attrs.get("units"), spec.units, str(var), source)(values)
-            if name == "air_temperature_mean":
-                for t in ("air_temperature_min", "air_temperature_max"):
-                    series.setdefault(t, values)
-                    comments.setdefault(t, f"daily mean air temperature '{var}' (no min/max)")
-            else:
-                series[name] = values
-                comments.pop(name, None)
+        if "time" in ds[var].dims:
+            for name in _canonical_name(ds[var], str(var)):
+                found.setdefault(name, []).append(str(var))
+    for name, variables in found.items():
+        if len(variables) > 1:
+            raise _read_twice(ds, name, variables, source)
+
+    def read(var: str, name: str) -> np.ndarray:
+        check_dims(ds, var, source, (col, "time"),
+                   f"({col}, time); a series shared by every {col} must be repeated for each")
+        values = np.asarray(ds[var].transpose(col, "time").values, np.float64)
+        units = CANONICAL_VARIABLES[name].units
+        return converter(ds[var].attrs.get("units"), units, var, source)(values)
+
+    mean = found.pop("air_temperature_mean", None)
+    series = {name: read(var, name) for name, (var,) in found.items()}
+    comments = {}
+    for name in ("air_temperature_min", "air_temperature_max"):
+        if mean and name not in series:
+            series[name] = read(mean[0], name)
+            comments[name] = f"daily mean air temperature '{mean[0]}' (no min/max)"
     time = check_time(ds, source)
     area = None
     if "area_km2" in ds.coords or "area_km2" in ds.data_vars:

@@ -82,13 +82,14 @@ WATER_FLUX_UNITS = frozenset({"mm day-1", "mm/day", "mm d-1"})
 TEMPERATURE_UNITS = frozenset({"degc", "degree_celsius", "celsius"})
 """Accepted spellings of degrees Celsius (compared case-insensitively)."""
 
-_UNITS = {
+UNITS = {
     PRECIP_VAR: (WATER_FLUX_UNITS, "mm day-1"),
     PET_VAR: (WATER_FLUX_UNITS, "mm day-1"),
     RUNOFF_VAR: (WATER_FLUX_UNITS, "mm day-1"),
     TMAX_VAR: (TEMPERATURE_UNITS, "degC"),
     TMIN_VAR: (TEMPERATURE_UNITS, "degC"),
 }
+"""Per MOPEX variable: (accepted units, canonical spelling), as ``check_variable`` takes them."""
 
 _NEEDED = "every run needs it. Add it to the file"
 _MISSING_HINTS = {
@@ -217,10 +218,10 @@ def forcing_from_dataset(
 
     # --- structure: variables, dimensions, units, time axis (on the whole file) -------------
     for var in needed:
-        check_variable(ds, var, _UNITS[var], source, _MISSING_HINTS.get(var, _NEEDED))
+        check_variable(ds, var, UNITS[var], source, _MISSING_HINTS.get(var, _NEEDED))
     has_q = RUNOFF_VAR in ds.data_vars
     if has_q:
-        check_variable(ds, RUNOFF_VAR, _UNITS[RUNOFF_VAR], source)
+        check_variable(ds, RUNOFF_VAR, UNITS[RUNOFF_VAR], source)
     time = check_time(ds, source)
 
     # --- selection: basins, then period ------------------------------------------------------

@@ -126,19 +126,32 @@ def _chosen_basins(cfg: DataConfig, seed: int, ids: list[str], source: str, arid
 
 def _load_mopex(cfg: DataConfig, seed: int):
     from ..io import forcing_from_dataset, mopex_path
-    from ..io._checks import open_netcdf
+    from ..io._checks import (
+        basin_ids,
+        check_time,
+        check_variable,
+        open_netcdf,
+        select_period,
+        series_values,
+    )
     from ..io.canonical import aridity_index
+    from ..io.mopex import PET_VAR, PRECIP_VAR, UNITS
 
     path = cfg.path or str(mopex_path())
     first, last = cfg.span
     with open_netcdf(path, "the MOPEX layout (dims basin, time)") as ds:
         aridity = None
-        if cfg.aridity_range is not None:
-            train = ds.sel(time=slice(*cfg.train_period))
-            # rows are basins whatever order the file stores its dimensions in
-            aridity = aridity_index(*(train[v].transpose("basin", "time").values
-                                      for v in ("P", "PE")))
-        basins = _select_basins(cfg, seed, [str(b) for b in ds["basin"].values], path, aridity)
+        if cfg.aridity_range is not None:  # PE is needed whatever the PET source
+            check_variable(ds, PRECIP_VAR, UNITS[PRECIP_VAR], path)
+            check_variable(ds, PET_VAR, UNITS[PET_VAR], path,
+                           "data.aridity_range needs it (aridity is mean PE / mean P over the "
+                           "training period). Add it, or choose the basins with data.basins or "
+                           "data.n_basins instead")
+            t0, t1 = select_period(check_time(ds, path), *cfg.train_period, path)
+            train = ds.isel(time=slice(t0, t1))
+            aridity = aridity_index(series_values(train, PRECIP_VAR),
+                                    series_values(train, PET_VAR))
+        basins = _select_basins(cfg, seed, basin_ids(ds), path, aridity)
         return forcing_from_dataset(
             ds,
             basins=basins,
@@ -156,8 +169,10 @@ def _load_mopex(cfg: DataConfig, seed: int):
 
 def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
     from ..io import ForcingDataError
+    from ..io._checks import check_time
     from ..io.canonical import PET_VARIABLE, aridity_index
 
+    check_time(ds, source)  # before any selection by date
     ids = [str(c) for c in ds["column"].values]
     aridity = None
     if cfg.aridity_range is not None:
