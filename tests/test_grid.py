@@ -86,6 +86,20 @@ def test_local_cluster_matches_in_memory(grid_dataset, kind, tmp_path):
     assert float(np.abs(budget["cumulative_residual"]).max()) < 1e-3
 
 
+def test_a_grid_file_without_a_store_claims_no_budget(grid_dataset):
+    """Outputs without one of the model's stores (here groundwater) make a file without a
+    budget claim, which water_budget_terms refuses naming the series (before: it recomputed
+    a budget without that store, wrong, without a word)."""
+    model = make_model("physics", seed=2)
+    outputs = ["precipitation", "evapotranspiration", "runoff", "soil_water",
+               "snow_water_equivalent"]
+    result = simulate_grid(grid_dataset, model, outputs=outputs)
+    assert "groundwater" in result.attrs["water_budget_incomplete"]
+    assert not [v for v in result.data_vars if "water_budget" in result[v].attrs]
+    with pytest.raises(ValueError, match="groundwater of the water budget were left out"):
+        water_budget_terms(result)
+
+
 def test_missing_variable_named(grid_dataset):
     with pytest.raises(ValueError, match="air_temperature_min"):
         simulate_grid(grid_dataset.drop_vars("air_temperature_min"), hl.ColumnModel())

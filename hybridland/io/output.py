@@ -234,10 +234,10 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         "surface runoff made by the infiltration capacity (infiltration excess)",
         None,
         "time: mean",
-        "the part of surface_runoff_flux that the unsaturated ground could not take in "
-        "(Horton's mechanism), before the fast reservoir and routing: a diagnostic already "
-        "counted in the runoff, not a separate output. The CF standard-name table has no name "
-        "for it.",
+        "the water input that the unsaturated ground could not take in (Horton's "
+        "mechanism), which runs off at the surface or, in a model with a fast reservoir, fills "
+        "that reservoir: a diagnostic already counted in the runoff, not a separate output. "
+        "The CF standard-name table has no name for it.",
     ),
     OutputVariable(
         "latent_heat",
@@ -295,6 +295,15 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
     ),
 )
 """Every variable ``simulation_to_dataset`` can write (those that are ``None`` are skipped)."""
+
+FAST_OUTFLOW = {
+    "long_name": "outflow of the fast reservoir (quick flow and interflow)",
+    "comment": "component of runoff. In a model with a fast reservoir, the water that did not "
+               "infiltrate (and the saturation excess) fills that reservoir, which drains as "
+               "quick flow and interflow, partly below the surface: not surface_runoff_flux, "
+               "and the CF standard-name table has no name for it.",
+}
+"""Attributes of ``surface_runoff`` for a model with a fast reservoir (no standard name)."""
 
 STORES: dict[str, str] = {
     "snow_water_equivalent": "swe",
@@ -355,18 +364,55 @@ def describe_model(model) -> str:
     )
 
 
-def variable_attrs(spec: OutputVariable) -> dict[str, str]:
-    """CF attributes (and the ``water_budget`` role) of one output variable."""
+def variable_attrs(spec: OutputVariable, model=None, budget: bool = True) -> dict[str, str]:
+    """CF attributes (and the ``water_budget`` role, unless ``budget`` is False: a file
+    without every series of the budget) of one output variable of ``model`` (None: any)."""
     attrs = {"long_name": spec.long_name, "units": spec.units, "cell_methods": spec.cell_methods}
     if spec.standard_name is not None:
         attrs["standard_name"] = spec.standard_name
-    if spec.water_budget is not None:
+    if spec.water_budget is not None and budget:
         attrs["water_budget"] = spec.water_budget
     if spec.comment is not None:
         attrs["comment"] = spec.comment
-    if spec.water_budget == "storage":
+    if spec.water_budget == "storage" and budget:
         attrs["initial_value"] = f"{spec.name}_initial"
+    if spec.name == "surface_runoff" and getattr(model, "fast_reservoir", False):
+        attrs = {k: v for k, v in attrs.items() if k != "standard_name"} | FAST_OUTFLOW
     return attrs
+
+
+def budget_variables(model=None, sim=None) -> list[str]:
+    """The output names of the water-budget terms of ``model`` (a ``ColumnModel``), or, with
+    ``model`` None, of the model that made ``sim``: precipitation, ET, runoff, its stores and,
+    where it has one, its groundwater loss (a structure's flux is known only from ``model``)."""
+    names = []
+    for spec in OUTPUT_VARIABLES:
+        if spec.water_budget is None:
+            continue
+        part, field = spec.field.split(".")
+        if field in ("precip", "et", "runoff"):
+            has = True
+        elif model is not None:
+            has = field in (model.store_names if part == "states" else model.flux_names)
+        else:  # a store's initial value is there whatever the outputs asked for
+            has = part == "states" and getattr(sim.initial_state, field) is not None
+        if has:
+            names.append(spec.name)
+    return names
+
+
+def budget_claim(left_out: Sequence[str]) -> dict[str, str]:
+    """The dataset attribute on its water budget: the equation, or why there is none."""
+    if left_out:
+        return {"water_budget_incomplete": (
+            f"the series {', '.join(left_out)} of the water budget were left out of this file, "
+            "so the budget cannot be recomputed from it (water_balance_residual still holds "
+            "the model's own residual where written)")}
+    return {"water_budget_equation": (
+        "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = sum(input)_t - "
+        "sum(output)_t + water_residual_t, with the variables whose attribute water_budget is "
+        "'storage' (end of day), 'input' and 'output' (per day); sum(storage)_0 from the "
+        "variables named by each store's initial_value attribute.")}
 
 
 def simulation_to_dataset(
@@ -412,15 +458,12 @@ def simulation_to_dataset(
                 f"Simulation field {spec.field} has shape {array.shape}, expected "
                 f"({n_col}, {n_time}) = (len(columns), len(time))."
             )
-        data_vars[spec.name] = xr.DataArray(
-            array, dims=(column_dim, "time"), attrs=variable_attrs(spec)
-        )
+        data_vars[spec.name] = array, spec
+    left_out = budget_terms_left_out(sim, model)  # then the file claims no budget
+    data_vars = {name: xr.DataArray(array, dims=(column_dim, "time"),
+                                    attrs=variable_attrs(spec, model, budget=not left_out))
+                 for name, (array, spec) in data_vars.items()}
 
-    left_out = budget_terms_left_out(sim, model)
-    if left_out:  # the budget cannot be recomputed from this file: it claims none
-        for var in data_vars.values():
-            var.attrs.pop("water_budget", None)
-            var.attrs.pop("initial_value", None)
     by_name = {s.name: s for s in OUTPUT_VARIABLES}
     for name, state_field in STORES.items():
         spec = by_name[name]
@@ -445,16 +488,7 @@ def simulation_to_dataset(
         history=history or "hybridland.io.output.simulation_to_dataset",
         attrs={
             "model": describe_model(model),
-            **({"water_budget_incomplete": (
-                f"the series {', '.join(left_out)} of the water budget were left out of this "
-                "file, so the budget cannot be recomputed from it (water_balance_residual "
-                "still holds the model's own residual where written)")} if left_out else {
-                "water_budget_equation": (
-                    "For each basin and day t: sum(storage)_t - sum(storage)_(t-1) = "
-                    "sum(input)_t - sum(output)_t + water_residual_t, with the variables whose "
-                    "attribute water_budget is 'storage' (end of day), 'input' and 'output' "
-                    "(per day); sum(storage)_0 from the variables named by each store's "
-                    "initial_value attribute.")}),
+            **budget_claim(left_out),
             **(attrs or {}),
         },
     )
@@ -523,23 +557,12 @@ _COORD_ATTRS: dict[str, dict[str, str]] = {
 
 
 def budget_terms_left_out(sim, model=None) -> list[str]:
-    """The output names of the water-budget series the model has but ``sim`` lacks (left out
-    by ``simulate(outputs=...)``): a store whose initial value is known but whose series is
-    not, precipitation, ET or runoff, and the groundwater loss of a ``model`` that has one."""
-    lacking = []
-    for spec in OUTPUT_VARIABLES:
-        if spec.water_budget is None or simulation_field(sim, spec.field) is not None:
-            continue
-        part, name = spec.field.split(".")
-        if part == "states":
-            has = getattr(sim.initial_state, name) is not None
-        elif name in ("precip", "et", "runoff"):
-            has = True
-        else:  # a structure's flux: known to be there only from the model
-            has = model is not None and name in getattr(model, "flux_names", ())
-        if has:
-            lacking.append(spec.name)
-    return lacking
+    """The output names of the water-budget series that ``sim`` lacks (left out by
+    ``simulate(outputs=...)``) though the model has them (``budget_variables``)."""
+    fields = {spec.name: spec.field for spec in OUTPUT_VARIABLES}
+    model = model if hasattr(model, "store_names") else None
+    return [name for name in budget_variables(model, sim)
+            if simulation_field(sim, fields[name]) is None]
 
 
 def simulation_field(obj, dotted: str):

@@ -29,6 +29,8 @@ from ..io.canonical import CANONICAL_VARIABLES
 from ..io.output import (
     OUTPUT_VARIABLES,
     STORES,
+    budget_claim,
+    budget_variables,
     initial_store_attrs,
     simulation_field,
     variable_attrs,
@@ -108,12 +110,17 @@ def simulate_grid(
         output_dtypes=[dtype] * (len(outputs) + len(stores)),
     )
     results = results if isinstance(results, tuple) else (results,)
+    # a file without every series of the model's water budget claims no budget
+    left_out = [o for o in budget_variables(model) if o not in outputs]
     out = xr.Dataset(
-        {o: r.transpose("column", "time").assign_attrs(variable_attrs(specs[o]))
+        {o: r.transpose("column", "time").assign_attrs(
+            variable_attrs(specs[o], model, budget=not left_out))
          for o, r in zip(outputs, results)}
-        | {f"{o}_initial": r.assign_attrs(initial_store_attrs(specs[o]))
-           for o, r in zip(stores, results[len(outputs):])}
+        | ({} if left_out else
+           {f"{o}_initial": r.assign_attrs(initial_store_attrs(specs[o]))
+            for o, r in zip(stores, results[len(outputs):])})
     )
     out.attrs["Conventions"] = "CF-1.8"
+    out.attrs.update(budget_claim(left_out))
     return out
 

@@ -310,7 +310,7 @@ def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
     from ..io.output import OUTPUT_VARIABLES, timeseries_dataset, variable_attrs
 
     spec = next(v for v in OUTPUT_VARIABLES if v.name == "runoff")
-    attrs = {k: v for k, v in variable_attrs(spec).items() if k != "water_budget"}
+    attrs = variable_attrs(spec, budget=False)
     if evaluation.members:  # an ensemble of models of which one at least has no stores
         attrs.update(long_name="total runoff, mean of an ensemble of runs",
                      cell_methods="realization: mean")
