@@ -35,12 +35,24 @@ from .solvers import (
     Simulation as Simulation,
     column_mesh as column_mesh,
     run_column as run_column,
-    run_column_ode as run_column_ode,
     simulate as simulate,
     simulate_grid as simulate_grid,
-    simulate_ode as simulate_ode,
     simulate_sharded as simulate_sharded,
 )
 from .synthetic import synthetic_twin as synthetic_twin
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    from . import solvers
+
+    if name in solvers._ODE:  # the ODE path, imported on first use (see hybridland.solvers)
+        return getattr(solvers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    from . import solvers
+
+    return sorted([*globals(), *solvers._ODE])

@@ -259,3 +259,28 @@ def test_rejects_single_column_forcing():
     one = jax.tree_util.tree_map(lambda x: x[0], forcing)
     with pytest.raises(ValueError, match="column, time"):
         simulate_ode(hl.ColumnModel(), one)
+
+
+def test_the_ode_path_is_imported_on_first_use_only():
+    """``import hybridland`` and its command line do not import diffrax (about a second); the
+    ODE functions are still reached from the package and from ``hybridland.solvers``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hybridland, hybridland.cli\n"
+        "assert 'diffrax' not in sys.modules, 'diffrax imported'\n"
+        "assert 'simulate_ode' in dir(hybridland) and 'run_column_ode' in dir(hybridland.solvers)\n"
+        "from hybridland.solvers import ode\n"
+        "assert hybridland.simulate_ode is ode.simulate_ode\n"
+        "assert hybridland.solvers.run_column_ode is ode.run_column_ode\n"
+        "try:\n"
+        "    hybridland.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_name' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -8,7 +8,6 @@ datasets larger than memory).
 
 from .chunked import column_slice as column_slice, run_timed as run_timed
 from .grid import simulate_grid as simulate_grid
-from .ode import run_column_ode as run_column_ode, simulate_ode as simulate_ode
 from .parallel import column_mesh as column_mesh, simulate_sharded as simulate_sharded
 from .scan import (
     Simulation as Simulation,
@@ -22,3 +21,20 @@ from .scan import (
     vmap_columns as vmap_columns,
     with_daily as with_daily,
 )
+
+
+_ODE = ("run_column_ode", "simulate_ode")
+"""Imported on first use: the ODE path needs diffrax, whose import costs about a second that
+every daily-scan run and every command line would otherwise pay for nothing."""
+
+
+def __getattr__(name: str):
+    if name in _ODE:
+        from . import ode
+
+        return getattr(ode, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_ODE])
