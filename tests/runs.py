@@ -61,6 +61,19 @@ def trained(tmp_path_factory, config, name):
     return config, run_dir, quiet_train(config, run_dir)
 
 
+def fresh_python(code, *args, env=None, timeout=300):
+    """``code`` run by a new interpreter (``python -c code *args``): what a user's fresh process
+    sees (imports, environment). Fails the test with the end of its stderr unless it exits 0;
+    returns its ``subprocess.CompletedProcess`` (text stdout and stderr)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def hold_lock(run_dir, seconds):
     """A process that holds the lock of ``run_dir`` (``checkpoint.hold_run``) for ``seconds``,
     as a training in it would; returned once the lock is taken."""
@@ -81,9 +94,6 @@ def hold_lock(run_dir, seconds):
 def hold_lock_attempts(*run_dirs) -> list[int]:
     """Another process trying ``hold_run`` once on each of ``run_dirs`` in turn (one process:
     importing hybridland is most of its time): 0 for each it got, 3 for each locked."""
-    import subprocess
-    import sys
-
     script = ("import sys\n"
               "from hybridland.train import checkpoint\n"
               "for run_dir in sys.argv[1:]:\n"
@@ -92,9 +102,7 @@ def hold_lock_attempts(*run_dirs) -> list[int]:
               "            print(0)\n"
               "    except checkpoint.RunLockedError:\n"
               "        print(3)\n")
-    done = subprocess.run([sys.executable, "-c", script, *map(str, run_dirs)], check=True,
-                          capture_output=True, text=True)
-    return [int(line) for line in done.stdout.split()]
+    return [int(line) for line in fresh_python(script, *run_dirs).stdout.split()]
 
 
 def hold_lock_attempt(run_dir) -> int:

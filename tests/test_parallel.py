@@ -7,10 +7,10 @@ The device count must be set before JAX starts, so the check runs in a fresh int
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+from runs import fresh_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -51,13 +51,6 @@ def test_four_host_devices_match_one_device():
     env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     env["JAX_PLATFORMS"] = "cpu"
     tests = str(Path(__file__).parent)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(tests=tests)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = fresh_python(SCRIPT.format(tests=tests), env=env)
     assert "columns 8 devices used 4" in result.stdout, result.stdout
     assert "columns 7 devices used 4" in result.stdout, result.stdout

@@ -13,6 +13,7 @@ import pytest
 import hybridland as hl
 from hybridland.physics import energy
 from hybridland.solvers import simulate_ode
+from runs import fresh_python
 
 
 def _seasonal(t, phase):
@@ -264,9 +265,6 @@ def test_rejects_single_column_forcing():
 def test_the_ode_path_is_imported_on_first_use_only():
     """``import hybridland`` and its command line do not import diffrax (about a second); the
     ODE functions are still reached from the package and from ``hybridland.solvers``."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, hybridland, hybridland.cli\n"
         "assert 'diffrax' not in sys.modules, 'diffrax imported'\n"
@@ -281,6 +279,4 @@ def test_the_ode_path_is_imported_on_first_use_only():
         "else:\n"
         "    raise AssertionError('no AttributeError')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    fresh_python(code)

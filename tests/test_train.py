@@ -7,7 +7,6 @@ warm-up days, width 8), float32 on CPU.
 import json
 import math
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -41,7 +40,8 @@ from hybridland.train import (
 from hybridland.train import checkpoint as ckpt
 from hybridland.train import use_compilation_cache
 
-from runs import BASINS, hold_lock, hold_lock_attempt, hold_lock_attempts, quiet_train, tiny
+from runs import (BASINS, fresh_python, hold_lock, hold_lock_attempt, hold_lock_attempts, quiet_train,
+                  tiny)
 
 @pytest.fixture(scope="module", autouse=True)
 def _needs_mopex(mopex_file):
@@ -681,9 +681,7 @@ b = jax.jit(f)(jnp.arange(9.0)).block_until_ready()
 print(written, len(hits), bool((a == b).all()))
 """
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache"),
-                          str(tmp_path / "other")], capture_output=True, text=True, env=env,
-                         check=True).stdout.split()
+    out = fresh_python(script, tmp_path / "cache", tmp_path / "other", env=env).stdout.split()
     written, hits, same = int(out[0]), int(out[1]), out[2]
     assert written >= 1 and hits >= 1 and same == "True", out
     # the suite itself runs with a cache (tests/conftest.py): asking for another keeps it
