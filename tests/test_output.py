@@ -286,6 +286,35 @@ def test_atomic_write_leaves_nothing_when_rename_fails(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("writer", ["netcdf", "bytes"])
+def test_atomic_write_syncs_the_folder_after_the_rename(tmp_path, monkeypatch, writer):
+    """The rename is durable only once the folder's entry is on disk: after ``os.replace``
+    the folder holding the file is fsynced (a power cut then cannot lose the new name)."""
+    import stat
+
+    from hybridland.io._files import atomic_write_bytes
+
+    events, fsync, replace = [], os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append("replace")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    target = tmp_path / "out.bin"
+    if writer == "netcdf":
+        write_netcdf(_small_dataset(), target)
+    else:
+        atomic_write_bytes(target, lambda f: f.write(b"result"))
+    assert events[-3:] == ["fsync file", "replace", "fsync folder"], events
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
 def test_write_options(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_netcdf(_small_dataset(), tmp_path / "missing" / "out.nc")

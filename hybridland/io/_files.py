@@ -16,6 +16,23 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def sync_directory(path: str | os.PathLike) -> None:
+    """Flush the folder holding ``path`` to disk: a rename is durable only once its folder's
+    entry is (POSIX; after a power cut the new name could otherwise be missing). A system
+    whose folders cannot be opened or synced (Windows, some network file systems) is left
+    as it is: the rename is still atomic there."""
+    try:
+        fd = os.open(Path(path).parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it onto ``path``.
 
@@ -30,6 +47,7 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_directory(path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._files import sync_directory
+
 CONVENTIONS = "CF-1.8"
 FLUX_UNITS = "kg m-2 day-1"
 AMOUNT_UNITS = "kg m-2"
@@ -707,6 +709,7 @@ def write_netcdf(
                 os.fsync(f.fileno())
             interrupts.check()
             os.replace(tmp, path)
+            sync_directory(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
