@@ -117,6 +117,7 @@ def test_every_variable_has_cf_attributes(written):
         assert "hybridland" in ds.attrs["source"]
         assert ds["time"].attrs["standard_name"] == "time"
         assert ds["lat"].attrs["standard_name"] == "latitude"
+        assert ds.attrs["featureType"] == "timeSeries"  # a station's position is given
         assert len(ds.data_vars) >= 15
         for name, var in ds.data_vars.items():
             assert var.attrs.get("units"), name
@@ -227,6 +228,8 @@ def test_energy_variables_only_when_present():
     )
     time = np.arange("2001-01-01", "2001-01-31", dtype="datetime64[D]")
     plain = simulation_to_dataset(simulate(ColumnModel(), Forcing(**base)), ["a", "b"], time)
+    # no lat / lon given: no CF discrete-sampling feature type claimed (it requires them)
+    assert "featureType" not in plain.attrs and plain.attrs["Conventions"] == "CF-1.8"
     assert not {"latent_heat", "sensible_heat", "ground_heat", "energy_residual"} & set(plain)
     radiation = jnp.asarray(rng.uniform(50, 200, (n, t)), jnp.float32)
     ds = simulation_to_dataset(

@@ -510,8 +510,10 @@ def timeseries_dataset(
 ) -> xr.Dataset:
     """A CF ``timeSeries`` dataset of ``data_vars`` on ``columns`` x ``time``: the column id and
     time coordinates, the per-column ``coords`` (``lat``, ``lon``, ``area_km2``, ``name``...)
-    and the global attributes (``Conventions``, ``featureType``, ``title``, ``history`` with a
-    timestamp, ``source``, then ``attrs``)."""
+    and the global attributes (``Conventions``, ``title``, ``history`` with a timestamp,
+    ``source``, then ``attrs``). ``featureType: timeSeries`` is declared only where ``coords``
+    holds ``lat`` and ``lon``: CF's discrete sampling geometries require a station's position,
+    and a file that declared the feature type without one would not comply."""
     import pandas as pd
 
     time_index = pd.DatetimeIndex(time)
@@ -540,7 +542,7 @@ def timeseries_dataset(
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     global_attrs = {
         "Conventions": CONVENTIONS,
-        "featureType": "timeSeries",
+        **({"featureType": "timeSeries"} if {"lat", "lon"} <= set(coord_vars) else {}),
         "title": title,
         "history": f"{stamp}: {history}",
         "source": f"hybridland {package_version()}",
