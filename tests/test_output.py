@@ -106,7 +106,7 @@ def written(request, real_forcing, tmp_path_factory):
 
 def test_every_variable_has_cf_attributes(written):
     label, _, path = written
-    with xr.open_dataset(path) as ds:
+    with xr.open_dataset(path, decode_coords="all") as ds:  # time_bnds: a coordinate then
         # a fast reservoir's outflow (quick flow and interflow) is not surface runoff
         fast = label == "sequence_hybrid"
         assert ("standard_name" in ds["surface_runoff"].attrs) != fast
@@ -132,6 +132,40 @@ def test_every_variable_has_cf_attributes(written):
             standard = var.attrs["standard_name"]
             assert standard in CF_CANONICAL, f"{name}: unverified standard name {standard}"
             assert var.attrs["units"] in CONVERTIBLE[CF_CANONICAL[standard]], name
+
+
+def test_days_have_bounds_and_stores_are_end_of_day_values(written):
+    """Each time step is a day stamped at its start, with CF bounds from that instant to the
+    next day's; fluxes are means over those bounds, stores instantaneous at their end."""
+    _, _, path = written
+    with xr.open_dataset(path) as ds:
+        assert ds["time"].attrs["bounds"] == "time_bnds"
+        bounds = ds["time_bnds"].values
+        np.testing.assert_array_equal(bounds[:, 0], ds["time"].values)
+        np.testing.assert_array_equal(bounds[:, 1] - bounds[:, 0], np.timedelta64(1, "D"))
+        roles = {n: v.attrs.get("water_budget") for n, v in ds.data_vars.items()}
+        for name in [n for n, r in roles.items() if r in ("input", "output")]:
+            assert ds[name].attrs["cell_methods"] == "time: mean", name
+        for name in [n for n, r in roles.items() if r == "storage"] + ["water_balance_residual"]:
+            method = ds[name].attrs["cell_methods"]
+            assert method.startswith("time: point") and "end of the day" in method, name
+
+
+def test_time_and_its_bounds_are_written_in_one_unit(tmp_path):
+    """Even from a dataset that lost the encoding (built by hand, or by operations that drop
+    it), write_netcdf writes time and time_bnds in the same units, as CF requires."""
+    from hybridland.io.output import with_daily_bounds
+
+    ds = with_daily_bounds(_small_dataset().assign_coords(
+        time=pd.date_range("2001-03-01 06:00", periods=3))).drop_encoding()
+    assert "units" not in ds["time"].encoding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # xarray warns when it would choose the units apart
+        path = write_netcdf(ds, tmp_path / "t.nc")
+    with xr.open_dataset(path, decode_times=False) as raw:
+        assert raw["time"].attrs["units"].replace("T", " ") == "days since 2001-03-01 06:00:00"
+        assert "units" not in raw["time_bnds"].attrs  # CF: a bounds variable inherits them
+        np.testing.assert_array_equal(raw["time_bnds"].values, [[0, 1], [1, 2], [2, 3]])
 
 
 def test_budget_recomputed_from_file_alone(written):
@@ -249,7 +283,8 @@ def test_shape_mismatch_is_refused(written):
 
 def test_written_file_is_float32_and_complete(written):
     _, _, path = written
-    with xr.open_dataset(path) as ds:
+    with xr.open_dataset(path, decode_coords="all") as ds:
+        assert "time_bnds" in ds.coords
         assert all(v.dtype == np.float32 for v in ds.data_vars.values())
     assert [p for p in os.listdir(path.parent) if p != path.name] == []
 

@@ -18,6 +18,10 @@ basin and day t (S_0 from the ``*_initial`` variables)::
 
 up to the per-step residual, which is written too (``water_residual``), with its running sum
 (``water_balance_residual``). ``water_budget_terms`` recomputes the terms from any such file.
+
+**Time.** Each step is a day stamped at its start, with CF bounds ``time_bnds`` over the whole
+day: fluxes are means over those bounds (``time: mean``); stores and the running residual are
+values at the day's end, the upper bound (``cell_methods`` says so in its comment).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from ._files import sync_directory
 CONVENTIONS = "CF-1.8"
 FLUX_UNITS = "kg m-2 day-1"
 AMOUNT_UNITS = "kg m-2"
+END_OF_DAY = "time: point (comment: the value at the end of the day, the upper bound of time_bnds)"
+"""``cell_methods`` of the stores and the running residual: instantaneous values at the end of
+each day, whose time coordinate names the day (its start, with ``time_bnds`` the whole day)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +158,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "snow water equivalent at the end of the day",
         "storage",
-        "time: point",
+        END_OF_DAY,
     ),
     OutputVariable(
         "soil_water",
@@ -160,7 +167,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "plant-available root-zone soil water at the end of the day",
         "storage",
-        "time: point",
+        END_OF_DAY,
         "water above the wilting point only",
     ),
     OutputVariable(
@@ -170,7 +177,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "groundwater store (below the root zone) at the end of the day",
         "storage",
-        "time: point",
+        END_OF_DAY,
         "linear reservoir feeding baseflow; the layer has no explicit depth",
     ),
     OutputVariable(
@@ -180,7 +187,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "fast (upper) reservoir below the root zone at the end of the day",
         "storage",
-        "time: point",
+        END_OF_DAY,
         "receives surface runoff and saturation excess; drains by quick flow above a threshold, "
         "interflow and percolation to groundwater. The CF standard-name table has no name for "
         "it.",
@@ -192,7 +199,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "runoff generated but not yet at the outlet (routing store) at the end of the day",
         "storage",
-        "time: point",
+        END_OF_DAY,
         "unit-hydrograph routing whose water on its way is a store. The CF standard-name table "
         "has no name for it.",
     ),
@@ -282,7 +289,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         AMOUNT_UNITS,
         "cumulative water balance residual since the start of the run",
         None,
-        "time: point",
+        END_OF_DAY,
         _NO_CF_NAME + " Compensated (Kahan) sum of water_residual.",
     ),
     OutputVariable(
@@ -496,6 +503,26 @@ def simulation_to_dataset(
     )
 
 
+def with_daily_bounds(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the CF bounds of its daily steps, stamped at their start: ``time_bnds``
+    ``[time, nv]`` from each day's time to the same time a day later, named by ``time``'s
+    ``bounds`` attribute, and one encoding of both (``time_units``). ``time_bnds`` is a
+    coordinate, so that it is not taken for a data variable (xarray leaves it out of the
+    ``coordinates`` attributes when it writes)."""
+    start = np.asarray(ds["time"].values)
+    bounds = xr.DataArray(np.stack([start, start + np.timedelta64(1, "D")], axis=1),
+                          dims=("time", "nv"), attrs={"long_name": "start and end of each day"})
+    time = ds["time"].assign_attrs(bounds="time_bnds")
+    time.encoding = {**ds["time"].encoding, **time_units(start)}
+    return ds.assign_coords(time=time, time_bnds=bounds)
+
+
+def time_units(time) -> dict[str, str]:
+    """The CF encoding of datetimes ``time`` (not empty): days since the first."""
+    first = np.datetime_as_string(np.min(time), unit="s").replace("T", " ")
+    return {"units": f"days since {first}", "calendar": "proleptic_gregorian"}
+
+
 def timeseries_dataset(
     data_vars: Mapping[str, xr.DataArray | tuple],
     columns: Sequence[str],
@@ -506,12 +533,14 @@ def timeseries_dataset(
     title: str,
     history: str,
     attrs: Mapping[str, str] | None = None,
-    time_long_name: str = "day (fluxes are totals over the day; stores are end-of-day values)",
+    time_long_name: str = ("day (fluxes are totals over the day, time_bnds; stores are values at "
+                           "its end)"),
 ) -> xr.Dataset:
     """A CF ``timeSeries`` dataset of ``data_vars`` on ``columns`` x ``time``: the column id and
-    time coordinates, the per-column ``coords`` (``lat``, ``lon``, ``area_km2``, ``name``...)
-    and the global attributes (``Conventions``, ``title``, ``history`` with a timestamp,
-    ``source``, then ``attrs``). ``featureType: timeSeries`` is declared only where ``coords``
+    time coordinates (daily steps stamped at their start, with their ``time_bnds``), the
+    per-column ``coords`` (``lat``, ``lon``, ``area_km2``, ``name``...) and the global
+    attributes (``Conventions``, ``title``, ``history`` with a timestamp, ``source``, then
+    ``attrs``). ``featureType: timeSeries`` is declared only where ``coords``
     holds ``lat`` and ``lon``: CF's discrete sampling geometries require a station's position,
     and a file that declared the feature type without one would not comply."""
     import pandas as pd
@@ -548,7 +577,7 @@ def timeseries_dataset(
         "source": f"hybridland {package_version()}",
     }
     global_attrs.update(attrs or {})
-    return xr.Dataset(dict(data_vars), coords=coord_vars, attrs=global_attrs)
+    return with_daily_bounds(xr.Dataset(dict(data_vars), coords=coord_vars, attrs=global_attrs))
 
 
 _COORD_ATTRS: dict[str, dict[str, str]] = {
@@ -665,6 +694,19 @@ class _InterruptsBetweenSteps:
             self.check()
 
 
+def _time_encoding(ds: xr.Dataset) -> dict[str, dict]:
+    """One encoding of each datetime coordinate that has bounds and of its bounds, where the
+    dataset lost it (``with_daily_bounds`` sets it): CF wants a coordinate and its bounds in
+    the same units, and left alone xarray chooses each one's units apart."""
+    encoding = {}
+    for name, var in ds.coords.items():
+        bounds = var.attrs.get("bounds")
+        if (bounds in ds.variables and np.issubdtype(var.dtype, np.datetime64) and var.size
+                and "units" not in var.encoding):
+            encoding[name] = encoding[bounds] = time_units(var.values)
+    return encoding
+
+
 def write_netcdf(
     ds: xr.Dataset,
     path: str | os.PathLike,
@@ -699,6 +741,7 @@ def write_netcdf(
         if compression is not None and var.ndim == 2:
             enc.update(zlib=True, complevel=compression, shuffle=True)
         encoding[name] = enc
+    encoding.update(_time_encoding(ds))
     # A hidden name in the same directory: os.replace is atomic only within one file system.
     tmp = directory / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:

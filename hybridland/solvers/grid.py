@@ -34,6 +34,7 @@ from ..io.output import (
     initial_store_attrs,
     simulation_field,
     variable_attrs,
+    with_daily_bounds,
 )
 from ..column import ColumnModel
 from .scan import simulate
@@ -120,6 +121,7 @@ def simulate_grid(
            {f"{o}_initial": r.assign_attrs(initial_store_attrs(specs[o]))
             for o, r in zip(stores, results[len(outputs):])})
     )
+    out = with_daily_bounds(out)
     out.attrs["Conventions"] = "CF-1.8"
     out.attrs.update(budget_claim(left_out))
     return out

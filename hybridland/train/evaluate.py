@@ -329,7 +329,7 @@ def _runoff_dataset(evaluation: Evaluation, title: str, history: str | None):
         coords=evaluation.data.coords,
         title=title,
         history=history or "hybridland.train.evaluate",
-        time_long_name="day (fluxes are totals over the day)",
+        time_long_name="day (fluxes are totals over the day, time_bnds)",
         attrs={"model": model,
                "evaluation_period": f"{evaluation.period[0]} .. {evaluation.period[1]}"},
     )
