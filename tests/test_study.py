@@ -20,7 +20,7 @@ from hybridland.column import BUCKET_KINDS
 from hybridland.study import climate_shift, report
 from hybridland.study.climate_shift import Basins, Job, budget_label, run_config, study_jobs
 from hybridland.study.config import load_study, seed_label
-from hybridland.study.report import VARIANT
+from hybridland.study.report import VARIANT, label
 from hybridland.train import ConfigError, config_from_dict
 from hybridland.train import checkpoint as ckpt
 from hybridland.train.data import dry_years, load_data
@@ -332,7 +332,8 @@ def test_targets_section_checks_each_pair_of_trainings():
                            _score("physics", "temporal", 1e-5),
                            _score("physics", "temporal", np.nan, basin="b2"),  # not closed
                            _score("physics", "diverse", 0.5)])  # beyond closure_mm
-    timing = pd.DataFrame({"train_s": [1800.0, 1900.0, np.nan], "evaluate_s": [10.0, 20.0, 0]})
+    timing = pd.DataFrame({"model": ["hybrid", "lstm_seed1", "physics"],
+                           "train_s": [1800.0, 1900.0, np.nan], "evaluate_s": [10.0, 20.0, 0]})
     untrained = pd.DataFrame([{"site": "US-AR1", "variable": "evapotranspiration",
                                "correlation": 0.83, "anomaly_correlation": 0.71},
                               {"site": "US-AR1", "variable": "soil_water", "correlation": 0.1,
@@ -353,7 +354,10 @@ def test_targets_section_checks_each_pair_of_trainings():
                               if line.startswith("- The whole study")][0]
     timing["train_s"] = timing["train_s"].fillna(0.0)  # 3 700 s of training, 30 s of scoring
     text = "\n".join(targets_section(results, scores, timing, untrained, study))
-    assert "62.2 min: **not met**" in text
+    assert "62.2 min (" in text and "): **not met**" in text
+    # where the time went: the model's runs and the peer's, their variants included
+    assert f"the runs of {label('hybrid')}, its variants included, 30.2 min" in text
+    assert f"the runs of {label('lstm')}, its variants included, 32.0 min" in text
     # a physics run has a basin without a residual, another one too large a residual
     closure = [line for line in text.splitlines() if line.startswith("- Closure")][0]
     assert "2 of 4 runs" in closure and closure.endswith("**not met**.")

@@ -671,10 +671,16 @@ def targets_section(results: pd.DataFrame, scores: pd.DataFrame, timing: pd.Data
     seconds = timing["train_s"].to_numpy(float) + timing.get(
         "evaluate_s", pd.Series(0.0, index=timing.index)).fillna(0.0).to_numpy(float)
     minutes = float(np.sum(seconds)) / 60
+    base = timing["model"].map(lambda m: re.sub(VARIANT, "", m)).to_numpy()
+    shares = "; ".join(  # where the time goes: the two models the targets compare
+        f"the runs of {label(name)}, its variants included, "
+        f"{_fmt(seconds[base == name].sum() / 60, 1)} min"
+        for name in dict.fromkeys((t.model, t.peer)) if (base == name).any())
     lines += [f"- The whole study within {t.study_minutes:g} min on this machine, counted "
               f"as the training and scoring time of its runs summed over all its invocations "
-              f"(runs trained side by side overlap in elapsed time): {_fmt(minutes, 1)} min: "
-              f"{_met(minutes <= t.study_minutes, minutes)}.", ""]
+              f"(runs trained side by side overlap in elapsed time): {_fmt(minutes, 1)} min"
+              + (f" ({shares})" if shares else "")
+              + f": {_met(minutes <= t.study_minutes, minutes)}.", ""]
     return lines
 
 
