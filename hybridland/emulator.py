@@ -45,6 +45,7 @@ import optax
 from ._containers import Fluxes, Forcing, State
 from ._custom_types import FloatArray
 from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
+from .learned._precision import full_precision
 from .learned.networks import FEATURE_SCALES
 from .column import ColumnModel, bucket_day
 from .physics import bucket
@@ -212,6 +213,7 @@ class StepEmulator(eqx.Module):
     def daily_parameters(self, forcing: Forcing, params: Params) -> None:
         return None
 
+    @full_precision
     def decide(self, state: State, forcing: Forcing, pet: FloatArray, params: Params) -> Decisions:
         """The six fractions for one column and day (in the run's dtype)."""
         x = features(state, forcing, pet, params)

@@ -23,6 +23,7 @@ from .._containers import Forcing
 from .._custom_types import FloatArray
 from .._params import PARAMETER_BOUNDS, AbstractDailyParameters, bounded, default_logit
 from .lstm import N_DYNAMIC_INPUTS, lstm_cells, run_cells, sequence_inputs
+from ._precision import full_precision
 
 HEAD_SCALE = 0.1
 """Factor on the head's initial (uniform) weights."""
@@ -66,6 +67,7 @@ class DailyParameterLSTM(AbstractDailyParameters):
             lambda h: (h.weight, h.bias), head, (head.weight * HEAD_SCALE, jnp.zeros_like(head.bias))
         )
 
+    @full_precision
     def __call__(self, forcing: Forcing, pet: FloatArray) -> dict[str, FloatArray]:
         n = 0 if forcing.attributes is None else forcing.attributes.shape[-1]
         if n != self.n_attributes:

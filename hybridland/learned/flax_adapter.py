@@ -28,6 +28,7 @@ from .._custom_types import FloatArray
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
 from .networks import N_DYNAMIC_FEATURES, features
+from ._precision import full_precision
 
 Squash = Literal["sigmoid", "clip"]
 
@@ -84,6 +85,7 @@ class FlaxFunction(eqx.Module):
         _flax("linen")
         return cls(weights=variables, structure=module, kind="linen", squash=squash)
 
+    @full_precision
     def __call__(self, x: FloatArray, like: FloatArray) -> FloatArray:
         """The module's output for features ``x``, in [0, 1], in the dtype of ``like``."""
         arrays = [w for w in jax.tree_util.tree_leaves(self.weights) if eqx.is_inexact_array(w)]

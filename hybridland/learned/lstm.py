@@ -41,6 +41,7 @@ from .._containers import Forcing
 from .._custom_types import ColumnTime, FloatArray
 from .._params import Params
 from ..physics.pet import AbstractPET, GivenPET
+from ._precision import full_precision
 
 INPUT_SCALES = {"precip": "log1p(P)", "pet": 5.0, "t_mean": 10.0}
 """Fixed input transforms: log1p of precipitation (mm day-1), PET / 5 (mm day-1), T / 10 (degC)."""
@@ -91,6 +92,7 @@ def lstm_cells(n_inputs: int, width: int, keys) -> tuple[eqx.nn.LSTMCell, ...]:
     )
 
 
+@full_precision
 def run_cells(cells: tuple[eqx.nn.LSTMCell, ...], x: FloatArray) -> FloatArray:
     """The top layer's hidden state ``[time, width]`` of stacked ``cells`` over inputs
     ``[time, n_inputs]``, from zero hidden and cell states (in the weights' dtype)."""
@@ -148,6 +150,7 @@ class LSTMRunoff(eqx.Module):
     def width(self) -> int:
         return self.cells[0].hidden_size
 
+    @full_precision
     def column_runoff(self, forcing: Forcing, params: Params) -> FloatArray:
         """Runoff ``[time]`` (mm day-1) of one column: series ``[time]``, scalar ``params``,
         ``forcing.attributes`` ``[n_attributes]`` or None."""

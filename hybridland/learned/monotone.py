@@ -25,6 +25,7 @@ from .._custom_types import FloatArray
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
 from .networks import FEATURE_SCALES
+from ._precision import full_precision
 
 
 RAMP = 1e-6
@@ -56,6 +57,7 @@ class MonotoneMLP(eqx.Module):
         self.out = jax.random.normal(keys[-1], (width,)) * 0.5 - 1.0
         self.out_bias = jnp.zeros(())
 
+    @full_precision
     def __call__(self, monotone: FloatArray, free: FloatArray) -> FloatArray:
         h = jnp.tanh(
             jax.nn.softplus(self.monotone_in) @ monotone + self.free_in @ free + self.bias_in

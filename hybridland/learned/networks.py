@@ -20,6 +20,7 @@ from .._params import (
 )
 from ..physics.evaporation import AbstractET
 from ..physics.runoff import AbstractRunoff
+from ._precision import full_precision
 
 FEATURE_SCALES = {"precip": 10.0, "t_mean": 20.0, "pet": 5.0}
 """Fixed divisors (mm day-1, degC, mm day-1) bringing the raw drivers to order one."""
@@ -60,6 +61,7 @@ class _BoundedMLP(eqx.Module):
             key=key,
         )
 
+    @full_precision
     def _apply(self, x: FloatArray, like: FloatArray) -> FloatArray:
         # Weights may be float32 inside a float64 run (or the reverse): compute in the weights'
         # dtype and return in the run's dtype so the scan carry keeps one dtype.
@@ -178,6 +180,7 @@ class ParameterNetwork(eqx.Module):
     def _sizes(self) -> list[int]:
         return self._output_sizes(self.storage_index is not None)
 
+    @full_precision
     def __call__(self, attributes: FloatArray) -> dict[str, FloatArray]:
         """Unconstrained values ``{name: [column]}`` (``[column, component]`` for a parameter
         of each component) from attributes ``[column, n_attributes]``."""
