@@ -7,6 +7,9 @@ and the network weights) and column count, a fresh subprocess builds float32 syn
 (1024 distinct columns tiled), times the first call and the steady calls, and reports
 ``colsteps_per_s`` (columns x days / best steady time), ``compile_s`` (first minus steady) and
 ``peak_rss_mb`` (``ru_maxrss`` of that subprocess: forcing, outputs and working memory).
+Each record names where its case ran (``backend``, ``device``: hybridland on JAX's default
+device, so ``JAX_PLATFORMS=cuda`` times it on a GPU; the references always on the CPU, with
+``cpus`` cores) and the host's memory bound is given for CPU physics-forward cases only.
 
 Forward runs store ``runoff``, ``et`` and ``soil`` as ``[column, time]`` in every
 implementation; ``hybridland-full`` is hybridland's default run storing every series.
@@ -176,8 +179,16 @@ def run_child(spec: dict) -> dict:
         steady.append(time.perf_counter() - start)
         del result
     best = min(steady)
+    # where the case ran: hybridland on JAX's default device, the references on the CPU (which
+    # JAX may not list: JAX_PLATFORMS=cuda hides it)
+    device = jax.devices()[0]
+    on_jax = impl.startswith("hybridland")
     return dict(
         spec,
+        backend=device.platform if on_jax else "cpu",
+        device=device.device_kind if on_jax else "cpu",
+        cpus=len(os.sched_getaffinity(0)),
+        jax_version=jax.__version__,
         dtype="float32",
         first_s=first,
         run_s=best,
@@ -263,6 +274,16 @@ def main(argv=None) -> int:
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s -> physics-forward bound "
           f"{bound:.3g} colsteps/s ({BYTES_PER_COLSTEP} B per column-step)")
 
+    path = Path(args.json) if args.json else None
+    old = json.loads(path.read_text()) if path and path.exists() else []
+
+    def write(all_records):  # not hybridland's atomic_write_text: importing JAX here would
+        # raise the peak RSS that every case's process inherits
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(all_records, indent=2))
+        os.replace(tmp, path)
+
     records = []
     print(HEADER)
     for n in args.columns:
@@ -280,20 +301,18 @@ def main(argv=None) -> int:
                     else:
                         record = json.loads(proc.stdout.strip().splitlines()[-1])
                     record["copy_bandwidth_bytes_per_s"] = bandwidth
-                    if kind == "physics" and mode == "forward" and "error" not in record:
+                    if (kind == "physics" and mode == "forward" and "error" not in record
+                            and record["backend"] == "cpu"):  # the host's memory bound
                         record["bandwidth_bound_colsteps_per_s"] = bound
                         record["fraction_of_bound"] = record["colsteps_per_s"] / bound
                     records.append(record)
                     print(format_record(record), flush=True)
-    add_ratios(records)
+                    add_ratios(records)
+                    if args.json:  # after every case: a run stopped part-way keeps its cases
+                        write(old + records)
     print("\n" + HEADER)
     for record in records:
         print(format_record(record))
-    if args.json:
-        path = Path(args.json)
-        old = json.loads(path.read_text()) if path.exists() else []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(old + records, indent=2))
     return 0
 
 

@@ -143,6 +143,19 @@ def main(argv=None) -> int:
 
     config = load_config(args.config)
     records = []
+
+    def write():  # after every record, so a run stopped part-way keeps what it measured
+        import jax
+
+        from hybridland.train.checkpoint import atomic_write_text
+
+        machine = {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+                   "python": sys.version.split()[0], "jax": jax.__version__,
+                   "jax_backend": jax.default_backend(),
+                   "device": jax.devices()[0].device_kind}
+        out = {"machine": machine, "repeats": args.repeats, "records": records}
+        atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
+
     rows = [(name, None) for name in args.variants] + [("full", b) for b in args.batch]
     print(f"{'variant':18} {'batch':>5} {'compile_s':>9} {'step_s':>7} {'x full':>6} "
           f"{'ms/basin':>8} {'valid_s':>7} {'epoch_s':>7}", flush=True)
@@ -159,19 +172,8 @@ def main(argv=None) -> int:
         print(f"{name:18} {r['batch_basins']:5d} {r['compile_s']:9.1f} {r['step_s']:7.3f} "
               f"{ratio:>6} {r['ms_per_basin_step']:8.2f} {r['validation_s']:7.2f} "
               f"{r['epoch_s']:7.1f}", flush=True)
-    if args.json:
-        out = {
-            "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                        "python": sys.version.split()[0]},
-            "repeats": args.repeats,
-            "records": records,
-        }
-        import jax
-
-        from hybridland.train.checkpoint import atomic_write_text
-
-        out["machine"]["jax_backend"] = jax.default_backend()
-        atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
+        if args.json:
+            write()
     return 0
 
 

@@ -3,6 +3,7 @@
 checked here; numba and PyTorch (the optional ``bench`` extra) are checked by the benchmark
 itself against hybridland before each of their cases is timed (``verify_reference``)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -49,3 +50,24 @@ def test_numpy_reference_matches(kind):
     with jax.enable_x64(True):
         _check(ref.numpy_forward, kind, jnp.float64, 1e-9)
     _check(ref.numpy_forward, kind, jnp.float32, 1e-4)
+
+
+def test_throughput_records_where_each_case_ran_and_keeps_earlier_records(tmp_path):
+    # benchmarks/throughput.py on a tiny case: each record names its backend and device
+    # (hybridland on JAX's default device, the references on the CPU), the ratio is to the
+    # reference of the same run, and a JSON that already holds records keeps them
+    import throughput
+
+    out = tmp_path / "records.json"
+    out.write_text('[{"impl": "earlier"}]')
+    argv = ["--columns", "8", "--days", "30", "--repeats", "1", "--models", "physics",
+            "--modes", "forward", "--impls", "hybridland", "numpy", "--json", str(out)]
+    assert throughput.main(argv) == 0
+    earlier, ours, ref_record = json.loads(out.read_text())
+    assert earlier == {"impl": "earlier"}
+    assert (ours["impl"], ref_record["impl"]) == ("hybridland", "numpy")
+    assert ours["backend"] == jax.default_backend()
+    assert ours["device"] == jax.devices()[0].device_kind
+    assert ref_record["backend"] == "cpu" and ref_record["verified_max_rel_diff"] < 1e-3
+    assert ours["ratio_vs_numpy"] == pytest.approx(
+        ours["colsteps_per_s"] / ref_record["colsteps_per_s"])

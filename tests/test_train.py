@@ -730,7 +730,10 @@ def test_training_step_benchmark_times_each_variant_of_the_model(tmp_path):
     out = tmp_path / "steps.json"
     argv = ["--config", str(path), "--variants", "core", "--repeats", "1", "--json", str(out)]
     assert training_step.main(argv) == 0
-    (r,) = json.loads(out.read_text())["records"]
+    record = json.loads(out.read_text())
+    (r,) = record["records"]
+    assert record["machine"]["jax_backend"] == jax.default_backend()  # where it was timed
+    assert record["machine"]["device"] == jax.devices()[0].device_kind
     assert (r["variant"], r["components"], r["dynamic_params"]) == ("core", 1, [])
     assert r["batch_basins"] == 3 and r["days_per_step"] == 60 + 120
     assert r["step_s"] > 0 and r["validation_s"] > 0
