@@ -300,7 +300,8 @@ def main(argv=None) -> int:
                         record = dict(spec, error=f"exit {proc.returncode}: {tail[:200]}")
                     else:
                         record = json.loads(proc.stdout.strip().splitlines()[-1])
-                    record["copy_bandwidth_bytes_per_s"] = bandwidth
+                    if record.get("backend", "cpu") == "cpu":  # the host's, not a GPU's
+                        record["copy_bandwidth_bytes_per_s"] = bandwidth
                     if (kind == "physics" and mode == "forward" and "error" not in record
                             and record["backend"] == "cpu"):  # the host's memory bound
                         record["bandwidth_bound_colsteps_per_s"] = bound

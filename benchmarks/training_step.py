@@ -141,19 +141,21 @@ def main(argv=None) -> int:
 
     from hybridland.train.config import load_config
 
+    import jax
+
+    from hybridland.train.checkpoint import atomic_write_text
+
     config = load_config(args.config)
     records = []
+    machine = {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+               "python": sys.version.split()[0], "jax": jax.__version__,
+               "jax_backend": jax.default_backend(), "device": jax.devices()[0].device_kind}
+    # a file that holds records already keeps them (each record names its machine)
+    earlier = (json.loads(Path(args.json).read_text())["records"]
+               if args.json and Path(args.json).exists() else [])
 
     def write():  # after every record, so a run stopped part-way keeps what it measured
-        import jax
-
-        from hybridland.train.checkpoint import atomic_write_text
-
-        machine = {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                   "python": sys.version.split()[0], "jax": jax.__version__,
-                   "jax_backend": jax.default_backend(),
-                   "device": jax.devices()[0].device_kind}
-        out = {"machine": machine, "repeats": args.repeats, "records": records}
+        out = {"machine": machine, "repeats": args.repeats, "records": earlier + records}
         atomic_write_text(args.json, json.dumps(out, indent=1) + "\n")
 
     rows = [(name, None) for name in args.variants] + [("full", b) for b in args.batch]
@@ -163,7 +165,8 @@ def main(argv=None) -> int:
     for name, batch_basins in rows:
         cfg = variant_config(config, name, args.peer)
         r = time_config(cfg, args.repeats, batch_basins)
-        r.update(variant=name, config=args.peer if name == "lstm" else args.config)
+        r.update(variant=name, config=args.peer if name == "lstm" else args.config,
+                 machine=machine, repeats=args.repeats)
         if name == "full" and batch_basins is None:
             full_step = r["step_s"]
         r["ratio_to_full"] = None if full_step is None else r["step_s"] / full_step

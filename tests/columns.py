@@ -132,3 +132,21 @@ precip_values = st.one_of(
 temperature_values = st.one_of(st.just(-40.0), st.just(45.0), st.floats(-40.0, 45.0))
 fractions = st.lists(st.floats(0.0, 1.0), min_size=len(hl.PARAMETER_BOUNDS),
                      max_size=len(hl.PARAMETER_BOUNDS))
+
+
+FULL = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+"""The ``precision`` of a matrix product in the arrays' own precision (``matrix_products``)."""
+
+
+def matrix_products(jaxpr) -> list:
+    """The ``precision`` of every matrix product in a jaxpr and in the jaxprs inside it."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            found.append(eqn.params["precision"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's, or a Jaxpr itself
+                if hasattr(inner, "eqns"):
+                    found.extend(matrix_products(inner))
+    return found

@@ -69,5 +69,7 @@ def test_throughput_records_where_each_case_ran_and_keeps_earlier_records(tmp_pa
     assert ours["backend"] == jax.default_backend()
     assert ours["device"] == jax.devices()[0].device_kind
     assert ref_record["backend"] == "cpu" and ref_record["verified_max_rel_diff"] < 1e-3
+    # the host's copy bandwidth (and the memory bound from it) only beside CPU figures
+    assert ("copy_bandwidth_bytes_per_s" in ours) == (ours["backend"] == "cpu")
     assert ours["ratio_vs_numpy"] == pytest.approx(
         ours["colsteps_per_s"] / ref_record["colsteps_per_s"])

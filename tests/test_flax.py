@@ -13,7 +13,7 @@ import pytest
 from flax import linen, nnx
 
 import hybridland as hl
-from columns import forcing_from_arrays, scramble_weights, synthetic_climate
+from columns import FULL, forcing_from_arrays, matrix_products, scramble_weights, synthetic_climate
 from runs import fresh_python
 from hybridland.learned import FlaxRunoff, FlaxStressET
 from hybridland.learned.flax_adapter import FlaxFunction, n_features
@@ -126,3 +126,17 @@ def test_hybridland_does_not_need_flax():
         "    print(err)\n"
     )
     assert "hybridland[flax]" in fresh_python(code).stdout
+
+
+def test_flax_modules_multiply_in_full_precision():
+    # as every hybridland network (tests/test_structure.py): the products of a user's NNX and
+    # linen modules, forward and gradient, are not TensorFloat-32 on a GPU
+    model, f = flax_model(jnp.float32), forcing(jnp.float32, n_days=30)
+    params = hl.Params.default(3)
+
+    def runoff_sum(model):
+        return hl.simulate(model, f, params).fluxes.runoff.sum()
+
+    products = matrix_products(eqx.filter_make_jaxpr(eqx.filter_grad(runoff_sum))(model)[0].jaxpr)
+    assert products and all(p == FULL for p in products), products
+

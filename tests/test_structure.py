@@ -12,12 +12,14 @@ from hypothesis import given, settings, strategies as st
 
 import hybridland as hl
 from columns import (
+    FULL,
     FULL_STRUCTURE,
     component_params,
     forcing_from_arrays,
     fractions,
     independent_residuals,
     make_model,
+    matrix_products,
     scramble_weights,
     synthetic_climate,
 )
@@ -125,25 +127,12 @@ def test_vmap_equals_a_loop_over_columns():
     np.testing.assert_allclose(chunked.states.fast, batched.states.fast, rtol=1e-5, atol=1e-5)
 
 
-def _matrix_products(jaxpr) -> list:
-    """The ``precision`` of every matrix product in a jaxpr and in the jaxprs inside it."""
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
-            found.append(eqn.params["precision"])
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's, or a Jaxpr itself
-                if hasattr(inner, "eqns"):
-                    found.extend(_matrix_products(inner))
-    return found
-
-
 def test_every_network_matrix_product_runs_in_full_precision():
     # On a GPU, JAX's default float32 matrix product is TensorFloat-32 for matrices but full
     # float32 for one column's vector, so a vmapped run and a loop over its columns differ by
     # about 1e-3 (test_vmap_equals_a_loop_over_columns failed on an H200). Every network's
-    # products (forward and gradient) carry the arrays' own precision on every backend.
+    # products (forward and gradient) carry the arrays' own precision on every backend (the
+    # Flax adapter: tests/test_flax.py).
     forcing, params = _forcing_and_params()
     keys = jax.random.split(jax.random.key(0), 6)
     models = {
@@ -153,7 +142,6 @@ def test_every_network_matrix_product_runs_in_full_precision():
                                    runoff=hl.learned.MonotoneRunoff(3, key=keys[1])),
         "emulator": StepEmulator(key=keys[2]),
     }
-    highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
 
     def runoff_sum(model, forcing, params):
         return hl.simulate(model, forcing, params).fluxes.runoff.sum()
@@ -162,8 +150,8 @@ def test_every_network_matrix_product_runs_in_full_precision():
     for name, model in models.items():
         p = params if name == "sequence_hybrid" else plain
         jaxpr = eqx.filter_make_jaxpr(eqx.filter_grad(runoff_sum))(model, forcing, p)[0].jaxpr
-        products = _matrix_products(jaxpr)
-        assert products and all(p == highest for p in products), (name, products)
+        products = matrix_products(jaxpr)
+        assert products and all(p == FULL for p in products), (name, products)
     lstm = hl.learned.LSTMRunoff(n_attributes=3, width=8, key=keys[3])
     network = hl.learned.ParameterNetwork(["theta_cap", "ddf"], n_attributes=3, key=keys[4])
     for name, fn, args in (
@@ -171,8 +159,8 @@ def test_every_network_matrix_product_runs_in_full_precision():
         ("parameter network", lambda m, a: sum(v.sum() for v in m(a).values()),
          (network, forcing.attributes)),
     ):
-        products = _matrix_products(eqx.filter_make_jaxpr(eqx.filter_grad(fn))(*args)[0].jaxpr)
-        assert products and all(p == highest for p in products), (name, products)
+        products = matrix_products(eqx.filter_make_jaxpr(eqx.filter_grad(fn))(*args)[0].jaxpr)
+        assert products and all(p == FULL for p in products), (name, products)
 
 
 def test_float32_and_float64_agree():

@@ -728,11 +728,14 @@ def test_training_step_benchmark_times_each_variant_of_the_model(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config.to_yaml())
     out = tmp_path / "steps.json"
+    out.write_text(json.dumps({"machine": {}, "records": [{"variant": "earlier"}]}))
     argv = ["--config", str(path), "--variants", "core", "--repeats", "1", "--json", str(out)]
     assert training_step.main(argv) == 0
     record = json.loads(out.read_text())
-    (r,) = record["records"]
-    assert record["machine"]["jax_backend"] == jax.default_backend()  # where it was timed
+    earlier, r = record["records"]  # a file's earlier records are kept
+    assert earlier == {"variant": "earlier"}
+    assert r["machine"] == record["machine"]  # where it was timed
+    assert record["machine"]["jax_backend"] == jax.default_backend()
     assert record["machine"]["device"] == jax.devices()[0].device_kind
     assert (r["variant"], r["components"], r["dynamic_params"]) == ("core", 1, [])
     assert r["batch_basins"] == 3 and r["days_per_step"] == 60 + 120
