@@ -300,10 +300,11 @@ def main(argv=None) -> int:
                         record = dict(spec, error=f"exit {proc.returncode}: {tail[:200]}")
                     else:
                         record = json.loads(proc.stdout.strip().splitlines()[-1])
-                    if record.get("backend", "cpu") == "cpu":  # the host's, not a GPU's
+                    on_host = record.get("backend", "cpu") == "cpu"  # the bandwidth's machine
+                    if on_host:
                         record["copy_bandwidth_bytes_per_s"] = bandwidth
                     if (kind == "physics" and mode == "forward" and "error" not in record
-                            and record["backend"] == "cpu"):  # the host's memory bound
+                            and on_host):
                         record["bandwidth_bound_colsteps_per_s"] = bound
                         record["fraction_of_bound"] = record["colsteps_per_s"] / bound
                     records.append(record)

@@ -139,4 +139,3 @@ def test_flax_modules_multiply_in_full_precision():
 
     products = matrix_products(eqx.filter_make_jaxpr(eqx.filter_grad(runoff_sum))(model)[0].jaxpr)
     assert products and all(p == FULL for p in products), products
-

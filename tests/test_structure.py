@@ -129,8 +129,8 @@ def test_vmap_equals_a_loop_over_columns():
 
 def test_every_network_matrix_product_runs_in_full_precision():
     # On a GPU, JAX's default float32 matrix product is TensorFloat-32 for matrices but full
-    # float32 for one column's vector, so a vmapped run and a loop over its columns differ by
-    # about 1e-3 (test_vmap_equals_a_loop_over_columns failed on an H200). Every network's
+    # float32 for one column's vector, so a vmapped run and a loop over its columns round
+    # differently (test_vmap_equals_a_loop_over_columns failed on an H200). Every network's
     # products (forward and gradient) carry the arrays' own precision on every backend (the
     # Flax adapter: tests/test_flax.py).
     forcing, params = _forcing_and_params()

@@ -6,8 +6,8 @@ TPU. A product of one column's vector (a matrix-vector product, full float32 on 
 many columns' matrix (a matrix-matrix product, TensorFloat-32) then round differently, so a
 vmapped run would not match a loop over its columns, nor float32 match float64, to float32
 rounding. hybridland's networks are small (tens of units) and their time loops are bound by the
-sequence, not by arithmetic, so full precision costs little; every network method that runs a
-matrix product does so inside ``full_precision``. A product given its own ``precision`` (a Flax
+sequence, not by arithmetic, so full precision should cost little (not yet measured on a GPU);
+every network method that runs a matrix product does so inside ``full_precision``. A product given its own ``precision`` (a Flax
 layer's, say) keeps it.
 """
 
