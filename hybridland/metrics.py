@@ -213,12 +213,21 @@ def _pearson_r(m: _Moments, v: _Valid) -> Array:
     return jnp.clip(r, -1.0, 1.0)
 
 
+def _one_minus_distance(*components: Array) -> Array:
+    """``1 - sqrt(sum((c - 1)^2))``, NaN where any component is NaN, with a finite gradient
+    there too: a NaN component is replaced by 1 before the arithmetic (the double-where
+    pattern), so it cannot send NaN back through the finite ones (a loss that leaves a NaN
+    series out must not have its gradient poisoned by it)."""
+    ok = jnp.all(jnp.stack([jnp.isfinite(c) for c in components]), axis=0)
+    distance = _sqrt(sum((jnp.where(ok, c, 1.0) - 1.0) ** 2 for c in components))
+    return _nan_unless(ok, 1.0 - distance)
+
+
 def _kge_components(v: _Valid, m: _Moments) -> KGEComponents:
     r = _pearson_r(m, v)
     alpha = _div(_sqrt(m.var_sim), _sqrt(m.var_obs), v.enough & ~m.obs_constant)
     beta = _div(m.mean_sim, m.mean_obs, v.enough)
-    kge = 1.0 - _sqrt((r - 1.0) ** 2 + (alpha - 1.0) ** 2 + (beta - 1.0) ** 2)
-    return KGEComponents(kge=kge, r=r, alpha=alpha, beta=beta)
+    return KGEComponents(kge=_one_minus_distance(r, alpha, beta), r=r, alpha=alpha, beta=beta)
 
 
 def _kge_prime_components(v: _Valid, m: _Moments) -> KGEPrimeComponents:
@@ -230,8 +239,9 @@ def _kge_prime_components(v: _Valid, m: _Moments) -> KGEPrimeComponents:
         m.mean_sim * _sqrt(m.var_obs),
         v.enough & ~m.obs_constant & (m.mean_obs != 0),
     )
-    kge_prime = 1.0 - _sqrt((r - 1.0) ** 2 + (gamma - 1.0) ** 2 + (beta - 1.0) ** 2)
-    return KGEPrimeComponents(kge_prime=kge_prime, r=r, gamma=gamma, beta=beta)
+    return KGEPrimeComponents(
+        kge_prime=_one_minus_distance(r, gamma, beta), r=r, gamma=gamma, beta=beta
+    )
 
 
 def _log_nse(v: _Valid, eps_fraction: float) -> Array:

@@ -385,6 +385,21 @@ def test_gradients_finite_and_zero_on_missing_steps():
     assert np.isfinite(np.asarray(_grad_of_metrics(f32(obs), obs_gappy))).all()
 
 
+@pytest.mark.parametrize("metric", [M.kge, M.kge_prime])
+def test_a_nan_score_leaves_the_gradient_finite(metric):
+    # A constant simulation has no correlation: its KGE is NaN, but the NaN must not flow back
+    # through the finite bias ratio into the gradient (a loss that leaves the series out of
+    # its value must not have its gradient poisoned by it).
+    rng = np.random.default_rng(7)
+    obs, sim = flows(rng, N_TIME)
+    obs2 = f32(np.stack([obs, obs]))
+    base = f32(np.stack([sim, np.full_like(sim, 0.5)]))
+    assert np.isnan(np.asarray(metric(obs2, base))[1])
+    grad = np.asarray(jax.grad(lambda s: jnp.nansum(metric(obs2, s)))(base))
+    assert np.isfinite(grad).all()
+    assert (grad[0] != 0).any()
+
+
 def test_shape_annotations_hold():
     # Traced abstractly (no compilation): the jaxtyping annotations match what comes out.
     obs = jax.ShapeDtypeStruct((3, 5, 40), jnp.float32)

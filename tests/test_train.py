@@ -212,6 +212,16 @@ def test_kge_loss_matches_metrics():
     assert float(kge_loss(OBS, SIM, extreme_weight=1.0)) > float(kge_loss(OBS, SIM))
 
 
+def test_kge_loss_gradient_stays_finite_when_a_basin_scores_nan():
+    # One basin's simulation is constant (an all-zero runoff head): its KGE is NaN and the
+    # loss leaves it out; the gradient must be finite so that training goes on.
+    sim = np.stack([OBS[0] * 0.8 + 0.1, np.zeros_like(OBS[0])])
+    obs = np.stack([OBS[0], OBS[0]])
+    sim, obs = np.nan_to_num(sim, nan=1.0), np.nan_to_num(obs, nan=1.0)
+    grad = jax.grad(lambda a: kge_loss(obs, a * sim))(jnp.float32(1.0))
+    assert np.isfinite(float(grad)) and float(grad) != 0.0
+
+
 @pytest.mark.parametrize("loss", [nse_star, mse, kge_loss])
 def test_losses_ignore_gaps_and_mask_and_jit(loss):
     base = float(loss(OBS, SIM))
