@@ -123,12 +123,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                          f"'{pet}' that the parameters in {args.params} were calibrated with; "
                          "leave --pet out (the calibration's law is used), or calibrate again "
                          f"with calibration.pet: {args.pet}.")
-    from .io.mopex import PET_SOURCES
+    from .io.mopex import PET_SOURCES, T_TOLERANCE
 
     # a law that derives PET from temperature needs no PE in the file
     data_pet = pet if pet in PET_SOURCES else "given"
     seed = 0 if args.seed is None else args.seed
-    t_tolerance = 0.1 if args.t_tolerance is None else args.t_tolerance
+    t_tolerance = T_TOLERANCE if args.t_tolerance is None else args.t_tolerance
     dtype = np.float64 if args.x64 else np.float32
 
     t0 = time.perf_counter()

@@ -332,6 +332,23 @@ def test_values_beyond_any_climate_are_refused(var, value, words):
         assert word in str(err.value), (word, str(err.value))
 
 
+def test_a_minimum_temperature_above_the_maximum_is_refused():
+    # Swapped minimum and maximum went through: the Hargreaves range was zero, and PET with it.
+    ds = small(potential_evapotranspiration=np.full((2, 10), 2.0))
+    t_min, t_max = ds["air_temperature_min"].values.copy(), ds["air_temperature_max"].values
+    t_min[1, 3:5] = t_max[1, 3:5] + 5.0
+    ds["air_temperature_min"] = (ds["air_temperature_min"].dims, t_min,
+                                 ds["air_temperature_min"].attrs)
+    with pytest.raises(ForcingDataError, match=r"'air_temperature_min' is above "
+                       r"'air_temperature_max'.*\bb\b.*2 day.*swap") as err:
+        validate(ds, pet_source="hargreaves")
+    assert err.value.variable == "air_temperature_min" and err.value.basins == ("b",)
+    t_min[1, 3:5] = t_max[1, 3:5] + 0.05  # a rounding difference in the source: accepted
+    ds["air_temperature_min"] = (ds["air_temperature_min"].dims, t_min,
+                                 ds["air_temperature_min"].attrs)
+    validate(ds, pet_source="hargreaves")
+
+
 def test_unknown_units():
     ds = small()
     ds["air_temperature_max"].attrs["units"] = "degF"

@@ -40,7 +40,7 @@ from ._checks import (
     iso_day,
 )
 from ._report import BasinNote, ForcingDataError, list_notes
-from .mopex import PET_SOURCES, MopexForcing, load_mopex
+from .mopex import PET_SOURCES, T_TOLERANCE, MopexForcing, load_mopex
 
 DIMS = ("column", "time")
 ROLES = ("forcing", "target", "static")
@@ -433,6 +433,14 @@ def validate(
             _refuse((a < low) | (a > high), var, ids, time, source,
                     f"outside [{low:g}, {high:g}] {units}, beyond any climate on Earth,",
                     fix.rstrip("."))
+    t_min, t_max = (np.asarray(ds[v].transpose(*DIMS).values, np.float64)
+                    for v in ("air_temperature_min", "air_temperature_max"))
+    _refuse(t_min - t_max > T_TOLERANCE, "air_temperature_min", ids, time, source,
+            f"above 'air_temperature_max' by more than {T_TOLERANCE:g} degC",
+            "The two are probably swapped (check which variable is the minimum: its "
+            "cell_methods 'time: minimum', or its name); swap them on those days, as "
+            "load_mopex(inverted_temperature='swap') does, or correct the values. Otherwise "
+            "the temperature range of a PET law is zero and PET with it")
 
 
 def _refuse(bad: np.ndarray, var, ids, time, source, what: str, fix: str) -> None:

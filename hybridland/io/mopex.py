@@ -145,6 +145,10 @@ class MopexForcing:
         }
 
 
+T_TOLERANCE = 0.1
+"""degC by which a day's minimum temperature may exceed its maximum (rounding in the source)
+before the two count as inverted."""
+
 def load_mopex(
     path: str | os.PathLike,
     *,
@@ -155,7 +159,7 @@ def load_mopex(
     trim: bool = False,
     drop_incomplete: bool = False,
     inverted_temperature: Literal["error", "swap"] = "error",
-    t_tolerance: float = 0.1,
+    t_tolerance: float = T_TOLERANCE,
     implausible: Literal["interpolate", "error"] = "interpolate",
     dtype=np.float32,
 ) -> MopexForcing:
@@ -204,7 +208,7 @@ def forcing_from_dataset(
     trim: bool = False,
     drop_incomplete: bool = False,
     inverted_temperature: Literal["error", "swap"] = "error",
-    t_tolerance: float = 0.1,
+    t_tolerance: float = T_TOLERANCE,
     implausible: Literal["interpolate", "error"] = "interpolate",
     dtype=np.float32,
     source: str = "<dataset>",
