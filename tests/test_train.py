@@ -223,6 +223,18 @@ def test_kge_loss_gradient_stays_finite_when_a_basin_scores_nan():
 
 
 @pytest.mark.parametrize("loss", [nse_star, mse, kge_loss])
+def test_a_simulation_that_is_not_finite_makes_the_loss_nan(loss):
+    # A diverged model (NaN runoff) must not score as perfect: kge_loss left the basin out and
+    # returned 0, so the training loop's NaN guard never fired.
+    sim = SIM.copy()
+    sim[1, 1] = np.nan
+    assert np.isnan(float(loss(OBS, sim)))
+    sim = SIM.copy()
+    sim[0, 2] = np.nan  # where obs is missing: does not count
+    assert np.isfinite(float(loss(OBS, sim)))
+
+
+@pytest.mark.parametrize("loss", [nse_star, mse, kge_loss])
 def test_losses_ignore_gaps_and_mask_and_jit(loss):
     base = float(loss(OBS, SIM))
     other = SIM.copy()

@@ -22,7 +22,8 @@ A basin without a valid step adds nothing; a batch without any gives a loss of 0
 - ``kge`` — mean over basins of ``1 - KGE`` (Gupta et al. 2009, ``hybridland.metrics.kge``);
   with extreme weighting, ``lambda (1 - KGE)`` of log flows ``log(max(q, 0) + 0.01 mu_b)`` is
   added per basin (``mu_b`` the mean observed flow), which stresses the low-flow regime.
-  Basins whose KGE is undefined (fewer than 2 valid steps, constant obs) are left out.
+  Basins whose KGE is undefined (fewer than 2 valid steps, constant obs or a constant
+  simulation) are left out; a simulation that is not finite on a valid step makes it NaN.
 
 **Extreme (low-flow / dry) weighting** with ``lambda = extreme_weight >= 0``:
 $$w_{bt} = 1 + \lambda\,\exp(-o_{bt} / \mu_b)$$
@@ -140,7 +141,12 @@ def kge_loss(
         log_s = jnp.log(jnp.maximum(sim, 0.0) + eps)
         per_basin = per_basin + extreme_weight * (1.0 - metrics.kge(log_o, log_s, valid))
     ok = jnp.isfinite(per_basin)
-    return jnp.sum(jnp.where(ok, per_basin, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
+    loss = jnp.sum(jnp.where(ok, per_basin, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
+    # A basin is left out for its observations (too few, constant) or a constant simulation,
+    # never for a simulation that is not finite: that is a diverged model, and its loss is NaN
+    # (as with the other losses) so that the training loop's guard stops it.
+    diverged = jnp.any(valid & ~jnp.isfinite(sim))
+    return jnp.where(diverged, jnp.nan, loss)
 
 
 LOSSES: dict[str, Callable[..., Array]] = {"nse": nse_star, "mse": mse, "kge": kge_loss}
