@@ -724,6 +724,7 @@ def calibration_inputs(config: CalibrationRunConfig):
     from .train.data import (
         LOADERS,
         assemble,
+        hide_dry_years,
         keep_basins,
         period_indices,
         require_observed_runoff,
@@ -735,8 +736,10 @@ def calibration_inputs(config: CalibrationRunConfig):
     if cfg.test_period is not None:
         named["test"] = cfg.test_period
     periods = period_indices(source.time, named, cfg.warmup_days)
-    lacking = require_observed_runoff(source, periods, cfg, "calibration",
-                                      fit_label="calibration", partial="drop")
+    check = {"fit_label": "calibration", "partial": "drop"}
+    # the driest years are hidden from the fit as from a training (the dry-extreme test)
+    source = hide_dry_years(source, periods, cfg, "calibration", **check)
+    lacking = require_observed_runoff(source, periods, cfg, "calibration", **check)
     if lacking:
         source = keep_basins(source, [b for b in source.basins if b not in lacking])
     n = len(source.basins)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -466,6 +467,32 @@ def test_calibration_leaves_out_basins_without_observed_streamflow(tmp_path):
     ds.drop_vars("streamflow").to_netcdf(tmp_path / "twin.nc")
     with pytest.raises(ForcingDataError, match=r"twin\.nc has no observed streamflow"):
         calibration_inputs(config)
+
+
+def test_calibration_hides_the_dry_years_held_out(tmp_path):
+    """data.holdout_dry_years was ignored by calibrate: the dry-extreme test's streamflow was
+    fitted while the output's configuration said it was held out."""
+    from hybridland.calibrate import calibration_inputs
+    from hybridland.train.data import dry_years
+
+    ds = synthetic_twin(2, 4 * 365 + 1, start="2000-01-01", aridity=(0.5, 0.8),
+                        lat=(30.0, 33.0), seed=5, dtype=np.float32)
+    ds.to_netcdf(tmp_path / "twin.nc")
+    data = {**DATA, "path": str(tmp_path / "twin.nc"), "train_period": ["2001-01-01", "2002-12-31"],
+            "validation_period": ["2003-01-01", "2003-06-30"]}
+    _, _, _, seen = calibration_inputs(calibration_config_from_dict({"data": data}))
+    assert np.isfinite(seen).all()
+    config = calibration_config_from_dict({"data": {**data, "holdout_dry_years": 0.5}})
+    _, _, _, observed = calibration_inputs(config)
+    # the candidate years are 2001 and 2002 (whole years from the training start to the last
+    # period's end): the drier of the two is hidden in each basin, the warm-up year is not
+    time = pd.DatetimeIndex(ds["time"].values)
+    hidden = dry_years(time, ds["precipitation"].values, 0.5, ("2001-01-01", "2003-06-30"))
+    first = time.get_loc(pd.Timestamp("2001-01-01")) - DATA["warmup_days"]
+    hidden = hidden[:, first:first + observed.shape[1]]
+    assert (hidden.sum(axis=1) == 365).all()
+    np.testing.assert_array_equal(np.isnan(observed), hidden)
+    np.testing.assert_array_equal(observed[~hidden], seen[~hidden])
 
 
 def test_simulate_with_calibrated_parameters_reproduces_the_validation_nse(

@@ -619,16 +619,7 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
     periods = period_indices(
         source.time, {k: v for k, v in named.items() if v is not None}, cfg.warmup_days
     )
-    if cfg.holdout_dry_years:
-        # Checked first as given (a file without streamflow is named before the dry years are
-        # looked for), then with the dry years hidden, which is what the loss sees.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataAdjustmentWarning)
-            require_observed_runoff(source, periods, cfg, "training")
-        start, end = cfg.train_period[0], max(p[1] for p in named.values() if p is not None)
-        hidden = dry_years(source.time, source.forcing.precip, cfg.holdout_dry_years, (start, end))
-        observed = np.where(hidden, np.nan, source.observed_runoff).astype(DTYPE)
-        source = dataclasses.replace(source, observed_runoff=observed)
+    source = hide_dry_years(source, periods, cfg, "training")
     require_observed_runoff(source, periods, cfg, "training")
     first, last = periods["train"]
     names = config.model.static_attributes
@@ -636,6 +627,25 @@ def load_data(config: Config, normalisation: Normalisation | None = None) -> Run
     return assemble(
         source, periods, names, raw, normalisation, "train", config.model.clip_attributes
     )
+
+
+def hide_dry_years(source: Source, periods, cfg: DataConfig, what: str, **check) -> Source:
+    """``source`` with the observed runoff of each basin's driest years (``dry_years`` over the
+    training period's start to the last configured period's end, ``cfg.holdout_dry_years`` of
+    them) set to NaN; unchanged when nothing is held out. The data are first checked as given
+    (``require_observed_runoff(..., what, **check)``), so that a file without streamflow is
+    named before the dry years are looked for."""
+    if not cfg.holdout_dry_years:
+        return source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        require_observed_runoff(source, periods, cfg, what, **check)
+    ends = [p[1] for p in (cfg.train_period, cfg.validation_period, cfg.test_period)
+            if p is not None]
+    hidden = dry_years(source.time, source.forcing.precip, cfg.holdout_dry_years,
+                       (cfg.train_period[0], max(ends)))
+    observed = np.where(hidden, np.nan, source.observed_runoff).astype(DTYPE)
+    return dataclasses.replace(source, observed_runoff=observed)
 
 
 def dry_years(time, precip, fraction: float, span: tuple[str, str]) -> np.ndarray:
