@@ -731,7 +731,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="simulate with the trained model of this run instead (data in the run's layout; "
         "days --start .. --end after the run's warm-up, default the run's test period; "
-        "basins the run has not seen get the median of its calibrated parameters)",
+        "basins the run has not seen get parameters from its parameter network, else the "
+        "median of its calibrated per-basin parameters)",
     )
     sim.add_argument(
         "--params",
@@ -816,8 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate the basins of a dataset in the layout the run was trained on "
         "(other basins, other years) with the run's best model, after the run's warm-up days, "
         "and write one row per basin: NSE, KGE (r, alpha, beta), log-NSE, RMSE, bias, FHV, FLV "
-        "and the water-balance closure residuals. Basins the run has not seen get the median "
-        "of its calibrated parameters (column 'parameters').",
+        "and the water-balance closure residuals. Basins the run has not seen get parameters "
+        "from its parameter network, else the median of its calibrated per-basin parameters "
+        "(column 'parameters').",
     )
     ev.add_argument("--run-dir", required=True, nargs="+", metavar="DIR",
                     help="a finished training run; several: their ensemble mean (e.g. one "
