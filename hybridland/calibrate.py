@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import time
 import warnings
@@ -57,6 +58,7 @@ from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
 from .physics.pet import PET_LAWS
 from .solvers import check_forcing, simulate, simulate_runoff
 from .train.config import (
+    MAX_SEED,
     ConfigError,
     DataConfig,
     _days,
@@ -135,14 +137,14 @@ class CalibrationConfig:
             if getattr(self, name) < 1:
                 _fail(self, name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("learning_rate", "final_learning_rate"):
-            if not getattr(self, name) > 0:
-                _fail(self, name, f"must be > 0, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                _fail(self, name, f"must be a finite number > 0, got {getattr(self, name)}")
         if self.window_days is not None and self.window_days < 2:
             _fail(self, "window_days", f"must be >= 2 (or left out), got {self.window_days}")
         if not 0.0 <= self.holdout_fraction <= 0.5:
             _fail(self, "holdout_fraction", f"must be in [0, 0.5], got {self.holdout_fraction}")
-        if self.seed < 0:
-            _fail(self, "seed", f"must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            _fail(self, "seed", f"must be an integer in [0, 2**63 - 1], got {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True)

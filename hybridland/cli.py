@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import shlex
 import sys
@@ -308,12 +309,12 @@ def _period(text: str | None, start: str | None = None, end: str | None = None):
         return None
     if start is None or end is None:
         raise ValueError("Give both --start and --end (or neither).")
-    import datetime as _dt
+    from .train.config import iso_date
 
     days = []
     for value in (start, end):
         try:
-            days.append(_dt.date.fromisoformat(value))
+            days.append(iso_date(value))
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
     if days[1] < days[0]:
@@ -661,6 +662,17 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    """A finite number > 0 (an argparse type; nan and inf are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 

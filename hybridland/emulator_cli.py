@@ -108,7 +108,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
     # Imported here, not at the top, so that cli.py can import this module.
-    from .cli import _integer_in, _positive_int
+    from .cli import _integer_in, _positive_int, _positive_number
     from .emulator import EmulatorSettings
     from .physics.pet import PET_LAWS
 
@@ -151,7 +151,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help=f"rollout windows per step (default {d.batch})")
     tr.add_argument("--width", type=_positive_int, default=d.width, metavar="N")
     tr.add_argument("--depth", type=_positive_int, default=d.depth, metavar="N")
-    tr.add_argument("--learning-rate", type=float, default=d.learning_rate, metavar="LR")
+    tr.add_argument("--learning-rate", type=_positive_number, default=d.learning_rate, metavar="LR")
     tr.add_argument("--pet", choices=sorted(PET_LAWS), default=d.pet,
                     help="PET law of the emulated physics model (default %(default)s)")
     tr.add_argument("--seed", type=seed, default=d.seed, help="seed of data, weights, batches")

@@ -323,6 +323,9 @@ def test_config_errors_name_the_key():
     # gradient and be written as if calibrated
     with pytest.raises(ConfigError, match=r"calibration\.params.*\['loss_rate'\].*does not use"):
         calibration_config_from_dict({"data": DATA, "calibration": {"params": ["loss_rate"]}})
+    for name in ("learning_rate", "final_learning_rate"):  # inf ran to NaN parameters
+        with pytest.raises(ConfigError, match=rf"calibration\.{name}' must be a finite number"):
+            calibration_config_from_dict({"data": DATA, "calibration": {name: float("inf")}})
     with pytest.raises(ConfigError, match=r"calibration\.starts' must be >= 1"):
         calibration_config_from_dict({"data": DATA, "calibration": {"starts": 0}})
     with pytest.raises(ConfigError, match=r"calibration\.window_days' must be >= 2"):

@@ -478,6 +478,9 @@ def test_evaluate_period_and_aridity_errors_name_the_options(tmp_path, capsys):
     _refused(capsys, ["simulate", "--run-dir", tmp_path / "run", "--data", tmp_path / "d.nc",
                       "--start", "1982-12-01", "--end", "1982-07-01", "--out", tmp_path / "o.nc"],
              "--start 1982-12-01 --end 1982-07-01", "before it starts")
+    # forms date.fromisoformat takes but the period readers do not (a raw numpy message)
+    for bad in ("19821201:19830101", "1982-W48-1:1983-01-01"):
+        _refused(capsys, [*base, "--period", bad], "YYYY-MM-DD")
     for bad in ("5:1", "-1:2", "nan:1"):
         _refused(capsys, [*base, f"--aridity={bad}"], "--aridity", "0 <= LOW < HIGH",
                  absent=("data.aridity_range",))

@@ -181,6 +181,14 @@ def test_a_negative_seed_is_refused_naming_the_option(command, tmp_path, capsys)
     assert not (tmp_path / "emu").exists()
 
 
+@pytest.mark.parametrize("rate", ["inf", "nan", "0"])
+def test_a_learning_rate_that_is_not_finite_and_positive_is_refused(rate, tmp_path, capsys):
+    # inf trained to NaN weights, exited 0 and saved an emulator that could not be loaded
+    assert emulate_main(["train", "--out", str(tmp_path / "emu"), "--learning-rate", rate]) == 2
+    assert "--learning-rate" in capsys.readouterr().err
+    assert not (tmp_path / "emu").exists()
+
+
 def test_cli_train_and_evaluate(tmp_path, capsys):
     out = tmp_path / "emu"
     args = ["--out", str(out), "--columns", "4", "--days", "120", "--window-days", "20",

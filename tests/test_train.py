@@ -94,7 +94,15 @@ def test_config_loads_and_round_trips(tmp_path):
     [
         ("training: {learnin_rate: 0.1}\n", r"training\.learnin_rate.*learning_rate"),
         ("trainig: {epochs: 1}\n", r"trainig.*valid sections"),
-        ("training: {learning_rate: -1}\n", r"training\.learning_rate' must be > 0"),
+        ("training: {learning_rate: -1}\n", r"training\.learning_rate' must be a finite number > 0"),
+        # non-finite numbers went through: a NaN loss after the run directory was made, or a
+        # run that "finished" with NaN weights
+        ("training: {learning_rate: .inf}\n", r"training\.learning_rate' must be a finite"),
+        ("training: {extreme_weight: .nan}\n", r"training\.extreme_weight' must be a number"),
+        ("training: {weight_decay: .inf}\n", r"training\.weight_decay' must be a finite"),
+        ("training: {clip_norm: .inf}\n", r"training\.clip_norm' must be a finite"),
+        # a seed beyond 64 bits ended in a raw OverflowError, the run directory half made
+        ("run: {seed: 99999999999999999999}\n", r"run\.seed' must be an integer in \[0, 2\*\*63"),
         ("training: {epochs: 2.5}\n", r"training\.epochs' must be an integer"),
         ("training: {loss: rmse}\n", r"training\.loss' must be one of"),
         ("model: {width: '8'}\n", r"model\.width' must be an integer"),
@@ -112,6 +120,11 @@ def test_config_errors_name_the_field(tmp_path, extra, match):
 def test_config_errors_in_data_section(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.validation_period"):
         load_config(write(tmp_path, "data: {train_period: [1995-01-01, 1996-12-31]}\n"))
+    # date.fromisoformat takes these too; the readers of periods downstream failed on them
+    # with messages naming no key
+    for first in ("19950101", "1995-W01-1"):
+        with pytest.raises(ConfigError, match=r"data\.train_period.*YYYY-MM-DD"):
+            load_config(write(tmp_path, BASE.replace("1995-01-01", first)))
     bad = BASE.replace("1996-12-31", "1994-12-31")
     with pytest.raises(ConfigError, match=r"data\.train_period' ends"):
         load_config(write(tmp_path, bad))

@@ -27,7 +27,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import math
 import os
+import re
 import types
 import typing
 from typing import ClassVar, Literal
@@ -74,6 +76,10 @@ Period = tuple[str, str]
 # Sections
 
 
+MAX_SEED = 2**63 - 1
+"""The largest seed: seeds are 64-bit signed integers where JAX and numpy take them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Identity of the run."""
@@ -87,8 +93,8 @@ class RunConfig:
     def __post_init__(self):
         if not self.name:
             _fail(self, "name", "must be a non-empty string")
-        if self.seed < 0:
-            _fail(self, "seed", f"must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            _fail(self, "seed", f"must be an integer in [0, 2**63 - 1], got {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,10 +424,10 @@ class TrainingConfig:
     def __post_init__(self):
         if self.epochs < 1:
             _fail(self, "epochs", f"must be >= 1, got {self.epochs}")
-        if not self.learning_rate > 0:
-            _fail(self, "learning_rate", f"must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            _fail(self, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if not 0 < self.learning_rate < math.inf:
+            _fail(self, "learning_rate", f"must be a finite number > 0, got {self.learning_rate}")
+        if not 0 <= self.weight_decay < math.inf:
+            _fail(self, "weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
         if self.warmup_steps < 0:
             _fail(self, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         if not 0 < self.decay_rate <= 1:
@@ -432,14 +438,16 @@ class TrainingConfig:
             _fail(self, "window_days", f"must be >= 2, got {self.window_days}")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             _fail(self, "batches_per_epoch", f"must be >= 1, got {self.batches_per_epoch}")
-        if self.extreme_weight < 0:
-            _fail(self, "extreme_weight", f"must be >= 0, got {self.extreme_weight}")
+        if not 0 <= self.extreme_weight < math.inf:
+            _fail(self, "extreme_weight",
+                  f"must be a finite number >= 0, got {self.extreme_weight}")
         if self.validate_every < 1:
             _fail(self, "validate_every", f"must be >= 1, got {self.validate_every}")
         if self.patience is not None and self.patience < 1:
             _fail(self, "patience", f"must be >= 1, got {self.patience}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            _fail(self, "clip_norm", f"must be > 0, got {self.clip_norm}")
+        if self.clip_norm is not None and not 0 < self.clip_norm < math.inf:
+            _fail(self, "clip_norm", f"must be a finite number > 0 (or null: no clipping), got "
+                  f"{self.clip_norm}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -705,7 +713,7 @@ def _coerce(value, tp, where: str):
             raise ConfigError(f"'{where}' must be an integer, got {value!r}.")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ConfigError(f"'{where}' must be a number, got {value!r}.")
         return float(value)
     raise TypeError(f"unsupported annotation {tp} for {where}")  # a bug here, not in the YAML
@@ -719,9 +727,19 @@ def _fail(section, field: str, message: str):
     raise ConfigError(f"'{section.SECTION}.{field}' {message}.")
 
 
+def iso_date(text) -> _dt.date:
+    """The day ``text`` names as ``YYYY-MM-DD``; ValueError otherwise, also for the other forms
+    that ``date.fromisoformat`` takes (``19950101``, ``1995-W01-1``), which the readers of
+    periods downstream cannot."""
+    text = str(text)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    return _dt.date.fromisoformat(text)
+
+
 def _check_period(section, name: str, period) -> None:
     try:
-        first, last = (_dt.date.fromisoformat(str(d)) for d in period)
+        first, last = (iso_date(d) for d in period)
     except (ValueError, TypeError):
         days = [] if isinstance(period, str) else list(period)
         shaped = [d for d in days if len(str(d).split("-")) == 3 and str(d)[:4].isdigit()]
@@ -737,7 +755,7 @@ def _check_period(section, name: str, period) -> None:
 
 def _is_day(text) -> bool:
     try:
-        _dt.date.fromisoformat(str(text))
+        iso_date(text)
     except ValueError:
         return False
     return True
