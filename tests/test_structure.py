@@ -473,6 +473,22 @@ def test_daily_parameters_vary_and_stay_in_their_ranges():
         assert values.std(axis=1).max() > 0  # changes from day to day
 
 
+def test_routing_parameters_cannot_vary_by_day():
+    # A daily routing_scale got one value per component and day where the router takes one
+    # per column: a broadcasting TypeError, or, with as many components as routing days, a
+    # unit hydrograph mixed from the components' shapes (closed, silently wrong).
+    with pytest.raises(ValueError, match=r"cannot vary \['routing_scale'\] by day.*one unit "
+                                         "hydrograph"):
+        build_model("physics", routing_days=4, components=4,
+                    dynamic_params=("routing_scale", "runoff_shape"), key=jax.random.key(0))
+    data = {"train_period": ["1990-01-01", "1995-12-31"],
+            "validation_period": ["1996-01-01", "1997-12-31"]}
+    with pytest.raises(ConfigError, match=r"model\.dynamic_params' lists \['routing_shape'\].*"
+                                          "trainable_params"):
+        config_from_dict({"data": data, "model": {
+            "kind": "sequence_hybrid", "dynamic_params": ["runoff_shape", "routing_shape"]}})
+
+
 def test_configuration_refuses_parameters_the_structure_does_not_use():
     data = {"train_period": ["1990-01-01", "1995-12-31"],
             "validation_period": ["1996-01-01", "1997-12-31"]}

@@ -21,7 +21,13 @@ import jax.numpy as jnp
 
 from .._containers import Forcing
 from .._custom_types import FloatArray
-from .._params import PARAMETER_BOUNDS, AbstractDailyParameters, bounded, default_logit
+from .._params import (
+    PARAMETER_BOUNDS,
+    ROUTING_PARAMETERS,
+    AbstractDailyParameters,
+    bounded,
+    default_logit,
+)
 from .lstm import N_DYNAMIC_INPUTS, lstm_cells, run_cells, sequence_inputs
 from ._precision import full_precision
 
@@ -56,6 +62,13 @@ class DailyParameterLSTM(AbstractDailyParameters):
         if unknown or not names:
             raise ValueError(
                 f"DailyParameterLSTM needs parameter names from PARAMETER_BOUNDS, got {list(names)}."
+            )
+        routed = [n for n in names if n in ROUTING_PARAMETERS]
+        if routed:
+            raise ValueError(
+                f"DailyParameterLSTM cannot vary {routed} by day: a column routes its runoff "
+                "through one unit hydrograph for the whole run. Leave them out of the daily "
+                "parameters (train them as static parameters instead)."
             )
         self.names = tuple(names)
         self.components = components

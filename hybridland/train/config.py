@@ -36,7 +36,7 @@ from typing import ClassVar, Literal
 
 import yaml
 
-from .._params import PARAMETER_BOUNDS
+from .._params import PARAMETER_BOUNDS, ROUTING_PARAMETERS
 from ..physics.pet import PET_LAWS
 
 LOSSES = ("nse", "mse", "kge")
@@ -349,6 +349,11 @@ class ModelConfig:
         unknown = [p for p in self.dynamic_params if p not in PARAMETER_BOUNDS]
         if unknown:
             _fail(self, "dynamic_params", f"unknown {unknown}; known: {sorted(PARAMETER_BOUNDS)}")
+        routed = [p for p in self.dynamic_params if p in ROUTING_PARAMETERS]
+        if routed:
+            _fail(self, "dynamic_params", f"lists {routed}: a column routes its runoff through "
+                  "one unit hydrograph for the whole run, so they cannot vary by day; move them "
+                  "to trainable_params")
         both = sorted(set(self.dynamic_params) & set(self.trainable_params))
         if both:
             _fail(self, "dynamic_params", f"{both} are also in trainable_params; a parameter is "
