@@ -55,6 +55,7 @@ References:
   44, W09417. doi:10.1029/2007WR006716
 """
 
+import math
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -154,6 +155,15 @@ def _prepare(obs: ArrayLike, sim: ArrayLike, mask: ArrayLike | None) -> _Valid:
         count=count,
         enough=(n >= 2) & jnp.all(finite_sim | ~valid, axis=-1),
     )
+
+
+def _check_option(name: str, value, low: float, high: float, example: str) -> None:
+    """Refuse an option outside ``(low, high]`` (``high`` = inf: any finite number above
+    ``low``): a fraction given in percent gave a number, not an error."""
+    if not (low < value <= high and math.isfinite(value)):
+        upper = "" if high == math.inf else f" and at most {high:g}"
+        raise ValueError(f"{name} must be a number above {low:g}{upper} ({example}); got "
+                         f"{value!r}.")
 
 
 def _nan_unless(ok: Array, value: Array) -> Array:
@@ -349,6 +359,7 @@ def log_nse(
     **Returns** `[*batch]`; NaN with fewer than 2 valid steps, mean `obs` <= 0, or constant
     `obs`.
     """
+    _check_option("eps_fraction", eps_fraction, 0.0, math.inf, "0.01 is 1 % of the mean flow")
     return _log_nse(_prepare(obs, sim, mask), eps_fraction)
 
 
@@ -463,6 +474,7 @@ def fhv(
     **Returns** `[*batch]`; NaN with fewer than 2 valid steps, an empty segment
     (`round(h n) = 0`, e.g. fewer than 26 valid steps at `h = 0.02`) or zero peak flows.
     """
+    _check_option("high_fraction", high_fraction, 0.0, 1.0, "0.02 is the top 2 %")
     return _fhv(_prepare(obs, sim, mask), high_fraction)
 
 
@@ -493,6 +505,8 @@ def flv(
     **Returns** `[*batch]`; NaN with fewer than 2 valid steps or a low segment with no spread
     above its minimum (e.g. an ephemeral river with more than 30 % zero flows).
     """
+    _check_option("low_fraction", low_fraction, 0.0, 1.0, "0.3 is the lowest 30 %")
+    _check_option("min_flow", min_flow, 0.0, math.inf, "e.g. 1e-6, in the units of the flows")
     return _flv(_prepare(obs, sim, mask), low_fraction, min_flow)
 
 

@@ -404,6 +404,8 @@ def test_bad_input_names_variable_and_basin(case, tmp_path):
         ("PE", "MM DAY-1"),
         ("T_max", "degree_Celsius"),
         ("T_min", "celsius"),
+        ("T_max", "degree_C"),  # UDUNITS' spellings were refused as "convert the values"
+        ("T_min", "degrees_C"),
     ],
 )
 def test_accepted_unit_spellings(var, units, tmp_path):

@@ -164,6 +164,15 @@ def test_camels(camels):
 def test_camels_unknown_gauge():
     with pytest.raises(ForcingDataError, match="99999999"):
         load_camels(gauges=["99999999"])
+    # one id as a string is that gauge, not eight one-character ids
+    one = load_camels(gauges="01022500", start="2000-01-01", end="2000-01-31")
+    assert list(one.column.values) == ["01022500"]
+
+
+def test_camels_zero_flow_frequency_is_a_fraction(camels):
+    # labelled percent, its values are fractions of days (at most 0.965 in CAMELS)
+    assert camels["zero_q_freq"].attrs["units"] == "1"
+    assert float(camels["zero_q_freq"].max()) <= 1.0
 
 
 @pytest.fixture(scope="module")
@@ -439,6 +448,16 @@ def test_from_cf_converts_units():
     np.testing.assert_allclose(target(ds, "soil_moisture"), 0.25)
     assert list(ds.column.values) == ["s1", "s2"] and list(ds.lat.values) == [40.0, 41.0]
     assert "other" not in ds
+
+
+@pytest.mark.parametrize("units", ["degree_C", "degrees_C", "degC", "Celsius"])
+def test_from_cf_reads_the_spellings_of_celsius(units):
+    ds = cf_dataset()
+    for var in ("tasmin", "tasmax"):
+        ds[var] = ds[var].copy(data=ds[var].values - 273.15)
+        ds[var].attrs["units"] = units
+    got = from_cf(ds)
+    np.testing.assert_allclose(got.air_temperature_max.values, 25.0, atol=1e-9)
 
 
 def test_from_cf_unknown_units():

@@ -416,6 +416,19 @@ def test_shape_annotations_hold():
         jax.eval_shape(jaxtyped(typechecker=beartype)(M.nse), obs, obs, obs)
 
 
+def test_options_out_of_range_raise():
+    # high_fraction=2 (meant as 2 %) gave the percent bias of the whole series, FLV with
+    # low_fraction=30 a number
+    obs, sim = f32([1.0, 2.0, 3.0, 4.0]), f32([1.0, 2.0, 3.0, 5.0])
+    for metric, option, value in ((M.fhv, "high_fraction", 2.0), (M.flv, "low_fraction", 30.0),
+                                  (M.fhv, "high_fraction", 0.0), (M.flv, "min_flow", 0.0),
+                                  (M.log_nse, "eps_fraction", -0.01),
+                                  (M.flv, "low_fraction", float("nan"))):
+        with pytest.raises(ValueError, match=rf"{option} must be a number above 0"):
+            metric(obs, sim, **{option: value})
+    assert np.isfinite(float(M.fhv(obs, sim, high_fraction=1.0)))
+
+
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="same shape"):
         M.nse(f32([1, 2, 3]), f32([1, 2]))

@@ -184,9 +184,12 @@ def basin_ids(ds: xr.Dataset, dim: str = "basin") -> list[str]:
 
 
 def select_basins(all_ids: list[str], wanted: Sequence[str] | None, source: str) -> np.ndarray:
-    """Positions of the wanted basins, in the order asked; refuse unknown or repeated ids."""
+    """Positions of the wanted basins, in the order asked; refuse unknown or repeated ids. One
+    id given as a string is that basin (not its characters)."""
     if wanted is None:
         return np.arange(len(all_ids))
+    if isinstance(wanted, str):
+        wanted = [wanted]
     wanted = [str(b).strip() for b in wanted]
     if not wanted:
         raise ForcingDataError("The list of basins to keep is empty.", variable="basin")

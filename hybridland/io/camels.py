@@ -38,7 +38,7 @@ STATIC_UNITS = {
     "q95": "mm day-1", "high_prec_freq": "day yr-1", "low_prec_freq": "day yr-1",
     "high_q_freq": "day yr-1", "low_q_freq": "day yr-1", "high_prec_dur": "day",
     "low_prec_dur": "day", "high_q_dur": "day", "low_q_dur": "day", "hfd_mean": "day of year",
-    "zero_q_freq": "percent", "gauge_lat": "degrees_north", "gauge_lon": "degrees_east",
+    "zero_q_freq": "1", "gauge_lat": "degrees_north", "gauge_lon": "degrees_east",
     "elev_mean": "m", "slope_mean": "m km-1", "area_gages2": "km2", "area_geospa_fabric": "km2",
     "soil_depth_pelletier": "m", "soil_depth_statsgo": "m", "soil_conductivity": "cm h-1",
     "max_water_content": "m", "sand_frac": "percent", "silt_frac": "percent",

@@ -40,7 +40,7 @@ from ._checks import (
     iso_day,
 )
 from ._report import BasinNote, ForcingDataError, list_notes
-from .mopex import PET_SOURCES, T_TOLERANCE, MopexForcing, load_mopex
+from .mopex import PET_SOURCES, T_TOLERANCE, TEMPERATURE_UNITS, MopexForcing, load_mopex
 
 DIMS = ("column", "time")
 ROLES = ("forcing", "target", "static")
@@ -129,10 +129,7 @@ UNIT_CONVERSIONS: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
         **dict.fromkeys(["m day-1", "m d-1", "m/day"], _scale(1000.0)),
     },
     "degC": {
-        **dict.fromkeys(
-            ["degc", "degree_celsius", "degrees_celsius", "celsius", "deg_c", "°c", "c"],
-            _scale(1.0),
-        ),
+        **dict.fromkeys([*sorted(TEMPERATURE_UNITS), "c"], _scale(1.0)),
         **dict.fromkeys(["k", "kelvin", "degk", "degree_kelvin"], lambda a: a - 273.15),
     },
     "W m-2": {

@@ -79,7 +79,8 @@ CANONICAL_NAMES = {PRECIP_VAR: "precipitation", PET_VAR: "potential_evapotranspi
 
 WATER_FLUX_UNITS = frozenset({"mm day-1", "mm/day", "mm d-1"})
 """Accepted spellings of mm per day (compared case-insensitively, blanks collapsed)."""
-TEMPERATURE_UNITS = frozenset({"degc", "degree_celsius", "celsius"})
+TEMPERATURE_UNITS = frozenset({"degc", "degree_c", "degrees_c", "deg_c", "degree_celsius",
+                               "degrees_celsius", "celsius", "°c"})
 """Accepted spellings of degrees Celsius (compared case-insensitively)."""
 
 UNITS = {
