@@ -145,6 +145,26 @@ def test_closure_and_store_ranges_float32_hybrid():
     check_closure_and_ranges(sim, forcing, params)
 
 
+def test_float32_forcing_runs_with_float64_enabled():
+    # the solver's times were Python floats, float64 under x64, and turned the float32 stores
+    # into float64 ones: the daily loop's carry changed type (a TypeError)
+    forcing = rough_forcing(2, 30, jnp.float32, seed=2)
+    with jax.enable_x64(True):
+        sim = simulate_ode(hl.ColumnModel(), forcing)
+    assert sim.fluxes.runoff.dtype == jnp.float32 and sim.states.soil.dtype == jnp.float32
+    assert float(sim.max_abs_water_residual) < 1e-3
+
+
+def test_forcing_without_days_is_refused():
+    forcing = jax.tree_util.tree_map(
+        lambda x: x[..., :0] if x.ndim == 2 or x.shape == (3,) else x,
+        rough_forcing(2, 3, jnp.float32))
+    for run in (hl.simulate, simulate_ode,
+                lambda m, f: hl.solvers.simulate_runoff(m, f, hl.Params.default(2))):
+        with pytest.raises(ValueError, match="no days"):
+            run(hl.ColumnModel(), forcing)
+
+
 # --- Agreement with the daily bucket on smooth forcing ------------------------------------
 
 N_DAYS = 730

@@ -263,8 +263,10 @@ def run_column_ode(
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(_vector_field),
             solver,
-            t0=0.0,
-            t1=dt,
+            # times in the stores' dtype: Python floats are float64 under jax_enable_x64 and
+            # would turn float32 stores into float64 ones inside the daily loop
+            t0=jnp.zeros((), zero.dtype),
+            t1=jnp.asarray(dt, zero.dtype),
             dt0=None,
             y0=y0,
             args=day,

@@ -155,6 +155,9 @@ def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
             f"forcing.precip must be [column, time], got shape {shape}; "
             "use run_column for a single column."
         )
+    if shape[1] == 0:
+        raise ValueError("forcing has no days (its time axis has length 0); give at least one "
+                         "day.")
     for name in _SERIES:
         value = getattr(forcing, name)
         if value is not None and value.shape != shape:
