@@ -765,8 +765,9 @@ def test_train_only_trains_the_named_runs_and_scores_nothing(quick_study, tmp_pa
     code = cli.main(["study", "climate-shift", "--config", str(work / "study.yaml"), "--out",
                      str(out), "--quick", "--quiet", "--train-only", "temporal/physics"])
     assert code == 0
-    assert "temporal/physics: 2 epochs (best " in capsys.readouterr().out
-    assert (out / "runs" / "temporal" / "physics" / "run.json").is_file()
+    run = json.loads((out / "runs" / "temporal" / "physics" / "run.json").read_text())
+    best = run["best_epoch"] + 1  # counted from 1, as on the page (it printed the index)
+    assert f"temporal/physics: 2 epochs (best {best})" in capsys.readouterr().out
     assert [p.name for p in (out / "runs").iterdir()] == ["temporal"]
     assert [p.name for p in (out / "runs" / "temporal").iterdir()] == ["physics"]
     assert not (out / "results.csv").exists() and not (out / "scores.csv").exists()
@@ -990,15 +991,8 @@ def test_medians_of_the_same_basins_compare_the_basins_scored_in_both():
 
     ids = ["a", "b", "c"]
     basins = Basins(ids, np.array([0.5, 0.6, 2.0]), np.array(["humid", "humid", "arid"]), [])
-    rows = []
-    for test, nse in (("test", [0.9, 0.5, 0.1]), ("dry_years", [0.8, np.nan, 0.0])):
-        for b, value in zip(ids, nse):
-            rows.append({"model": "m", "split": "temporal", "test": test, "basin": b,
-                         "nse": value, "kge": value, "log_nse": value, "pbias": 0.0,
-                         "flv": 0.0, "n_valid": 10, "mean_observed_mm_day": 1.0,
-                         "mean_simulated_mm_day": 1.0, "mean_precip_mm_day": 2.0,
-                         "max_abs_cumulative_residual_mm": 0.0})
-    summary = summarise(pd.DataFrame(rows), basins).set_index("split")
+    scores = _dry_year_scores([0.9, 0.5, 0.1], [0.8, np.nan, 0.0], ids)
+    summary = summarise(scores, basins).set_index("split")
     dry = summary.loc["dry_extremes"]
     assert dry["n_in"] == 3 and dry["n_shifted"] == 2
     assert dry["nse_in"] == pytest.approx(0.5)  # median of a and c: 0.9, 0.1
@@ -1031,3 +1025,173 @@ def test_budyko_precipitation_is_averaged_over_the_scored_days():
     rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
     assert np.isnan(rows["nse"][0]) and np.isnan(evaporative_index_error(rows)[0])
     assert np.isfinite(evaporative_index_error(rows)[1])
+
+
+def _dry_year_scores(test_nse, dry_nse, ids):
+    """Score rows of model ``m`` on the temporal split: its test-period and dry-year NSE (and
+    KGE, log-NSE) per basin of ``ids``."""
+    rows = []
+    for test, nse in (("test", test_nse), ("dry_years", dry_nse)):
+        for b, value in zip(ids, nse):
+            rows.append({"model": "m", "split": "temporal", "test": test, "basin": b,
+                         "nse": value, "kge": value, "log_nse": value, "pbias": 0.0,
+                         "flv": 0.0, "n_valid": 10, "mean_observed_mm_day": 1.0,
+                         "mean_simulated_mm_day": 1.0, "mean_precip_mm_day": 2.0,
+                         "max_abs_cumulative_residual_mm": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_dry_extremes_header_counts_the_basins_its_medians_are_over():
+    """The dry-year and test-year medians are over the basins scored in both; the header
+    counted each set on its own ('3 in-distribution and 3 shifted basin scores') and never
+    said over how many basins the medians were."""
+    from hybridland.study.climate_shift import summarise
+
+    ids = ["a", "b", "c", "d"]
+    basins = Basins(ids, np.array([0.5, 0.6, 2.0, 0.7]),
+                    np.array(["humid", "humid", "arid", "humid"]), [])
+    # b has no dry-year score, d no test-period one: both medians are over a and c
+    scores = _dry_year_scores([0.9, 0.5, 0.1, np.nan], [0.8, np.nan, 0.0, 0.3], ids)
+    results = summarise(scores, basins)
+    dry = results.set_index("split").loc["dry_extremes"]
+    assert (dry["n_in"], dry["n_shifted"], dry["n_paired"]) == (3, 3, 2)
+    assert dry["nse_in"] == pytest.approx(0.5) and dry["nse_shifted"] == pytest.approx(0.4)
+    text = report.results_markdown(results)
+    assert ("(medians over the 2 basins scored in both, of 3 in-distribution and 3 shifted "
+            "basin scores)") in text
+    # models scored on different basins: the range of the counts, not the first model's
+    other = _dry_year_scores([0.9, 0.5, 0.1, 0.2], [0.8, 0.4, 0.0, 0.3], ids).assign(model="o")
+    text = report.results_markdown(summarise(pd.concat([scores, other]), basins))
+    assert "(medians over the 2–4 basins scored in both, of 3–4 in-distribution and" in text
+
+
+def test_the_budget_sentence_names_the_budget_checks_runs():
+    """The page said 'every trained model gets the same 2 epochs' (--quick) while the budget
+    check's runs got twice that, and 'the configured basins' though --quick sets the batch's
+    basins."""
+    study = load_study(STUDY)
+    check = study.budget_check
+    assert check.models and check.factor == 2 and study.quick.epochs == 2
+    text = report._budget(study, quick=True)
+    assert "the same 2 epochs of 2 mini-batches per epoch (each mini-batch: 3 basins and " in text
+    assert ("except the budget check's runs (humid_to_arid, \"2x budget\" in the tables), "
+            "which get 2 times the epochs: 4 epochs.") in text
+    imposed = dataclasses.replace(study, training=dataclasses.replace(
+        study.training, epochs=30, patience=5))
+    text = report._budget(imposed, quick=False)
+    assert "the same 30 epochs with early stopping after 5 epochs" in text
+    assert ("(its own configuration's mini-batches per epoch; each mini-batch: the "
+            "configured") in text
+    assert "which get 2 times the epochs and patience: 60 epochs, early stopping after 10." in text
+    # the models' own budgets: the budget check's runs still get twice theirs
+    assert "except the budget check's runs" in report._budget(study, quick=False)
+    unchecked = dataclasses.replace(study, budget_check=dataclasses.replace(check, models=()))
+    assert "except" not in report._budget(unchecked, quick=True)
+
+
+def test_the_study_time_counts_every_step_that_runs_a_model(tmp_path, monkeypatch):
+    """The ensembles' evaluations, the default-parameter physics run behind the state
+    regression and the untrained site runs took time no row of timing.csv held, so the study
+    time the targets check left them out."""
+    study = load_study(STUDY)
+    assert study.ensemble.models and "regression_state" in study.baselines
+    step = 0.05
+    basins = Basins(["a"], np.array([0.5]), np.array(["humid"]), [])
+    row = pd.DataFrame({"basin": ["a"]})
+
+    def evaluate(study, model, split, run_dir, basins, progress):
+        if isinstance(run_dir, list):  # the mean of a model's trainings
+            time.sleep(step)
+        return [row]
+
+    def states(data):
+        time.sleep(step)
+        return {}
+
+    def sites(study, out, log):
+        time.sleep(step)
+        return pd.DataFrame({"site": ["US-AR1"]})
+
+    written = {}
+    for name, fake in (("_load_all", lambda *_: (None, basins, None)),
+                       ("run_config", lambda *_, **__: None), ("_train", lambda *_, **__: 1.0),
+                       ("_epochs", lambda *_: {"epochs_completed": 1, "best_epoch": 0,
+                                               "epochs_bound": 1, "stopped_early": False}),
+                       ("_evaluate_trained", evaluate), ("_default_states", states),
+                       ("_dry_mask", lambda *_: None), ("_baseline_rows", lambda *_: [row]),
+                       ("summarise", lambda *_: pd.DataFrame()), ("_untrained", sites),
+                       ("_write", lambda *args, **kw: written.update(args=args, **kw))):
+        monkeypatch.setattr(climate_shift, name, fake)
+    climate_shift.run_study(study, tmp_path, progress=False, log=lambda *_: None)
+    timing = written["args"][3].set_index(["model", "split"])
+    for name in study.ensemble.models:
+        assert timing.at[(f"{name}_ensemble", study.ensemble.split), "evaluate_s"] >= step
+    assert timing.at[("regression_state", "all"), "train_s"] >= step
+    assert timing.at[(study.untrained.model, "sites"), "evaluate_s"] >= step
+    jobs = len(study_jobs(study))
+    total = (timing["train_s"] + timing["evaluate_s"]).sum()
+    assert total >= jobs * 1.0 + (len(study.ensemble.models) + 2) * step
+    assert written["machine"] == climate_shift._machine()  # recorded with the scoring
+
+
+def test_a_study_without_an_untrained_section_checks_no_untrained_variables(tmp_path):
+    """A study without a model named 'hybrid' and without an 'untrained' section did not
+    load: the section's model defaulted to 'hybrid'."""
+    raw = yaml.safe_load(STUDY.read_text())
+    raw["models"] = {"physics": str(STUDY.parent / raw["models"]["physics"])}
+    for section in ("extreme_weighting", "fine_tuning", "budget_check", "ensemble",
+                    "untrained", "targets"):  # the sections that name other models
+        del raw[section]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    study = load_study(path)
+    assert study.untrained.model is None
+    assert climate_shift._untrained(study, tmp_path, print) is None
+    assert not (tmp_path / "untrained.csv").exists()
+    # an untrained model the study does not train is still an error
+    path.write_text(yaml.safe_dump({**raw, "untrained": {"model": "hybrid"}}))
+    with pytest.raises(ConfigError, match=r"'untrained\.model' names \['hybrid'\], not in"):
+        load_study(path)
+
+
+def test_the_page_states_the_machine_the_scoring_recorded(tmp_path):
+    """The page said '(2 CPU cores)' whatever machine ran the study; now the scoring records
+    its machine in invocation.json, --report-only keeps it, and a folder scored before it was
+    recorded is rewritten without cores."""
+    import jax
+
+    study = load_study(STUDY)
+    ids = ["a", "b", "c"]
+    basins = Basins(ids, np.array([0.5, 2.0, 3.0]), np.array(["humid", "arid", "arid"]), ["b"])
+    scores = pd.concat([_dry_year_scores([0.9, 0.5, 0.1], [0.8, 0.4, 0.0], ids)]
+                       + [_dry_year_scores([0.7, 0.2, 0.1], [], ids).assign(split=split)
+                          for split in ("humid_to_arid", "diverse")], ignore_index=True)
+    scores = scores.assign(model="hybrid", aridity=scores["basin"].map(
+        dict(zip(ids, basins.aridity))))
+    pd.DataFrame({"basin": ids, "aridity": basins.aridity, "group": basins.group,
+                  "arid_training_share": [b in basins.arid_train for b in ids]}).to_csv(
+        tmp_path / "basins.csv", index=False)
+    timing = pd.DataFrame({"model": ["hybrid"], "split": ["temporal"], "train_s": [60.0],
+                           "evaluate_s": [1.0]})
+    gpu = {"cpu_count": 16, "usable_cpus": 16, "jax_backend": "gpu",
+           "device_kind": "NVIDIA H200", "device_count": 1}
+    climate_shift._write(tmp_path, scores, climate_shift.summarise(scores, basins), timing,
+                         None, study, basins, 60.0, True, machine=gpu)
+    page = (tmp_path / "climate_shift.md").read_text()
+    assert "Training time of all runs on this machine (16 CPU cores, JAX on gpu: NVIDIA " \
+           "H200): **1.0 min**" in page
+    assert json.loads((tmp_path / climate_shift.INVOCATION).read_text())["machine"] == gpu
+    climate_shift.rewrite_report(study, tmp_path, log=lambda *_: None)  # on another machine
+    assert (tmp_path / "climate_shift.md").read_text() == page
+    # a folder scored before the machine was recorded: rewritten as it is, without cores
+    (tmp_path / climate_shift.INVOCATION).write_text(json.dumps({"wall_s": 60.0,
+                                                                 "quick": True}))
+    climate_shift.rewrite_report(study, tmp_path, log=lambda *_: None)
+    page = (tmp_path / "climate_shift.md").read_text()
+    assert "Training time of all runs (machine not recorded): **1.0 min**" in page
+    assert "CPU cores" not in page
+    assert "machine" not in json.loads((tmp_path / climate_shift.INVOCATION).read_text())
+    here = climate_shift._machine()
+    assert (here["cpu_count"], here["jax_backend"]) == (os.cpu_count(), jax.default_backend())
+    assert report.machine_text({**gpu, "usable_cpus": 2, "jax_backend": "cpu"}) == (
+        "on this machine (2 of its 16 CPU cores, JAX on cpu)")

@@ -43,8 +43,9 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.train_only is not None:
         for row in result["timing"].itertuples():
+            # counted from 1, as the page's table of epochs (best_epoch is an index)
             print(f"{row.split}/{row.model}: {row.epochs_completed} epochs (best "
-                  f"{row.best_epoch}), {row.train_s:.0f} s")
+                  f"{row.best_epoch + 1}), {row.train_s:.0f} s")
         return EXIT_OK
     print(f"results: {args.out}/results.md, {args.out}/climate_shift.md, "
           f"figures in {args.out}/figures ({result['wall_s'] / 60:.1f} min)")

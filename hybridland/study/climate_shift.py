@@ -60,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -514,6 +515,9 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
             # the same basins in both (the dry years against the test years): each median over
             # the basins scored in both, so that the drop compares like with like
             paired = len(parts) == 2 and set(parts["in"].index) == set(parts["shifted"].index)
+            if paired:  # the basins the NSE medians (and the drop) are taken over
+                scored = parts["shifted"]["nse"].reindex(parts["in"].index).notna()
+                row["n_paired"] = int((parts["in"]["nse"].notna() & scored).sum())
             for label, part in parts.items():
                 row[f"n_{label}"] = int(part["nse"].notna().sum())  # basins with a score
                 for k in SCORES:
@@ -599,9 +603,19 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
     if only is not None:
         return {"timing": pd.DataFrame(timing), "wall_s": time.perf_counter() - t_start}
     for name in study.ensemble.models:  # the mean of each model's trainings
+        t0 = time.perf_counter()
         rows += _evaluate_trained(study, name + ENSEMBLE_SUFFIX, study.ensemble.split,
                                   ensemble_members(study, out, name), basins, progress=False)
-    states = _default_states(data) if "regression_state" in study.baselines else None
+        timing.append({"model": name + ENSEMBLE_SUFFIX, "split": study.ensemble.split,
+                       "train_s": 0.0, "evaluate_s": time.perf_counter() - t0})
+    states = None
+    if "regression_state" in study.baselines:
+        # the state regression's inputs, one run on every basin for all its splits: part of
+        # fitting it (split "all")
+        t0 = time.perf_counter()
+        states = _default_states(data)
+        timing.append({"model": "regression_state", "split": "all",
+                       "train_s": time.perf_counter() - t0, "evaluate_s": 0.0})
     dry = _dry_mask(study, data)
     for name in study.baselines:
         for split in TRAINED_SPLITS:
@@ -612,10 +626,15 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
     scores = pd.concat(rows, ignore_index=True)
     scores["aridity"] = scores["basin"].map(dict(zip(basins.ids, basins.aridity)))
     results = summarise(scores, basins)
+    t0 = time.perf_counter()
     untrained = _untrained(study, out, log)
+    if untrained is not None:  # the temporal run's site runs: scoring (split "sites")
+        timing.append({"model": study.untrained.model, "split": "sites", "train_s": 0.0,
+                       "evaluate_s": time.perf_counter() - t0})
     timing = pd.DataFrame(timing)
     wall = time.perf_counter() - t_start
-    _write(out, scores, results, timing, untrained, study, basins, wall, quick)
+    _write(out, scores, results, timing, untrained, study, basins, wall, quick,
+           machine=_machine())
     return {"scores": scores, "results": results, "timing": timing, "untrained": untrained,
             "wall_s": wall, "basins": basins}
 
@@ -635,19 +654,35 @@ def _untrained(study: Study, out: Path, log):
 
 
 INVOCATION = "invocation.json"
-"""What the report of a study's last scoring needs besides its tables: its wall time and
-whether it was ``--quick`` (``rewrite_report`` reads it)."""
+"""What the report of a study's last scoring needs besides its tables: its wall time, whether
+it was ``--quick`` and the machine it ran on (``machine``; absent in folders scored before it
+was recorded) (``rewrite_report`` reads it)."""
 
 
-def _write(out, scores, results, timing, untrained, study, basins, wall, quick):
+def _machine() -> dict:
+    """The machine this process runs on, as the page states it: the CPU cores it may use and
+    the machine's (``os.cpu_count``), and JAX's backend with its first device's kind."""
+    import jax
+
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return {"cpu_count": os.cpu_count(),
+            "usable_cpus": len(usable) if usable is not None else os.cpu_count(),
+            "jax_backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
+            "device_count": jax.device_count()}
+
+
+def _write(out, scores, results, timing, untrained, study, basins, wall, quick, machine=None):
     from .report import write_outputs
 
-    ckpt.atomic_write_text(Path(out) / INVOCATION, json.dumps({"wall_s": wall, "quick": quick}))
+    invocation = {"wall_s": wall, "quick": quick}
+    if machine is not None:  # None: not recorded (a folder scored before it was)
+        invocation["machine"] = machine
+    ckpt.atomic_write_text(Path(out) / INVOCATION, json.dumps(invocation))
     # the page shows the seconds timing.csv keeps (3 decimals), so that --report-only, which
     # reads them back, writes the same page (a run of 3.4996 s was "3" here and "4" there)
     timing = timing.round(3)
     write_outputs(out, scores=scores, results=results, timing=timing, untrained=untrained,
-                  study=study, basins=basins, wall_s=wall, quick=quick)
+                  study=study, basins=basins, wall_s=wall, quick=quick, machine=machine)
 
 
 def rewrite_report(study: Study, out, *, log=print) -> dict:
@@ -685,8 +720,9 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
             pass
     invocation = json.loads((out / INVOCATION).read_text())
     results = summarise(scores, basins)
+    # the scoring's machine, not this one's: the times on the page were measured there
     _write(out, scores, results, timing, untrained, study, basins, invocation["wall_s"],
-           invocation["quick"])
+           invocation["quick"], machine=invocation.get("machine"))
     log(f"rewritten from {out / 'scores.csv'}: {out / 'results.md'}, {out / 'climate_shift.md'}"
         + ("" if invocation["quick"] or not study.report.docs else f", {study.report.docs}"))
     return {"scores": scores, "results": results, "timing": timing, "untrained": untrained,

@@ -209,7 +209,9 @@ class Untrained:
     """The model (temporal split) whose ET and soil water are compared with site data."""
 
     SECTION: ClassVar[str] = "untrained"
-    model: str | None = "hybrid"
+    model: str | None = None
+    """None (a study file without it): no untrained check, as with every other optional
+    section; a name must be one of ``models``."""
     sites: tuple[str, ...] = ("US-AR1", "schwingbach")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -111,10 +112,22 @@ def results_markdown(results: pd.DataFrame) -> str:
         part = part.sort_values(order, ascending=False)
         counts = ""
         if split != "temporal":
-            counts = (f" ({int(part['n_in'].iloc[0])} in-distribution and "
-                      f"{int(part['n_shifted'].iloc[0])} shifted basin scores)")
+            counts = (f"{_count(part['n_in'])} in-distribution and "
+                      f"{_count(part['n_shifted'])} shifted basin scores")
+            if "n_paired" in part and part["n_paired"].notna().all():
+                # the same basins in both sets: each median is over the basins scored in both
+                counts = (f"medians over the {_count(part['n_paired'])} basins scored in both, "
+                          f"of {counts}")
+            counts = f" ({counts})"
         parts.append(f"### {title}{counts}\n\n" + markdown_table(part, SPLIT_COLUMNS[split]))
     return "\n\n".join(parts)
+
+
+def _count(n: pd.Series) -> str:
+    """A count of basins the models of a table share (``12``), or its range where they
+    differ (``10–12``)."""
+    low, high = int(n.min()), int(n.max())
+    return str(low) if low == high else f"{low}–{high}"
 
 
 TIE_NSE = 0.05
@@ -246,7 +259,10 @@ def plot_budyko(scores: pd.DataFrame, path, split="humid_to_arid", omega=2.6):
 # Outputs
 
 
-def write_outputs(out, *, scores, results, timing, untrained, study, basins, wall_s, quick):
+def write_outputs(out, *, scores, results, timing, untrained, study, basins, wall_s, quick,
+                  machine=None):
+    """``machine``: the scoring invocation's (``climate_shift._machine``; None where a folder
+    scored before it was recorded is rewritten)."""
     out = Path(out)
     figures = out / "figures"
     # full precision: rewrite_report recomputes the medians (and the page) from it
@@ -267,7 +283,7 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
     if site_figure:
         paths.append(figures / "untrained_variables.png")
     page = render_page(results, scores, timing, untrained, study, basins, wall_s, quick,
-                       "figures", site_figure=site_figure)
+                       "figures", site_figure=site_figure, machine=machine)
     atomic_write_text(out / "climate_shift.md", page)
     if not quick and study.report.docs:
         docs = Path(study.report.docs)
@@ -277,7 +293,8 @@ def write_outputs(out, *, scores, results, timing, untrained, study, basins, wal
             atomic_write_bytes(fig_dir / p.name, lambda f, p=p: f.write(p.read_bytes()))
         rel = Path(os.path.relpath(fig_dir, docs.parent)).as_posix()
         atomic_write_text(docs, render_page(results, scores, timing, untrained, study, basins,
-                                            wall_s, quick, rel, site_figure=site_figure))
+                                            wall_s, quick, rel, site_figure=site_figure,
+                                            machine=machine))
 
 
 QUICK_NOTE = ("**Quick setting** (a few basins, a few optimiser steps: a smoke test, not a "
@@ -285,12 +302,15 @@ QUICK_NOTE = ("**Quick setting** (a few basins, a few optimiser steps: a smoke t
 
 
 def render_page(results, scores, timing, untrained, study, basins, wall_s, quick,
-                figures, site_figure: bool = True) -> str:
+                figures, site_figure: bool = True, machine=None) -> str:
     """The study's page; ``figures``: the figures' folder relative to the page;
-    ``site_figure``: whether the untrained variables' figure is there to link."""
+    ``site_figure``: whether the untrained variables' figure is there to link; ``machine``:
+    what the scoring recorded of its machine (None: not recorded)."""
     d = study.data
     n = {g: len(basins.of(g)) for g in ("humid", "intermediate", "arid")}
     train_s = timing.groupby("model")["train_s"].sum()
+    # the mean of a model's trainings is scored, not trained (timing.csv keeps its scoring)
+    train_s = train_s[~train_s.index.str.endswith(ENSEMBLE_SUFFIX)]
     extreme = _extreme_table(results)
     lines = [
         "# Robustness under climate shift",
@@ -317,7 +337,7 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
         f"{d.test_period[1][:4]} (by annual precipitation) were hidden from every training "
         "run and form the dry-extreme test.",
         "",
-        f"Training time of all runs on this machine (2 CPU cores): "
+        f"Training time of all runs {machine_text(machine)}: "
         f"**{timing['train_s'].sum() / 60:.1f} min**; this invocation of the study took "
         f"{wall_s / 60:.1f} min (evaluation {timing['evaluate_s'].sum() / 60:.1f} min; "
         "finished runs are reused).",
@@ -432,27 +452,74 @@ def _epochs_table(timing) -> list[str]:
     ]
 
 
+def machine_text(machine) -> str:
+    """Where the page's times were taken, from what the scoring recorded of its machine
+    (``climate_shift._machine``): its CPU cores and JAX's backend (with the device where it is
+    not the CPU); None: not recorded (a folder scored before it was)."""
+    if not machine:
+        return "(machine not recorded)"
+    cores = machine.get("cpu_count")
+    usable = machine.get("usable_cpus", cores)
+    text = ("CPU cores unrecorded" if cores is None else f"{cores} CPU cores" if usable == cores
+            else f"{usable} of its {cores} CPU cores")
+    backend = machine.get("jax_backend")
+    if backend:
+        text += f", JAX on {backend}"
+        kind, count = machine.get("device_kind"), machine.get("device_count", 1)
+        if backend != "cpu" and kind:
+            text += f": {count} × {kind}" if count and count > 1 else f": {kind}"
+    return f"on this machine ({text})"
+
+
 def _budget(study, quick: bool) -> str:
+    """The page's compute budget: the one the study imposes (``training``, or ``quick``) or
+    the models' own, with the budget check's runs, which get ``factor`` times it."""
     t = study.quick if quick else study.training
-    parts = [f"{t.epochs} epochs" if t.epochs else "the configured epochs",
-             f"{t.batches_per_epoch} mini-batches per epoch" if t.batches_per_epoch
-             else "the configured mini-batches per epoch"]
     patience = None if quick else study.training.patience
     if not (t.epochs or t.batches_per_epoch or patience):
         return (
             "Compute budget: every model trains with its own configuration's epochs, "
-            "mini-batches and early stopping (the bound each run reached is in the table of "
-            "epochs per run); runs ended by early stopping have converged on the validation "
-            "loss."
+            "mini-batches and early stopping" + _budget_check_runs(study, None, None, True)
+            + " (the bound each run reached is in the table of epochs per run); runs ended by "
+            "early stopping have converged on the validation loss."
         )
+    same = " of ".join(part for part, imposed in (
+        (f"{t.epochs} epochs", t.epochs),
+        (f"{t.batches_per_epoch} mini-batches per epoch", t.batches_per_epoch)) if imposed)
+    stop = (f"early stopping after {patience} epochs without a better validation loss"
+            if patience else "")
+    own = [name for name, imposed in (("epochs", t.epochs),
+                                      ("mini-batches per epoch", t.batches_per_epoch))
+           if not imposed]
+    batch = (f"{study.quick.batch_basins} basins and the configured window" if quick
+             else "the configured basins and window")
     return (
-        "Compute budget: every trained model gets the same " + " of ".join(parts)
-        + (f" with early stopping after {patience} epochs without a better validation loss"
-           if patience else "")
-        + " (each mini-batch: the configured basins and window after the warm-up). Models "
-        "with per-basin parameters see each basin in only a share of the batches, so at this "
-        "budget they are less converged than with their own configurations' longer training."
+        "Compute budget: every trained model gets the same " + " with ".join(
+            part for part in (same, stop) if part)
+        + " (" + (f"its own configuration's {' and '.join(own)}; " if own else "")
+        + f"each mini-batch: {batch} after the warm-up)"
+        # --quick trains without early stopping (quick.epochs is the bound)
+        + _budget_check_runs(study, t.epochs, patience, not quick)
+        + ". Models with per-basin parameters see each basin in only a share of the batches, "
+        "so at this budget they are less converged than with their own configurations' longer "
+        "training."
     )
+
+
+def _budget_check_runs(study, epochs, patience, stopping: bool) -> str:
+    """The exception to the page's budget: the budget check's runs get ``factor`` times the
+    ``epochs`` and ``patience`` (their numbers where the study sets them, None: the models'
+    own); ``stopping``: whether those runs stop early at all. Empty without a budget check."""
+    check = study.budget_check
+    if not check.models:
+        return ""
+    what = "epochs and patience" if stopping else "epochs"
+    numbers = [f"{math.ceil(check.factor * epochs)} epochs"] if epochs else []
+    if patience:
+        numbers.append(f"early stopping after {math.ceil(check.factor * patience)}")
+    return (f", except the budget check's runs ({check.split}, \"{check.factor:g}x budget\" in "
+            f"the tables), which get {check.factor:g} times the {what}"
+            + (f": {', '.join(numbers)}" if numbers else ""))
 
 
 def _median_columns(results: pd.DataFrame, split: str):
