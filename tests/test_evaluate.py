@@ -267,6 +267,24 @@ def test_unseen_leaves_out_the_basins_the_run_trained_on(run, tmp_path, mopex_fi
     # without unseen: every basin of the file
     everything = quiet_evaluate(run_dir, str(both), period=TEST)
     assert sorted(everything.table["basin"]) == sorted(BASINS + UNSEEN[:2])
+    # a file without the run's basins: nothing to leave out, every basin scored
+    others = mopex_subset(mopex_file, tmp_path / "others.nc", UNSEEN[:2], "1997-01-01",
+                          "1998-12-31")
+    alone = quiet_evaluate(run_dir, str(others), period=TEST, unseen=True)
+    assert list(alone.table["basin"]) == UNSEEN[:2]
+    # a trained basin named with unseen was dropped without a word
+    with pytest.raises(ValueError, match=rf"{BASINS[0]} were trained.*--unseen"):
+        quiet_evaluate(run_dir, str(both), period=TEST, unseen=True,
+                       basins=[UNSEEN[0], BASINS[0]])
+
+
+def test_a_basin_to_exclude_that_the_file_lacks_is_refused():
+    # a typo (a lost leading zero) left the basin meant to be held out in training
+    from hybridland.train import load_data
+
+    config = tiny().replace("data", exclude_basins=(BASINS[2].lstrip("0"),))
+    with pytest.raises(ValueError, match=rf"data\.exclude_basins names {BASINS[2].lstrip('0')}"):
+        load_data(config)
 
 
 # ---------------------------------------------------------------------------------------------

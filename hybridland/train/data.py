@@ -86,15 +86,25 @@ class Source:
 
 
 def _select_basins(
-    cfg: DataConfig, seed: int, ids: list[str], source: str, aridity=None
+    cfg: DataConfig, seed: int, ids: list[str], source: str, aridity=None,
+    exclude_known: bool = True,
 ) -> list[str] | None:
     """The basin ids ``cfg`` asks for (None: all), checked against the ids of the file.
 
     ``aridity`` (per id, over the training period) is needed when ``cfg.aridity_range`` is set.
+    ``exclude_known``: ``cfg.exclude_basins`` must name basins of the file (a configuration's
+    list; an evaluation leaving out a run's basins passes False, its file may lack some).
     """
     chosen = _chosen_basins(cfg, seed, ids, source, aridity)
     if not cfg.exclude_basins:
         return chosen
+    unknown = [b for b in cfg.exclude_basins if b not in set(ids)]
+    if unknown and exclude_known:  # a typo would leave the basin meant to be held out in training
+        raise ValueError(
+            f"data.exclude_basins names {', '.join(unknown)}, which {source} does not have "
+            f"(it has {len(ids)} basins, e.g. {', '.join(ids[:3])}; ids keep their leading "
+            "zeros). Correct or remove them."
+        )
     kept = [b for b in (ids if chosen is None else chosen) if b not in set(cfg.exclude_basins)]
     if not kept:
         raise ValueError(f"Every selected basin of {source} is in data.exclude_basins.")
@@ -124,7 +134,7 @@ def _chosen_basins(cfg: DataConfig, seed: int, ids: list[str], source: str, arid
     return [ids[i] for i in np.sort(pick)]
 
 
-def _load_mopex(cfg: DataConfig, seed: int):
+def _load_mopex(cfg: DataConfig, seed: int, exclude_known: bool = True):
     from ..io import forcing_from_dataset, mopex_path
     from ..io._checks import (
         basin_ids,
@@ -151,7 +161,7 @@ def _load_mopex(cfg: DataConfig, seed: int):
             train = ds.isel(time=slice(t0, t1))
             aridity = aridity_index(series_values(train, PRECIP_VAR),
                                     series_values(train, PET_VAR))
-        basins = _select_basins(cfg, seed, basin_ids(ds), path, aridity)
+        basins = _select_basins(cfg, seed, basin_ids(ds), path, aridity, exclude_known)
         return forcing_from_dataset(
             ds,
             basins=basins,
@@ -167,7 +177,7 @@ def _load_mopex(cfg: DataConfig, seed: int):
         )
 
 
-def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
+def _from_dataset(ds, cfg: DataConfig, seed: int, source: str, exclude_known: bool) -> Source:
     from ..io import ForcingDataError
     from ..io._checks import check_time
     from ..io.canonical import PET_VARIABLE, aridity_index
@@ -184,7 +194,7 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
         train = ds.sel(time=slice(*cfg.train_period))
         aridity = aridity_index(*(train[v].transpose("column", "time").values
                                   for v in ("precipitation", PET_VARIABLE)))
-    basins = _select_basins(cfg, seed, ids, source, aridity)
+    basins = _select_basins(cfg, seed, ids, source, aridity, exclude_known)
     if basins is not None:
         unknown = [b for b in basins if b not in ids]
         if unknown:
@@ -199,7 +209,7 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str) -> Source:
     return Source.from_canonical(ds, cfg.pet, source)
 
 
-def _load_netcdf(cfg: DataConfig, seed: int) -> Source:
+def _load_netcdf(cfg: DataConfig, seed: int, exclude_known: bool = True) -> Source:
     from ..io import from_cf
     from ..io._checks import open_netcdf
 
@@ -210,17 +220,19 @@ def _load_netcdf(cfg: DataConfig, seed: int) -> Source:
             "role" in ds[v].attrs for v in ds.data_vars
         )
         ds = (ds if canonical else from_cf(ds, source=cfg.path)).load()
-    return _from_dataset(ds, cfg, seed, cfg.path)
+    return _from_dataset(ds, cfg, seed, cfg.path, exclude_known)
 
 
-def _load_fulda(cfg: DataConfig, seed: int) -> Source:
+def _load_fulda(cfg: DataConfig, seed: int, exclude_known: bool = True) -> Source:
     from ..io import load_fulda
 
-    return _from_dataset(load_fulda(), cfg, seed, "the spotpy Fulda example data")
+    return _from_dataset(load_fulda(), cfg, seed, "the spotpy Fulda example data",
+                         exclude_known)
 
 
 LOADERS: dict[str, Callable] = {"mopex": _load_mopex, "netcdf": _load_netcdf, "fulda": _load_fulda}
-"""Data loaders by config name: ``(DataConfig, seed) -> source`` (see the module docstring)."""
+"""Data loaders by config name: ``(DataConfig, seed, exclude_known=True) -> source`` (see the
+module docstring and ``_select_basins``)."""
 
 
 # ---------------------------------------------------------------------------------------------

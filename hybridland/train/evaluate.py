@@ -132,6 +132,14 @@ def evaluate_run(
     model, trained_u, normalisation, config = load_trainables(run_dir)
     trained = basin_table(run_dir)
     cfg = config.data
+    if unseen and basins:  # they were dropped without a word
+        seen = [str(b) for b in basins if str(b) in trained.index]
+        if seen:
+            raise ValueError(
+                f"Basin(s) {', '.join(seen)} were trained in the run, and unseen=True (--unseen) "
+                "leaves out the basins the run was trained on: list only basins it never saw, "
+                "or leave out --unseen to score these."
+            )
     if period is None:
         period = cfg.test_period or cfg.validation_period
     period = (str(period[0]), str(period[1]))
@@ -156,7 +164,8 @@ def evaluate_run(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataAdjustmentWarning)
-            source = LOADERS[loader](eval_cfg, config.run.seed)
+            # the run's basins need not all be in another file
+            source = LOADERS[loader](eval_cfg, config.run.seed, exclude_known=False)
     except PeriodError as err:  # the loaded days include the warm-up: say so
         first = eval_cfg.span[0].isoformat()
         raise PeriodError(
