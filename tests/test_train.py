@@ -563,6 +563,30 @@ def test_resume_accepts_a_config_saved_before_an_option_existed(tmp_path):
     assert "resumed from epoch_00000.json" in (tmp_path / "train.log").read_text()
 
 
+def test_a_relative_data_path_is_saved_absolute(tmp_path, monkeypatch):
+    """A relative data.path was saved as given: evaluating or resuming the run from another
+    folder read another file (or none)."""
+    from hybridland.train import evaluate_run
+    from hybridland.train.loop import _resolved, same_configuration
+
+    data = Path(mopex_path())
+    monkeypatch.chdir(data.parent)
+    config = tiny("physics", epochs=2).replace("data", path=data.name)
+    run = tmp_path / "run"
+    quiet_train(config, run, max_epochs_this_call=1)
+    saved = (run / "config.yaml").read_text()
+    assert f"path: {data}" in saved
+    # a run saved with the relative path (before) resumes from the folder it was made in
+    relative = saved.replace(f"path: {data}", f"path: {data.name}")
+    assert same_configuration(relative, _resolved(config))
+    (run / "config.yaml").write_text(relative)
+    quiet_train(config, run)
+    monkeypatch.chdir(tmp_path)  # elsewhere, the finished run reads its own file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataAdjustmentWarning)
+        assert len(evaluate_run(run, progress=False).table) == len(BASINS)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 

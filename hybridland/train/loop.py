@@ -772,11 +772,19 @@ def _attributes(data: RunData):
 
 
 def _resolved(config: Config) -> Config:
-    """Spell out defaults that depend on the machine (the data file)."""
+    """Spell out what depends on the machine and the working directory: the default data
+    file, and the data file and ``training.init_from`` as absolute paths (a relative one saved
+    in the run's ``config.yaml`` would name another file, or none, when the run is resumed or
+    evaluated from another directory)."""
     if config.data.loader == "mopex" and config.data.path is None:
         from ..io import mopex_path
 
         config = config.replace("data", path=str(mopex_path()))
+    if config.data.path is not None and not os.path.isabs(config.data.path):
+        config = config.replace("data", path=os.path.abspath(config.data.path))
+    init_from = config.training.init_from
+    if init_from is not None and not os.path.isabs(init_from):
+        config = config.replace("training", init_from=os.path.abspath(init_from))
     return config
 
 
@@ -789,7 +797,8 @@ def same_configuration(saved: str | None, config: Config) -> bool:
     if saved == config.to_yaml():
         return True
     try:
-        return config_from_yaml(saved).to_yaml() == config.to_yaml()
+        # resolved as the run was: a relative path saved before paths were made absolute
+        return _resolved(config_from_yaml(saved)).to_yaml() == config.to_yaml()
     except Exception:  # noqa: BLE001 - an unreadable file is not the same configuration
         return False
 
