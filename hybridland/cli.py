@@ -98,7 +98,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     inputs = [Path(args.data)] + ([Path(args.params)] if args.params is not None else [])
-    problem = _output_path(out, "out.nc", inputs, netcdf=True)
+    problem = _output_path(out, "out.nc", inputs, kind="netcdf")
     if problem:
         return _fail("simulate", problem)
     if args.strict and (args.trim or args.drop_incomplete or args.swap_inverted_temperatures):
@@ -239,10 +239,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
-                 netcdf: bool = False) -> str | None:
+                 kind: str | None = None) -> str | None:
     """Why ``out`` cannot be written (None if it can): a missing or read-only folder, a
-    folder, or one of the command's ``inputs``, which are never overwritten. With ``netcdf``
-    (an output file of hybridland), an existing file is replaced only when it is one too."""
+    folder, or one of the command's ``inputs``, which are never overwritten. With ``kind``
+    (``OUTPUT_KINDS``: what the command writes), an existing file is replaced only when it is
+    an earlier output of that kind; anything else a user keeps there is not."""
     if not out.parent.is_dir():
         return f"Output folder {out.parent} does not exist; create it first."
     if out.is_dir():
@@ -253,11 +254,33 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
                 f"overwritten; give another file name such as {example}.")
     if not os.access(out.parent, os.W_OK):
         return f"Output folder {out.parent} is not writable; choose another --out."
-    if netcdf and out.exists() and not _hybridland_output(out):
-        return (f"--out {out} exists and is not an output of hybridland (a NetCDF file whose "
-                "'source' attribute names hybridland), so it is not replaced; give another file "
-                f"name such as {example}, or remove it first.")
+    if kind is not None and out.exists():
+        ours, what = OUTPUT_KINDS[kind]
+        if not ours(out):
+            return (f"--out {out} exists and is not {what}, so it is not replaced; give "
+                    f"another file name such as {example}, or remove it first.")
     return None
+
+
+def _metric_table(path: Path) -> bool:
+    """Whether ``path`` is a per-basin metric table that ``evaluate`` wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline(65536).strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return header[:1] == ["basin"] and {"nse", "kge", "parameters"} <= set(header)
+
+
+def _emulator_summary(path: Path) -> bool:
+    """Whether ``path`` is the JSON summary that ``emulate evaluate`` wrote."""
+    import json
+
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"emulator", "aridity", "seed"} <= set(summary)
 
 
 def _hybridland_output(path: Path) -> bool:
@@ -270,6 +293,17 @@ def _hybridland_output(path: Path) -> bool:
             return str(ds.attrs.get("source", "")).startswith("hybridland")
     except Exception:  # noqa: BLE001 - not NetCDF, damaged, unreadable: not ours to replace
         return False
+
+
+OUTPUT_KINDS = {
+    "netcdf": (_hybridland_output, "an output of hybridland (a NetCDF file whose 'source' "
+               "attribute names hybridland)"),
+    "table": (_metric_table, "a metric table of hybridland evaluate (a CSV whose header starts "
+              "with 'basin' and holds nse, kge and parameters)"),
+    "summary": (_emulator_summary, "a summary of hybridland emulate evaluate (JSON with "
+                "emulator, aridity and seed)"),
+}
+"""What each command's ``--out`` is, as ``_output_path`` recognises an earlier one (replaced)."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -342,7 +376,8 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
         return _fail(command, "Give either --basins or --aridity, not both (--aridity keeps "
                      "the basins of --data whose aridity is in its range).")
     inputs = [path for d in run_dirs for path in _run_inputs(Path(d), args.data)]
-    problem = _output_path(Path(args.out), example, inputs, netcdf=command == "simulate")
+    problem = _output_path(Path(args.out), example, inputs,
+                           kind="netcdf" if command == "simulate" else "table")
     plots = getattr(args, "plots", None)
     if not problem and plots is not None:
         from .train.report import evaluation_figures
@@ -580,7 +615,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         config = load_calibration_config(args.config)
         problem = _output_path(out, "params.nc", [Path(args.config)] + (
-            [Path(config.data.path)] if config.data.path else []), netcdf=True)
+            [Path(config.data.path)] if config.data.path else []), kind="netcdf")
         if problem:
             return _fail("calibrate", problem)
         with warnings.catch_warnings():  # the data's repairs, one line each

@@ -78,7 +78,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         folder = Path(args.emulator)
         inputs = sorted(folder.iterdir()) if folder.is_dir() else []
-        problem = _output_path(Path(args.out), "summary.json", inputs)
+        problem = _output_path(Path(args.out), "summary.json", inputs, kind="summary")
         if problem:
             print(f"hybridland emulate evaluate: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -201,6 +201,14 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert code == 0
     text = summary.read_text()
     assert "median_nse_runoff" in text and '"aridity": [\n    1.5' in text
+    # an earlier summary is replaced; a user's file is not (it was overwritten)
+    again = ["evaluate", "--emulator", str(out), "--columns", "2", "--days", "30"]
+    assert emulate_main([*again, "--out", str(summary)]) == 0
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"mine": 1}')
+    capsys.readouterr()
+    assert emulate_main([*again, "--out", str(mine)]) == 2
+    assert "not a summary" in capsys.readouterr().err and mine.read_text() == '{"mine": 1}'
     assert emulate_main(["evaluate", "--emulator", str(tmp_path / "nothing")]) == 2
     assert emulate_main(["train", "--out", str(out), "--days", "10", "--window-days", "20"]) == 2
     assert "window_days" in capsys.readouterr().err

@@ -135,6 +135,17 @@ def test_cli_evaluate_on_an_unseen_file(run, unseen_file, tmp_path, capsys):
     for key in ("nse", "kge", "r", "alpha", "beta", "max_abs_cumulative_residual_mm"):
         assert np.isfinite(float(rows[0][key])), key
     assert (tmp_path / "plots" / "hydrographs_metrics.png").read_bytes()[:8] == PNG
+    # an earlier metric table is replaced; any other file is kept (it was overwritten)
+    first = out.stat().st_mtime_ns
+    again = ["evaluate", "--run-dir", str(run_dir), "--data", str(unseen_file), "--period",
+             f"{TEST[0]}:{TEST[1]}"]
+    assert main([*again, "--out", str(out)]) == 0 and out.stat().st_mtime_ns != first
+    mine = tmp_path / "keep.csv"
+    mine.write_text("site,value\na,1\n")
+    capsys.readouterr()
+    assert main([*again, "--out", str(mine)]) == 2
+    assert "not a metric table" in capsys.readouterr().err
+    assert mine.read_text() == "site,value\na,1\n"
 
 
 def test_cli_simulate_with_a_trained_run(run, unseen_file, tmp_path, capsys):
