@@ -516,6 +516,36 @@ def test_train_refuses_a_folder_of_the_users_files(tmp_path, capsys):
     assert not ckpt.lock_path(folder).exists()
 
 
+def test_a_folder_with_files_named_like_a_runs_is_not_taken_for_one(tmp_path):
+    """A folder holding the user's train.log (or a normalisation.json, run.json or checkpoints
+    folder of their own) counted as a run directory: training replaced the files there."""
+    folder = tmp_path / "userdir"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "train.log").write_text("my notes on the training\n")
+    (folder / "plots" / "metric_cdf.png").write_bytes(b"my figure")
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "model_v1.pt").write_bytes(b"weights of another tool")
+    (folder / "run.json").write_text('{"job": 7}')
+    with pytest.raises(ckpt.RunFileError, match=r"userdir is not empty.*not a run directory"):
+        quiet_train(tiny("physics", epochs=1), folder)
+    assert (folder / "plots" / "metric_cdf.png").read_bytes() == b"my figure"
+    assert (folder / "train.log").read_text() == "my notes on the training\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "plots", "run.json",
+                                                        "train.log"]
+    # a training's own folder, stopped at any point, is still one
+    from hybridland.train.loop import is_run_directory
+
+    run = tmp_path / "run"
+    quiet_train(tiny("physics", epochs=2), run, max_epochs_this_call=1)
+    assert is_run_directory(run)
+    (run / "run.json").unlink(missing_ok=True)
+    (run / "normalisation.json").rename(run / "kept.json")
+    assert is_run_directory(run)  # its checkpoints
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    assert is_run_directory(run)  # an empty checkpoints folder: killed before the first
+
+
 def test_train_keeps_the_users_config_yaml_in_the_run_directory(tmp_path, capsys):
     """`train --config exp/config.yaml --run-dir exp` replaced the user's own file (comments,
     base:) with the resolved dump: a lone config.yaml counted as a run's. Now it is refused

@@ -36,6 +36,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -366,12 +367,40 @@ def train(
         return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report)
 
 
-RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json", "train.log")
-"""What makes a folder a run directory of this project: ``train`` writes ``config.yaml`` before
-anything else of its own, then ``normalisation.json`` (``train.log`` when it has something to
-log first), ``checkpoints/`` every epoch and ``run.json`` at the end. A ``config.yaml`` alone
-is a run's only while the folder holds nothing else (a training stopped right after writing
-it): beside other files it may be the user's own."""
+RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json")
+"""What makes a folder a run directory of this project, each as this project writes it
+(``is_run_directory``): ``train`` writes ``config.yaml`` before anything else of its own
+(``train.log`` when it has something to log first), then ``normalisation.json``,
+``checkpoints/`` every epoch and ``run.json`` at the end. A ``config.yaml`` (with a
+``train.log``) alone is a run's only while the folder holds nothing else and the file is the
+one the training writes (a training stopped right after writing it): otherwise it may be the
+user's own."""
+
+
+def is_run_directory(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds one of ``RUN_MARKERS`` as a training writes it: ``run.json``
+    or ``normalisation.json`` with their keys, or a ``checkpoints/`` folder of nothing but
+    epoch checkpoints (and temporary files). A file of that name that a user keeps is not."""
+
+    def json_keys(name: str) -> set:
+        try:
+            document = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return set()
+        return set(document) if isinstance(document, dict) else set()
+
+    if {"model_sha256", "epochs_completed"} & json_keys("run.json"):
+        return True
+    if {"names", "mean", "std"} <= json_keys("normalisation.json"):
+        return True
+    folder = run_dir / ckpt.CHECKPOINT_DIR
+    return folder.is_dir() and all(
+        _CHECKPOINT_FILE.match(p.name) or ckpt.is_temporary(p) for p in folder.iterdir()
+    )
+
+
+_CHECKPOINT_FILE = re.compile(r"^epoch_\d+\.(json|eqx)$")
+
 
 RUN_OUTPUTS = (
     "config.yaml", "normalisation.json", "train.log", "metrics.csv", ckpt.CHECKPOINT_DIR,
@@ -403,20 +432,21 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
     resolved configuration about to be trained), also a lone ``config.yaml`` other than the
     one that training writes: a user's own file (often the ``--config`` given), which the
     training's resolved dump would replace."""
-    if not run_dir.is_dir() or any((run_dir / name).exists() for name in RUN_MARKERS):
+    if not run_dir.is_dir() or is_run_directory(run_dir):
         return
     found = sorted(p.name for p in run_dir.iterdir() if not ckpt.is_temporary(p))
-    if found and found != ["config.yaml"]:
+    if found and found not in (["config.yaml"], ["config.yaml", "train.log"]):
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
         raise ckpt.RunFileError(
             f"Run directory {run_dir} is not empty ({shown}) and is not a run directory of "
-            f"hybridland (it has no {', '.join(RUN_MARKERS)}): training would overwrite files "
+            f"hybridland (it has no {', '.join(RUN_MARKERS)} as a training writes them): "
+            "training would overwrite files "
             "there. Nothing was changed: give a new or empty folder as the run directory.")
     own = run_dir / "config.yaml"
     if found and config is not None and own.read_text() != config.to_yaml():
         raise ckpt.RunFileError(
             f"{own} is not a configuration written by a training in {run_dir} (it holds no "
-            f"{', '.join(RUN_MARKERS)}): it may be yours, and training writes its resolved "
+            f"{', '.join(RUN_MARKERS)} of a training): it may be yours, and training writes its resolved "
             "configuration (every setting, without comments or base:) to that name. Nothing "
             "was changed: keep your configuration outside the run directory, or give a new or "
             "empty folder as the run directory (or delete that file if a training stopped "
