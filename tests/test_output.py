@@ -353,6 +353,30 @@ def test_atomic_write_syncs_the_folder_after_the_rename(tmp_path, monkeypatch, w
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
 
 
+@pytest.mark.parametrize("writer", ["netcdf", "bytes"])
+def test_atomic_write_through_a_link_keeps_the_link_and_the_mode(tmp_path, writer):
+    """Replacing a file through a symbolic link made the link a plain file (the target kept
+    its old content), and the new file dropped the mode the user had set."""
+    from hybridland.io._files import atomic_write_bytes
+
+    target = tmp_path / "data" / "result.nc"
+    target.parent.mkdir()
+    write_netcdf(_small_dataset(), target)
+    os.chmod(target, 0o640)
+    link = tmp_path / "latest.nc"
+    link.symlink_to(target)
+    if writer == "netcdf":
+        write_netcdf(_small_dataset().assign(x=lambda d: d.x * 2), link)
+        with xr.open_dataset(target) as ds:
+            assert float(ds.x.max()) == 2.0
+    else:
+        atomic_write_bytes(link, lambda f: f.write(b"new"))
+        assert target.read_bytes() == b"new"
+    assert link.is_symlink() and os.path.samefile(link, target)
+    assert (os.stat(target).st_mode & 0o777) == 0o640
+    assert sorted(os.listdir(target.parent)) == ["result.nc"]
+
+
 def test_write_options(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_netcdf(_small_dataset(), tmp_path / "missing" / "out.nc")

@@ -16,6 +16,19 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def replaced_file(path: str | os.PathLike) -> tuple[Path, int]:
+    """Where a whole-file replacement of ``path`` goes and the mode it gets: a symbolic link's
+    target (the link stays a link), and the mode of the file it replaces (a new file: the one
+    ``open`` gives). Writing at the link's own name would turn it into a plain file, and a
+    fresh temporary file's mode would drop the one the user set."""
+    target = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = _file_mode()
+    return target, mode
+
+
 def sync_directory(path: str | os.PathLike) -> None:
     """Flush the folder holding ``path`` to disk: a rename is durable only once its folder's
     entry is (POSIX; after a power cut the new name could otherwise be missing). A system
@@ -38,10 +51,10 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
 
     If ``write`` raises (or the process dies) ``path`` keeps its previous content.
     """
-    path = Path(path)
+    path, mode = replaced_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; the file should look like any other
+        os.fchmod(fd, mode)  # mkstemp makes 0600; the file should look like the one it replaces
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._files import sync_directory
+from ._files import replaced_file, sync_directory
 
 CONVENTIONS = "CF-1.8"
 FLUX_UNITS = "kg m-2 day-1"
@@ -725,8 +725,9 @@ def write_netcdf(
     multi-basin output zlib costs several times the write time for about a halving of the size,
     so it is off by default.
     """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    given = Path(path)
+    path, file_mode = replaced_file(given)  # a link's target; the replaced file's mode
+    directory = path.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"Output folder {directory} does not exist.")
     if compression is not None and not 1 <= compression <= 9:
@@ -750,6 +751,7 @@ def write_netcdf(
                 piece.to_netcdf(tmp, mode=mode, engine="netcdf4", format="NETCDF4",
                                 encoding={k: v for k, v in encoding.items() if k in piece})
                 interrupts.check()
+            os.chmod(tmp, file_mode)
             with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
                 os.fsync(f.fileno())
             interrupts.check()
@@ -758,4 +760,4 @@ def write_netcdf(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return given
