@@ -90,6 +90,24 @@ def test_misaligned_series_named():
         hl.simulate(hl.ColumnModel(), bad)
 
 
+@pytest.mark.parametrize("name, value, words", [
+    ("precip", -100.0, "negative or not a number"),  # ran as negative runoff, closed
+    ("precip", np.nan, "negative or not a number"),  # made every store NaN
+    ("pet", -1.0, "negative or not a number"),
+    ("t_max", np.inf, "not a finite number"),
+])
+def test_values_no_run_can_use_are_named(name, value, words):
+    f = _forcing()
+    series = np.array(getattr(f, name))
+    series[1, 4] = value
+    bad = hl.Forcing(**{**vars(f), name: jnp.asarray(series)})
+    with pytest.raises(ValueError, match=rf"forcing\.{name} is {words} on 1 value\(s\), first "
+                                         r"at column 1, day 4"):
+        hl.simulate(hl.ColumnModel(), bad)
+    # inside jit the values are unknown: not checked, and the function still traces
+    jax.jit(lambda f: hl.simulate(hl.ColumnModel(), f).fluxes.runoff)(bad)
+
+
 def test_missing_pet_input_named():
     f = _forcing(pet=None)
     with pytest.raises(ValueError, match=r"GivenPET needs forcing\.pet"):

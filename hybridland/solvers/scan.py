@@ -144,10 +144,12 @@ _SERIES = ("precip", "t_min", "t_max", "pet", "net_radiation", "ground_heat")
 
 
 def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
-    """Raise a ValueError naming the field if ``forcing`` cannot drive ``model`` (shapes, inputs).
+    """Raise a ValueError naming the field if ``forcing`` cannot drive ``model`` (shapes, inputs,
+    values).
 
-    Values (NaN, negative precipitation) are checked by the readers at the I/O edge, where the
-    column names are known.
+    The readers check values at the I/O edge, where the column names are known; a ``Forcing``
+    built by hand is checked here (``check_forcing_values``) wherever its arrays are concrete
+    (not inside ``jit``, where values are unknown).
     """
     shape = forcing.precip.shape
     if len(shape) != 2:
@@ -182,6 +184,53 @@ def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
                 f"The model's PET law {type(model.pet).__name__} needs forcing.{name}, which is "
                 "missing; provide it or choose a PET law that derives PET from temperature "
                 "(HargreavesPET, OudinPET)."
+            )
+    check_forcing_values(forcing)
+
+
+_VALUE_RULES = (
+    ("precip", "negative or not a number", "precipitation is a water input, mm day-1 >= 0"),
+    ("pet", "negative or not a number", "potential evapotranspiration is mm day-1 >= 0"),
+    ("t_min", "not a finite number", "temperatures are degC"),
+    ("t_max", "not a finite number", "temperatures are degC"),
+    ("net_radiation", "not a finite number", "net radiation is W m-2 (None where unknown)"),
+    ("ground_heat", "not a finite number", "the ground heat flux is W m-2 (None where unknown)"),
+)
+"""Values no run can use, per ``Forcing`` series: (field, what is wrong, what it must be)."""
+
+
+@jax.jit
+def _value_problems(forcing: Forcing) -> dict:
+    """Per series of ``_VALUE_RULES`` that ``forcing`` has: whether any value breaks its rule
+    (precipitation and PET: ``not >= 0``, which NaN also fails; the others: not finite)."""
+    problems = {}
+    for name, _, _ in _VALUE_RULES:
+        x = getattr(forcing, name)
+        if x is not None:
+            problems[name] = jnp.any(~(x >= 0) if name in ("precip", "pet") else ~jnp.isfinite(x))
+    return problems
+
+
+def check_forcing_values(forcing: Forcing) -> None:
+    """Raise a ValueError naming the series, the first column and day, and what the values
+    must be, if a series of ``forcing`` holds values no run can use (negative or NaN
+    precipitation or PET, non-finite temperatures or energy inputs): negative precipitation
+    ran as negative runoff, NaN made every store NaN. Nothing is checked where the arrays are
+    traced (inside ``jit``)."""
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(forcing)):
+        return
+    problems = _value_problems(forcing)
+    if any(isinstance(x, jax.core.Tracer) for x in problems.values()):
+        return  # concrete arrays closed over by a function being traced
+    for name, what, rule in _VALUE_RULES:
+        if name in problems and bool(problems[name]):
+            x = jnp.asarray(getattr(forcing, name))
+            bad = ~(x >= 0) if name in ("precip", "pet") else ~jnp.isfinite(x)
+            column, day = (int(i) for i in jnp.argwhere(bad)[0])
+            raise ValueError(
+                f"forcing.{name} is {what} on {int(bad.sum())} value(s), first at column "
+                f"{column}, day {day} ({float(x[column, day])}): {rule}. Correct these values "
+                "(gaps must be filled before a run)."
             )
 
 
