@@ -104,9 +104,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.strict and (args.trim or args.drop_incomplete or args.swap_inverted_temperatures):
         return _fail("simulate", "--strict refuses every repair of the forcing; leave out "
                      "--trim, --drop-incomplete and --swap-inverted-temperatures, or --strict.")
-    basins = None
-    if args.basins is not None:
-        basins = [b.strip() for b in args.basins.split(",") if b.strip()]
+    basins = args.basins
     pet = args.pet or "given"
     calibrated = None
     if args.params is not None:
@@ -390,9 +388,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                 break
     if problem:
         return _fail(command, problem)
-    basins = None
-    if getattr(args, "basins", None):
-        basins = [b.strip() for b in args.basins.split(",") if b.strip()]
+    basins = getattr(args, "basins", None)
     try:  # a malformed --period is a ValueError too
         options = dict(period=period(), basins=basins,
                        aridity_range=getattr(args, "aridity", None),
@@ -693,6 +689,16 @@ def _aridity_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _basin_list(text: str) -> list[str]:
+    """Comma-separated basin ids (an argparse type); an empty list is refused (it selected
+    the default basins without a word)."""
+    ids = [b.strip() for b in text.split(",") if b.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError(f"must name at least one basin id (e.g. 01055500,"
+                                         f"12358500), got {text!r}")
+    return ids
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -840,7 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--start", metavar="DATE", help="first day (ISO date, default: first in file)")
     sim.add_argument("--end", metavar="DATE", help="last day (ISO date, default: last in file)")
-    sim.add_argument("--basins", metavar="ID,ID,...", help="basin ids to simulate (default all)")
+    sim.add_argument("--basins", type=_basin_list, metavar="ID,ID,...",
+                     help="basin ids to simulate (default all)")
     sim.add_argument(
         "--chunk-basins",
         type=_positive_int,
@@ -875,7 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dataset to evaluate on (default: the run's own data and basins)")
     ev.add_argument("--period", metavar="START:END",
                     help="evaluated days, ISO dates (default: the run's test period)")
-    ev.add_argument("--basins", metavar="ID,ID,...", help="basin ids (default: all in --data)")
+    ev.add_argument("--basins", type=_basin_list, metavar="ID,ID,...",
+                    help="basin ids (default: all in --data)")
     ev.add_argument("--aridity", type=_aridity_range, metavar="LOW:HIGH",
                     help="only basins with mean PET / mean P over the period in [LOW, HIGH)")
     ev.add_argument("--unseen", action="store_true",

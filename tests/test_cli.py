@@ -481,6 +481,8 @@ def test_evaluate_period_and_aridity_errors_name_the_options(tmp_path, capsys):
     # forms date.fromisoformat takes but the period readers do not (a raw numpy message)
     for bad in ("19821201:19830101", "1982-W48-1:1983-01-01"):
         _refused(capsys, [*base, "--period", bad], "YYYY-MM-DD")
+    # an empty list selected the default basins without a word
+    _refused(capsys, [*base, "--basins", " , "], "--basins", "at least one basin id")
     for bad in ("5:1", "-1:2", "nan:1"):
         _refused(capsys, [*base, f"--aridity={bad}"], "--aridity", "0 <= LOW < HIGH",
                  absent=("data.aridity_range",))
