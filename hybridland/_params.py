@@ -116,8 +116,10 @@ def default_logit(name: str) -> float:
 
 
 def unconstrained(name: str, value: ArrayLike) -> FloatArray:
-    """Inverse of ``bounded``: the logit of a value's position in its range (values at or beyond
-    a bound map to the logit of 1e-6 from it)."""
+    """Inverse of ``bounded``: the logit of a value's position in its range. Positions within
+    1e-6 of the range from a bound, or beyond it, map to the logit of 1e-6 from that bound (a
+    finite start for an optimiser), so such a value comes back moved by up to 1e-6 of its
+    range."""
     b = PARAMETER_BOUNDS[name]
     u = jnp.clip((jnp.asarray(value) - b.low) / (b.high - b.low), 1e-6, 1.0 - 1e-6)
     return jnp.log(u) - jnp.log1p(-u)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import hybridland as hl
 
-MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "hybrid_attributes", "sequence_hybrid")
+MODEL_KINDS = ("physics", "hybrid", "physics_no_gw", "physics_fast_no_gw", "hybrid_attributes",
+               "sequence_hybrid", "sequence_hybrid_one")
 
 FULL_STRUCTURE = dict(
     fast_reservoir=True, capillary_rise=True, nonlinear_drainage=True, infiltration_excess=True,
@@ -27,11 +28,17 @@ def make_model(kind: str, seed: int = 0, pet: hl.AbstractPET | None = None) -> h
         return hl.ColumnModel(pet=pet)
     if kind == "physics_no_gw":
         return hl.ColumnModel(pet=pet, groundwater=False)
-    if kind == "sequence_hybrid":
+    if kind == "physics_fast_no_gw":  # percolation from the fast reservoir has nowhere below
+        return hl.ColumnModel(pet=pet, groundwater=False, fast_reservoir=True)
+    if kind in ("sequence_hybrid", "sequence_hybrid_one"):
         from hybridland.column import build_model
 
+        # one component: routing and daily parameters on the column itself, [time] per column
+        structure = FULL_STRUCTURE if kind == "sequence_hybrid" else {
+            **FULL_STRUCTURE, "components": 1}
         return build_model(
-            kind, key=jax.random.key(seed), n_attributes=3, dynamic_width=8, **FULL_STRUCTURE
+            "sequence_hybrid", key=jax.random.key(seed), n_attributes=3, dynamic_width=8,
+            **structure,
         )
     n_attr = 3 if kind == "hybrid_attributes" else 0
     return hl.ColumnModel(
@@ -63,13 +70,15 @@ def params_from_fractions(fractions, dtype) -> hl.Params:
 
 def component_params(fracs, components: int, dtype) -> hl.Params:
     """Parameters that differ between the ``components`` of a column: component ``c`` at the
-    relative positions ``(fracs + c / components) mod 1`` of the ranges (routing parameters,
-    one per column, at ``fracs``)."""
+    relative position ``fracs + c / components`` of the ranges, reflected back into [0, 1]
+    (a triangle wave, so ``fracs`` = 1 puts component 0 at the upper bound; wrapping put it at
+    the lower one) (routing parameters, one per column, at ``fracs``)."""
     values = {}
     for (name, b), f in zip(hl.PARAMETER_BOUNDS.items(), fracs):
         f = np.asarray(f, np.float64)
         if name not in ("routing_shape", "routing_scale"):
-            f = np.mod(f + np.arange(components) / components, 1.0)
+            f = np.mod(f + np.arange(components) / components, 2.0)
+            f = np.where(f > 1.0, 2.0 - f, f)
         values[name] = jnp.asarray(b.low + (b.high - b.low) * f, dtype)
     return hl.Params(**values)
 

@@ -102,6 +102,10 @@ def test_twin_recovers_identifiable_parameters(x64, noise):
         want = np.asarray(getattr(truth, name))
         error = np.abs(got - want) / (want if name in RELATIVE else 1.0)
         assert np.all(error <= tolerances[column]), (name, got, want)
+    # pet_coefficient trades off against et_threshold (its tolerance alone would pass the
+    # untouched default 1.0): the calibration must at least rank the basins as the truth does
+    pet = np.asarray(fit.params.pet_coefficient)
+    assert np.all(np.diff(pet) > 0.05), pet
 
     # The recovered run reproduces the noise-free truth after the warm-up.
     sim = simulate(model, forcing, fit.params, outputs=("runoff",))

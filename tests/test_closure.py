@@ -49,7 +49,8 @@ def test_step_closure_float64(kind, energy, precip, temps, pet, rn, fracs, soil_
         model = make_model(kind, seed)
         if "hybrid" in kind and weight_scale != 1.0:
             model = scramble_weights(model, seed, weight_scale)
-        attributes = np.linspace(-1, 1, 3) if kind in ("hybrid_attributes", "sequence_hybrid") else None
+        attributes = np.linspace(-1, 1, 3) if kind in (
+            "hybrid_attributes", "sequence_hybrid", "sequence_hybrid_one") else None
         forcing = forcing_from_arrays(
             precip, temps, 8.0, pet, rn if energy else None, attributes=attributes
         )

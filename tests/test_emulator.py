@@ -134,7 +134,8 @@ def test_save_load_round_trip(trained, tmp_path):
     em.save_emulator(tmp_path, emulator, SMALL, history=history)
     loaded, settings, document = em.load_emulator(tmp_path)
     assert settings == SMALL and document["history"] == history
-    for a, b in zip(jax.tree_util.tree_leaves(emulator), jax.tree_util.tree_leaves(loaded)):
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(emulator), leaves(loaded), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     run = lambda e: hl.simulate(e, held_out.forcing, held_out.params, held_out.initial_state)  # noqa: E731
     np.testing.assert_array_equal(run(emulator).fluxes.runoff, run(loaded).fluxes.runoff)

@@ -78,7 +78,17 @@ def test_gradient_of_bounded_transform_is_finite_at_range_edges():
         lows = hl.Params(**{n: jnp.asarray(b.low) for n, b in hl.PARAMETER_BOUNDS.items()})
         highs = hl.Params(**{n: jnp.asarray(b.high) for n, b in hl.PARAMETER_BOUNDS.items()})
         for p in (lows, highs):
-            g = jax.grad(lambda u: sum(jax.tree_util.tree_leaves(u.from_unconstrained())))(
-                p.to_unconstrained()
-            )
-            assert all(bool(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(g))
+            # a parameter at its bound has a finite unconstrained value (not +-inf, which an
+            # optimiser could never leave) and comes back to the bound
+            u = p.to_unconstrained()
+            assert all(bool(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(u))
+            back = u.from_unconstrained()
+            for name, bound in hl.PARAMETER_BOUNDS.items():  # within the clamp at the bound
+                assert float(getattr(back, name)) == pytest.approx(
+                    float(getattr(p, name)), rel=0, abs=2e-6 * (bound.high - bound.low)), name
+            # and the optimiser's gradient there is finite and not zero
+            g = jax.grad(lambda v: sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(
+                v.from_unconstrained())))(u)
+            leaves = jax.tree_util.tree_leaves(g)
+            assert all(bool(jnp.isfinite(x)) for x in leaves)
+            assert any(float(x) != 0.0 for x in leaves)

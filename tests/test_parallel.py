@@ -32,7 +32,8 @@ SCRIPT = textwrap.dedent(
         sharded = simulate_sharded(model, forcing, params, mesh=column_mesh())
         assert sharded.fluxes.runoff.shape == (n_columns, 365)
         devices = {{d for s in sharded.fluxes.runoff.addressable_shards for d in [s.device]}}
-        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(sharded)):
+        leaves = jax.tree_util.tree_leaves
+        for a, b in zip(leaves(one), leaves(sharded), strict=True):
             # atol: the closure residuals are themselves float32 rounding noise (~1e-5 mm)
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=5e-5)
         # The performance keywords pass through: only runoff kept, totals per column.

@@ -27,7 +27,8 @@ def test_blocked_loop_is_bitwise_equal_to_default(kind, chunk_days):
     default = hl.simulate(model, forcing)
     blocked = hl.simulate(model, forcing, chunk_days=chunk_days)
     assert blocked.totals is None
-    for a, b in zip(jax.tree_util.tree_leaves(default), jax.tree_util.tree_leaves(blocked)):
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(default), leaves(blocked), strict=True):  # no series left out
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -81,5 +82,6 @@ def test_checkpointed_gradients_equal_plain_gradients(kind, checkpoint_every):
         plain_value, plain = grad(params, net, None)
         value, checkpointed = grad(params, net, checkpoint_every)
         assert float(value) == pytest.approx(float(plain_value), rel=1e-12)
-        for a, b in zip(jax.tree_util.tree_leaves(checkpointed), jax.tree_util.tree_leaves(plain)):
+        for a, b in zip(jax.tree_util.tree_leaves(checkpointed), jax.tree_util.tree_leaves(plain),
+                        strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)

@@ -177,6 +177,14 @@ def test_float32_and_float64_agree():
     q32 = np.asarray(sim32.fluxes.runoff)
     assert np.abs(q32 - q64).max() <= 1e-3 * max(1.0, np.abs(q64).max())
     assert np.abs(q32.sum(-1) - q64.sum(-1)).max() <= 1e-3 * q64.sum(-1).max()
+    # every other flux and every store too, not the runoff alone
+    for group, names in (("fluxes", ("et", "surface_runoff", "subsurface_runoff", "snowmelt",
+                                     *model.flux_names)),
+                         ("states", model.store_names)):
+        for name in names:
+            a32 = np.asarray(getattr(getattr(sim32, group), name), np.float64)
+            a64 = np.asarray(getattr(getattr(sim64, group), name))
+            assert np.abs(a32 - a64).max() <= 1e-3 * max(1.0, np.abs(a64).max()), name
 
 
 # ---------------------------------------------------------------------------------------------

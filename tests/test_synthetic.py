@@ -151,6 +151,18 @@ def test_hybrid_truth_runs_and_closes():
     q, e = ds["streamflow"].values, ds["evapotranspiration"].values
     assert np.isfinite(q).all() and np.isfinite(e).all() and (q >= 0).all()
     assert ds.attrs["truth_model"] == "hybrid"
+    # the truth model (its weights from the seed) re-simulates the targets from the stored
+    # truth, and its stores change by what the targets say goes in and out
+    model = build_model("hybrid", key=jax.random.PRNGKey(3))  # float32 weights, as the twin's
+    with jax.enable_x64(True):
+        params, state0 = twin_truth(ds)
+        sim = hybridland.simulate(model, to_forcing(ds, dtype=np.float64), params, state0)
+    np.testing.assert_allclose(np.asarray(sim.fluxes.runoff), q, rtol=1e-6, atol=1e-8)
+    budget = (ds["precipitation"] - ds["evapotranspiration"] - ds["streamflow"]).values
+    initial = sum(ds[f"initial_{s}"].values for s in ("swe", "soil", "groundwater"))
+    final = sum(np.asarray(getattr(sim.final_state, s)) for s in ("swe", "soil", "groundwater"))
+    np.testing.assert_allclose(final - initial, budget.sum(axis=1), rtol=0, atol=1e-6)
+    assert np.abs(budget.sum(axis=1)).max() > 1.0
 
 
 @pytest.mark.parametrize(
