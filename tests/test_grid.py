@@ -103,3 +103,30 @@ def test_a_grid_file_without_a_store_claims_no_budget(grid_dataset):
 def test_missing_variable_named(grid_dataset):
     with pytest.raises(ValueError, match="air_temperature_min"):
         simulate_grid(grid_dataset.drop_vars("air_temperature_min"), hl.ColumnModel())
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_one_output_alone(grid_dataset, chunked):
+    # the most common request, outputs=("runoff",), failed inside apply_ufunc
+    ds = grid_dataset.chunk({"column": 2}) if chunked else grid_dataset
+    model = make_model("physics", seed=2)
+    result = simulate_grid(ds, model, outputs=("runoff",)).compute()
+    expected = np.asarray(_in_memory(grid_dataset, model).fluxes.runoff)
+    np.testing.assert_array_equal(result["runoff"].values, expected)
+
+
+def test_outputs_and_parameters_the_run_cannot_use_are_named(grid_dataset):
+    model = make_model("physics", seed=2)
+    with pytest.raises(ValueError, match="'fast_reservoir' is a store or flux this model does "
+                                         "not have"):
+        simulate_grid(grid_dataset, model, outputs=("runoff", "fast_reservoir"))
+    with pytest.raises(ValueError, match="'latent_heat' needs net_radiation"):
+        simulate_grid(grid_dataset, model, outputs=("runoff", "latent_heat"))
+    # a parameter on other dims was dropped without a word, the default used instead
+    shaped = grid_dataset.assign(ddf=("time", np.full(N_DAYS, 3.0, np.float32)))
+    with pytest.raises(ValueError, match=r"\['ddf'\].*one value per column"):
+        simulate_grid(shaped, model, outputs=("runoff",))
+    attributes = make_model("hybrid_attributes", seed=2)  # reads static attributes
+    with pytest.raises(ValueError, match="read 3 static attributes"):
+        simulate_grid(grid_dataset, attributes, outputs=("runoff",))
+

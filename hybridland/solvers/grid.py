@@ -37,7 +37,23 @@ from ..io.output import (
     with_daily_bounds,
 )
 from ..column import ColumnModel
-from .scan import simulate
+from .scan import _STRUCTURE_NAMES, simulate
+
+def _check_available(model: ColumnModel, outputs, specs, energy: bool) -> None:
+    """Refuse outputs this model or these data do not have (a store or flux of another
+    structure; energy fluxes without net radiation): they came back as None and failed inside
+    ``apply_ufunc`` (with dask only at compute time, maybe half way through writing a file)."""
+    energy_fluxes = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
+    for o in outputs:
+        group, name = specs[o].field.split(".")[:2]
+        if (group == "states" and name not in model.store_names) or (
+                name in _STRUCTURE_NAMES and name not in (*model.store_names, *model.flux_names)):
+            raise ValueError(f"Output {o!r} is a store or flux this model does not have (another "
+                             "structure); leave it out of outputs.")
+        if name in energy_fluxes and not energy:
+            raise ValueError(f"Output {o!r} needs net_radiation in the dataset, which it lacks; "
+                             "add it or leave the output out.")
+
 
 GRID_FORCING = {
     name: spec.forcing_field
@@ -77,7 +93,23 @@ def simulate_grid(
             f"simulate_grid needs {missing + ([] if 'lat' in ds.coords else ['lat'])} in the "
             "dataset (canonical names, dims column, time)."
         )
-    param_vars = [p for p in PARAMETER_BOUNDS if p in ds and ds[p].dims == ("column",)]
+    _check_available(model, outputs, specs, "net_radiation" in ds)
+    param_vars = [p for p in PARAMETER_BOUNDS if p in ds]
+    shaped = [p for p in param_vars if ds[p].dims != ("column",)]
+    if shaped:  # they were left out without a word, the defaults used instead
+        raise ValueError(
+            f"Parameter variable(s) {shaped} of the dataset have dims "
+            f"{[ds[p].dims for p in shaped]}; simulate_grid takes one value per column, dims "
+            "('column',). Give them per column (or pass params= for values shared by all)."
+        )
+    n_attributes = max(getattr(part, "n_attributes", 0) or 0
+                       for part in (model.et, model.runoff, model.daily))
+    if n_attributes:
+        raise ValueError(
+            f"The model's learned laws read {n_attributes} static attributes, which "
+            "simulate_grid does not pass; run it with hybridland.simulate and a Forcing whose "
+            "attributes are set, or use a model without attributes."
+        )
     stores = [o for o in outputs if specs[o].water_budget == "storage"]
     doy = np.asarray(pd.DatetimeIndex(ds["time"].values).day_of_year, dtype)
     base = Params.default(dtype=dtype) if params is None else params
@@ -95,8 +127,10 @@ def simulate_grid(
             for name in PARAMETER_BOUNDS
         })
         sim = simulate(model, forcing, block_params)
-        return (tuple(np.asarray(simulation_field(sim, specs[o].field), dtype) for o in outputs)
-                + tuple(np.asarray(getattr(sim.initial_state, STORES[o]), dtype) for o in stores))
+        result = (
+            tuple(np.asarray(simulation_field(sim, specs[o].field), dtype) for o in outputs)
+            + tuple(np.asarray(getattr(sim.initial_state, STORES[o]), dtype) for o in stores))
+        return result[0] if len(result) == 1 else result  # apply_ufunc wants one array alone
 
     inputs = [ds["lat"]] + [ds[v] for v in present] + [ds[p] for p in param_vars]
     core = [[]] + [["time"]] * len(present) + [[]] * len(param_vars)
