@@ -8,8 +8,9 @@ non-decreasing in every monotone input, for any weights and any free inputs: a p
 architecture, not of the data it was trained on, so it holds in a climate it never saw.
 
 - ``MonotoneStressET``: ``stress(s) = (z(s) - z(0) + r s) / (z(1) - z(0) + r)`` with ``z``
-  monotone in the relative storage ``s`` and a tiny ramp ``r``: exactly 0 at an empty store,
-  1 at a full one, and never falling as the soil wets.
+  monotone in the relative storage ``s`` and a tiny ramp ``r`` (at least a few thousand
+  roundings of ``z``): exactly 0 at an empty store, 1 at a full one, and never falling as the
+  soil wets (in float32, where the network is nearly flat, by at most about 1e-4: rounding).
 - ``MonotoneRunoff``: ``sigmoid(z(s, input))``: a surface-runoff fraction that never falls as
   the soil wets or the water input grows.
 """
@@ -30,6 +31,9 @@ from ._precision import full_precision
 
 RAMP = 1e-6
 """Weight of the linear ramp added to the monotone stress curve (see ``MonotoneStressET``)."""
+
+RAMP_ROUNDINGS = 4096.0
+"""The ramp's weight is also at least this many roundings (``eps``) of ``|z(0)| + |z(1)|``."""
 
 
 class MonotoneMLP(eqx.Module):
@@ -99,12 +103,18 @@ class MonotoneStressET(_MonotoneLaw, AbstractET):
         free = self._free(forcing, pet)
         dtype = self.net.bias_in.dtype
         s = jnp.clip(soil_rel, 0.0, 1.0).astype(dtype)
-        z, z0, z1 = (self.net(jnp.stack([x]), free) for x in (s, jnp.zeros_like(s),
-                                                                jnp.ones_like(s)))
-        # A small linear part keeps the curve defined (a straight ramp) where the network is
-        # flat; exactly 0 at an empty store whatever the rounding of z(0) in two evaluations.
-        ramp = RAMP * s
-        stress = jnp.where(s > 0.0, jnp.clip((z - z0 + ramp) / (z1 - z0 + RAMP), 0.0, 1.0), 0.0)
+        # z at 0, s and 1 in one batched evaluation: the three take the same path through the
+        # network (separate ones, or a constant-folded z(1), round differently, which made the
+        # curve fall and miss 1 where the network is nearly flat)
+        z0, z, z1 = jax.vmap(lambda x: self.net(x[None], free))(
+            jnp.stack([jnp.zeros_like(s), s, jnp.ones_like(s)]))
+        # A linear part keeps the curve defined (a straight ramp) where the network is flat;
+        # it is at least a few hundred roundings of z, so that rounding noise in z - z0 cannot
+        # make the curve fall noticeably where z(1) - z(0) is itself a few roundings.
+        weight = RAMP + RAMP_ROUNDINGS * jnp.finfo(dtype).eps * (jnp.abs(z0) + jnp.abs(z1))
+        stress = jnp.clip((z - z0 + weight * s) / (z1 - z0 + weight), 0.0, 1.0)
+        # exactly 0 at an empty store and 1 at a full one
+        stress = jnp.where(s > 0.0, jnp.where(s < 1.0, stress, 1.0), 0.0)
         return stress.astype(jnp.result_type(soil_rel))
 
 
