@@ -142,3 +142,15 @@ def test_an_interrupted_figure_leaves_the_earlier_one_whole(tmp_path):
         plots._save(fig, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+def test_a_metric_cdf_rises_from_zero_and_draws_one_basin():
+    # one basin drew a single point and no line (a blank figure); no curve rose from 0
+    from hybridland.io.plots import cdf_steps
+
+    x, y = cdf_steps(np.array([0.62]), -1.0)
+    np.testing.assert_array_equal(x, [-1.0, 0.62, 1.0])
+    np.testing.assert_array_equal(y, [0.0, 1.0, 1.0])
+    x, y = cdf_steps(np.array([-3.0, 0.2, 0.5, 0.9]), -1.0)
+    np.testing.assert_array_equal(x, [-1.0, -1.0, 0.2, 0.5, 0.9, 1.0])
+    np.testing.assert_array_equal(y, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])

@@ -165,6 +165,16 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path) -> Path:
     return _save(fig, path)
 
 
+def cdf_steps(values: np.ndarray, lower: float) -> tuple[np.ndarray, np.ndarray]:
+    """The points of an empirical CDF drawn as steps (``where="post"``) over ``[lower, 1]``:
+    0 from ``lower`` up to the smallest of the sorted finite ``values`` (drawn at ``lower`` if
+    below it), ``k / n`` from the ``k``-th, 1 from the largest to 1. Without the two ends a
+    single basin drew one point and no line, and no curve rose from 0."""
+    x = np.maximum(values, lower)
+    share = np.arange(1, x.size + 1) / x.size
+    return np.concatenate([[lower], x, [1.0]]), np.concatenate([[0.0], share, [1.0]])
+
+
 def plot_metric_cdf(
     tables: Mapping[str, Mapping[str, Sequence[float]]],
     path,
@@ -183,11 +193,11 @@ def plot_metric_cdf(
             values = values[np.isfinite(values)]
             if values.size == 0:
                 continue
-            share = np.arange(1, values.size + 1) / values.size
             median = np.median(values)
-            ax.step(np.maximum(values, lower), share, where="post",
+            ax.step(*cdf_steps(values, lower), where="post",
                     label=f"{label} (median {median:.2f}, n={values.size})", **model_style(i))
         ax.set_xlim(lower, 1)
+        ax.set_ylim(0.0, 1.02)
         ax.set_xlabel(metric.upper())
         ax.set_ylabel("fraction of basins")
         ax.set_title(f"{metric.upper()} across basins", fontsize=9)
