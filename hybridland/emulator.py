@@ -529,6 +529,7 @@ def save_emulator(
     from .io._files import json_text
     from .train.checkpoint import atomic_write_text, file_sha256, save_tree
 
+    _check_matches(emulator, settings)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_tree(folder / WEIGHTS_FILE, emulator)
@@ -536,6 +537,31 @@ def save_emulator(
                 WEIGHTS_CHECKSUM: file_sha256(folder / WEIGHTS_FILE), **extra}
     atomic_write_text(folder / SETTINGS_FILE, json_text(document, indent=2) + "\n")
     return folder
+
+
+def _check_matches(emulator: StepEmulator, settings: EmulatorSettings) -> None:
+    """Refuse to save ``emulator`` with ``settings`` that describe another one (its physics'
+    PET law or groundwater, its network's width or depth): the folder would load as a
+    different model, or be called damaged."""
+    like = StepEmulator(settings.physics(), settings.width, settings.depth, key=jax.random.key(0))
+    got, want = emulator.physics, like.physics
+    differences = [
+        f"{name}: the emulator's {a} against the settings' {b}"
+        for name, a, b in (("PET law", type(got.pet).__name__, type(want.pet).__name__),
+                           ("groundwater", got.groundwater, want.groundwater))
+        if a != b
+    ]
+    shapes = [tuple(jnp.shape(x)) for x in jax.tree_util.tree_leaves(eqx.filter(emulator,
+                                                                              eqx.is_array))]
+    wanted = [tuple(jnp.shape(x)) for x in jax.tree_util.tree_leaves(eqx.filter(like,
+                                                                               eqx.is_array))]
+    if shapes != wanted:
+        differences.append(f"network: the emulator's weights have shapes {shapes[:4]}... "
+                           f"against {wanted[:4]}... for width {settings.width} and depth "
+                           f"{settings.depth}")
+    if differences:
+        raise ValueError("save_emulator: the settings do not describe this emulator ("
+                         + "; ".join(differences) + "). Pass the settings it was built with.")
 
 
 def load_emulator(folder: str | os.PathLike) -> tuple[StepEmulator, EmulatorSettings, dict]:

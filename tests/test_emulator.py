@@ -141,6 +141,13 @@ def test_save_load_round_trip(trained, tmp_path):
     np.testing.assert_array_equal(run(emulator).fluxes.runoff, run(loaded).fluxes.runoff)
     with pytest.raises(FileNotFoundError, match="emulator.eqx"):
         em.load_emulator(tmp_path / "missing")
+    # settings that describe another emulator were saved beside it: the folder loaded as
+    # another model (other PET law, no groundwater) or was called damaged (other width)
+    for other, words in ((dataclasses.replace(SMALL, width=16), "network"),
+                         (dataclasses.replace(SMALL, pet="hargreaves"), "PET law")):
+        with pytest.raises(ValueError, match=rf"settings do not describe this emulator.*{words}"):
+            em.save_emulator(tmp_path / "other", emulator, other)
+        assert not (tmp_path / "other").exists()
 
 
 def test_a_save_cut_short_is_refused_not_mixed(trained, tmp_path, monkeypatch):
