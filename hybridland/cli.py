@@ -260,6 +260,12 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
     return None
 
 
+def _hybridland_figure(path: Path) -> bool:
+    from .io.plots import hybridland_figure
+
+    return hybridland_figure(path)
+
+
 def _metric_table(path: Path) -> bool:
     """Whether ``path`` is a per-basin metric table that ``evaluate`` wrote."""
     try:
@@ -300,6 +306,8 @@ OUTPUT_KINDS = {
               "with 'basin' and holds nse, kge and parameters)"),
     "summary": (_emulator_summary, "a summary of hybridland emulate evaluate (JSON with "
                 "emulator, aridity and seed)"),
+    "figure": (lambda path: _hybridland_figure(path), "a figure of hybridland (a PNG whose "
+               "Software is hybridland)"),
 }
 """What each command's ``--out`` is, as ``_output_path`` recognises an earlier one (replaced)."""
 
@@ -385,6 +393,11 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                 problem = (f"--plots {plots} with --out {args.out} would replace {figure}, a "
                            "file of the run, which is never overwritten; give another --plots "
                            "folder or --out name.")
+                break
+            if figure.exists() and not _hybridland_figure(figure):
+                problem = (f"--plots {plots} with --out {args.out} would replace {figure}, "
+                           "which is not a figure of hybridland; give another --plots folder "
+                           "or --out name, or remove it first.")
                 break
     if problem:
         return _fail(command, problem)

@@ -84,6 +84,29 @@ def demo_config(kind: str, epochs: int = EPOCHS) -> Config:
     )
 
 
+OUTPUTS = ("fulda_test.nc", "fulda_test_hydrograph.png", "fulda_test_water_budget.png")
+"""The files the demo writes in its output folder, beside its run directories."""
+
+
+def _check_outputs(out: Path) -> None:
+    """Refuse (``RunFileError``, which ``hybridland demo`` reports) to replace a file in ``out``
+    that the demo did not write: checked before any training, so nothing is lost. A figure of
+    an earlier demo is one hybridland drew, or one beside the demo's run directories (written
+    before figures named their software)."""
+    from .cli import OUTPUT_KINDS
+    from .train.checkpoint import RunFileError
+    from .train.loop import is_run_directory
+
+    earlier_demo = any(is_run_directory(out / kind) for kind in KINDS)
+    for name in OUTPUTS:
+        path = out / name
+        kind = "netcdf" if name.endswith(".nc") else "figure"
+        ours, what = OUTPUT_KINDS[kind]
+        if path.exists() and not ours(path) and not (kind == "figure" and earlier_demo):
+            raise RunFileError(f"{path} exists and is not {what}, so the demo does not replace "
+                               "it; give another --out folder, or remove it first.")
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -100,6 +123,7 @@ def run_demo(
     from .io.plots import plot_hydrographs, plot_water_budget
 
     out = Path(out)
+    _check_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     echo(
         "hybridland demo: Fulda river (spotpy example data), Hargreaves PET; train "

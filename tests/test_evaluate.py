@@ -146,6 +146,13 @@ def test_cli_evaluate_on_an_unseen_file(run, unseen_file, tmp_path, capsys):
     assert main([*again, "--out", str(mine)]) == 2
     assert "not a metric table" in capsys.readouterr().err
     assert mine.read_text() == "site,value\na,1\n"
+    # a figure of the user's at a figure's name is not replaced either
+    theirs = tmp_path / "plots" / "hydrographs_again.png"
+    theirs.write_bytes(b"my own figure")
+    assert main([*again, "--out", str(tmp_path / "again.csv"), "--plots",
+                 str(tmp_path / "plots")]) == 2
+    assert "not a figure of hybridland" in capsys.readouterr().err
+    assert theirs.read_bytes() == b"my own figure" and not (tmp_path / "again.csv").exists()
 
 
 def test_cli_simulate_with_a_trained_run(run, unseen_file, tmp_path, capsys):

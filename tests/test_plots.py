@@ -154,3 +154,33 @@ def test_a_metric_cdf_rises_from_zero_and_draws_one_basin():
     x, y = cdf_steps(np.array([-3.0, 0.2, 0.5, 0.9]), -1.0)
     np.testing.assert_array_equal(x, [-1.0, -1.0, 0.2, 0.5, 0.9, 1.0])
     np.testing.assert_array_equal(y, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+def test_figures_name_hybridland_so_that_only_they_are_replaced(tmp_path):
+    # evaluate --plots and the demo replaced any file at a figure's name
+    import matplotlib.pyplot as plt
+
+    from hybridland.io.plots import hybridland_figure
+
+    ours = plots.plot_metric_cdf({"test": {"nse": [0.5, 0.7], "kge": [0.4, 0.6]}},
+                                 tmp_path / "cdf.png")
+    assert hybridland_figure(ours)
+    fig = plt.figure()
+    fig.savefig(tmp_path / "theirs.png")  # another matplotlib figure
+    plt.close(fig)
+    (tmp_path / "notes.png").write_text("not even a PNG")
+    assert not hybridland_figure(tmp_path / "theirs.png")
+    assert not hybridland_figure(tmp_path / "notes.png")
+    assert not hybridland_figure(tmp_path / "missing.png")
+
+
+def test_the_demo_refuses_to_replace_files_it_did_not_write(tmp_path):
+    from hybridland.demo import run_demo
+    from hybridland.train.checkpoint import RunFileError
+
+    (tmp_path / "fulda_test_hydrograph.png").write_text("my figure")
+    with pytest.raises(RunFileError, match=r"fulda_test_hydrograph\.png exists and is not a "
+                                           "figure of hybridland"):
+        run_demo(tmp_path, progress=False)  # refused before any work
+    assert (tmp_path / "fulda_test_hydrograph.png").read_text() == "my figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fulda_test_hydrograph.png"]

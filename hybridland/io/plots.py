@@ -44,12 +44,27 @@ def _figure(width: float, height: float):
 
 def _save(fig, path) -> Path:
     """Write ``fig`` to ``path`` atomically (its format from the suffix): a Ctrl-C while it is
-    written leaves the earlier figure, never a truncated one."""
+    written leaves the earlier figure, never a truncated one. A PNG names hybridland as its
+    ``Software`` (``hybridland_figure``), so a later run knows it may replace it."""
+    from .output import package_version
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda f: fig.savefig(f, dpi=110,
-                                                   format=path.suffix.lstrip(".") or "png"))
+    form = path.suffix.lstrip(".") or "png"
+    metadata = {"Software": f"hybridland {package_version()}"} if form == "png" else None
+    atomic_write_bytes(path, lambda f: fig.savefig(f, dpi=110, format=form, metadata=metadata))
     return path
+
+
+def hybridland_figure(path) -> bool:
+    """Whether ``path`` is a PNG that hybridland drew (its ``Software`` text chunk names
+    hybridland): an earlier figure of a run, replaced by a new one; any other file is not."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00hybridland" in head
 
 
 def _date_axis(ax) -> None:
