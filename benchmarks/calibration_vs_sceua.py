@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from hybridland.io._files import atomic_write_text
 from hybridland import Params, simulate
 from hybridland._params import PARAMETER_BOUNDS
 from hybridland.calibrate import (
@@ -422,7 +423,7 @@ def main(argv=None) -> int:
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(figures))
+        atomic_write_text(args.json, json_text(figures))
     if args.figure:
         drawn = draw(args.figure, result.fit, gradient, sceua, sceua_s, sceua_at, sceua_runs)
         print(f"wrote {drawn}")

@@ -39,6 +39,7 @@ import optax  # noqa: E402
 
 import hybridland as hl  # noqa: E402
 from hybridland import emulator as em  # noqa: E402
+from hybridland.io._files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hybridland.metrics import nse  # noqa: E402
 
 CALIBRATED = ("theta_cap", "et_threshold", "runoff_shape")
@@ -140,6 +141,12 @@ def calibration_study(emulator, runs, steps: int, learning_rate: float) -> tuple
 # Figures
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write ``fig`` as a PNG atomically: an interrupted report leaves the earlier figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
+
+
 def plot_field_capacity(theta_caps, physics, emulated, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.plot(theta_caps, physics, "o-", label="physics")
@@ -149,7 +156,7 @@ def plot_field_capacity(theta_caps, physics, emulated, path: Path) -> None:
     ax.set_title("Field-capacity response (held-out climates)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path, 120)
     plt.close(fig)
 
 
@@ -173,7 +180,7 @@ def plot_rollouts(emulator, cases: dict, path: Path, days: int = 730) -> None:
     for ax in axes[-1]:
         ax.set_xlabel(f"day (last {days} of the rollout)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
 
 
@@ -189,7 +196,7 @@ def plot_calibration(truth: hl.Params, recovered: dict, path: Path) -> None:
         ax.set_ylabel(f"recovered {name}")
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
 
 
@@ -199,7 +206,7 @@ def plot_training(history: list[dict], path: Path) -> None:
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("rollout loss")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
 
 
@@ -208,13 +215,23 @@ def plot_training(history: list[dict], path: Path) -> None:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/emulator.json"))
-    parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="the report (default benchmarks/results/emulator.json; with --quick "
+                        "required, so that a smoke run never replaces the committed report)")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="folder of the figures (default docs/figures; with --quick "
+                        "required)")
     parser.add_argument("--emulator-dir", type=Path, default=None,
                         help="also save the trained emulator here")
     parser.add_argument("--quick", action="store_true", help="small settings (smoke run)")
     args = parser.parse_args(argv)
     quick = args.quick
+    if quick and (args.json is None or args.figures is None):
+        parser.error("--quick needs --json and --figures (a smoke run must not replace the "
+                     "committed report and figures); e.g. --json /tmp/emulator.json --figures "
+                     "/tmp/emulator-figures")
+    args.json = args.json or Path("benchmarks/results/emulator.json")
+    args.figures = args.figures or Path("docs/figures")
     settings = em.EmulatorSettings(
         n_columns=16 if quick else 128, n_days=400 if quick else 1095,
         steps=100 if quick else 6000, window_days=30 if quick else 60, seed=0,
@@ -278,7 +295,7 @@ def main(argv=None) -> dict:
     text = json.dumps(report, indent=2)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(text + "\n")
+    atomic_write_text(args.json, text + "\n")
     return report
 
 

@@ -11,7 +11,6 @@ column-steps per second and the largest per-step and cumulative water residuals.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -34,6 +33,7 @@ def main(argv=None) -> int:
     from hybridland.solvers import run_timed
     from hybridland.io import DataAdjustmentWarning, load_mopex
     from hybridland.column import build_model
+    from hybridland.io._files import atomic_write_text, json_text
     from hybridland.io.paths import mopex_path
 
     path = args.data or mopex_path()
@@ -75,8 +75,7 @@ def main(argv=None) -> int:
         print(f"{kind:8} {rec['compile_s']:9.2f} {best:18.2f} {rec['colsteps_per_s']:11.3g} "
               f"{rec['max_abs_step_residual_mm']:13.2e} {rec['max_abs_cumulative_residual_mm']:12.2e}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(records, f, indent=2)
+        atomic_write_text(args.json, json_text(records, indent=2) + "\n")
     return 0
 
 
