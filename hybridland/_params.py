@@ -182,6 +182,10 @@ class Params(eqx.Module):
             value = jnp.asarray(overrides.get(name, bound.default), dtype=dtype)
             if n_columns is not None:
                 # a column axis first; an override's trailing (component) axes are kept
+                if value.ndim and value.shape[0] not in (1, n_columns):
+                    raise ValueError(
+                        f"Parameter {name!r} has {value.shape[0]} values along its first axis "
+                        f"for {n_columns} columns; give one value, or one per column.")
                 value = jnp.broadcast_to(value, (n_columns, *value.shape[1:]))
             values[name] = value
         return cls(**values)

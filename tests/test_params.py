@@ -35,6 +35,10 @@ def test_check_bounds_names_parameter_and_range():
 def test_unknown_override_is_an_error():
     with pytest.raises(ValueError, match="Unknown parameter"):
         hl.Params.default(field_capacity=0.3)
+    # values for another number of columns: a broadcasting error that named no parameter
+    with pytest.raises(ValueError, match=r"'theta_cap' has 3 values .* for 5 columns"):
+        hl.Params.default(5, theta_cap=jnp.asarray([0.3, 0.4, 0.5]))
+    assert hl.Params.default(5, theta_cap=jnp.asarray([0.3])).theta_cap.shape == (5,)
 
 
 def test_defaults_inside_ranges_and_capacity():

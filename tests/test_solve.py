@@ -118,6 +118,13 @@ def test_missing_pet_input_named():
     assert float(sim.fluxes.pet.max()) > 0.0
 
 
+@pytest.mark.parametrize("chunk", [0, -1, 2.5, True])
+def test_a_chunk_size_that_is_not_a_count_of_columns_is_named(chunk):
+    # -1 ended in a TypeError from inside tree_map
+    with pytest.raises(ValueError, match=r"chunk_columns must be a positive whole number"):
+        hl.solvers.run_timed(hl.ColumnModel(), _forcing(), chunk_columns=chunk)
+
+
 def test_one_dimensional_forcing_rejected():
     f = _forcing()
     one = jax.tree_util.tree_map(lambda x: x[0] if x.ndim else x, f)

@@ -82,6 +82,11 @@ def run_timed(
     (host arrays of the columns ``first .. first + len``) before the pieces are joined, so what
     is kept of every chunk is only what the caller needs (e.g. a mean over columns).
     """
+    if chunk_columns is not None and (isinstance(chunk_columns, bool) or
+                                      not isinstance(chunk_columns, (int, np.integer))
+                                      or chunk_columns < 1):
+        raise ValueError(f"chunk_columns must be a positive whole number of columns (or None: "
+                         f"all at once), got {chunk_columns!r}.")
     n = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
     if params is None:
