@@ -73,6 +73,25 @@ def test_gradients_finite_and_match_finite_differences(kind, scenario):
         assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-8)
 
 
+@pytest.mark.parametrize("kind", ["physics", "hybrid", "sequence_hybrid"])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_gradients_are_finite_in_float32_at_the_store_boundaries(kind, scenario):
+    # float32 is the training precision: empty and full stores, snow, for every model kind
+    s = SCENARIOS[scenario]
+    rng = np.random.default_rng(11)
+    precip, t_mean, t_range, pet, _ = synthetic_climate(rng, 1, 60)
+    attributes = np.linspace(-1.0, 1.0, 3) if kind == "sequence_hybrid" else None
+    forcing = forcing_from_arrays(precip[0] * s["precip_scale"], t_mean[0] + s["t_shift"],
+                                  t_range[0], pet[0], attributes=attributes, dtype=jnp.float32)
+    loss, net = _loss_fn(make_model(kind, seed=4), forcing, s["soil_fraction"])
+    u0 = hl.Params.default(dtype=jnp.float32).to_unconstrained()
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(u0, net)
+    leaves = jax.tree_util.tree_leaves(grads)
+    assert np.isfinite(float(value)) and all(x.dtype == jnp.float32 for x in leaves)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+    assert any(float(jnp.max(jnp.abs(x))) > 0 for x in jax.tree_util.tree_leaves(grads[0]))
+
+
 def test_gradient_of_bounded_transform_is_finite_at_range_edges():
     with jax.enable_x64(True):
         lows = hl.Params(**{n: jnp.asarray(b.low) for n, b in hl.PARAMETER_BOUNDS.items()})
