@@ -111,7 +111,9 @@ def plot_hydrographs(
         for i, (name, var) in enumerate((extra or {}).items(), start=1):
             ax.plot(time, ds[var].values[b], lw=0.9, label=name, **model_style(i))
         text = ", ".join(f"{k.upper()} {v[b]:.2f}" for k, v in (scores or {}).items())
-        ax.set_title(_title(ds, b, f"({text})" if text else ""), fontsize=9)
+        # the scores are those of the main series; with other models drawn, say whose
+        whose = f"{label}: " if text and extra else ""
+        ax.set_title(_title(ds, b, f"({whose}{text})" if text else ""), fontsize=9)
         ax.set_ylabel("runoff, mm day-1")
         _date_axis(ax)
     axes[0].legend(fontsize=8, loc="upper right")
