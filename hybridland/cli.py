@@ -253,63 +253,13 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
     if not os.access(out.parent, os.W_OK):
         return f"Output folder {out.parent} is not writable; choose another --out."
     if kind is not None and out.exists():
+        from .io.replaceable import OUTPUT_KINDS
+
         ours, what = OUTPUT_KINDS[kind]
         if not ours(out):
             return (f"--out {out} exists and is not {what}, so it is not replaced; give "
                     f"another file name such as {example}, or remove it first.")
     return None
-
-
-def _hybridland_figure(path: Path) -> bool:
-    from .io.plots import hybridland_figure
-
-    return hybridland_figure(path)
-
-
-def _metric_table(path: Path) -> bool:
-    """Whether ``path`` is a per-basin metric table that ``evaluate`` wrote."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            header = f.readline(65536).strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return header[:1] == ["basin"] and {"nse", "kge", "parameters"} <= set(header)
-
-
-def _emulator_summary(path: Path) -> bool:
-    """Whether ``path`` is the JSON summary that ``emulate evaluate`` wrote."""
-    import json
-
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(summary, dict) and {"emulator", "aridity", "seed"} <= set(summary)
-
-
-def _hybridland_output(path: Path) -> bool:
-    """Whether ``path`` is a NetCDF file that hybridland wrote (an earlier output: replaced
-    by a new one; anything else a user keeps there is not)."""
-    import xarray as xr
-
-    try:
-        with xr.open_dataset(path, decode_cf=False, decode_times=False) as ds:
-            return str(ds.attrs.get("source", "")).startswith("hybridland")
-    except Exception:  # noqa: BLE001 - not NetCDF, damaged, unreadable: not ours to replace
-        return False
-
-
-OUTPUT_KINDS = {
-    "netcdf": (_hybridland_output, "an output of hybridland (a NetCDF file whose 'source' "
-               "attribute names hybridland)"),
-    "table": (_metric_table, "a metric table of hybridland evaluate (a CSV whose header starts "
-              "with 'basin' and holds nse, kge and parameters)"),
-    "summary": (_emulator_summary, "a summary of hybridland emulate evaluate (JSON with "
-                "emulator, aridity and seed)"),
-    "figure": (lambda path: _hybridland_figure(path), "a figure of hybridland (a PNG whose "
-               "Software is hybridland)"),
-}
-"""What each command's ``--out`` is, as ``_output_path`` recognises an earlier one (replaced)."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -386,6 +336,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                            kind="netcdf" if command == "simulate" else "table")
     plots = getattr(args, "plots", None)
     if not problem and plots is not None:
+        from .io.plots import hybridland_figure
         from .train.report import evaluation_figures
 
         for figure in evaluation_figures(plots, Path(args.out).stem):
@@ -394,7 +345,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                            "file of the run, which is never overwritten; give another --plots "
                            "folder or --out name.")
                 break
-            if figure.exists() and not _hybridland_figure(figure):
+            if figure.exists() and not hybridland_figure(figure):
                 problem = (f"--plots {plots} with --out {args.out} would replace {figure}, "
                            "which is not a figure of hybridland; give another --plots folder "
                            "or --out name, or remove it first.")

@@ -93,7 +93,7 @@ def _check_outputs(out: Path) -> None:
     that the demo did not write: checked before any training, so nothing is lost. A figure of
     an earlier demo is one hybridland drew, or one beside the demo's run directories (written
     before figures named their software)."""
-    from .cli import OUTPUT_KINDS
+    from .io.replaceable import OUTPUT_KINDS
     from .train.checkpoint import RunFileError
     from .train.loop import is_run_directory
 
