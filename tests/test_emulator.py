@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import hybridland as hl
 from columns import forcing_from_arrays, params_from_fractions, scramble_weights, synthetic_climate
@@ -70,6 +71,23 @@ def test_closure_float64_to_rounding():
         emulator = eqx.tree_at(lambda e: e.mlp, emulator, scramble_weights(emulator.mlp, 4, 5.0))
         sim = hl.simulate(emulator, forcing, params)
         assert np.max(np.abs(_per_step_residual(sim))) <= 1e-10
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.0, 1.0, 10.0, 30.0]),
+       soil_fraction=st.sampled_from([0.0, 0.5, 1.0]), groundwater=st.booleans())
+def test_closure_for_arbitrary_weights_and_inputs_float64(seed, scale, soil_fraction, groundwater):
+    # the emulator's own decision path: closed at every step, stores >= 0, for any weights
+    with jax.enable_x64(True):
+        forcing, params = _random_case(seed, 2, 120, jnp.float64)
+        emulator = em.StepEmulator(hl.ColumnModel(groundwater=groundwater), width=8,
+                                   key=jax.random.key(seed))
+        emulator = eqx.tree_at(lambda e: e.mlp, emulator,
+                               scramble_weights(emulator.mlp, seed, scale))
+        sim = hl.simulate(emulator, forcing, params, soil_fraction=soil_fraction)
+        assert np.max(np.abs(_per_step_residual(sim))) <= 1e-9
+        for name in emulator.physics.store_names:
+            assert float(jnp.min(getattr(sim.states, name))) >= 0.0, name
 
 
 def test_decisions_are_fractions_and_features_are_order_one():

@@ -145,6 +145,26 @@ def test_closure_and_store_ranges_float32_hybrid():
     check_closure_and_ranges(sim, forcing, params)
 
 
+def test_vmap_over_columns_equals_a_loop_and_float32_agrees_with_float64():
+    with jax.enable_x64(True):
+        forcing = rough_forcing(3, 120, jnp.float64, seed=4)
+        params = hl.Params.default(3, dtype=jnp.float64, root_depth=jnp.array([0.3, 1.0, 2.0]))
+        together = simulate_ode(hl.ColumnModel(), forcing, params)
+        for c in range(3):
+            one = jax.tree_util.tree_map(lambda x: x[c:c + 1] if x.ndim and x.shape[0] == 3
+                                         else x, (forcing, params))
+            alone = simulate_ode(hl.ColumnModel(), *one)
+            np.testing.assert_allclose(np.asarray(alone.fluxes.runoff[0]),
+                                       np.asarray(together.fluxes.runoff[c]), rtol=1e-6,
+                                       atol=1e-9)
+    f32 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), (forcing, params))
+    single = simulate_ode(hl.ColumnModel(), *f32)
+    for name in ("runoff", "et"):
+        a32 = np.asarray(getattr(single.fluxes, name), np.float64)
+        a64 = np.asarray(getattr(together.fluxes, name))
+        assert np.abs(a32 - a64).max() <= 1e-3 * max(1.0, np.abs(a64).max()), name
+
+
 def test_float32_forcing_runs_with_float64_enabled():
     # the solver's times were Python floats, float64 under x64, and turned the float32 stores
     # into float64 ones: the daily loop's carry changed type (a TypeError)
