@@ -169,7 +169,9 @@ class BucketSetup:
 
 def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
     """SCE-UA per basin with ``max(budgets)`` runs: best parameters ``Params [basin]``, runs per
-    basin, wall time (s), best objective per basin after each budget ``{budget: [basin]}``."""
+    basin, wall time (s), best objective per basin after each budget ``{budget: [basin]}`` and
+    the best objective of all its runs ``[basin]`` (it may run past the largest budget: that of
+    its best parameters, the final one)."""
     import spotpy
 
     names = config.calibration.params
@@ -184,7 +186,7 @@ def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
 
     t0 = time.perf_counter()
     start, length = data.period_window("train", WARMUP_DAYS)
-    best, evaluations = [], []
+    best, evaluations, final = [], [], []
     at = {budget: [] for budget in budgets}
     for b in tqdm(range(data.n_basins), desc="SCE-UA", unit="basin"):
         forcing = data.forcing(np.array([b]), np.array([start]), length)
@@ -197,6 +199,7 @@ def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
         with contextlib.redirect_stdout(io.StringIO()):  # spotpy prints every loop
             sampler.sample(max(budgets), ngs=ngs)
         best.append(setup.best)
+        final.append(setup.best_objective)
         evaluations.append(setup.runs)
         for budget in budgets:
             at[budget].append(setup.objective_at(budget))
@@ -205,7 +208,8 @@ def sceua_calibration(config: CalibrationRunConfig, data, budgets, ngs: int):
     params = Params.default(
         data.n_basins, dtype=jnp.float32, **{n: best[:, i] for i, n in enumerate(names)}
     )
-    return params, evaluations, seconds, {k: np.asarray(v) for k, v in at.items()}
+    return (params, evaluations, seconds, {k: np.asarray(v) for k, v in at.items()},
+            np.asarray(final))
 
 
 def seconds_to_reach(fit, target) -> np.ndarray:
@@ -352,9 +356,11 @@ def main(argv=None) -> int:
 
     budgets = sorted(set(args.budgets))
     ngs = args.ngs or len(config.calibration.params)
-    sceua_params, sceua_runs, sceua_s, sceua_at = sceua_calibration(config, data, budgets, ngs)
+    sceua_params, sceua_runs, sceua_s, sceua_at, sceua_final = sceua_calibration(
+        config, data, budgets, ngs)
     sceua = score_periods(model, data, sceua_params, SCORED)
-    reach = seconds_to_reach(result.fit, sceua_at[budgets[-1]])
+    # SCE-UA's final objective, that of the parameters scored (it may run past the budget)
+    reach = seconds_to_reach(result.fit, sceua_final)
     c = config.calibration
 
     figures = {
