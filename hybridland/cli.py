@@ -252,13 +252,12 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
                 f"overwritten; give another file name such as {example}.")
     if not os.access(out.parent, os.W_OK):
         return f"Output folder {out.parent} is not writable; choose another --out."
-    if kind is not None and out.exists():
-        from .io.replaceable import OUTPUT_KINDS
+    from .io.replaceable import foreign
 
-        ours, what = OUTPUT_KINDS[kind]
-        if not ours(out):
-            return (f"--out {out} exists and is not {what}, so it is not replaced; give "
-                    f"another file name such as {example}, or remove it first.")
+    what = None if kind is None else foreign(out, kind)
+    if what:
+        return (f"--out {out} exists and is not {what}, so it is not replaced; give another "
+                f"file name such as {example}, or remove it first.")
     return None
 
 
@@ -336,7 +335,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                            kind="netcdf" if command == "simulate" else "table")
     plots = getattr(args, "plots", None)
     if not problem and plots is not None:
-        from .io.plots import hybridland_figure
+        from .io.replaceable import foreign
         from .train.report import evaluation_figures
 
         for figure in evaluation_figures(plots, Path(args.out).stem):
@@ -345,10 +344,11 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                            "file of the run, which is never overwritten; give another --plots "
                            "folder or --out name.")
                 break
-            if figure.exists() and not hybridland_figure(figure):
+            what = foreign(figure, "figure")
+            if what:
                 problem = (f"--plots {plots} with --out {args.out} would replace {figure}, "
-                           "which is not a figure of hybridland; give another --plots folder "
-                           "or --out name, or remove it first.")
+                           f"which is not {what}; give another --plots folder or --out name, "
+                           "or remove it first.")
                 break
     if problem:
         return _fail(command, problem)

@@ -93,18 +93,17 @@ def _check_outputs(out: Path) -> None:
     that the demo did not write: checked before any training, so nothing is lost. A figure of
     an earlier demo is one hybridland drew, or one beside the demo's run directories (written
     before figures named their software)."""
-    from .io.replaceable import OUTPUT_KINDS
+    from .io.replaceable import foreign
     from .train.checkpoint import RunFileError
     from .train.loop import is_run_directory
 
     earlier_demo = any(is_run_directory(out / kind) for kind in KINDS)
     for name in OUTPUTS:
-        path = out / name
         kind = "netcdf" if name.endswith(".nc") else "figure"
-        ours, what = OUTPUT_KINDS[kind]
-        if path.exists() and not ours(path) and not (kind == "figure" and earlier_demo):
-            raise RunFileError(f"{path} exists and is not {what}, so the demo does not replace "
-                               "it; give another --out folder, or remove it first.")
+        what = foreign(out / name, kind)
+        if what and not (kind == "figure" and earlier_demo):
+            raise RunFileError(f"{out / name} exists and is not {what}, so the demo does not "
+                               "replace it; give another --out folder, or remove it first.")
 
 
 def run_demo(

@@ -151,7 +151,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help=f"rollout windows per step (default {d.batch})")
     tr.add_argument("--width", type=_positive_int, default=d.width, metavar="N")
     tr.add_argument("--depth", type=_positive_int, default=d.depth, metavar="N")
-    tr.add_argument("--learning-rate", type=_positive_number, default=d.learning_rate, metavar="LR")
+    tr.add_argument("--learning-rate", type=_positive_number, default=d.learning_rate,
+                    metavar="LR")
     tr.add_argument("--pet", choices=sorted(PET_LAWS), default=d.pet,
                     help="PET law of the emulated physics model (default %(default)s)")
     tr.add_argument("--seed", type=seed, default=d.seed, help="seed of data, weights, batches")

@@ -150,6 +150,7 @@ T_TOLERANCE = 0.1
 """degC by which a day's minimum temperature may exceed its maximum (rounding in the source)
 before the two count as inverted."""
 
+
 def load_mopex(
     path: str | os.PathLike,
     *,

@@ -59,3 +59,11 @@ OUTPUT_KINDS = {
 }
 """Each kind of output: whether an existing file is an earlier one (replaced), and how the
 refusal describes it."""
+
+
+def foreign(path, kind: str) -> str | None:
+    """How a refusal describes ``kind`` (``OUTPUT_KINDS``) when ``path`` holds a file that is
+    not an earlier output of that kind, so that writing there would replace a file of the
+    user's; None when ``path`` is free or may be replaced."""
+    ours, what = OUTPUT_KINDS[kind]
+    return what if Path(path).exists() and not ours(Path(path)) else None

@@ -7,8 +7,8 @@ many columns' matrix (a matrix-matrix product, TensorFloat-32) then round differ
 vmapped run would not match a loop over its columns, nor float32 match float64, to float32
 rounding. hybridland's networks are small (tens of units) and their time loops are bound by the
 sequence, not by arithmetic, so full precision should cost little (not yet measured on a GPU);
-every network method that runs a matrix product does so inside ``full_precision``. A product given its own ``precision`` (a Flax
-layer's, say) keeps it.
+every network method that runs a matrix product does so inside ``full_precision``. A product
+given its own ``precision`` (a Flax layer's, say) keeps it.
 """
 
 from __future__ import annotations

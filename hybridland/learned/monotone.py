@@ -109,7 +109,7 @@ class MonotoneStressET(_MonotoneLaw, AbstractET):
         z0, z, z1 = jax.vmap(lambda x: self.net(x[None], free))(
             jnp.stack([jnp.zeros_like(s), s, jnp.ones_like(s)]))
         # A linear part keeps the curve defined (a straight ramp) where the network is flat;
-        # it is at least a few hundred roundings of z, so that rounding noise in z - z0 cannot
+        # it is at least RAMP_ROUNDINGS roundings of z, so that rounding noise in z - z0 cannot
         # make the curve fall noticeably where z(1) - z(0) is itself a few roundings.
         weight = RAMP + RAMP_ROUNDINGS * jnp.finfo(dtype).eps * (jnp.abs(z0) + jnp.abs(z1))
         stress = jnp.clip((z - z0 + weight * s) / (z1 - z0 + weight), 0.0, 1.0)

@@ -37,20 +37,19 @@ from ..io.output import (
     with_daily_bounds,
 )
 from ..column import ColumnModel
-from .scan import _STRUCTURE_NAMES, simulate
+from .scan import _ENERGY_NAMES, _lacking, simulate
+
 
 def _check_available(model: ColumnModel, outputs, specs, energy: bool) -> None:
     """Refuse outputs this model or these data do not have (a store or flux of another
     structure; energy fluxes without net radiation): they came back as None and failed inside
     ``apply_ufunc`` (with dask only at compute time, maybe half way through writing a file)."""
-    energy_fluxes = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
     for o in outputs:
-        group, name = specs[o].field.split(".")[:2]
-        if (group == "states" and name not in model.store_names) or (
-                name in _STRUCTURE_NAMES and name not in (*model.store_names, *model.flux_names)):
+        name = specs[o].field.split(".")[1]
+        if _lacking(model, [name]):
             raise ValueError(f"Output {o!r} is a store or flux this model does not have (another "
                              "structure); leave it out of outputs.")
-        if name in energy_fluxes and not energy:
+        if name in _ENERGY_NAMES and not energy:
             raise ValueError(f"Output {o!r} needs net_radiation in the dataset, which it lacks; "
                              "add it or leave the output out.")
 

@@ -199,16 +199,17 @@ _VALUE_RULES = (
 """Values no run can use, per ``Forcing`` series: (field, what is wrong, what it must be)."""
 
 
+def _breaks_rule(name: str, x):
+    """Where series ``name`` of ``_VALUE_RULES`` breaks its rule (precipitation and PET:
+    ``not >= 0``, which NaN also fails; the others: not finite)."""
+    return ~(x >= 0) if name in ("precip", "pet") else ~jnp.isfinite(x)
+
+
 @jax.jit
 def _value_problems(forcing: Forcing) -> dict:
-    """Per series of ``_VALUE_RULES`` that ``forcing`` has: whether any value breaks its rule
-    (precipitation and PET: ``not >= 0``, which NaN also fails; the others: not finite)."""
-    problems = {}
-    for name, _, _ in _VALUE_RULES:
-        x = getattr(forcing, name)
-        if x is not None:
-            problems[name] = jnp.any(~(x >= 0) if name in ("precip", "pet") else ~jnp.isfinite(x))
-    return problems
+    """Per series of ``_VALUE_RULES`` that ``forcing`` has: whether any value breaks its rule."""
+    return {name: jnp.any(_breaks_rule(name, getattr(forcing, name)))
+            for name, _, _ in _VALUE_RULES if getattr(forcing, name) is not None}
 
 
 def check_forcing_values(forcing: Forcing) -> None:
@@ -225,7 +226,7 @@ def check_forcing_values(forcing: Forcing) -> None:
     for name, what, rule in _VALUE_RULES:
         if name in problems and bool(problems[name]):
             x = jnp.asarray(getattr(forcing, name))
-            bad = ~(x >= 0) if name in ("precip", "pet") else ~jnp.isfinite(x)
+            bad = _breaks_rule(name, x)
             column, day = (int(i) for i in jnp.argwhere(bad)[0])
             raise ValueError(
                 f"forcing.{name} is {what} on {int(bad.sum())} value(s), first at column "
@@ -296,7 +297,16 @@ _FLUX_NAMES = tuple(Fluxes.__dataclass_fields__)
 _STRUCTURE_NAMES = ("fast", "routing", "percolation", "capillary_rise", "groundwater_loss",
                     "infiltration_excess_runoff")
 """Outputs that exist only for a model with the matching structure."""
+_ENERGY_NAMES = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
+"""Outputs that exist only where net radiation is known."""
 _CUMULATIVE = "cumulative_water_residual"
+
+
+def _lacking(model, names) -> list[str]:
+    """The ``names`` (``State`` / ``Fluxes`` fields) that exist only for a structure other
+    than ``model``'s."""
+    return [n for n in names if n in _STRUCTURE_NAMES and n not in model.store_names
+            and n not in model.flux_names]
 
 
 def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
@@ -310,22 +320,17 @@ def _check_outputs(model, forcing, outputs, totals) -> tuple[str, ...]:
     for name in totals:
         if name not in _FLUX_NAMES:
             raise ValueError(f"Unknown total {name!r}; choose from the Fluxes fields {list(_FLUX_NAMES)}.")
-    lacking = [
-        n
-        for n in (*_STATE_NAMES, *_FLUX_NAMES)
-        if n not in model.store_names and n not in model.flux_names and n in _STRUCTURE_NAMES
-    ]
+    lacking = _lacking(model, (*_STATE_NAMES, *_FLUX_NAMES))
     asked = [n for n in (*(names if outputs is not None else ()), *totals) if n in lacking]
     if asked:
         raise ValueError(f"This model has no {asked} (a store or flux of another structure).")
     names = tuple(n for n in names if n not in lacking)
-    # Energy series exist only where net radiation is known.
-    energy = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
     if forcing.net_radiation is None:
-        asked = [n for n in (*(names if outputs is not None else ()), *totals) if n in energy]
+        asked = [n for n in (*(names if outputs is not None else ()), *totals)
+                 if n in _ENERGY_NAMES]
         if asked:
             raise ValueError(f"{asked} need forcing.net_radiation, which is missing.")
-        names = tuple(n for n in names if n not in energy)
+        names = tuple(n for n in names if n not in _ENERGY_NAMES)
     return tuple(n for n in known if n in names)
 
 

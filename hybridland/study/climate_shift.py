@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 import warnings
@@ -78,7 +77,14 @@ from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run
 from ..train.loop import release_compiled, train
-from .config import ENSEMBLE_SUFFIX, TRAINED_SPLITS, Study, budget_label, seed_label
+from .config import (
+    ENSEMBLE_SUFFIX,
+    TRAINED_SPLITS,
+    Study,
+    budget_label,
+    scaled_budget,
+    seed_label,
+)
 
 SPLITS = ("temporal", "humid_to_arid", "diverse", "dry_extremes")
 SCORES = ("nse", "kge", "log_nse", "pbias", "flv")
@@ -279,8 +285,8 @@ def run_config(study: Study, job: Job, basins: Basins, quick: bool,
     if job.budget_factor != 1.0:
         t = config.training
         config = config.replace(
-            "training", epochs=math.ceil(job.budget_factor * t.epochs),
-            patience=None if t.patience is None else math.ceil(job.budget_factor * t.patience))
+            "training", epochs=scaled_budget(job.budget_factor, t.epochs),
+            patience=None if t.patience is None else scaled_budget(job.budget_factor, t.patience))
     return config.replace("run", name=job.run_name)
 
 

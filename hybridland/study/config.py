@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -140,6 +141,11 @@ BUDGET_SUFFIX = r"_budget_x[0-9.]+$"
 def budget_label(name: str, factor: float) -> str:
     """The result label of model ``name`` trained with ``factor`` times its budget."""
     return f"{name}_budget_x{factor:g}"
+
+
+def scaled_budget(factor: float, n: int) -> int:
+    """``factor`` times ``n`` epochs (or patience), rounded up: the budget check's runs."""
+    return math.ceil(factor * n)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -13,7 +12,14 @@ import pandas as pd
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_bytes, atomic_write_text
 from .climate_shift import SHIFT
-from .config import BUDGET_SUFFIX, ENSEMBLE_SUFFIX, SEED_SUFFIX, budget_label, seed_label
+from .config import (
+    BUDGET_SUFFIX,
+    ENSEMBLE_SUFFIX,
+    SEED_SUFFIX,
+    budget_label,
+    scaled_budget,
+    seed_label,
+)
 
 LABELS = {
     "climatology": "climatology (day-of-year mean)",
@@ -514,9 +520,9 @@ def _budget_check_runs(study, epochs, patience, stopping: bool) -> str:
     if not check.models:
         return ""
     what = "epochs and patience" if stopping else "epochs"
-    numbers = [f"{math.ceil(check.factor * epochs)} epochs"] if epochs else []
+    numbers = [f"{scaled_budget(check.factor, epochs)} epochs"] if epochs else []
     if patience:
-        numbers.append(f"early stopping after {math.ceil(check.factor * patience)}")
+        numbers.append(f"early stopping after {scaled_budget(check.factor, patience)}")
     return (f", except the budget check's runs ({check.split}, \"{check.factor:g}x budget\" in "
             f"the tables), which get {check.factor:g} times the {what}"
             + (f": {', '.join(numbers)}" if numbers else ""))

@@ -40,6 +40,8 @@ from ..io._files import _file_mode, atomic_write_bytes, atomic_write_text, json_
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
 _NAME = re.compile(r"^epoch_(\d+)\.json$")
+CHECKPOINT_FILE = re.compile(r"^epoch_(\d+)\.(json|eqx)$")
+"""Names of the two files of an epoch's checkpoint (its marker and its leaves)."""
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
 """Names of the temporary files of ``atomic_write_bytes`` and ``io.write_netcdf``."""
 
@@ -263,7 +265,7 @@ def set_aside_newer(marker: Path) -> list[Path]:
     epoch = int(_NAME.match(marker.name).group(1))
     moved = []
     for p in sorted(marker.parent.iterdir()):
-        m = re.match(r"^epoch_(\d+)\.(json|eqx)$", p.name)
+        m = CHECKPOINT_FILE.match(p.name)
         if m and int(m.group(1)) > epoch:
             moved.append(p.rename(p.with_name(p.name + ".damaged")))
     return moved

@@ -98,14 +98,15 @@ def _select_basins(
     chosen = _chosen_basins(cfg, seed, ids, source, aridity)
     if not cfg.exclude_basins:
         return chosen
-    unknown = [b for b in cfg.exclude_basins if b not in set(ids)]
+    in_file, excluded = set(ids), set(cfg.exclude_basins)
+    unknown = [b for b in cfg.exclude_basins if b not in in_file]
     if unknown and exclude_known:  # a typo would leave the basin meant to be held out in training
         raise ValueError(
             f"data.exclude_basins names {', '.join(unknown)}, which {source} does not have "
             f"(it has {len(ids)} basins, e.g. {', '.join(ids[:3])}; ids keep their leading "
             "zeros). Correct or remove them."
         )
-    kept = [b for b in (ids if chosen is None else chosen) if b not in set(cfg.exclude_basins)]
+    kept = [b for b in (ids if chosen is None else chosen) if b not in excluded]
     if not kept:
         raise ValueError(f"Every selected basin of {source} is in data.exclude_basins.")
     return kept

@@ -36,7 +36,6 @@ import io
 import json
 import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable
@@ -395,11 +394,8 @@ def is_run_directory(run_dir: Path) -> bool:
         return True
     folder = run_dir / ckpt.CHECKPOINT_DIR
     return folder.is_dir() and all(
-        _CHECKPOINT_FILE.match(p.name) or ckpt.is_temporary(p) for p in folder.iterdir()
+        ckpt.CHECKPOINT_FILE.match(p.name) or ckpt.is_temporary(p) for p in folder.iterdir()
     )
-
-
-_CHECKPOINT_FILE = re.compile(r"^epoch_\d+\.(json|eqx)$")
 
 
 RUN_OUTPUTS = (
@@ -440,17 +436,17 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
         raise ckpt.RunFileError(
             f"Run directory {run_dir} is not empty ({shown}) and is not a run directory of "
             f"hybridland (it has no {', '.join(RUN_MARKERS)} as a training writes them): "
-            "training would overwrite files "
-            "there. Nothing was changed: give a new or empty folder as the run directory.")
+            "training would overwrite files there. Nothing was changed: give a new or empty "
+            "folder as the run directory.")
     own = run_dir / "config.yaml"
     if found and config is not None and own.read_text() != config.to_yaml():
         raise ckpt.RunFileError(
             f"{own} is not a configuration written by a training in {run_dir} (it holds no "
-            f"{', '.join(RUN_MARKERS)} of a training): it may be yours, and training writes its resolved "
-            "configuration (every setting, without comments or base:) to that name. Nothing "
-            "was changed: keep your configuration outside the run directory, or give a new or "
-            "empty folder as the run directory (or delete that file if a training stopped "
-            "before its first epoch left it).")
+            f"{', '.join(RUN_MARKERS)} of a training): it may be yours, and training writes its "
+            "resolved configuration (every setting, without comments or base:) to that name. "
+            "Nothing was changed: keep your configuration outside the run directory, or give a "
+            "new or empty folder as the run directory (or delete that file if a training "
+            "stopped before its first epoch left it).")
 
 
 def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report):
