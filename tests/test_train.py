@@ -110,6 +110,10 @@ def test_config_loads_and_round_trips(tmp_path):
         ("model: {trainable_params: [ddf, nope]}\n", r"model\.trainable_params' unknown \['nope'\]"),
         ("model: {kind: physics}\n", r"model\.trainable_params"),
         ("training: {window_days: 1000}\n", r"training\.window_days"),
+        ("training: {plateau_patience: 0}\n", r"training\.plateau_patience' must be >= 1"),
+        # the run would stop before its first reduction
+        ("training: {schedule: plateau, patience: 10, plateau_patience: 10}\n",
+         r"training\.plateau_patience' is 10, not below patience \(10\)"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, extra, match):
@@ -776,6 +780,62 @@ print(written, len(hits), bool((a == b).all()))
     # the suite itself runs with a cache (tests/conftest.py): asking for another keeps it
     assert use_compilation_cache(tmp_path / "mine") == jax.config.jax_compilation_cache_dir
     assert not (tmp_path / "mine").exists()
+
+
+def test_a_plateau_schedule_lowers_the_rate_when_validation_stalls_and_resumes_with_it(
+        tmp_path, monkeypatch):
+    from hybridland.train import loop
+
+    real = loop._evaluate
+
+    def stalled(*args):  # the first validation is the best; none after it is better
+        loss, nse = real(*args)
+        return loss * 0.0 + 1.0, nse
+
+    monkeypatch.setattr(loop, "_evaluate", stalled)
+    base = tiny("physics", epochs=7).replace("training", warmup_steps=0)
+    plateau = base.replace("training", schedule="plateau", plateau_patience=2, decay_rate=0.5)
+    a = quiet_train(plateau, tmp_path / "a")
+    lr = base.training.learning_rate
+    # reduced after epochs 2 and 4 (two epochs each without a better loss), from the next on
+    np.testing.assert_allclose([r["learning_rate"] for r in a.history],
+                               [lr, lr, lr, lr / 2, lr / 2, lr / 4, lr / 4], rtol=1e-6)
+    assert (tmp_path / "a" / "train.log").read_text().count("learning rate x 0.5") == 2
+    # the factor acts on the steps: a constant rate walks the same path until the reduction
+    constant = quiet_train(base.replace("training", schedule="none"), tmp_path / "c")
+    same = [r["train_loss"] for r in constant.history]
+    assert [r["train_loss"] for r in a.history][:3] == same[:3]
+    assert all(r["train_loss"] != c for r, c in zip(a.history[3:], same[3:], strict=True))
+
+    def kill_after_epoch_3(epoch, row):  # after the first reduction
+        if epoch == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        quiet_train(plateau, tmp_path / "b", callback=kill_after_epoch_3)
+    b = quiet_train(plateau, tmp_path / "b")  # the checkpoint keeps the reduced rate
+    assert [r["learning_rate"] for r in b.history] == [r["learning_rate"] for r in a.history]
+    assert [r["train_loss"] for r in b.history] == [r["train_loss"] for r in a.history]
+    assert_bitwise_equal(a.params, b.params)  # a physics model: its parameters are its weights
+
+
+def test_a_plateau_run_given_more_epochs_and_patience_repeats_the_shorter_run(tmp_path):
+    """The budget check's premise: twice the epochs and patience change nothing of what the
+    shorter run did under a plateau schedule; under cosine (decay over the bound) every epoch's
+    rate changes, so the runs part from the first step after warm-up."""
+    def pair(schedule):
+        short = tiny("physics", epochs=4).replace(
+            "training", schedule=schedule, patience=3, plateau_patience=1)
+        long = short.replace("training", epochs=8, patience=6)
+        a = quiet_train(short, tmp_path / f"{schedule}-short")
+        b = quiet_train(long, tmp_path / f"{schedule}-long")
+        return ([r["train_loss"] for r in a.history],
+                [r["train_loss"] for r in b.history][: len(a.history)])
+
+    short, long = pair("plateau")
+    assert short == long
+    short, long = pair("cosine")
+    assert short != long
 
 
 def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):

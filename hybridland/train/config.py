@@ -400,11 +400,20 @@ class TrainingConfig:
     learning_rate: float = 1e-2
     weight_decay: float = 1e-4
     """Decoupled weight decay of adamw (ignored by adam)."""
-    schedule: Literal["none", "cosine", "exponential"] = "none"
+    schedule: Literal["none", "cosine", "exponential", "plateau"] = "none"
+    """cosine and exponential decay with the optimiser's steps (cosine over the ``epochs``
+    bound, so a larger bound changes the rate of every epoch); plateau keeps the rate until
+    the validation loss stalls (``plateau_patience``) and then multiplies it by ``decay_rate``:
+    it does not depend on the bound, so a run given more epochs and patience repeats the
+    shorter run's epochs exactly and only goes on from where that one stopped."""
     warmup_steps: int = 0
     """Optimiser steps of linear learning-rate warm-up from 0 (any schedule)."""
     decay_rate: float = 0.5
-    """exponential: learning-rate factor per epoch; cosine: final fraction of the peak rate."""
+    """exponential: learning-rate factor per epoch; cosine: final fraction of the peak rate;
+    plateau: factor at each reduction."""
+    plateau_patience: int = 10
+    """plateau: epochs without a better validation loss (since the best or the last reduction)
+    after which the learning rate is multiplied by ``decay_rate``."""
     batch_basins: int = 8
     """Basins per mini-batch (capped at the number of basins)."""
     window_days: int = 365
@@ -437,6 +446,14 @@ class TrainingConfig:
             _fail(self, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         if not 0 < self.decay_rate <= 1:
             _fail(self, "decay_rate", f"must be in (0, 1], got {self.decay_rate}")
+        if self.plateau_patience < 1:
+            _fail(self, "plateau_patience", f"must be >= 1, got {self.plateau_patience}")
+        if (self.schedule == "plateau" and self.patience is not None
+                and self.plateau_patience >= self.patience):
+            _fail(self, "plateau_patience",
+                  f"is {self.plateau_patience}, not below patience ({self.patience}): the run "
+                  "would stop before its learning rate is ever reduced; make it smaller than "
+                  "patience (for instance a third of it)")
         if self.batch_basins < 1:
             _fail(self, "batch_basins", f"must be >= 1, got {self.batch_basins}")
         if self.window_days < 2:

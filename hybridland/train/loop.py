@@ -193,10 +193,11 @@ def steps_per_epoch(config: Config, data: RunData) -> int:
 
 
 def learning_rate_schedule(t: TrainingConfig, n_steps_epoch: int) -> optax.Schedule:
-    """Linear warm-up from 0 over ``warmup_steps``, then constant, cosine or exponential."""
+    """Linear warm-up from 0 over ``warmup_steps``, then constant, cosine or exponential
+    (plateau: constant; the training loop lowers the factor that ``build_optimizer`` adds)."""
     lr, warm = t.learning_rate, t.warmup_steps
     total = t.epochs * n_steps_epoch
-    if t.schedule == "none":
+    if t.schedule in ("none", "plateau"):
         main = optax.constant_schedule(lr)
     elif t.schedule == "cosine":
         main = optax.cosine_decay_schedule(lr, max(total - warm, 1), alpha=t.decay_rate)
@@ -216,7 +217,22 @@ def build_optimizer(t: TrainingConfig, n_steps_epoch: int) -> optax.GradientTran
     else:
         opt = optax.adamw(schedule, weight_decay=t.weight_decay)
     parts = [optax.clip_by_global_norm(t.clip_norm)] if t.clip_norm is not None else []
+    if t.schedule == "plateau":  # a factor on the updates, in the state so checkpoints keep it
+        return optax.chain(*parts, opt, optax.inject_hyperparams(optax.scale)(step_size=1.0))
     return optax.chain(*parts, opt)
+
+
+def plateau_factor(opt_state) -> float:
+    """The factor a plateau schedule's reductions have put on the learning rate so far."""
+    return float(opt_state[-1].hyperparams["step_size"])
+
+
+def _reduced(opt_state, factor: float):
+    """``opt_state`` (of a plateau schedule's optimiser) with its learning-rate factor set."""
+    last = opt_state[-1]
+    size = last.hyperparams["step_size"]
+    hyper = dict(last.hyperparams, step_size=jnp.asarray(factor, dtype=size.dtype))
+    return (*opt_state[:-1], last._replace(hyperparams=hyper))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,10 +512,12 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
 
     state = _initial_state(trainable, optim)
     meta = {"history": [], "best_val_loss": None, "best_epoch": None, "bad_epochs": 0,
-            "stopped_early": False}
+            "plateau_epochs": 0, "stopped_early": False}
+    plateau = config.training.schedule == "plateau"
     start_epoch = 0
     if marker is not None:
         state, meta = ckpt.load_checkpoint(marker, state)
+        meta.setdefault("plateau_epochs", 0)  # checkpoints written before plateau schedules
         start_epoch = meta["epoch"] + 1
         log(f"resumed from {marker.name} (epoch {meta['epoch']})")
     else:
@@ -525,6 +543,7 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                 break
             t0 = time.perf_counter()
             trainable, opt_state = state["trainable"], state["opt_state"]
+            factor = plateau_factor(opt_state) if plateau else 1.0
             losses = []
             for basins, starts in epoch_batches(config, data, epoch, n_steps):
                 batch = _batch(data, basins, starts, window)
@@ -553,20 +572,26 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                               else math.nan)
                 if meta["best_val_loss"] is None or val_loss < meta["best_val_loss"]:
                     meta["best_val_loss"], meta["best_epoch"] = val_loss, epoch
-                    meta["bad_epochs"] = 0
+                    meta["bad_epochs"] = meta["plateau_epochs"] = 0
                     best = trainable
                 else:  # counted in epochs (those since the last validation)
                     meta["bad_epochs"] += epoch % every + 1
+                    meta["plateau_epochs"] += epoch % every + 1
             else:  # not validated: a row without validation scores
                 val_loss = median_nse = math.nan
             patience = config.training.patience
             meta["stopped_early"] = patience is not None and meta["bad_epochs"] >= patience
+            reduce = (plateau and not meta["stopped_early"] and epoch < epochs - 1
+                      and meta["plateau_epochs"] >= config.training.plateau_patience)
+            if reduce:  # from the next epoch on
+                opt_state = _reduced(opt_state, factor * config.training.decay_rate)
+                meta["plateau_epochs"] = 0
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
                 "val_median_nse": median_nse,
-                "learning_rate": float(schedule((epoch + 1) * n_steps - 1)),
+                "learning_rate": factor * float(schedule((epoch + 1) * n_steps - 1)),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
             meta["history"].append(row)
@@ -583,6 +608,9 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                 f"val_median_nse {median_nse:.4g} ({row['seconds']:.1f} s)"
                 + (" *" if meta["best_epoch"] == epoch else "")
             )
+            if reduce:
+                log(f"learning rate x {config.training.decay_rate:g}: no better validation loss "
+                    f"for {config.training.plateau_patience} epochs")
             bar.update(1)
             best_val = meta["best_val_loss"]  # None until the first validation
             bar.set_postfix(train=f"{train_loss:.4g}",
