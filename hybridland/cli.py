@@ -540,7 +540,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                  warnings.showwarning)
             result = train(
                 config, run_dir, max_epochs_this_call=args.max_epochs,
-                progress=not args.no_progress,
+                progress=not args.no_progress, continue_from=args.continue_from,
             )
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         # ValueError: ConfigError, ForcingDataError, a damaged or foreign run directory.
@@ -898,6 +898,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run directory (created or resumed; its files are replaced atomically)")
     tr.add_argument("--max-epochs", type=_positive_int, default=None,
                     help="stop after this many epochs in this call (resume later)")
+    tr.add_argument("--continue-from", metavar="RUN_DIR", default=None,
+                    help="start from this run's newest checkpoint: a run of the same "
+                         "configuration with fewer (or as many) epochs and patience, trained "
+                         "with a schedule that does not depend on the epochs bound (plateau, "
+                         "exponential, none); the run ends as if trained from the start")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
 

@@ -295,6 +295,11 @@ def test_mopex_hybrid_config_trains_end_to_end_on_real_data(tmp_path, capsys, mo
     assert scored.any() and np.isfinite(table["nse"][scored]).all()
     assert table["nse"][~scored].isna().all()
     assert "01055500" in capsys.readouterr().out
+    # more epochs for it cannot continue it: its cosine schedule decays over its bound
+    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "more"),
+                 "--continue-from", str(run)]) == 2
+    assert "which decays over the epochs bound" in capsys.readouterr().err
+    assert not (tmp_path / "more").exists()
 
 
 # ---------------------------------------------------------------------------------------------

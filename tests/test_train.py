@@ -797,10 +797,10 @@ def test_a_plateau_schedule_lowers_the_rate_when_validation_stalls_and_resumes_w
     plateau = base.replace("training", schedule="plateau", plateau_patience=2, decay_rate=0.5)
     a = quiet_train(plateau, tmp_path / "a")
     lr = base.training.learning_rate
-    # reduced after epochs 2 and 4 (two epochs each without a better loss), from the next on
+    # reduced after epochs 2, 4 and 6 (two epochs each without a better loss), from the next on
     np.testing.assert_allclose([r["learning_rate"] for r in a.history],
                                [lr, lr, lr, lr / 2, lr / 2, lr / 4, lr / 4], rtol=1e-6)
-    assert (tmp_path / "a" / "train.log").read_text().count("learning rate x 0.5") == 2
+    assert (tmp_path / "a" / "train.log").read_text().count("learning rate x 0.5") == 3
     # the factor acts on the steps: a constant rate walks the same path until the reduction
     constant = quiet_train(base.replace("training", schedule="none"), tmp_path / "c")
     same = [r["train_loss"] for r in constant.history]
@@ -836,6 +836,46 @@ def test_a_plateau_run_given_more_epochs_and_patience_repeats_the_shorter_run(tm
     assert short == long
     short, long = pair("cosine")
     assert short != long
+
+
+def test_a_run_continued_from_a_shorter_one_ends_as_if_trained_from_the_start(tmp_path):
+    short = tiny("physics", epochs=4).replace(
+        "training", schedule="plateau", patience=2, plateau_patience=1, validate_every=1)
+    long = short.replace("training", epochs=9, patience=4).replace("run", name="longer")
+    a = quiet_train(short, tmp_path / "short")
+    whole = quiet_train(long, tmp_path / "whole")
+    assert a.epochs_completed < whole.epochs_completed  # the longer run trained on
+    b = quiet_train(long, tmp_path / "continued", continue_from=tmp_path / "short")
+    assert [r["train_loss"] for r in b.history] == [r["train_loss"] for r in whole.history]
+    assert (b.best_epoch, b.epochs_completed) == (whole.best_epoch, whole.epochs_completed)
+    assert_bitwise_equal(b.params, whole.params)
+    record = json.loads((tmp_path / "continued" / "continued_from.json").read_text())
+    assert record == {"run": str(tmp_path / "short"), "epochs": a.epochs_completed}
+    assert "continues" in (tmp_path / "continued" / "train.log").read_text()
+    # the source is read, never written
+    assert quiet_train(short, tmp_path / "short").epochs_completed == a.epochs_completed
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"schedule": "cosine"}, r"schedule is 'cosine', which decays over the epochs bound"),
+    ({"learning_rate": 0.5}, r"another configuration.*training\.learning_rate: 0\.02 -> 0\.5"),
+    ({"patience": 1, "plateau_patience": 0}, None),  # plateau_patience refused by the config
+    ({"epochs": 3}, r"at least those, got 3"),
+])
+def test_a_run_continues_only_a_shorter_run_of_its_configuration(tmp_path, change, match):
+    short = tiny("physics", epochs=4).replace(
+        "training", schedule="plateau", patience=2, plateau_patience=1)
+    if match is None:
+        with pytest.raises(ConfigError, match="plateau_patience"):
+            short.replace("training", **change)
+        return
+    quiet_train(short, tmp_path / "short", max_epochs_this_call=1)
+    other = short.replace("training", **change)
+    with pytest.raises(ckpt.RunFileError, match=match):
+        quiet_train(other, tmp_path / "new", continue_from=tmp_path / "short")
+    assert not (tmp_path / "new").exists()  # nothing written
+    with pytest.raises(ckpt.RunFileError, match="not a run to continue"):
+        quiet_train(short, tmp_path / "new", continue_from=tmp_path / "nowhere")
 
 
 def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):

@@ -28,6 +28,7 @@ import re
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,29 @@ def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any
         raise RunFileError(f"{err} Its checkpoint {marker.name} cannot be resumed; run the "
                            "command again to resume from the newest intact one.") from None
     return tree, record
+
+
+def copy_checkpoint(marker: str | os.PathLike, run_dir: str | os.PathLike,
+                    edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
+    """Copy the checkpoint whose JSON is ``marker`` into ``run_dir``'s checkpoints, its record
+    passed through ``edit``; the weights' bytes are checked against the recorded SHA-256 as
+    they are copied. Returns the new JSON (written last, as ``save_checkpoint`` does)."""
+    marker = Path(marker)
+    try:
+        record = json.loads(marker.read_text())
+        data = (marker.parent / record["leaves"]).read_bytes()
+    except (OSError, ValueError, KeyError) as err:
+        raise RunFileError(f"{marker} cannot be copied ({type(err).__name__}: {err}); if its "
+                           "run is still training, try again.") from None
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        raise RunFileError(f"{marker.parent / record['leaves']}: its SHA-256 differs from the "
+                           f"one recorded in {marker.name} (damaged or being replaced).")
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / record["leaves"], lambda f: f.write(data))
+    copied = folder / marker.name
+    atomic_write_text(copied, json_text(edit(record)))
+    return copied
 
 
 def _prune(folder: Path) -> None:

@@ -363,8 +363,16 @@ def train(
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
     report: bool = True,
+    continue_from: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` (created if needed), resuming from its last checkpoint.
+
+    ``continue_from``: a run directory of the same configuration with no more epochs and
+    patience than ``config``'s, whose newest checkpoint (weights, optimiser state, history and
+    early-stopping count) this run starts from when ``run_dir`` has none of its own: with a
+    schedule that does not depend on the epochs bound (``CONTINUABLE_SCHEDULES``) a longer run
+    repeats the shorter one's epochs exactly, so it ends as if trained from the start, without
+    training those epochs again (``continued_from.json`` in ``run_dir`` names them).
 
     ``max_epochs_this_call`` stops after that many epochs (the run can be continued by calling
     ``train`` again); ``callback(epoch, metrics_row)`` runs after each epoch's checkpoint. When
@@ -379,7 +387,50 @@ def train(
     """
     run_dir = Path(run_dir)
     with ckpt.hold_run(run_dir):  # one training per run directory at a time
-        return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report)
+        return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report,
+                           continue_from)
+
+
+CONTINUABLE_SCHEDULES = ("none", "exponential", "plateau")
+"""Schedules whose learning rate does not depend on ``training.epochs``: a run with a larger
+bound takes the same steps as a shorter one (``train``'s ``continue_from``)."""
+
+CONTINUED_FROM = "continued_from.json"
+"""A continued run's record of the run and epochs it started from (``train``)."""
+
+
+def _continuation(source: Path, config: Config) -> Path:
+    """The checkpoint a run of ``config`` continues from: the newest of ``source``, checked to
+    be a run of ``config`` with no more epochs and patience."""
+    t = config.training
+    if t.schedule not in CONTINUABLE_SCHEDULES:
+        raise ckpt.RunFileError(
+            f"training.schedule is {t.schedule!r}, which decays over the epochs bound: a run "
+            f"with another bound takes other steps from the start, so it cannot continue "
+            f"{source}. Train it from the start, or use a schedule among "
+            f"{', '.join(CONTINUABLE_SCHEDULES)}.")
+    saved = source / "config.yaml"
+    try:
+        src = _resolved(config_from_yaml(saved.read_text()))
+    except (OSError, ValueError) as err:
+        raise ckpt.RunFileError(f"{source} is not a run to continue ({saved}: "
+                                f"{type(err).__name__}: {err}).") from None
+    s = src.training
+    budget = dict(epochs=t.epochs, patience=t.patience)
+    if src.replace("training", **budget).replace("run", name=config.run.name) != config:
+        raise ckpt.RunFileError(
+            f"{source} was trained with another configuration: a run continues one whose "
+            "settings are its own but for training.epochs, training.patience and run.name."
+            + _config_diff(src.to_yaml(), config))
+    if t.epochs < s.epochs or (t.patience is not None
+                               and (s.patience is None or t.patience < s.patience)):
+        raise ckpt.RunFileError(
+            f"{source} trained with up to {s.epochs} epochs and patience {s.patience}; a run "
+            f"that continues it needs at least those, got {t.epochs} and {t.patience}.")
+    marker = ckpt.latest_checkpoint(source)
+    if marker is None:
+        raise ckpt.RunFileError(f"{source} has no intact checkpoint to continue from.")
+    return marker
 
 
 RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json")
@@ -465,12 +516,16 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
             "stopped before its first epoch left it).")
 
 
-def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report):
+def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress, report,
+                continue_from=None):
     config = _resolved(config)
     check_run_directory(run_dir, config)
     log = _Logger(run_dir / "train.log")
     config_file = run_dir / "config.yaml"
     marker, skipped = ckpt.resume_checkpoint(run_dir)
+    source = None  # the checkpoint of another run this one continues
+    if marker is None and continue_from is not None:
+        source = _continuation(Path(continue_from).resolve(), config)
     if marker is not None:
         saved = config_file.read_text() if config_file.is_file() else None
         if not same_configuration(saved, config):
@@ -493,6 +548,18 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     for text in skipped:
         log(f"skipped damaged checkpoint: {text}")
     ckpt.atomic_write_text(config_file, config.to_yaml())
+    if source is not None:
+        patience = config.training.patience
+
+        def continued(record):  # stopped by the source's patience, not by this run's
+            return dict(record, stopped_early=patience is not None
+                        and record["bad_epochs"] >= patience)
+
+        marker = ckpt.copy_checkpoint(source, run_dir, continued)
+        inherited = json.loads(marker.read_text())["epoch"]
+        ckpt.atomic_write_text(run_dir / CONTINUED_FROM, json_text(
+            {"run": str(source.parent.parent), "epochs": inherited + 1}))
+        log(f"continues {source.parent.parent}: its epochs 0-{inherited} are this run's")
     for w in caught:  # the loader's repairs (opted into by the config) go to the log
         if issubclass(w.category, DataAdjustmentWarning):
             log(f"input adjustment: {w.message}")
@@ -581,8 +648,9 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
                 val_loss = median_nse = math.nan
             patience = config.training.patience
             meta["stopped_early"] = patience is not None and meta["bad_epochs"] >= patience
-            reduce = (plateau and not meta["stopped_early"] and epoch < epochs - 1
-                      and meta["plateau_epochs"] >= config.training.plateau_patience)
+            # also at a run's last epoch: its checkpoint is then the state a run with more
+            # epochs and patience has there (``continue_from``)
+            reduce = plateau and meta["plateau_epochs"] >= config.training.plateau_patience
             if reduce:  # from the next epoch on
                 opt_state = _reduced(opt_state, factor * config.training.decay_rate)
                 meta["plateau_epochs"] = 0
