@@ -18,7 +18,8 @@ from runs import BASINS, hold_lock, hold_lock_attempt, quiet_train, tiny
 from hybridland import cli, metrics
 from hybridland.column import BUCKET_KINDS
 from hybridland.study import climate_shift, report
-from hybridland.study.climate_shift import Basins, Job, budget_label, run_config, study_jobs
+from hybridland.study.climate_shift import (Basins, Job, _seconds, budget_label, run_config,
+                                           study_jobs)
 from hybridland.study.config import load_study, seed_label
 from hybridland.study.report import VARIANT, label
 from hybridland.train import ConfigError, config_from_dict
@@ -771,6 +772,47 @@ def test_train_only_trains_the_named_runs_and_scores_nothing(quick_study, tmp_pa
     assert [p.name for p in (out / "runs").iterdir()] == ["temporal"]
     assert [p.name for p in (out / "runs" / "temporal").iterdir()] == ["physics"]
     assert not (out / "results.csv").exists() and not (out / "scores.csv").exists()
+
+
+def test_the_page_says_which_budget_check_runs_continue_their_models_run():
+    from hybridland.study.report import _budget_check_runs
+
+    study = load_study(STUDY)  # cosine schedules: every run trained from the start
+    assert "continues" not in _budget_check_runs(study, None, None, True)
+    lstm = study.models["lstm"].replace("training", schedule="plateau", plateau_patience=10)
+    plateau = dataclasses.replace(study, models={**study.models, "lstm": lstm})
+    text = _budget_check_runs(plateau, None, None, True)
+    assert "(LSTM (Equinox, static attributes): the learning-rate schedule does not" in text
+
+
+@pytest.mark.slow
+def test_a_budget_check_run_continues_its_models_run_under_a_plateau_schedule(tmp_path, capsys):
+    """With a schedule that does not depend on the bound, the budget check's run starts from its
+    model's run (the epochs both would train alike) and the study counts only its own epochs."""
+    (tmp_path / "physics.yaml").write_text(
+        f"base: {STUDY.parent / 'physics.yaml'}\n"
+        "training: {schedule: plateau, plateau_patience: 1}\n")
+    raw = yaml.safe_load(STUDY.read_text())
+    raw["models"] = {"physics": str(tmp_path / "physics.yaml"),
+                     "hybrid": str(STUDY.parent / raw["models"]["hybrid"]),
+                     "lstm": str(STUDY.parent / raw["models"]["lstm"])}
+    raw["budget_check"]["models"] = ["physics"]
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    code = cli.main(["study", "climate-shift", "--config", str(study), "--out", str(out),
+                     "--quick", "--quiet", "--train-only", "humid_to_arid/physics",
+                     "humid_to_arid/physics_budget_x2"])
+    assert code == 0, capsys.readouterr().err
+    own, more = (out / "runs" / "humid_to_arid" / name for name in ("physics", "physics_budget_x2"))
+    taken = json.loads((more / "continued_from.json").read_text())
+    assert taken == {"run": str(own.resolve()), "epochs": 2}  # --quick: 2 epochs, then 4
+    a, b = (pd.read_csv(run / "metrics.csv") for run in (own, more))
+    assert list(b["epoch"]) == [0, 1, 2, 3]
+    assert list(b["train_loss"][:2]) == list(a["train_loss"])
+    # the two epochs taken over are not counted again (a resumed run's floor)
+    assert _seconds(more, epochs_only=True) == pytest.approx(b["seconds"][2:].sum())
+    assert _seconds(own, epochs_only=True) == pytest.approx(a["seconds"].sum())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ from ..train import checkpoint as ckpt
 from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run
-from ..train.loop import release_compiled, train
+from ..train.loop import CONTINUABLE_SCHEDULES, CONTINUED_FROM, release_compiled, train
 from .config import (
     ENSEMBLE_SUFFIX,
     TRAINED_SPLITS,
@@ -298,12 +298,25 @@ def _pause() -> None:
     time.sleep(LOCK_POLL_S)
 
 
-def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> float:
+def _continued_run(out: Path, job: Job, config: Config) -> Path | None:
+    """The run a budget check's job continues (``hybridland.train.train``'s ``continue_from``):
+    its model's run on the same split, once it has a checkpoint, when the schedule does not
+    depend on the epochs bound, so the longer run repeats it and only its further epochs are
+    trained; None otherwise (trained from the start)."""
+    if job.budget_factor == 1.0 or config.training.schedule not in CONTINUABLE_SCHEDULES:
+        return None
+    source = out.resolve() / "runs" / job.split / job.model
+    return source if ckpt.latest_checkpoint(source) is not None else None
+
+
+def _train(config: Config, run_dir: Path, log, progress: bool, report: bool,
+           continue_from: Path | None = None) -> float:
     """Train (or reuse a finished identical run); the seconds spent (for a run resumed from an
     interrupted invocation, at least the sum of all its epochs' seconds). ``report``: the run's
     own metric tables and figures (``hybridland.train.report``). A run that another process is
     training (``hybridland.train.checkpoint.hold_run``) is waited for, then reused or resumed:
-    several invocations on one OUT share its runs (``run_study(..., only=...)``)."""
+    several invocations on one OUT share its runs (``run_study(..., only=...)``). A run that
+    ``continue_from`` another counts only the epochs it trained itself."""
     from ..train.loop import _resolved, same_configuration
 
     saved = run_dir / "config.yaml"
@@ -321,7 +334,8 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DataAdjustmentWarning)
-                    train(config, run_dir, progress=progress, report=report)
+                    train(config, run_dir, progress=progress, report=report,
+                          continue_from=continue_from)
                 # A run resumed from an earlier, interrupted invocation: its epochs count.
                 seconds = max(time.perf_counter() - t0, _seconds(run_dir, epochs_only=True))
                 ckpt.atomic_write_text(run_dir / "study_seconds.json",
@@ -343,11 +357,14 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool) -> 
 def _seconds(run_dir: Path, epochs_only: bool = False) -> float:
     """The training seconds the study recorded for a finished run, or (``epochs_only``, or a run
     not trained by the study, or one whose training process is still writing its report) the
-    sum of its epochs' seconds."""
+    sum of its epochs' seconds (of its own epochs: not those a continued run took over)."""
     recorded = run_dir / "study_seconds.json"
     if not epochs_only and recorded.is_file():
         return float(json.loads(recorded.read_text())["seconds"])
-    return float(pd.read_csv(run_dir / "metrics.csv")["seconds"].sum())
+    inherited = run_dir / CONTINUED_FROM
+    skip = json.loads(inherited.read_text())["epochs"] if inherited.is_file() else 0
+    epochs = pd.read_csv(run_dir / "metrics.csv")
+    return float(epochs.loc[epochs["epoch"] >= skip, "seconds"].sum())
 
 
 def _epochs(config: Config, run_dir: Path) -> dict:
@@ -597,7 +614,8 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
     for job in jobs:
         config = run_config(study, job, basins, quick, _fine_tuning_start(out, job))
         run_dir = out / "runs" / job.split / job.label
-        seconds = _train(config, run_dir, log, progress, report=not quick)
+        seconds = _train(config, run_dir, log, progress, report=not quick,
+                         continue_from=_continued_run(out, job, config))
         if only is not None:
             timing.append({"model": job.label, "split": job.split, "train_s": seconds,
                            **_epochs(config, run_dir)})

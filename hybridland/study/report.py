@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_bytes, atomic_write_text
+from ..train.loop import CONTINUABLE_SCHEDULES
 from .climate_shift import SHIFT
 from .config import (
     BUDGET_SUFFIX,
@@ -523,9 +524,14 @@ def _budget_check_runs(study, epochs, patience, stopping: bool) -> str:
     numbers = [f"{scaled_budget(check.factor, epochs)} epochs"] if epochs else []
     if patience:
         numbers.append(f"early stopping after {scaled_budget(check.factor, patience)}")
+    continued = [label(m) for m in check.models
+                 if study.models[m].training.schedule in CONTINUABLE_SCHEDULES]
     return (f", except the budget check's runs ({check.split}, \"{check.factor:g}x budget\" in "
             f"the tables), which get {check.factor:g} times the {what}"
-            + (f": {', '.join(numbers)}" if numbers else ""))
+            + (f": {', '.join(numbers)}" if numbers else "")
+            + (f" ({', '.join(continued)}: the learning-rate schedule does not depend on the "
+               "epochs bound, so the longer run repeats the model's run epoch for epoch; it "
+               "continues that run and trains only the further epochs)" if continued else ""))
 
 
 def _median_columns(results: pd.DataFrame, split: str):
