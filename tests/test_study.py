@@ -813,6 +813,9 @@ def test_a_budget_check_run_continues_its_models_run_under_a_plateau_schedule(tm
     # the two epochs taken over are not counted again (a resumed run's floor)
     assert _seconds(more, epochs_only=True) == pytest.approx(b["seconds"][2:].sum())
     assert _seconds(own, epochs_only=True) == pytest.approx(a["seconds"].sum())
+    # an archive keeps the record, so a restored run is still timed by its own epochs
+    assert Path("continued_from.json") in _trained_runs_script().kept_files(more)
+    assert Path("continued_from.json") not in _trained_runs_script().kept_files(own)
 
 
 # ---------------------------------------------------------------------------------------------

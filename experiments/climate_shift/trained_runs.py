@@ -39,6 +39,7 @@ from hybridland.train.config import config_from_yaml
 FINISHED = ("config.yaml", "run.json", "model.eqx", "normalisation.json", "metrics.csv",
             "basins.csv", "study_seconds.json", "train.log")
 UNFINISHED = ("config.yaml", "normalisation.json", "metrics.csv", "train.log")
+WHERE_WRITTEN = ("continued_from.json",)  # a run that continued another (the epochs taken over)
 MANIFEST = "MANIFEST.json"
 
 
@@ -63,11 +64,12 @@ def kept_files(run_dir: Path) -> list[Path]:
     folder = Path(ckpt.CHECKPOINT_DIR)
     newest = [] if marker is None else [
         folder / marker.name, folder / json.loads(marker.read_text())["leaves"]]
+    extra = [Path(n) for n in WHERE_WRITTEN if (run_dir / n).is_file()]
     if all((run_dir / n).is_file() for n in FINISHED):
-        return [Path(n) for n in FINISHED] + newest
+        return [Path(n) for n in FINISHED] + extra + newest
     if not newest:
         return []
-    return [Path(n) for n in UNFINISHED if (run_dir / n).is_file()] + newest
+    return [Path(n) for n in UNFINISHED if (run_dir / n).is_file()] + extra + newest
 
 
 def _copy(src: Path, dest: Path) -> None:
