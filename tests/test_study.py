@@ -1160,6 +1160,7 @@ def test_the_study_time_counts_every_step_that_runs_a_model(tmp_path, monkeypatc
     written = {}
     for name, fake in (("_load_all", lambda *_: (None, basins, None)),
                        ("run_config", lambda *_, **__: None), ("_train", lambda *_, **__: 1.0),
+                       ("_continued_run", lambda *_: None),
                        ("_epochs", lambda *_: {"epochs_completed": 1, "best_epoch": 0,
                                                "epochs_bound": 1, "stopped_early": False}),
                        ("_evaluate_trained", evaluate), ("_default_states", states),
