@@ -774,15 +774,19 @@ def test_train_only_trains_the_named_runs_and_scores_nothing(quick_study, tmp_pa
     assert not (out / "results.csv").exists() and not (out / "scores.csv").exists()
 
 
-def test_the_page_says_which_budget_check_runs_continue_their_models_run():
+def test_the_page_says_which_budget_check_runs_continued_their_models_run():
     from hybridland.study.report import _budget_check_runs
 
-    study = load_study(STUDY)  # cosine schedules: every run trained from the start
-    assert "continues" not in _budget_check_runs(study, None, None, True)
-    lstm = study.models["lstm"].replace("training", schedule="plateau", plateau_patience=10)
-    plateau = dataclasses.replace(study, models={**study.models, "lstm": lstm})
-    text = _budget_check_runs(plateau, None, None, True)
-    assert "(LSTM (Equinox, static attributes): the learning-rate schedule does not" in text
+    study = load_study(STUDY)
+    rows = [{"model": "hybrid_budget_x2", "split": "humid_to_arid", "epochs_taken_over": 0},
+            {"model": "lstm_budget_x2", "split": "humid_to_arid", "epochs_taken_over": 120},
+            {"model": "lstm_budget_x2", "split": "temporal", "epochs_taken_over": 7}]
+    text = _budget_check_runs(study, None, None, True, pd.DataFrame(rows))
+    assert "(LSTM (Equinox, static attributes): its first 120 epochs taken over" in text
+    assert "sequence hybrid, regional: its first" not in text and "first 7" not in text
+    # a timing table of runs trained from the start (or written before the column existed)
+    for timing in (pd.DataFrame(rows[:1]), pd.DataFrame({"model": ["x"], "split": ["y"]})):
+        assert "taken over" not in _budget_check_runs(study, None, None, True, timing)
 
 
 @pytest.mark.slow

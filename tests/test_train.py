@@ -834,6 +834,10 @@ def test_a_plateau_run_given_more_epochs_and_patience_repeats_the_shorter_run(tm
 
     short, long = pair("plateau")
     assert short == long
+    rates = {r["learning_rate"] for r in quiet_train(
+        tiny("physics", epochs=4).replace("training", schedule="plateau", patience=3,
+                                          plateau_patience=1), tmp_path / "plateau-short").history}
+    assert len(rates) > 1  # the rate was lowered within the shared epochs
     short, long = pair("cosine")
     assert short != long
 
@@ -858,24 +862,58 @@ def test_a_run_continued_from_a_shorter_one_ends_as_if_trained_from_the_start(tm
 
 @pytest.mark.parametrize("change, match", [
     ({"schedule": "cosine"}, r"schedule is 'cosine', which decays over the epochs bound"),
-    ({"learning_rate": 0.5}, r"another configuration.*training\.learning_rate: 0\.02 -> 0\.5"),
-    ({"patience": 1, "plateau_patience": 0}, None),  # plateau_patience refused by the config
-    ({"epochs": 3}, r"at least those, got 3"),
+    ({"learning_rate": 0.5}, r"another configuration.*Differences: training\.learning_rate: "
+                             r"0\.02 -> 0\.5\.$"),  # only the difference that matters
+    ({"epochs": 3}, r"needs at least as many, got training\.epochs 3"),
+    ({"patience": 2}, r"training\.patience 3, this run with 2"),
+    ({"patience": None}, r"training\.patience 3, this run with None"),
 ])
 def test_a_run_continues_only_a_shorter_run_of_its_configuration(tmp_path, change, match):
     short = tiny("physics", epochs=4).replace(
-        "training", schedule="plateau", patience=2, plateau_patience=1)
-    if match is None:
-        with pytest.raises(ConfigError, match="plateau_patience"):
-            short.replace("training", **change)
-        return
+        "training", schedule="plateau", patience=3, plateau_patience=1)
     quiet_train(short, tmp_path / "short", max_epochs_this_call=1)
     other = short.replace("training", **change)
     with pytest.raises(ckpt.RunFileError, match=match):
         quiet_train(other, tmp_path / "new", continue_from=tmp_path / "short")
     assert not (tmp_path / "new").exists()  # nothing written
+
+
+def test_continuing_refuses_what_it_cannot_continue_without_writing(tmp_path):
+    short = tiny("physics", epochs=3).replace(
+        "training", schedule="plateau", patience=None, plateau_patience=1, validate_every=2)
+    new = tmp_path / "new"
     with pytest.raises(ckpt.RunFileError, match="not a run to continue"):
-        quiet_train(short, tmp_path / "new", continue_from=tmp_path / "nowhere")
+        quiet_train(short, new, continue_from=tmp_path / "nowhere")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.yaml").write_text("data: [\n")  # was a YAML traceback
+    with pytest.raises(ckpt.RunFileError, match="not a run to continue.*YAMLError|Parser"):
+        quiet_train(short, new, continue_from=tmp_path / "broken")
+    # a source with only its last epoch, validated for being its last: nothing shared
+    quiet_train(short.replace("training", epochs=1), tmp_path / "one")
+    with pytest.raises(ckpt.RunFileError, match="no intact checkpoint of an epoch this run shares"):
+        quiet_train(short.replace("training", epochs=2), new, continue_from=tmp_path / "one")
+    assert not new.exists()
+
+
+def test_continuing_a_run_whose_last_epoch_was_validated_for_being_last_is_exact(tmp_path):
+    """validate_every 2 and an odd bound: the shorter run validates its last epoch, a longer run
+    does not (its best, stale count and plateau reductions would differ from there), so the
+    continued run starts from the epoch before it."""
+    def stalled(**change):
+        return tiny("physics", epochs=3).replace(
+            "training", schedule="plateau", patience=None, plateau_patience=1,
+            validate_every=2, **change)
+
+    quiet_train(stalled(), tmp_path / "short")
+    whole = quiet_train(stalled(epochs=6), tmp_path / "whole")
+    b = quiet_train(stalled(epochs=6), tmp_path / "continued", continue_from=tmp_path / "short")
+    assert [r["learning_rate"] for r in b.history] == [r["learning_rate"] for r in whole.history]
+    assert [r["train_loss"] for r in b.history] == [r["train_loss"] for r in whole.history]
+    assert_bitwise_equal(b.params, whole.params)
+    assert json.loads((tmp_path / "continued" / "continued_from.json").read_text())["epochs"] == 2
+    # resumed later, the run uses its own checkpoint (and says so); afresh, it takes nothing over
+    quiet_train(stalled(epochs=6), tmp_path / "continued", continue_from=tmp_path / "short")
+    assert "--continue-from" in (tmp_path / "continued" / "train.log").read_text()
 
 
 def test_validating_every_other_epoch_keeps_the_optimiser_path(tmp_path):

@@ -76,7 +76,8 @@ from ..train import checkpoint as ckpt
 from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
 from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run
-from ..train.loop import CONTINUABLE_SCHEDULES, CONTINUED_FROM, release_compiled, train
+from ..train.loop import (CONTINUABLE_SCHEDULES, CONTINUED_FROM, _continuation, _resolved,
+                          release_compiled, train)
 from .config import (
     ENSEMBLE_SUFFIX,
     TRAINED_SPLITS,
@@ -298,15 +299,22 @@ def _pause() -> None:
     time.sleep(LOCK_POLL_S)
 
 
-def _continued_run(out: Path, job: Job, config: Config) -> Path | None:
+def _continued_run(out: Path, job: Job, config: Config, log) -> Path | None:
     """The run a budget check's job continues (``hybridland.train.train``'s ``continue_from``):
-    its model's run on the same split, once it has a checkpoint, when the schedule does not
-    depend on the epochs bound, so the longer run repeats it and only its further epochs are
-    trained; None otherwise (trained from the start)."""
+    its model's run on the same split when the schedule does not depend on the epochs bound, so
+    the longer run repeats it and only its further epochs are trained; None (trained from the
+    start) for other jobs and schedules, or while that run has no checkpoint to continue."""
     if job.budget_factor == 1.0 or config.training.schedule not in CONTINUABLE_SCHEDULES:
         return None
     source = out.resolve() / "runs" / job.split / job.model
-    return source if ckpt.latest_checkpoint(source) is not None else None
+    if ckpt.latest_checkpoint(source) is None:
+        return None
+    try:
+        _continuation(source, _resolved(config))
+    except ckpt.RunFileError as err:
+        log(f"{job.split}/{job.label}: trained from the start, not continued ({err})")
+        return None
+    return source
 
 
 def _train(config: Config, run_dir: Path, log, progress: bool, report: bool,
@@ -317,7 +325,7 @@ def _train(config: Config, run_dir: Path, log, progress: bool, report: bool,
     training (``hybridland.train.checkpoint.hold_run``) is waited for, then reused or resumed:
     several invocations on one OUT share its runs (``run_study(..., only=...)``). A run that
     ``continue_from`` another counts only the epochs it trained itself."""
-    from ..train.loop import _resolved, same_configuration
+    from ..train.loop import same_configuration
 
     saved = run_dir / "config.yaml"
     waiting_for = ()
@@ -368,12 +376,15 @@ def _seconds(run_dir: Path, epochs_only: bool = False) -> float:
 
 
 def _epochs(config: Config, run_dir: Path) -> dict:
-    """How far a finished run trained: epochs completed, best epoch (0-based), the bound, and
-    whether early stopping ended it."""
+    """How far a finished run trained: epochs completed, best epoch (0-based), the bound,
+    whether early stopping ended it, and the epochs it took over from a run it continued."""
     run = json.loads((run_dir / "run.json").read_text())
+    taken = run_dir / CONTINUED_FROM  # epochs taken over from the run it continued
     return {"epochs_completed": int(run["epochs_completed"]), "best_epoch": int(run["best_epoch"]),
             "epochs_bound": int(config.training.epochs),
-            "stopped_early": bool(run.get("stopped_early", False))}
+            "stopped_early": bool(run.get("stopped_early", False)),
+            "epochs_taken_over": json.loads(taken.read_text())["epochs"] if taken.is_file()
+            else 0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,7 +626,7 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
         config = run_config(study, job, basins, quick, _fine_tuning_start(out, job))
         run_dir = out / "runs" / job.split / job.label
         seconds = _train(config, run_dir, log, progress, report=not quick,
-                         continue_from=_continued_run(out, job, config))
+                         continue_from=_continued_run(out, job, config, log))
         if only is not None:
             timing.append({"model": job.label, "split": job.split, "train_s": seconds,
                            **_epochs(config, run_dir)})

@@ -11,7 +11,6 @@ import pandas as pd
 
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_bytes, atomic_write_text
-from ..train.loop import CONTINUABLE_SCHEDULES
 from .climate_shift import SHIFT
 from .config import (
     BUDGET_SUFFIX,
@@ -349,7 +348,7 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
         f"{wall_s / 60:.1f} min (evaluation {timing['evaluate_s'].sum() / 60:.1f} min; "
         "finished runs are reused).",
         "",
-        _budget(study, quick),
+        _budget(study, quick, timing),
         "",
         "## Verdict",
         "",
@@ -478,7 +477,7 @@ def machine_text(machine) -> str:
     return f"on this machine ({text})"
 
 
-def _budget(study, quick: bool) -> str:
+def _budget(study, quick: bool, timing) -> str:
     """The page's compute budget: the one the study imposes (``training``, or ``quick``) or
     the models' own, with the budget check's runs, which get ``factor`` times it."""
     t = study.quick if quick else study.training
@@ -486,7 +485,8 @@ def _budget(study, quick: bool) -> str:
     if not (t.epochs or t.batches_per_epoch or patience):
         return (
             "Compute budget: every model trains with its own configuration's epochs, "
-            "mini-batches and early stopping" + _budget_check_runs(study, None, None, True)
+            "mini-batches and early stopping"
+            + _budget_check_runs(study, None, None, True, timing)
             + " (the bound each run reached is in the table of epochs per run); runs ended by "
             "early stopping have converged on the validation loss."
         )
@@ -506,17 +506,18 @@ def _budget(study, quick: bool) -> str:
         + " (" + (f"its own configuration's {' and '.join(own)}; " if own else "")
         + f"each mini-batch: {batch} after the warm-up)"
         # --quick trains without early stopping (quick.epochs is the bound)
-        + _budget_check_runs(study, t.epochs, patience, not quick)
+        + _budget_check_runs(study, t.epochs, patience, not quick, timing)
         + ". Models with per-basin parameters see each basin in only a share of the batches, "
         "so at this budget they are less converged than with their own configurations' longer "
         "training."
     )
 
 
-def _budget_check_runs(study, epochs, patience, stopping: bool) -> str:
+def _budget_check_runs(study, epochs, patience, stopping: bool, timing) -> str:
     """The exception to the page's budget: the budget check's runs get ``factor`` times the
     ``epochs`` and ``patience`` (their numbers where the study sets them, None: the models'
-    own); ``stopping``: whether those runs stop early at all. Empty without a budget check."""
+    own); ``stopping``: whether those runs stop early at all; ``timing``'s rows say which of
+    them continued their model's run. Empty without a budget check."""
     check = study.budget_check
     if not check.models:
         return ""
@@ -524,14 +525,17 @@ def _budget_check_runs(study, epochs, patience, stopping: bool) -> str:
     numbers = [f"{scaled_budget(check.factor, epochs)} epochs"] if epochs else []
     if patience:
         numbers.append(f"early stopping after {scaled_budget(check.factor, patience)}")
-    continued = [label(m) for m in check.models
-                 if study.models[m].training.schedule in CONTINUABLE_SCHEDULES]
+    taken = {r.model: int(r.epochs_taken_over) for r in timing.itertuples()
+             if r.split == check.split and getattr(r, "epochs_taken_over", 0) > 0}
+    continued = [f"{label(m)}: its first {taken[budget_label(m, check.factor)]}"
+                 for m in check.models if budget_label(m, check.factor) in taken]
     return (f", except the budget check's runs ({check.split}, \"{check.factor:g}x budget\" in "
             f"the tables), which get {check.factor:g} times the {what}"
             + (f": {', '.join(numbers)}" if numbers else "")
-            + (f" ({', '.join(continued)}: the learning-rate schedule does not depend on the "
-               "epochs bound, so the longer run repeats the model's run epoch for epoch; it "
-               "continues that run and trains only the further epochs)" if continued else ""))
+            + (f" ({'; '.join(continued)} epochs taken over from the model's run, which a "
+               "longer run repeats epoch for epoch under a learning-rate schedule that does not "
+               "depend on the epochs bound: only the further epochs were trained and timed)"
+               if continued else ""))
 
 
 def _median_columns(results: pd.DataFrame, split: str):

@@ -28,7 +28,6 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,27 +332,39 @@ def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any
     return tree, record
 
 
-def copy_checkpoint(marker: str | os.PathLike, run_dir: str | os.PathLike,
-                    edit: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
-    """Copy the checkpoint whose JSON is ``marker`` into ``run_dir``'s checkpoints, its record
-    passed through ``edit``; the weights' bytes are checked against the recorded SHA-256 as
-    they are copied. Returns the new JSON (written last, as ``save_checkpoint`` does)."""
+def checkpoint_markers(run_dir: str | os.PathLike) -> list[Path]:
+    """The JSON of every checkpoint in ``run_dir``, newest first (intact or not)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)))
+    return [p for _, p in reversed(found)]
+
+
+def read_checkpoint(marker: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """The record of the checkpoint whose JSON is ``marker`` and its weights' bytes, checked
+    against the recorded SHA-256 (``RunFileError`` if unreadable or different)."""
     marker = Path(marker)
     try:
         record = json.loads(marker.read_text())
         data = (marker.parent / record["leaves"]).read_bytes()
-    except (OSError, ValueError, KeyError) as err:
-        raise RunFileError(f"{marker} cannot be copied ({type(err).__name__}: {err}); if its "
-                           "run is still training, try again.") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunFileError(f"{marker} cannot be read ({type(err).__name__}: {err}).") from None
     if hashlib.sha256(data).hexdigest() != record.get("sha256"):
         raise RunFileError(f"{marker.parent / record['leaves']}: its SHA-256 differs from the "
                            f"one recorded in {marker.name} (damaged or being replaced).")
+    return record, data
+
+
+def write_checkpoint(run_dir: str | os.PathLike, record: dict[str, Any], data: bytes) -> Path:
+    """A checkpoint in ``run_dir`` from a record and its weights' bytes (``read_checkpoint``),
+    each written atomically, the JSON last (as ``save_checkpoint``); returns the JSON."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / record["leaves"], lambda f: f.write(data))
-    copied = folder / marker.name
-    atomic_write_text(copied, json_text(edit(record)))
-    return copied
+    marker = folder / f"epoch_{record['epoch']:05d}.json"
+    atomic_write_text(marker, json_text(record))
+    return marker
 
 
 def _prune(folder: Path) -> None:

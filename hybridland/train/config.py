@@ -41,7 +41,7 @@ from ..physics.pet import PET_LAWS
 
 LOSSES = ("nse", "mse", "kge")
 OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("none", "cosine", "exponential")
+SCHEDULES = ("none", "cosine", "exponential", "plateau")
 DATA_PET_SOURCES = ("given", "hargreaves", "oudin")
 
 STATIC_ATTRIBUTES = (

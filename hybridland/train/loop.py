@@ -399,9 +399,10 @@ CONTINUED_FROM = "continued_from.json"
 """A continued run's record of the run and epochs it started from (``train``)."""
 
 
-def _continuation(source: Path, config: Config) -> Path:
-    """The checkpoint a run of ``config`` continues from: the newest of ``source``, checked to
-    be a run of ``config`` with no more epochs and patience."""
+def _continuation(source: Path, config: Config) -> tuple[dict, bytes]:
+    """The checkpoint (record, weights' bytes) a run of ``config`` continues from: the newest
+    intact one of ``source`` that a run of ``config`` trained from the start would share,
+    ``source`` checked to be a run of ``config`` with no more epochs and patience."""
     t = config.training
     if t.schedule not in CONTINUABLE_SCHEDULES:
         raise ckpt.RunFileError(
@@ -412,25 +413,43 @@ def _continuation(source: Path, config: Config) -> Path:
     saved = source / "config.yaml"
     try:
         src = _resolved(config_from_yaml(saved.read_text()))
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - missing, a YAML syntax error, a ConfigError
         raise ckpt.RunFileError(f"{source} is not a run to continue ({saved}: "
                                 f"{type(err).__name__}: {err}).") from None
     s = src.training
-    budget = dict(epochs=t.epochs, patience=t.patience)
-    if src.replace("training", **budget).replace("run", name=config.run.name) != config:
+    same = src.replace("training", epochs=t.epochs, patience=t.patience).replace(
+        "run", name=config.run.name)
+    if same != config:
         raise ckpt.RunFileError(
             f"{source} was trained with another configuration: a run continues one whose "
             "settings are its own but for training.epochs, training.patience and run.name."
-            + _config_diff(src.to_yaml(), config))
-    if t.epochs < s.epochs or (t.patience is not None
-                               and (s.patience is None or t.patience < s.patience)):
+            + _config_diff(same.to_yaml(), config))
+    if t.epochs < s.epochs:
         raise ckpt.RunFileError(
-            f"{source} trained with up to {s.epochs} epochs and patience {s.patience}; a run "
-            f"that continues it needs at least those, got {t.epochs} and {t.patience}.")
-    marker = ckpt.latest_checkpoint(source)
-    if marker is None:
-        raise ckpt.RunFileError(f"{source} has no intact checkpoint to continue from.")
-    return marker
+            f"{source} trained with up to {s.epochs} epochs; a run that continues it needs at "
+            f"least as many, got training.epochs {t.epochs}.")
+    if (s.patience is None) != (t.patience is None) or (
+            t.patience is not None and t.patience < s.patience):
+        raise ckpt.RunFileError(
+            f"{source} trained with training.patience {s.patience}, this run with {t.patience}: "
+            "a run continues one with early stopping only with as much patience or more, and "
+            "one without early stopping only without.")
+    every, last = t.validate_every, s.epochs - 1
+
+    def shared(epoch: int) -> bool:  # a run's last epoch is validated for being its last
+        return not (epoch == last and (epoch + 1) % every and t.epochs > s.epochs)
+
+    for marker in ckpt.checkpoint_markers(source):
+        try:
+            record, data = ckpt.read_checkpoint(marker)
+        except ckpt.RunFileError:
+            continue
+        if shared(record["epoch"]):
+            return record, data
+    raise ckpt.RunFileError(
+        f"{source} has no intact checkpoint of an epoch this run shares with it (its last epoch "
+        "was validated because it was its last, which a longer run does not do): train it "
+        "first, or train this run without --continue-from.")
 
 
 RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json")
@@ -467,6 +486,7 @@ def is_run_directory(run_dir: Path) -> bool:
 
 RUN_OUTPUTS = (
     "config.yaml", "normalisation.json", "train.log", "metrics.csv", ckpt.CHECKPOINT_DIR,
+    CONTINUED_FROM,
     "model.eqx", "basins.csv", "run.json", "metrics_validation.csv", "metrics_test.csv",
     "plots/training_curves.png", "plots/metric_cdf.png",
     "plots/hydrographs_validation.png", "plots/hydrographs_test.png",
@@ -525,7 +545,8 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     marker, skipped = ckpt.resume_checkpoint(run_dir)
     source = None  # the checkpoint of another run this one continues
     if marker is None and continue_from is not None:
-        source = _continuation(Path(continue_from).resolve(), config)
+        source = Path(continue_from).resolve()
+        taken = _continuation(source, config)  # read now: the source may train on meanwhile
     if marker is not None:
         saved = config_file.read_text() if config_file.is_file() else None
         if not same_configuration(saved, config):
@@ -549,17 +570,20 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
         log(f"skipped damaged checkpoint: {text}")
     ckpt.atomic_write_text(config_file, config.to_yaml())
     if source is not None:
-        patience = config.training.patience
-
-        def continued(record):  # stopped by the source's patience, not by this run's
-            return dict(record, stopped_early=patience is not None
-                        and record["bad_epochs"] >= patience)
-
-        marker = ckpt.copy_checkpoint(source, run_dir, continued)
-        inherited = json.loads(marker.read_text())["epoch"]
+        record, weights = taken
+        patience = config.training.patience  # stopped by this run's patience, not the source's
+        record = dict(record, stopped_early=patience is not None
+                      and record["bad_epochs"] >= patience)
+        # the record of the epochs taken over before the checkpoint that holds them: a run
+        # stopped in between starts afresh and writes it again
         ckpt.atomic_write_text(run_dir / CONTINUED_FROM, json_text(
-            {"run": str(source.parent.parent), "epochs": inherited + 1}))
-        log(f"continues {source.parent.parent}: its epochs 0-{inherited} are this run's")
+            {"run": str(source), "epochs": record["epoch"] + 1}))
+        marker = ckpt.write_checkpoint(run_dir, record, weights)
+        log(f"continues {source}: its epochs 0-{record['epoch']} are this run's")
+    elif marker is None:  # a run started afresh takes no epochs over
+        (run_dir / CONTINUED_FROM).unlink(missing_ok=True)
+    elif continue_from is not None:
+        log(f"resumes its own checkpoint {marker.name}; --continue-from {continue_from} not used")
     for w in caught:  # the loader's repairs (opted into by the config) go to the log
         if issubclass(w.category, DataAdjustmentWarning):
             log(f"input adjustment: {w.message}")
