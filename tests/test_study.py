@@ -1121,21 +1121,22 @@ def test_the_budget_sentence_names_the_budget_checks_runs():
     study = load_study(STUDY)
     check = study.budget_check
     assert check.models and check.factor == 2 and study.quick.epochs == 2
-    text = report._budget(study, quick=True)
+    text = report._budget(study, quick=True, timing=pd.DataFrame())
     assert "the same 2 epochs of 2 mini-batches per epoch (each mini-batch: 3 basins and " in text
     assert ("except the budget check's runs (humid_to_arid, \"2x budget\" in the tables), "
             "which get 2 times the epochs: 4 epochs.") in text
     imposed = dataclasses.replace(study, training=dataclasses.replace(
         study.training, epochs=30, patience=5))
-    text = report._budget(imposed, quick=False)
+    text = report._budget(imposed, quick=False, timing=pd.DataFrame())
     assert "the same 30 epochs with early stopping after 5 epochs" in text
     assert ("(its own configuration's mini-batches per epoch; each mini-batch: the "
             "configured") in text
     assert "which get 2 times the epochs and patience: 60 epochs, early stopping after 10." in text
     # the models' own budgets: the budget check's runs still get twice theirs
-    assert "except the budget check's runs" in report._budget(study, quick=False)
+    assert "except the budget check's runs" in report._budget(study, quick=False,
+                                                              timing=pd.DataFrame())
     unchecked = dataclasses.replace(study, budget_check=dataclasses.replace(check, models=()))
-    assert "except" not in report._budget(unchecked, quick=True)
+    assert "except" not in report._budget(unchecked, quick=True, timing=pd.DataFrame())
 
 
 def test_the_study_time_counts_every_step_that_runs_a_model(tmp_path, monkeypatch):
