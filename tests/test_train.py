@@ -858,6 +858,14 @@ def test_a_run_continued_from_a_shorter_one_ends_as_if_trained_from_the_start(tm
     assert "continues" in (tmp_path / "continued" / "train.log").read_text()
     # the source is read, never written
     assert quiet_train(short, tmp_path / "short").epochs_completed == a.epochs_completed
+    # the same budget: nothing to train, a finished run with every file a run has (there was
+    # no metrics.csv: the continued run had trained no epoch of its own to write it)
+    same = quiet_train(short.replace("run", name="same"), tmp_path / "same",
+                       continue_from=tmp_path / "short")
+    assert same.finished and same.epochs_completed == a.epochs_completed
+    assert_bitwise_equal(same.params, a.params)
+    assert (tmp_path / "same" / "metrics.csv").read_text() == (
+        tmp_path / "short" / "metrics.csv").read_text()
 
 
 @pytest.mark.parametrize("change, match", [

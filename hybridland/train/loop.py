@@ -725,6 +725,9 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     best_model = eqx.combine(best_model_train, static)
     if finished:  # run.json after the files a finished run is read from: once it exists, the
         # run can be used (by another process too) while its report is still being written
+        # (metrics.csv too: a run that continued a stopped one, or resumed one stopped before
+        # its files were written, trains no epoch of its own here)
+        _write_metrics(run_dir / "metrics.csv", meta["history"])
         model_sha256 = ckpt.save_model(run_dir / "model.eqx", (best_model, best_u))
         params = bounded_params(best_u, jnp.arange(data.n_basins), data.n_basins,
                                 _attributes(data))
