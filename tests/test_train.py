@@ -665,6 +665,27 @@ def test_checkpoint_without_commit_mark_or_corrupt_is_ignored(tmp_path):
     assert latest_checkpoint(tmp_path).name == "epoch_00000.json"
 
 
+def test_a_checkpoint_without_a_recorded_hash_is_neither_found_nor_loaded(tmp_path):
+    """find_checkpoint, load_checkpoint and read_checkpoint check a checkpoint one way (before:
+    load_checkpoint loaded the weights of a record without ``sha256`` unchecked), and each
+    skipped checkpoint is named with its reason."""
+    tree = {"w": jnp.arange(5.0)}
+    save_checkpoint(tmp_path, 0, tree, {})
+    marker = save_checkpoint(tmp_path, 1, {"w": jnp.zeros(5)}, {})
+    record = json.loads(marker.read_text())
+    del record["sha256"]
+    marker.write_text(json.dumps(record))
+    found, skipped = ckpt.find_checkpoint(tmp_path)
+    assert found.name == "epoch_00000.json"
+    assert skipped == ["epoch_00001.json: unreadable (KeyError: 'sha256')"]
+    with pytest.raises(ckpt.RunFileError, match="epoch_00001.json: unreadable .*cannot be resumed"):
+        load_checkpoint(marker, tree)
+    (tmp_path / "checkpoints" / "epoch_00000.eqx").unlink()
+    assert ckpt.find_checkpoint(tmp_path) == (None, [
+        "epoch_00001.json: unreadable (KeyError: 'sha256')",
+        "epoch_00000.json: its weights epoch_00000.eqx are missing or unreadable"])
+
+
 def test_weights_are_read_once_and_the_bytes_loaded_are_the_bytes_checked(tmp_path, monkeypatch):
     """load_model and load_checkpoint read a weights file once and check those bytes against
     the recorded SHA-256 (before: the hash from one read, the weights from another, so a file

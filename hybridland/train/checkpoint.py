@@ -162,13 +162,17 @@ def load_tree(path: str | os.PathLike, like, sha256: str | None = None):
     ``Fixed`` parts are kept as they are. With ``sha256``, the bytes read are checked against
     it first (``ChecksumError`` when they differ): the file is read once, so the weights
     loaded are the bytes checked even if the file is replaced meanwhile."""
-    import io
-
     with open(path, "rb") as f:
         data = f.read()
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ChecksumError(f"{path}: its SHA-256 differs from the one recorded when it was "
                             "written (damaged, cut short or replaced).")
+    return _tree_from_bytes(data, like)
+
+
+def _tree_from_bytes(data: bytes, like):
+    import io
+
     spec = _leaves_spec(like, eqx.default_deserialise_filter_spec, lambda f, x: x)
     return eqx.tree_deserialise_leaves(io.BytesIO(data), like, spec)
 
@@ -198,26 +202,14 @@ def save_checkpoint(run_dir: str | os.PathLike, epoch: int, tree, meta: dict[str
 def find_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
     """``(JSON of the newest complete, intact checkpoint or None, [why each newer one was
     skipped])``."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return None, []
-    markers = sorted(
-        (int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))
-    )
     skipped = []
-    for _, marker in reversed(markers):
+    for marker in checkpoint_markers(run_dir):
         try:
-            record = json.loads(marker.read_text())
-            leaves = folder / record["leaves"]
-            if not leaves.is_file():
-                skipped.append(f"{marker.name}: its weights {leaves.name} are missing")
-            elif file_sha256(leaves) != record["sha256"]:
-                skipped.append(f"{leaves.name}: its SHA-256 differs from {marker.name} "
-                               "(damaged or changed)")
-            else:
-                return marker, skipped
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            skipped.append(f"{marker.name}: unreadable ({type(err).__name__}: {err})")
+            read_checkpoint(marker)
+        except RunFileError as err:
+            skipped.append(str(err))
+        else:
+            return marker, skipped
     return None, skipped
 
 
@@ -317,19 +309,19 @@ def load_model(path: str | os.PathLike, like, sha256: str | None, fix: str):
 
 
 def load_checkpoint(marker: str | os.PathLike, like) -> tuple[Any, dict[str, Any]]:
-    """``(tree, meta)`` of the checkpoint whose JSON is ``marker``; ``like`` gives the structure."""
+    """``(tree, meta)`` of the checkpoint whose JSON is ``marker``; ``like`` gives the structure.
+    The weights loaded are the bytes ``read_checkpoint`` checked (find_checkpoint checked the
+    file before; it may have changed since)."""
     marker = Path(marker)
-    record = json.loads(marker.read_text())
+    try:
+        record, data = read_checkpoint(marker)
+    except RunFileError as err:
+        raise RunFileError(f"{err}. Its checkpoint {marker.name} cannot be resumed; run the "
+                           "command again to resume from the newest intact one.") from None
     # a score never computed (an epoch without validation) is written as null: NaN again here
     record["history"] = [{k: math.nan if v is None else v for k, v in row.items()}
                          for row in record.get("history", [])]
-    leaves = marker.parent / record["leaves"]
-    try:  # find_checkpoint checked the file; these bytes are checked again as they are loaded
-        tree = load_tree(leaves, like, record.get("sha256"))
-    except ChecksumError as err:
-        raise RunFileError(f"{err} Its checkpoint {marker.name} cannot be resumed; run the "
-                           "command again to resume from the newest intact one.") from None
-    return tree, record
+    return _tree_from_bytes(data, like), record
 
 
 def checkpoint_markers(run_dir: str | os.PathLike) -> list[Path]:
@@ -343,16 +335,22 @@ def checkpoint_markers(run_dir: str | os.PathLike) -> list[Path]:
 
 def read_checkpoint(marker: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     """The record of the checkpoint whose JSON is ``marker`` and its weights' bytes, checked
-    against the recorded SHA-256 (``RunFileError`` if unreadable or different)."""
+    against the recorded SHA-256; ``RunFileError`` saying why (unreadable, weights missing,
+    bytes differ) otherwise. The bytes returned are the bytes checked."""
     marker = Path(marker)
     try:
         record = json.loads(marker.read_text())
-        data = (marker.parent / record["leaves"]).read_bytes()
+        leaves, recorded = marker.parent / record["leaves"], record["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise RunFileError(f"{marker} cannot be read ({type(err).__name__}: {err}).") from None
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        raise RunFileError(f"{marker.parent / record['leaves']}: its SHA-256 differs from the "
-                           f"one recorded in {marker.name} (damaged or being replaced).")
+        raise RunFileError(f"{marker.name}: unreadable ({type(err).__name__}: {err})") from None
+    try:
+        data = leaves.read_bytes()
+    except OSError:
+        raise RunFileError(f"{marker.name}: its weights {leaves.name} are missing or "
+                           "unreadable") from None
+    if hashlib.sha256(data).hexdigest() != recorded:
+        raise RunFileError(f"{leaves.name}: its SHA-256 differs from {marker.name} (damaged "
+                           "or changed)")
     return record, data
 
 
@@ -368,9 +366,6 @@ def write_checkpoint(run_dir: str | os.PathLike, record: dict[str, Any], data: b
 
 
 def _prune(folder: Path) -> None:
-    markers = sorted(
-        (int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))
-    )
-    for _, marker in markers[:-KEEP]:
+    for marker in checkpoint_markers(folder.parent)[KEEP:]:
         for p in (marker.with_suffix(".eqx"), marker):  # the mark last: never a mark alone
             p.unlink(missing_ok=True)
