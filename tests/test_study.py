@@ -782,8 +782,13 @@ def test_the_page_says_which_budget_check_runs_continued_their_models_run():
             {"model": "lstm_budget_x2", "split": "humid_to_arid", "epochs_taken_over": 120},
             {"model": "lstm_budget_x2", "split": "temporal", "epochs_taken_over": 7}]
     text = _budget_check_runs(study, None, None, True, pd.DataFrame(rows))
-    assert "(LSTM (Equinox, static attributes): its first 120 epochs taken over" in text
+    assert ("trained and timed: LSTM (Equinox, static attributes): its first 120 epochs)"
+            in text)
     assert "sequence hybrid, regional: its first" not in text and "first 7" not in text
+    both = [dict(rows[0], epochs_taken_over=176)] + rows[1:]  # each run names its epochs
+    text = _budget_check_runs(study, None, None, True, pd.DataFrame(both))
+    assert ("timed: sequence hybrid, regional: its first 176 epochs; LSTM (Equinox, static "
+            "attributes): its first 120 epochs)") in text
     # a timing table of runs trained from the start (or written before the column existed)
     for timing in (pd.DataFrame(rows[:1]), pd.DataFrame({"model": ["x"], "split": ["y"]})):
         assert "taken over" not in _budget_check_runs(study, None, None, True, timing)

@@ -527,14 +527,14 @@ def _budget_check_runs(study, epochs, patience, stopping: bool, timing) -> str:
         numbers.append(f"early stopping after {scaled_budget(check.factor, patience)}")
     taken = {r.model: int(r.epochs_taken_over) for r in timing.itertuples()
              if r.split == check.split and getattr(r, "epochs_taken_over", 0) > 0}
-    continued = [f"{label(m)}: its first {taken[budget_label(m, check.factor)]}"
+    continued = [f"{label(m)}: its first {taken[budget_label(m, check.factor)]} epochs"
                  for m in check.models if budget_label(m, check.factor) in taken]
     return (f", except the budget check's runs ({check.split}, \"{check.factor:g}x budget\" in "
             f"the tables), which get {check.factor:g} times the {what}"
             + (f": {', '.join(numbers)}" if numbers else "")
-            + (f" ({'; '.join(continued)} epochs taken over from the model's run, which a "
-               "longer run repeats epoch for epoch under a learning-rate schedule that does not "
-               "depend on the epochs bound: only the further epochs were trained and timed)"
+            + (" (taken over from the model's run, which a longer run repeats epoch for epoch "
+               "under a learning-rate schedule that does not depend on the epochs bound, so "
+               f"only the further epochs were trained and timed: {'; '.join(continued)})"
                if continued else ""))
 
 
