@@ -195,7 +195,7 @@ def save_checkpoint(run_dir: str | os.PathLike, epoch: int, tree, meta: dict[str
     record = dict(meta, epoch=epoch, leaves=leaves.name, sha256=file_sha256(leaves))
     marker = folder / f"epoch_{epoch:05d}.json"
     atomic_write_text(marker, json_text(record))
-    _prune(folder)
+    _prune(run_dir)
     return marker
 
 
@@ -365,7 +365,8 @@ def write_checkpoint(run_dir: str | os.PathLike, record: dict[str, Any], data: b
     return marker
 
 
-def _prune(folder: Path) -> None:
-    for marker in checkpoint_markers(folder.parent)[KEEP:]:
+def _prune(run_dir: str | os.PathLike) -> None:
+    """Delete all but the ``KEEP`` newest checkpoints of ``run_dir``."""
+    for marker in checkpoint_markers(run_dir)[KEEP:]:
         for p in (marker.with_suffix(".eqx"), marker):  # the mark last: never a mark alone
             p.unlink(missing_ok=True)
