@@ -51,11 +51,10 @@ _INTERRUPTED = (
 
 def _untrained_model(kind: str, pet: str, seed: int):
     """The untrained model of a CLI run (network weights seeded by ``seed``)."""
-    import jax
-
+    from ._random import seed_key
     from .column import build_model
 
-    return build_model(kind, pet=pet, key=jax.random.key(seed))
+    return build_model(kind, pet=pet, key=seed_key(seed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,7 +698,7 @@ def _integer_in(low: int, high: int, what: str, hint: str):
 
 
 SEED_RANGE = (-(2**63), 2**63 - 1)
-"""Seeds ``jax.random.key`` accepts (a 64-bit integer)."""
+"""Seeds the CLI accepts (a 64-bit integer; ``_random.seed_key``)."""
 _seed = _integer_in(*SEED_RANGE, "a 64-bit integer", "give a smaller seed such as 0")
 _zlib_level = _integer_in(  # what write_netcdf (netCDF4's zlib complevel) accepts
     1, 9, "a zlib level (1 fastest, 9 smallest)", "leave --compression out for no compression")

@@ -45,6 +45,7 @@ import optax
 from ._containers import Fluxes, Forcing, State
 from ._custom_types import FloatArray
 from ._params import BUCKET_PARAMETERS, PARAMETER_BOUNDS, Params
+from ._random import seed_key
 from .learned._precision import full_precision
 from .learned.networks import FEATURE_SCALES
 from .column import ColumnModel, bucket_day
@@ -420,7 +421,7 @@ def train_emulator(
     scales = {k: jnp.maximum(jnp.std(v), 1e-3) for k, v in targets.items()}
     starts = _start_states(runs)
 
-    key_model, _ = jax.random.split(jax.random.key(s.seed))
+    key_model, _ = jax.random.split(seed_key(s.seed))
     emulator = StepEmulator(physics, s.width, s.depth, key=key_model)
     schedule = optax.cosine_decay_schedule(s.learning_rate, s.steps, alpha=0.05)
     optim = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))

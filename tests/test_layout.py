@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hybridland"
 
 LAYERS = [
-    {"units", "_custom_types", "_containers", "_params", "metrics"},
+    {"units", "_custom_types", "_containers", "_params", "_random", "metrics"},
     {"physics"},
     {"learned"},
     {"column"},

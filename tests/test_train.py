@@ -114,11 +114,55 @@ def test_config_loads_and_round_trips(tmp_path):
         # the run would stop before its first reduction
         ("training: {schedule: plateau, patience: 10, plateau_patience: 10}\n",
          r"training\.plateau_patience' is 10, not below patience \(10\)"),
+        # counted at validations, the rate fell at the validation that stopped the run: it
+        # never trained at a reduced rate
+        ("training: {schedule: plateau, patience: 20, plateau_patience: 15, validate_every: 10}\n",
+         r"plateau_patience' is 15, not below patience \(20\) \(counted at validations, every 10"),
+        # a section that is not a mapping became all defaults
+        ("training: []\n", r"Section 'training' must be a mapping, got list"),
+        ("model: false\n", r"Section 'model' must be a mapping, got bool"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, extra, match):
     with pytest.raises(ConfigError, match=match):
         load_config(write(tmp_path, BASE + extra))
+
+
+def test_config_numbers_and_ids_are_read_as_written(tmp_path):
+    """YAML 1.1 read an unquoted gauge id with a leading zero as octal (01064500 became the
+    basin '289088', while 01098500, not octal, stayed text) and 1e-3 as text (refused as not a
+    number); 1:30 became 90. Ids keep their text, numbers in exponent form are numbers."""
+    text = (BASE.replace("data:", "data:\n  basins: [01064500, 01098500, '01055500']", 1)
+            + "training: {learning_rate: 1e-3, weight_decay: 2E-5, epochs: 3}\n"
+            + "run: {name: 1:30, seed: 7}\n")
+    config = load_config(write(tmp_path, text))
+    assert config.data.basins == ("01064500", "01098500", "01055500")
+    assert config.training.learning_rate == 1e-3 and config.training.weight_decay == 2e-5
+    assert config.training.epochs == 3 and config.run.seed == 7 and config.run.name == "1:30"
+    assert config_from_yaml(config.to_yaml()) == config
+    with pytest.raises(ConfigError, match=r"training\.epochs' must be an integer, got '010'"):
+        load_config(write(tmp_path, BASE + "training: {epochs: 010}\n"))
+
+
+def test_seeds_beyond_32_bits_seed_other_weights_in_both_precisions():
+    """``jax.random.key`` keeps the low 32 bits of a seed in float32 mode: seed 2**32 + 5
+    gave the weights of seed 5 there (and others in float64 mode)."""
+    from hybridland._random import seed_key
+
+    def data(seed):
+        return np.asarray(jax.random.key_data(seed_key(seed)))
+
+    np.testing.assert_array_equal(data(5), jax.random.key_data(jax.random.key(5)))
+    seeds = [0, 5, 2**32 - 1, 2**32, 2**32 + 5, 2**63 - 1, -1, -(2**63)]
+    keys = [tuple(data(s).tolist()) for s in seeds]
+    assert len(set(keys)) == len(seeds)
+    with jax.enable_x64(True):
+        assert [tuple(data(s).tolist()) for s in seeds] == keys
+    # the training's networks: different weights
+    from hybridland.train.loop import build_model
+
+    a, b = (leaves(build_model(tiny("hybrid").replace("run", seed=s), 5)) for s in (5, 2**32 + 5))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_config_errors_in_data_section(tmp_path):
@@ -547,7 +591,10 @@ def test_a_folder_with_files_named_like_a_runs_is_not_taken_for_one(tmp_path):
     assert is_run_directory(run)  # its checkpoints
     for p in (run / "checkpoints").iterdir():
         p.unlink()
-    assert is_run_directory(run)  # an empty checkpoints folder: killed before the first
+    # an empty checkpoints folder is no sign of a run (a user's empty folder of that name):
+    # what a training leaves before its first checkpoint is taken up by check_run_directory
+    # (test_a_folder_with_an_empty_checkpoints_folder_is_not_taken_for_a_run)
+    assert not is_run_directory(run)
 
 
 def test_train_keeps_the_users_config_yaml_in_the_run_directory(tmp_path, capsys):
@@ -573,6 +620,49 @@ def test_train_keeps_the_users_config_yaml_in_the_run_directory(tmp_path, capsys
     config = tiny("physics", epochs=1)
     (folder / "config.yaml").write_text(_resolved(config).to_yaml())
     assert quiet_train(config, folder).epochs_completed == 1
+
+
+def test_a_folder_with_an_empty_checkpoints_folder_is_not_taken_for_a_run(tmp_path):
+    """An empty ``checkpoints/`` made a user's folder a run directory (``all`` of nothing is
+    true): training then replaced its config.yaml and wrote beside its files. Now it is
+    refused, unchanged; the folder a continued run leaves when stopped before the checkpoint
+    it takes over (its own config.yaml, continued_from.json, an empty checkpoints/) is still
+    taken up again."""
+    from hybridland.train.loop import _resolved, is_run_directory
+
+    config = _resolved(tiny("physics", epochs=1))
+    folder = tmp_path / "mine"
+    (folder / "checkpoints").mkdir(parents=True)
+    mine = "# my experiment\nbase: ../other.yaml\n"
+    (folder / "config.yaml").write_text(mine)
+    (folder / "notes.md").write_text("my notes")
+    assert not is_run_directory(folder)
+    with pytest.raises(ckpt.RunFileError, match="is not a run directory of hybridland"):
+        quiet_train(config, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "config.yaml", "notes.md"]
+    assert (folder / "config.yaml").read_text() == mine
+
+    stopped = tmp_path / "stopped"
+    (stopped / "checkpoints").mkdir(parents=True)
+    (stopped / "config.yaml").write_text(config.to_yaml())
+    (stopped / "continued_from.json").write_text('{"run": "elsewhere", "epochs": 1}')
+    assert quiet_train(config, stopped).epochs_completed == 1
+    assert not (stopped / "continued_from.json").exists()  # started afresh: it took none over
+    (stopped / "run.json").unlink()  # ... and its config.yaml must still be the training's
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "config.yaml").write_text(mine)
+    (tmp_path / "again" / "continued_from.json").write_text("{}")
+    with pytest.raises(ckpt.RunFileError, match="is not a configuration written by a training"):
+        quiet_train(config, tmp_path / "again")
+
+
+def test_max_epochs_this_call_below_one_is_refused_before_anything_is_written(tmp_path):
+    """``max_epochs_this_call=0`` trained one epoch (the limit was checked after it)."""
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_epochs_this_call must be a positive integer"):
+            train(tiny("physics", epochs=2), tmp_path / "run", max_epochs_this_call=bad,
+                  progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_accepts_a_config_saved_before_an_option_existed(tmp_path):

@@ -448,12 +448,17 @@ class TrainingConfig:
             _fail(self, "decay_rate", f"must be in (0, 1], got {self.decay_rate}")
         if self.plateau_patience < 1:
             _fail(self, "plateau_patience", f"must be >= 1, got {self.plateau_patience}")
+        # both count epochs without a better validation loss, but only at validations (every
+        # validate_every epochs): the rate must fall at an earlier validation than the stop
+        every = max(self.validate_every, 1)
         if (self.schedule == "plateau" and self.patience is not None
-                and self.plateau_patience >= self.patience):
+                and -(-self.plateau_patience // every) >= -(-self.patience // every)):
+            at = (f" (counted at validations, every {every} epochs: the rate would fall at the "
+                  "validation that stops the run)" if every > 1 else "")
             _fail(self, "plateau_patience",
-                  f"is {self.plateau_patience}, not below patience ({self.patience}): the run "
-                  "would stop before its learning rate is ever reduced; make it smaller than "
-                  "patience (for instance a third of it)")
+                  f"is {self.plateau_patience}, not below patience ({self.patience}){at}: the run "
+                  "would stop before it ever trains at a reduced learning rate; make it smaller "
+                  "than patience by at least validate_every epochs (for instance a third of it)")
         if self.batch_basins < 1:
             _fail(self, "batch_basins", f"must be >= 1, got {self.batch_basins}")
         if self.window_days < 2:
@@ -565,11 +570,31 @@ class _TextDates(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Numbers as a configuration means them. YAML 1.1 (PyYAML's default) reads a leading zero as
+# octal, so a gauge id written without quotes changed silently (01064500 became 289088, while
+# 01098500, not octal, stayed text), reads 1:30 as 90, and reads 1e-3 as text (a float needs a
+# dot there). Here a plain scalar is an integer only in decimal without a leading zero (0 itself
+# excepted), a leading zero keeps the text as written (an id), and a float needs a dot or an
+# exponent.
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$")
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
 _TextDates.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers
-            if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _NUMBERS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _first in "-+0123456789.":
+    _TextDates.yaml_implicit_resolvers[_first] = (
+        [("tag:yaml.org,2002:int", _INT)] * (_first != ".")
+        + [("tag:yaml.org,2002:float", _FLOAT)]
+        + _TextDates.yaml_implicit_resolvers.get(_first, [])
+    )
 
 
 def load_yaml(stream):
@@ -670,7 +695,10 @@ def build_sections(raw, sections: dict, data_keys: str, what: str = "A configura
         raise ConfigError(f"Unknown section(s) {unknown}; valid sections: {sorted(sections)}.")
     if "data" not in raw:
         raise ConfigError(f"Section 'data' is required ({data_keys}).")
-    return {name: _build(cls, raw.get(name) or {}) for name, cls in sections.items()}
+    # a section written with nothing under it (None) changes nothing; anything else that is
+    # not a mapping (a list, false, 0) is refused by _build, naming the section
+    return {name: _build(cls, {} if raw.get(name) is None else raw[name])
+            for name, cls in sections.items()}
 
 
 def _build(cls, raw):

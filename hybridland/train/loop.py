@@ -35,6 +35,7 @@ import gc
 import io
 import json
 import math
+import numbers
 import os
 import time
 import warnings
@@ -53,6 +54,7 @@ from .. import metrics
 from ..io._report import DataAdjustmentWarning
 from .._containers import trainable as trainable_arrays
 from .._params import ROUTING_PARAMETERS, Params, bounded, default_logit
+from .._random import seed_key
 from ..learned import LSTMRunoff, ParameterNetwork
 from ..column import ColumnModel
 from ..column import build_model as build_column_model
@@ -69,7 +71,7 @@ from .losses import LOSSES
 
 def build_model(config: Config, n_attributes: int) -> ColumnModel | LSTMRunoff:
     """The untrained model of ``config`` (weights seeded by ``run.seed``)."""
-    key = jax.random.key(config.run.seed)
+    key = seed_key(config.run.seed)
     m = config.model
     if m.kind == "lstm":
         return build_column_model(
@@ -108,7 +110,7 @@ def init_trainables(
     m = config.model
     components = getattr(model, "components", 1)
     if m.parameter_network:
-        key = jax.random.fold_in(jax.random.key(config.run.seed), 1)
+        key = jax.random.fold_in(seed_key(config.run.seed), 1)
         prior = None
         if m.root_zone_prior:
             if normalisation is None:
@@ -385,6 +387,14 @@ def train(
     (also a ``RunFileError``) while another process trains in ``run_dir`` (``ckpt.hold_run``).
     The run directory is written only once the configuration and the data have loaded.
     """
+    if max_epochs_this_call is not None and (
+        isinstance(max_epochs_this_call, bool)
+        or not isinstance(max_epochs_this_call, numbers.Integral)
+        or max_epochs_this_call < 1
+    ):
+        raise ValueError(
+            f"max_epochs_this_call must be a positive integer or None, got "
+            f"{max_epochs_this_call!r}; leave it out to train the run to its end.")
     run_dir = Path(run_dir)
     with ckpt.hold_run(run_dir):  # one training per run directory at a time
         return _train_held(config, run_dir, max_epochs_this_call, callback, progress, report,
@@ -457,15 +467,17 @@ RUN_MARKERS = ("run.json", ckpt.CHECKPOINT_DIR, "normalisation.json")
 (``is_run_directory``): ``train`` writes ``config.yaml`` before anything else of its own
 (``train.log`` when it has something to log first), then ``normalisation.json``,
 ``checkpoints/`` every epoch and ``run.json`` at the end. A ``config.yaml`` (with a
-``train.log``) alone is a run's only while the folder holds nothing else and the file is the
-one the training writes (a training stopped right after writing it): otherwise it may be the
-user's own."""
+``train.log``, and for a run continuing another a ``continued_from.json`` and an empty
+``checkpoints/``) alone is a run's only while the folder holds nothing else and the file is the
+one the training writes (a training stopped before its first checkpoint): otherwise it may be
+the user's own."""
 
 
 def is_run_directory(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds one of ``RUN_MARKERS`` as a training writes it: ``run.json``
-    or ``normalisation.json`` with their keys, or a ``checkpoints/`` folder of nothing but
-    epoch checkpoints (and temporary files). A file of that name that a user keeps is not."""
+    or ``normalisation.json`` with their keys, or a ``checkpoints/`` folder of epoch
+    checkpoints and nothing else (temporary files aside). A file of that name that a user keeps
+    is not, nor is an empty folder of that name."""
 
     def json_keys(name: str) -> set:
         try:
@@ -479,9 +491,17 @@ def is_run_directory(run_dir: Path) -> bool:
     if {"names", "mean", "std"} <= json_keys("normalisation.json"):
         return True
     folder = run_dir / ckpt.CHECKPOINT_DIR
-    return folder.is_dir() and all(
-        ckpt.CHECKPOINT_FILE.match(p.name) or ckpt.is_temporary(p) for p in folder.iterdir()
-    )
+    if not folder.is_dir():
+        return False
+    names = [p for p in folder.iterdir() if not ckpt.is_temporary(p)]
+    return bool(names) and all(ckpt.CHECKPOINT_FILE.match(p.name) for p in names)
+
+
+# What a training leaves before its first checkpoint (or a run continuing another one, before
+# the checkpoint it takes over): its configuration, its log, the record of the continued run and
+# an empty checkpoints folder. Such a folder is taken up again as a run directory when its
+# config.yaml is the one the training writes.
+_STARTED = {"config.yaml", "train.log", CONTINUED_FROM, ckpt.CHECKPOINT_DIR}
 
 
 RUN_OUTPUTS = (
@@ -518,7 +538,11 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
     if not run_dir.is_dir() or is_run_directory(run_dir):
         return
     found = sorted(p.name for p in run_dir.iterdir() if not ckpt.is_temporary(p))
-    if found and found not in (["config.yaml"], ["config.yaml", "train.log"]):
+    folder = run_dir / ckpt.CHECKPOINT_DIR
+    started = ("config.yaml" in found and set(found) <= _STARTED
+               and (not folder.exists() or folder.is_dir()
+                    and all(ckpt.is_temporary(p) for p in folder.iterdir())))
+    if found and not started:
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
         raise ckpt.RunFileError(
             f"Run directory {run_dir} is not empty ({shown}) and is not a run directory of "
