@@ -58,9 +58,10 @@ def check_canonical(ds: xr.Dataset, **kwargs) -> None:
         assert float(ds["precipitation"].min()) >= 0.0
 
 
-def simulate_finite(ds: xr.Dataset, n_days: int = 60, **kwargs) -> None:
-    forcing = to_forcing(ds.isel(time=slice(0, n_days)), pet_source="hargreaves", **kwargs)
-    sim = hybridland.simulate(hybridland.ColumnModel(pet=hybridland.HargreavesPET()), forcing)
+def simulate_finite(ds: xr.Dataset, n_days: int = 60, pet: str = "hargreaves", **kwargs) -> None:
+    forcing = to_forcing(ds.isel(time=slice(0, n_days)), pet_source=pet, **kwargs)
+    law = {"hargreaves": hybridland.HargreavesPET, "oudin": hybridland.OudinPET}[pet]
+    sim = hybridland.simulate(hybridland.ColumnModel(pet=law()), forcing)
     assert np.isfinite(np.asarray(sim.fluxes.runoff)).all()
     assert np.isfinite(np.asarray(sim.fluxes.et)).all()
 
@@ -169,6 +170,21 @@ def test_camels_unknown_gauge():
     assert list(one.column.values) == ["01022500"]
 
 
+def test_camels_gauge_without_a_streamflow_file_is_reported(tmp_path):
+    """A gauge whose streamflow file is missing got an all-NaN target without a word."""
+    import shutil
+
+    root = tmp_path / "camels"
+    shutil.copytree(data_dir() / "camels_us_sample", root)
+    (root / "usgs_streamflow" / "01547700_streamflow_qc.txt").unlink()
+    with pytest.warns(DataAdjustmentWarning, match=r"01547700 have forcing but no streamflow "
+                      r"file \(expected .*01547700_streamflow_qc.txt\)"):
+        ds = load_camels(root, start="2000-01-01", end="2000-01-31")
+    q = ds.streamflow.sel(column="01547700").values
+    assert np.isnan(q).all() and np.isfinite(ds.streamflow.sel(column="01022500").values).all()
+    assert "no streamflow file for 01547700" in ds.streamflow.attrs["comment"]
+
+
 def test_camels_zero_flow_frequency_is_a_fraction(camels):
     # labelled percent, its values are fractions of days (at most 0.965 in CAMELS)
     assert camels["zero_q_freq"].attrs["units"] == "1"
@@ -182,7 +198,13 @@ def fluxnet_path():
 
 def test_fluxnet(fluxnet_path):
     ds = load_fluxnet(fluxnet_path)
-    check_canonical(ds, pet_source="hargreaves", energy=False)
+    check_canonical(ds, pet_source="oudin", energy=False)
+    # the site has only the daily mean temperature: Hargreaves PET would be zero on every day
+    np.testing.assert_array_equal(ds.air_temperature_min.values, ds.air_temperature_max.values)
+    with pytest.raises(ForcingDataError, match=r"(?s)equals 'air_temperature_max' on every day "
+                       r"for column\(s\) US-AR1.*pet_source='oudin'") as err:
+        validate(ds, pet_source="hargreaves", energy=False)
+    assert err.value.variable == "air_temperature_min" and err.value.basins == ("US-AR1",)
     assert ds.lat.item() == pytest.approx(36.43, abs=0.01)
     raw = pd.read_csv(fluxnet_path)
     day = 400
@@ -195,8 +217,8 @@ def test_fluxnet(fluxnet_path):
     np.testing.assert_allclose(target(ds, "soil_moisture")[0, ok], swc[ok] / 100)
     # Gaps in net radiation make the energy forcing invalid; the error names it.
     with pytest.raises(ForcingDataError, match="net_radiation"):
-        validate(ds, pet_source="hargreaves")
-    simulate_finite(ds, energy=False)
+        validate(ds, pet_source="oudin")
+    simulate_finite(ds, pet="oudin", energy=False)
 
 
 def test_fluxnet_qc_and_site(fluxnet_path, tmp_path):
@@ -260,7 +282,7 @@ def test_mopex_to_canonical():
     np.testing.assert_allclose(ar, expected.values)
     # Maine humid; Kansas semi-arid and summer-wet; Sierra Nevada winter-wet and snowy.
     assert ar[0] < 1 < ar[1]
-    snow, season = ds.frac_snow.values, ds.p_seasonality.values
+    snow, season = ds.frac_snow.values, ds.p_t_correlation.values
     assert snow[2] > snow[0] > snow[1]
     assert season[1] > 0 > season[2] and np.all(np.abs(season) <= 1)
     forcing = to_forcing(ds)
@@ -493,6 +515,17 @@ def test_from_cf_refuses_two_variables_for_one():
     assert err.value.variable == "pr"
 
 
+def _from_cf_file_with_day_bounds(ds, start, tmp_path):
+    """``from_cf`` of ``ds`` written to a file with CF ``time_bnds`` of one day from each of
+    ``start`` and read back (the bounds then decoded as dates, as from any file)."""
+    ds["time_bnds"] = (("time", "bnds"), np.stack([start, start + pd.Timedelta("1D")], axis=1))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds["time"].encoding["units"] = ds["time_bnds"].encoding["units"] = "days since 2000-01-01"
+    ds.to_netcdf(tmp_path / "bounds.nc")
+    with xr.open_dataset(tmp_path / "bounds.nc") as raw:
+        return from_cf(raw)
+
+
 @pytest.mark.parametrize("stations", [2, 1])
 def test_from_cf_leaves_out_time_bounds(stations, tmp_path):
     """A CF time_bnds (dims time, bnds) was taken for a second column dimension: refused
@@ -500,15 +533,38 @@ def test_from_cf_leaves_out_time_bounds(stations, tmp_path):
     ds = cf_dataset().isel(station=slice(stations))
     if stations == 1:  # a single-site file: no station dimension
         ds = ds.isel(station=0).drop_vars("station")
-    t = pd.DatetimeIndex(ds.time.values)
-    ds["time_bnds"] = (("time", "bnds"), np.stack([t, t + pd.Timedelta("1D")], axis=1))
-    ds["time"].attrs["bounds"] = "time_bnds"
-    ds["time"].encoding["units"] = ds["time_bnds"].encoding["units"] = "days since 2000-01-01"
-    ds.to_netcdf(tmp_path / "bounds.nc")
-    with xr.open_dataset(tmp_path / "bounds.nc") as raw:
-        got = from_cf(raw)
+    got = _from_cf_file_with_day_bounds(ds, pd.DatetimeIndex(ds.time.values), tmp_path)
     assert got.sizes == {"column": stations, "time": 5} and "time_bnds" not in got
     np.testing.assert_allclose(got.precipitation.values, 2.0)
+
+
+def test_from_cf_reads_each_day_from_its_time_bounds(tmp_path):
+    """A file that stamps each day at its end (midnight of the next day, bounds [day, day+1],
+    as some model outputs do) was read a day late: the bounds were dropped unread."""
+    ds = cf_dataset()
+    start = pd.DatetimeIndex(ds.time.values)
+    ds["pr"][:, 0] = 10.0 / 86400.0  # 10 mm on the first day, 2 mm on the others
+    ds = ds.assign_coords(time=start + pd.Timedelta("1D"))
+    got = _from_cf_file_with_day_bounds(ds, start, tmp_path)
+    assert (pd.DatetimeIndex(got.time.values) == start).all()
+    np.testing.assert_allclose(got.precipitation.values[:, 0], 10.0)
+    # bounds of other than one day: refused, naming the step
+    hours = ds.assign(time_bnds=(("time", "bnds"),
+                                 np.stack([start, start + pd.Timedelta("6h")], axis=1)))
+    with pytest.raises(ForcingDataError, match=r"time bounds 'time_bnds'.*0 days 06:00:00 at "
+                       r"position 0.*not one day") as err:
+        from_cf(hours)
+    assert err.value.variable == "time"
+
+
+def test_from_cf_takes_station_ids_from_the_timeseries_id_variable():
+    """CF station files name their stations by a variable with cf_role timeseries_id, the
+    station dimension having no coordinate: the ids came back as 0, 1."""
+    ds = cf_dataset().drop_vars("station")
+    ds["station_id"] = ("station", ["01022500", "01547700"], {"cf_role": "timeseries_id"})
+    got = from_cf(ds)
+    assert list(got.column.values) == ["01022500", "01547700"]
+    np.testing.assert_allclose(got.lat.values, [40.0, 41.0])
 
 
 def test_from_cf_series_without_the_column_dimension():

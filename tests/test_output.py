@@ -38,8 +38,6 @@ CF_CANONICAL = {
     "surface_runoff_flux": "kg m-2 s-1",
     "subsurface_runoff_flux": "kg m-2 s-1",
     "surface_snow_amount": "kg m-2",
-    "mass_content_of_water_in_soil_layer_defined_by_root_depth": "kg m-2",
-    "mass_content_of_water_in_soil_layer": "kg m-2",
     "surface_upward_latent_heat_flux": "W m-2",
     "surface_upward_sensible_heat_flux": "W m-2",
     "downward_heat_flux_at_ground_level_in_soil": "W m-2",
@@ -50,8 +48,10 @@ CONVERTIBLE = {
     "W m-2": {"W m-2"},
 }
 RESIDUALS = {"water_residual", "water_balance_residual", "energy_residual"}
+# the soil store holds only plant-available water and the groundwater store has no depth: the
+# names CF has for soil layers do not fit them
 NO_CF_NAME = {"fast_reservoir", "water_in_transit", "percolation", "capillary_rise",
-              "groundwater_loss", "infiltration_excess_runoff"}
+              "groundwater_loss", "infiltration_excess_runoff", "soil_water", "groundwater"}
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +279,23 @@ def test_shape_mismatch_is_refused(written):
     _, sim, _ = written
     with pytest.raises(ValueError, match="len\\(columns\\)"):
         simulation_to_dataset(sim, ["only-one"], pd.date_range("2000-01-01", periods=3))
+
+
+@pytest.mark.parametrize("bad, what", [
+    (lambda t: t[::-1], "not strictly increasing"),
+    (lambda t: t[:1].append(t[:-1]), "not strictly increasing"),  # a day twice
+    (lambda t: pd.date_range(t[0], periods=len(t), freq="6h"), "not daily"),
+    (lambda t: t + pd.Timedelta(hours=3), "stamps a day at 03:00"),
+])
+def test_a_time_axis_that_is_not_daily_is_refused(written, bad, what):
+    """Any axis of the right length was written as daily steps, its bounds one day each:
+    reversed, repeated or 6-hourly stamps made a file that claims daily totals."""
+    _, sim, _ = written
+    days = pd.date_range("1995-01-01", periods=np.asarray(sim.fluxes.runoff).shape[1])
+    with pytest.raises(ValueError, match=what):
+        simulation_to_dataset(sim, ["a", "b", "c"], bad(days))
+    noon = simulation_to_dataset(sim, ["a", "b", "c"], days + pd.Timedelta(hours=12))
+    assert (pd.DatetimeIndex(noon["time"].values) == days).all()  # a noon stamp is its day's
 
 
 def test_written_file_is_float32_and_complete(written):

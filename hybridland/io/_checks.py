@@ -166,9 +166,18 @@ def as_text(value) -> str:
 
 
 def basin_ids(ds: xr.Dataset, dim: str = "basin") -> list[str]:
-    """Ids along ``dim`` (default ``basin``) as strings (leading zeros kept); refuse duplicates."""
+    """Ids along ``dim`` (default ``basin``) as strings (leading zeros kept); refuse duplicates.
+
+    The ids are ``dim``'s coordinate, else the variable along ``dim`` alone with ``cf_role:
+    timeseries_id`` (how CF station files name their stations, the dimension then having no
+    coordinate), else the positions 0, 1, ...
+    """
+    named = [v for v in ds.variables
+             if ds[v].dims == (dim,) and ds[v].attrs.get("cf_role") == "timeseries_id"]
     if dim in ds.coords:
         ids = [as_text(b) for b in ds[dim].values]
+    elif named:
+        ids = [as_text(b) for b in ds[named[0]].values]
     else:
         ids = [str(i) for i in range(ds.sizes[dim])]
     seen: set[str] = set()

@@ -16,6 +16,7 @@ Layout of the CAMELS-US release (``root`` defaults to ``data_dir()/camels_us_sam
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from ._checks import select_basins, select_period
-from ._report import ForcingDataError
+from ._report import DataAdjustmentWarning, ForcingDataError
 from .canonical import make_dataset
 from .paths import data_dir
 
@@ -128,11 +129,23 @@ def load_camels(
         return np.stack([f[name].reindex(time).to_numpy(np.float64) for f in frames])
 
     area = attrs.loc[ids, "area_gages2"].to_numpy(np.float64)
-    flow = []
+    flow, no_flow = [], []
     for g, a in zip(ids, area):
         path = root / FLOW_GLOB.format(gauge=g)
-        flow.append(read_streamflow(path, a).reindex(time).to_numpy() if path.is_file()
-                    else np.full(len(time), np.nan))
+        if path.is_file():
+            flow.append(read_streamflow(path, a).reindex(time).to_numpy())
+        else:  # forcing without a record: simulated, but never scored against nothing
+            flow.append(np.full(len(time), np.nan))
+            no_flow.append(g)
+    flow_comment = "USGS discharge (ft3 s-1) / area_gages2; -999 -> NaN"
+    if no_flow:
+        listed = ", ".join(no_flow)
+        warnings.warn(DataAdjustmentWarning(
+            f"CAMELS gauge(s) {listed} have forcing but no streamflow file (expected "
+            f"{root / FLOW_GLOB.format(gauge=no_flow[0])}): their streamflow is NaN (missing) "
+            "throughout. Add the file, or leave the gauge(s) out to train or score."),
+            stacklevel=2)
+        flow_comment += f"; no streamflow file for {listed}: NaN throughout"
     series = {
         "precipitation": col("prcp(mm/day)"),
         "air_temperature_min": col("tmin(C)"),
@@ -151,5 +164,5 @@ def load_camels(
         statics=statics, area_km2=area, name=names,
         attrs={"source": str(root), "dataset": "CAMELS-US (Newman et al., 2015; Addor et al., "
                "2017); forcing Daymet"},
-        comments={"streamflow": "USGS discharge (ft3 s-1) / area_gages2; -999 -> NaN"},
+        comments={"streamflow": flow_comment},
     )

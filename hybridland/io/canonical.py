@@ -247,10 +247,12 @@ def climate_statics(
 
     - ``p_mean``: mean precipitation, mm day-1;
     - ``aridity``: mean PET / mean P (only when ``pet`` is given);
-    - ``p_seasonality``: Pearson correlation between the 12 long-term monthly means of
+    - ``p_t_correlation``: Pearson correlation between the 12 long-term monthly means of
       precipitation and of mean air temperature: +1 summer-wet, -1 winter-wet, near 0 uniform.
       (Temperature, not PET, so that it exists whatever the PET source; their seasonal cycles
-      are nearly in phase.)
+      are nearly in phase.) Not CAMELS' ``p_seasonality`` (Addor et al. 2017, the signed
+      amplitude of a sine fitted to the daily cycle, which ``load_camels`` passes through): a
+      different index on another scale, so another name.
     - ``frac_snow``: share of precipitation falling on days with mean air temperature < 0 degC.
     """
     precip = np.asarray(precip, np.float64)
@@ -269,7 +271,7 @@ def climate_statics(
             frac_snow = snow / np.where(both, precip, 0.0).sum(1)
             out = {
                 "p_mean": (p_mean, "kg m-2 day-1", "mean precipitation"),
-                "p_seasonality": (
+                "p_t_correlation": (
                     season,
                     "1",
                     "correlation of monthly mean precipitation with monthly mean temperature",
@@ -438,6 +440,21 @@ def validate(
             "cell_methods 'time: minimum', or its name); swap them on those days, as "
             "load_mopex(inverted_temperature='swap') does, or correct the values. Otherwise "
             "the temperature range of a PET law is zero and PET with it")
+    if pet_source == "hargreaves":
+        # a file with only the daily mean has it as both (from_cf, load_fluxnet): the range,
+        # and with it Hargreaves PET, would be zero on every day
+        flat = np.all(np.abs(t_max - t_min) < 1e-6, axis=1)
+        if flat.any():
+            cols = [ids[i] for i in np.flatnonzero(flat)]
+            raise ForcingDataError(
+                f"'air_temperature_min' equals 'air_temperature_max' on every day for column(s) "
+                f"{', '.join(cols)} of {source}: the data hold only the daily mean, and "
+                "Hargreaves PET, which scales with the daily range, would be zero throughout. "
+                "Use pet_source='oudin' (PET from the mean temperature and latitude), give PET "
+                "(pet_source='given'), or give the daily minimum and maximum.",
+                variable="air_temperature_min",
+                basins=cols,
+            )
 
 
 def _refuse(bad: np.ndarray, var, ids, time, source, what: str, fix: str) -> None:
@@ -578,6 +595,32 @@ def _read_twice(
     )
 
 
+def _days_from_time_bounds(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """``ds`` with each step's day taken from the lower of its CF time bounds, where the time
+    coordinate has them: a model output that stamps each day at its end (midnight of the next
+    day, bounds ``[day, day + 1]``) is that day's, not the next. Bounds that are not one day
+    long are refused (the model steps one day at a time)."""
+    name = ds["time"].attrs.get("bounds") if "time" in ds.variables else None
+    if name not in ds.variables:
+        return ds
+    b = ds[name]
+    if b.ndim != 2 or "time" not in b.dims or not np.issubdtype(b.dtype, np.datetime64):
+        return ds  # not decoded as dates: the time coordinate alone says the days
+    nv = next(d for d in b.dims if d != "time")
+    lower, upper = (np.asarray(b.transpose("time", nv).values)[:, k] for k in (0, -1))
+    length = upper - lower
+    if (length != np.timedelta64(1, "D")).any():
+        i = int(np.flatnonzero(length != np.timedelta64(1, "D"))[0])
+        raise ForcingDataError(
+            f"The time bounds '{name}' of {source} span {pd.Timedelta(length[i])} at position "
+            f"{i} ({pd.Timestamp(lower[i])} to {pd.Timestamp(upper[i])}), not one day. The "
+            "model steps one day at a time: resample to daily values, each with bounds from "
+            "the start of its day to the start of the next.",
+            variable="time",
+        )
+    return ds.assign_coords(time=("time", lower, ds["time"].attrs))
+
+
 def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
     """Read any CF dataset by ``standard_name`` into the canonical layout, converting units.
 
@@ -587,15 +630,16 @@ def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
     Air temperature is told apart by ``cell_methods`` (``time: minimum``/``maximum``), by
     ``min``/``max`` in the variable name or by ``minimum``/``maximum`` in its ``long_name``; a
     daily mean alone fills both minimum and maximum (noted in a ``comment``; Hargreaves PET then
-    sees no range). Bounds variables (named by a coordinate's ``bounds``, e.g. ``time_bnds``)
-    are left out, and variables without a known standard name skipped; known ones in unknown
+    sees no range, and ``validate`` refuses it). Each step's day is the lower of its time
+    bounds where ``time`` has them (an end-of-day stamp is its day's, not the next); bounds
+    variables (named by a coordinate's ``bounds``, e.g. ``time_bnds``) are then left out, and variables without a known standard name skipped; known ones in unknown
     units, without the column dimension or filling the same canonical variable as another
     raise ``ForcingDataError``.
     """
     if "time" not in ds.dims:
         raise ForcingDataError(f"{source} has no 'time' dimension.", variable="time")
     bounds = {ds[v].attrs.get("bounds") for v in ds.variables} & set(ds.variables)
-    ds = ds.drop_vars(list(bounds))
+    ds = _days_from_time_bounds(ds, source).drop_vars(list(bounds))
     others = [d for d in ds.dims if d != "time"]
     if len(others) > 1:
         others = [d for d in others if any(d in ds[v].dims for v in ds.data_vars)]
@@ -655,7 +699,7 @@ def mopex_to_canonical(data: str | os.PathLike | MopexForcing, **load_kwargs) ->
     """MOPEX in the canonical layout: forcing, ``streamflow`` from ``Q``, climate statics.
 
     ``data`` is a path (read with ``load_mopex(path, **load_kwargs)``) or a ``MopexForcing``.
-    Statics (``climate_statics``): ``p_mean``, ``p_seasonality``, ``frac_snow``, ``aridity``
+    Statics (``climate_statics``): ``p_mean``, ``p_t_correlation``, ``frac_snow``, ``aridity``
     (when PE was read; MOPEX PE is a climatology, which is what an aridity index needs) and
     ``latitude``.
     """

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._checks import check_time
 from ._files import replaced_file, sync_directory
 
 CONVENTIONS = "CF-1.8"
@@ -163,22 +164,26 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
     OutputVariable(
         "soil_water",
         "states.soil",
-        "mass_content_of_water_in_soil_layer_defined_by_root_depth",
+        None,
         AMOUNT_UNITS,
         "plant-available root-zone soil water at the end of the day",
         "storage",
         END_OF_DAY,
-        "water above the wilting point only",
+        "water above the wilting point only. The CF standard-name table has no name for it "
+        "(mass_content_of_water_in_soil_layer_defined_by_root_depth counts all the water of "
+        "the root zone, the wilting-point water included).",
     ),
     OutputVariable(
         "groundwater",
         "states.groundwater",
-        "mass_content_of_water_in_soil_layer",
+        None,
         AMOUNT_UNITS,
         "groundwater store (below the root zone) at the end of the day",
         "storage",
         END_OF_DAY,
-        "linear reservoir feeding baseflow; the layer has no explicit depth",
+        "linear reservoir feeding baseflow. The CF standard-name table has no name for it "
+        "(mass_content_of_water_in_soil_layer needs the layer's depth, which this store does "
+        "not have).",
     ),
     OutputVariable(
         "fast_reservoir",
@@ -545,7 +550,10 @@ def timeseries_dataset(
     and a file that declared the feature type without one would not comply."""
     import pandas as pd
 
-    time_index = pd.DatetimeIndex(time)
+    # the file declares daily steps (time_bnds, daily totals): refuse any other axis, as
+    # the readers do (a day stamped at noon is that day's)
+    time_index = check_time(xr.Dataset(coords={"time": pd.DatetimeIndex(time).values}),
+                            "the days given for the output")
     columns = [str(c) for c in columns]
     n_col = len(columns)
     coord_vars: dict[str, xr.DataArray] = {

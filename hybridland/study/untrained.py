@@ -248,14 +248,8 @@ def _site_forcing(ds, pet: str) -> tuple[Forcing, np.ndarray]:
     ET by the available energy."""
     if pet == "priestley_taylor":
         return _energy_forcing(ds)
-    forcing = to_forcing(ds, dtype=DTYPE, pet_source="hargreaves", energy=False)
-    if pet == "hargreaves" and np.array_equal(forcing.t_min, forcing.t_max):
-        site = str(ds["column"].values[0])
-        raise ForcingDataError(
-            f"Hargreaves PET needs daily minimum and maximum temperature; {site} has only the "
-            "daily mean. Use pet='oudin'.",
-            variable="air_temperature_min",
-        )
+    # validated for its law: Hargreaves refuses a site with only the daily mean temperature
+    forcing = to_forcing(ds, dtype=DTYPE, pet_source=pet, energy=False)
     as_column = eqx.tree_at(lambda f: f.lat, forcing, forcing.lat[:, None])
     demand = jnp.broadcast_to(PET_LAWS[pet]().demand(as_column, None), forcing.precip.shape)
     forcing = eqx.tree_at(lambda f: f.pet, forcing, demand.astype(DTYPE),
@@ -281,7 +275,8 @@ def _energy_forcing(ds) -> tuple[Forcing, np.ndarray]:
             values = np.where(np.isfinite(values), values, climatology(values, time))
             filled[name] = (ds[name].dims, values[None, :].astype(ds[name].dtype),
                             ds[name].attrs)
-    forcing = to_forcing(filled, dtype=DTYPE, pet_source="hargreaves", energy=True)
+    # validated as for a derived PET law that needs no temperature range (PET from energy)
+    forcing = to_forcing(filled, dtype=DTYPE, pet_source="oudin", energy=True)
     demand = PET_LAWS["priestley_taylor"]().demand(forcing, Params.default(dtype=DTYPE))
     demand = jnp.maximum(demand, 0.0)
     forcing = eqx.tree_at(lambda f: f.pet, forcing, demand.astype(DTYPE),
