@@ -145,11 +145,13 @@ class Fluxes(eqx.Module):
     latent_heat: FloatArray | None = None
     """Latent heat flux lambda E, W m-2 (when net radiation is known)."""
     sensible_heat: FloatArray | None = None
-    """Sensible heat flux H = Rn - G - lambda E, W m-2."""
+    """Sensible heat flux H = Rn - G - lambda E - Q_M, W m-2."""
     ground_heat: FloatArray | None = None
     """Ground heat flux G, W m-2."""
+    melt_heat: FloatArray | None = None
+    """Heat taken up by snowmelt Q_M = L_f x melt, W m-2."""
     energy_residual: FloatArray | None = None
-    """Rn - lambda E - H - G, W m-2 (rounding only, by construction)."""
+    """Rn - lambda E - H - G - Q_M, W m-2 (rounding only, by construction)."""
 
 
 STORE_NAMES = ("swe", "soil", "groundwater", "fast", "routing")

@@ -20,6 +20,12 @@ WATER_DENSITY = 1000.0
 W_M2_PER_MM_DAY = LATENT_HEAT_VAPORISATION / SECONDS_PER_DAY
 """Latent heat flux (W m-2) carried by an evaporation rate of 1 mm day-1 (about 28.36)."""
 
+LATENT_HEAT_FUSION = 0.334e6
+"""L_f, J kg-1: heat that melts 1 kg of ice at 0 degC."""
+
+W_M2_PER_MM_DAY_MELT = LATENT_HEAT_FUSION / SECONDS_PER_DAY
+"""Heat flux (W m-2) taken up by a snowmelt rate of 1 mm day-1 (about 3.87)."""
+
 MJ_M2_DAY_PER_W_M2 = SECONDS_PER_DAY / 1e6
 """Daily energy (MJ m-2 day-1) carried by a mean flux of 1 W m-2 (0.0864)."""
 

@@ -41,6 +41,7 @@ CF_CANONICAL = {
     "surface_upward_latent_heat_flux": "W m-2",
     "surface_upward_sensible_heat_flux": "W m-2",
     "downward_heat_flux_at_ground_level_in_soil": "W m-2",
+    "surface_snow_melt_heat_flux": "W m-2",
 }
 CONVERTIBLE = {
     "kg m-2 s-1": {"kg m-2 s-1", "kg m-2 day-1"},
@@ -264,14 +265,15 @@ def test_energy_variables_only_when_present():
     plain = simulation_to_dataset(simulate(ColumnModel(), Forcing(**base)), ["a", "b"], time)
     # no lat / lon given: no CF discrete-sampling feature type claimed (it requires them)
     assert "featureType" not in plain.attrs and plain.attrs["Conventions"] == "CF-1.8"
-    assert not {"latent_heat", "sensible_heat", "ground_heat", "energy_residual"} & set(plain)
+    energy = ("latent_heat", "sensible_heat", "ground_heat", "melt_heat", "energy_residual")
+    assert not set(energy) & set(plain)
     radiation = jnp.asarray(rng.uniform(50, 200, (n, t)), jnp.float32)
     ds = simulation_to_dataset(
         simulate(ColumnModel(), Forcing(**base, net_radiation=radiation)), ["a", "b"], time
     )
-    for name in ("latent_heat", "sensible_heat", "ground_heat", "energy_residual"):
+    for name in energy:
         assert ds[name].attrs["units"] == "W m-2"
-    total = (ds["latent_heat"] + ds["sensible_heat"] + ds["ground_heat"]).values
+    total = (ds["latent_heat"] + ds["sensible_heat"] + ds["ground_heat"] + ds["melt_heat"]).values
     np.testing.assert_allclose(total, np.asarray(radiation), rtol=1e-5, atol=1e-3)
 
 

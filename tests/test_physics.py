@@ -117,9 +117,34 @@ def test_energy_cap_limits_et_on_dark_days():
     forcing = forcing_from_arrays(precip, t_mean, t_range, pet + 3.0, rn, dtype=jnp.float32)
     sim = hl.simulate(hl.ColumnModel(), forcing)
     assert float(sim.fluxes.et.max()) == 0.0
+    f = sim.fluxes
     np.testing.assert_allclose(
-        np.asarray(sim.fluxes.sensible_heat), np.asarray(rn - sim.fluxes.ground_heat), rtol=1e-6
+        np.asarray(f.sensible_heat), np.asarray(rn - f.ground_heat - f.melt_heat), rtol=1e-6
     )
+
+
+def test_melt_takes_its_heat_from_the_energy_balance():
+    """Degree-day melt took no energy: the heat of fusion ended up in the sensible heat (a
+    100 mm snowpack melting 30 mm on a warm, dull day gave H = +52 W m-2 where the air must
+    supply about 64). Now Rn = lambda E + H + G + Q_M with Q_M = L_f M."""
+    days = 5
+    forcing = hl.Forcing(
+        precip=jnp.zeros((1, days)), t_min=jnp.full((1, days), 7.0),
+        t_max=jnp.full((1, days), 13.0), doy=jnp.arange(100.0, 100.0 + days),
+        lat=jnp.array([45.0]), net_radiation=jnp.full((1, days), 100.0),
+    )
+    model = hl.ColumnModel(pet=hl.PriestleyTaylorPET())
+    params = hl.Params.default()
+    start = hl.State(swe=jnp.array([100.0]), soil=jnp.array([50.0]),
+                     groundwater=jnp.array([0.0]))
+    f = hl.simulate(model, forcing, params, start).fluxes
+    melt = np.asarray(f.snowmelt)
+    assert melt[0, 0] > 10.0
+    np.testing.assert_allclose(np.asarray(f.melt_heat), melt * 334000.0 / 86400.0, rtol=1e-5)
+    total = f.latent_heat + f.sensible_heat + f.ground_heat + f.melt_heat
+    np.testing.assert_allclose(np.asarray(total), 100.0, rtol=1e-5)
+    assert float(f.sensible_heat[0, 0]) < 0.0  # the warm air supplies the melt heat
+    assert float(jnp.max(jnp.abs(f.energy_residual))) <= 1e-4
 
 
 @settings(max_examples=30, deadline=None)

@@ -446,9 +446,9 @@ def day_fluxes(
     residual = storage_change(state, new_state) - (forcing.precip * dt - et - runoff - lost)
     energy_fluxes = {}
     if forcing.net_radiation is not None:
-        le, h, g, e_res = energy.partition(forcing, params, et / dt)
+        le, h, g, qm, e_res = energy.partition(forcing, params, et / dt, melt / dt)
         energy_fluxes = dict(
-            latent_heat=le, sensible_heat=h, ground_heat=g, energy_residual=e_res
+            latent_heat=le, sensible_heat=h, ground_heat=g, melt_heat=qm, energy_residual=e_res
         )
     return Fluxes(
         precip=forcing.precip,

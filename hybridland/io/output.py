@@ -278,6 +278,17 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         None,
     ),
     OutputVariable(
+        "melt_heat",
+        "fluxes.melt_heat",
+        "surface_snow_melt_heat_flux",
+        "W m-2",
+        "heat taken up by snowmelt (latent heat of fusion x melt)",
+        None,
+        "time: mean",
+        "the fourth term of the energy balance: net radiation = latent_heat + sensible_heat + "
+        "ground_heat + melt_heat",
+    ),
+    OutputVariable(
         "water_residual",
         "fluxes.water_residual",
         None,
@@ -302,7 +313,7 @@ OUTPUT_VARIABLES: tuple[OutputVariable, ...] = (
         "fluxes.energy_residual",
         None,
         "W m-2",
-        "surface energy balance residual: Rn - LE - H - G",
+        "surface energy balance residual: Rn - LE - H - G - melt heat",
         None,
         "time: mean",
         _NO_CF_NAME,

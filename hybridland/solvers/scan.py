@@ -297,7 +297,7 @@ _FLUX_NAMES = tuple(Fluxes.__dataclass_fields__)
 _STRUCTURE_NAMES = ("fast", "routing", "percolation", "capillary_rise", "groundwater_loss",
                     "infiltration_excess_runoff")
 """Outputs that exist only for a model with the matching structure."""
-_ENERGY_NAMES = ("latent_heat", "sensible_heat", "ground_heat", "energy_residual")
+_ENERGY_NAMES = ("latent_heat", "sensible_heat", "ground_heat", "melt_heat", "energy_residual")
 """Outputs that exist only where net radiation is known."""
 _CUMULATIVE = "cumulative_water_residual"
 
