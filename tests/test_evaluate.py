@@ -2,6 +2,7 @@
 ``hybridland simulate --run-dir`` on data the run has seen and on a MOPEX-layout file it has not.
 """
 
+import dataclasses
 import csv
 import json
 import warnings
@@ -118,6 +119,34 @@ def test_evaluate_a_file_the_run_has_never_seen(run, unseen_file):
     assert ds.sizes["basin"] == 3
     basins = pd.read_csv(run_dir / "basins.csv")
     np.testing.assert_allclose(np.median(basins["baseflow_rate"]), np.median(trained), rtol=1e-6)
+
+
+def test_basins_the_run_did_not_train_on_get_attributes_of_its_training_period(
+        run, mopex_file, unseen_file):
+    """A basin the run never saw got climate attributes from the evaluated days (the test
+    years) while the run's own basins had them from its training period: the arid basins of the
+    climate-shift study were fed test-year climate. Now both come from the training period
+    where the data cover it; otherwise the evaluated days, and the evaluation says so."""
+    from hybridland.train.data import LOADERS, static_attributes
+
+    _, run_dir, _ = run
+    ev = quiet_evaluate(run_dir, str(mopex_file), basins=UNSEEN[:2], period=TEST)
+    assert not any("evaluated days" in a for a in ev.adjustments)
+    cfg = ev.config.data
+    train_cfg = dataclasses.replace(cfg, path=str(mopex_file), basins=tuple(UNSEEN[:2]),
+                                    n_basins=None, aridity_range=None, exclude_basins=None)
+    source = LOADERS[cfg.loader](train_cfg, 0, exclude_known=False)
+    days = source.time.slice_indexer(*cfg.train_period)
+    expected = static_attributes(ev.config.model.static_attributes, source, days)
+    np.testing.assert_allclose(ev.data.raw_attributes, expected, rtol=1e-6)
+    # the test year alone gives other values: what the basins were fed before
+    test_days = source.time.slice_indexer(*TEST)
+    assert not np.allclose(static_attributes(ev.config.model.static_attributes, source,
+                                             test_days), expected, rtol=1e-3)
+    # a file without the training period: the evaluated days, named in the adjustments
+    ev = quiet_evaluate(run_dir, str(unseen_file), period=TEST)
+    assert any(f"static attributes of {', '.join(UNSEEN)} (basins the run did not train on) "
+               "are from the evaluated days" in a for a in ev.adjustments)
 
 
 def test_cli_evaluate_on_an_unseen_file(run, unseen_file, tmp_path, capsys):

@@ -1060,32 +1060,61 @@ def test_budyko_precipitation_is_averaged_over_the_scored_days():
     over another period's rain) and every row took P over days without observed flow too."""
     from hybridland.study.climate_shift import _score_rows, evaporative_index_error
 
-    days = 40
-    precip = np.tile(np.where(np.arange(days) < 20, 1.0, 5.0), (2, 1))  # wet second half
-    obs = np.full((2, days), 0.5)
-    obs[1, 20:30] = np.nan  # ten wet days without an observed flow in the second basin
+    half = 400  # each half a year and more: MIN_OBSERVED_DAYS
+    days = 2 * half
+    precip = np.tile(np.where(np.arange(days) < half, 1.0, 5.0), (2, 1))  # wet second half
+    obs = np.full((2, days), 0.5) + 0.1 * np.sin(np.arange(days))
+    obs[1, half : half + 10] = np.nan  # ten wet days without an observed flow in basin b
     sim = 0.6 * obs
     dry = np.zeros((2, days), bool)
-    dry[:, :20] = True  # the first, dry, half scored alone
+    dry[:, :half] = True  # the first, dry, half scored alone
     rows = _score_rows("m", "temporal", "dry_years", ["a", "b"], obs, sim, precip,
                        np.zeros(2), dry)
     np.testing.assert_allclose(rows["mean_precip_mm_day"], [1.0, 1.0])
-    np.testing.assert_allclose(evaporative_index_error(rows), [(0.5 - 0.3) / 1.0] * 2)
+    q = obs[:, :half].mean(axis=1)
+    np.testing.assert_allclose(evaporative_index_error(rows), 0.4 * q / 1.0)
     rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
-    np.testing.assert_allclose(rows["mean_precip_mm_day"], [3.0, (20 * 1.0 + 10 * 5.0) / 30])
-    # a simulation not finite on a scored day has no index, as it has no NSE (before: the
+    np.testing.assert_allclose(rows["mean_precip_mm_day"],
+                               [3.0, (half * 1.0 + (half - 10) * 5.0) / (days - 10)])
+    # a simulation not finite on a scored day has no index, and the worst NSE (before: the
     # mean of its other days, against the observed mean of all of them)
     sim[0, 5] = np.nan
     rows = _score_rows("m", "temporal", "test", ["a", "b"], obs, sim, precip, np.zeros(2))
-    assert np.isnan(rows["nse"][0]) and np.isnan(evaporative_index_error(rows)[0])
+    assert rows["nse"][0] == -np.inf and np.isnan(evaporative_index_error(rows)[0])
     assert np.isfinite(evaporative_index_error(rows)[1])
 
 
+def test_a_basin_is_scored_on_a_year_of_record_and_an_undefined_simulation_scores_worst():
+    """Two arid basins with 274 observed test days (under one seasonal cycle) counted as much
+    as the others in the medians; a model whose flow is constant on a basin (KGE undefined:
+    no correlation) had that basin left out of its median, which raised it."""
+    from hybridland.study.climate_shift import MIN_OBSERVED_DAYS, _score_rows, summarise
+
+    days = 400
+    rng = np.random.default_rng(0)
+    obs = rng.gamma(1.0, 1.0, (3, days))
+    obs[2, MIN_OBSERVED_DAYS - 1 :] = np.nan  # a record one day short of a year
+    sim = 0.8 * obs + 0.1
+    sim[1] = 0.5  # one flow every day
+    rows = _score_rows("m", "temporal", "test", ["a", "b", "c"], obs, sim, np.ones((3, days)),
+                       np.zeros(3))
+    assert np.isfinite(rows["kge"][0]) and rows["kge"][1] == -np.inf
+    assert np.isfinite(rows["nse"][1])  # NSE is defined for a constant simulation
+    assert rows.loc[2, ["nse", "kge", "log_nse", "pbias", "flv"]].isna().all()
+    assert np.isnan(rows["mean_precip_mm_day"][2])
+    basins = Basins(["a", "b", "c"], np.zeros(3), np.array(["humid"] * 3), [])
+    summary = summarise(rows, basins)
+    row = summary[summary["split"] == "temporal"].iloc[0]
+    assert row["n_in"] == 2
+    assert row["kge_in"] == pytest.approx(np.median([rows["kge"][0], -np.inf]))
+
+
 def _dry_year_scores(test_nse, dry_nse, ids):
-    """Score rows of model ``m`` on the temporal split: its test-period and dry-year NSE (and
-    KGE, log-NSE) per basin of ``ids``."""
+    """Score rows of model ``m`` on the temporal split: its test-period (the same outside the
+    dry years) and dry-year NSE (and KGE, log-NSE) per basin of ``ids``."""
     rows = []
-    for test, nse in (("test", test_nse), ("dry_years", dry_nse)):
+    for test, nse in (("test", test_nse), ("test_outside_dry_years", test_nse),
+                      ("dry_years", dry_nse)):
         for b, value in zip(ids, nse):
             rows.append({"model": "m", "split": "temporal", "test": test, "basin": b,
                          "nse": value, "kge": value, "log_nse": value, "pbias": 0.0,
@@ -1117,6 +1146,23 @@ def test_the_dry_extremes_header_counts_the_basins_its_medians_are_over():
     other = _dry_year_scores([0.9, 0.5, 0.1, 0.2], [0.8, 0.4, 0.0, 0.3], ids).assign(model="o")
     text = report.results_markdown(summarise(pd.concat([scores, other]), basins))
     assert "(medians over the 2–4 basins scored in both, of 3–4 in-distribution and" in text
+
+
+def test_dry_extremes_compare_with_the_test_years_outside_the_dry_years():
+    """The dry years' scores were set against the whole test period's, which holds some of
+    the dry days (about 6 % of the scored test days on the MOPEX dev basins): the two sets
+    shared days, and the drop looked smaller than it is."""
+    from hybridland.study.climate_shift import summarise
+
+    ids = ["a", "b", "c"]
+    basins = Basins(ids, np.array([0.5, 0.6, 0.7]), np.array(["humid"] * 3), [])
+    scores = _dry_year_scores([0.9, 0.8, 0.7], [0.1, 0.2, 0.3], ids)
+    outside = scores["test"] == "test_outside_dry_years"
+    scores.loc[outside, ["nse", "kge", "log_nse"]] = 0.6  # the test years without dry days
+    results = summarise(scores, basins).set_index("split")
+    assert results.loc["temporal", "nse_in"] == pytest.approx(0.8)
+    assert results.loc["dry_extremes", "nse_in"] == pytest.approx(0.6)
+    assert results.loc["dry_extremes", "nse_drop"] == pytest.approx(0.4)
 
 
 def test_the_budget_sentence_names_the_budget_checks_runs():

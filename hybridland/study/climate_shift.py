@@ -75,7 +75,7 @@ from ..column import build_model
 from ..train import checkpoint as ckpt
 from ..train.config import Config, ConfigError
 from ..train.data import RunData, dry_years, load_data
-from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run
+from ..train.evaluate import Evaluation, evaluate_ensemble, evaluate_run, mean_on_days
 from ..train.loop import (CONTINUABLE_SCHEDULES, CONTINUED_FROM, _continuation, _resolved,
                           release_compiled, train)
 from .config import (
@@ -94,7 +94,8 @@ SHIFT = {
     "temporal": ("temporal", "all", None),
     "humid_to_arid": ("humid_to_arid", "humid", "arid"),
     "diverse": ("diverse", "humid", "arid_unseen"),
-    "dry_extremes": ("temporal", "all", "dry_years"),
+    # against the test years outside each basin's dry years: the two share no day
+    "dry_extremes": ("temporal", "test_outside_dry", "dry_years"),
 }
 """How each split's result rows are formed from the per-basin scores."""
 
@@ -396,22 +397,37 @@ def _residual(ev: Evaluation) -> np.ndarray:
     return ev.table["max_abs_cumulative_residual_mm"].to_numpy()
 
 
+MIN_OBSERVED_DAYS = 365
+"""Observed days a basin needs in a test to be scored on it: a shorter record holds no whole
+seasonal cycle, and its evaporative index 1 - Q / P is not the annual one of Budyko's curve."""
+
+WORST_WHEN_UNDEFINED = ("nse", "kge", "log_nse")
+"""Scores that count as -inf where the observations define them but the simulation does not
+(not finite, or constant: a model that gives one flow every day has no correlation, r): left
+out, such a basin would raise the model's median."""
+
+
 def _score_rows(model, split, test, ids, obs, sim, precip, residual, mask=None) -> pd.DataFrame:
     """Scores per basin of ``sim`` against ``obs`` ``[basin, day]`` on the days ``mask`` keeps
     (all by default) where a flow was observed; the mean observed and simulated flow and the
-    mean precipitation over exactly those days (the evaporative index 1 - Q / P of each)."""
+    mean precipitation over exactly those days (the evaporative index 1 - Q / P of each).
+    A basin with fewer than ``MIN_OBSERVED_DAYS`` such days gets no scores (NaN); a score the
+    observations define but the simulation leaves undefined is -inf
+    (``WORST_WHEN_UNDEFINED``)."""
     if mask is not None:
         obs = np.where(mask, obs, np.nan)
     scores = {k: np.asarray(v) for k, v in metrics.evaluate_all(obs, sim).items()}
+    # what the observations alone allow: a perfect simulation's scores are finite there
+    defined = {k: np.isfinite(np.asarray(v)) for k, v in metrics.evaluate_all(obs, obs).items()}
     scored = np.isfinite(obs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        obs_mean = np.nanmean(obs, axis=1)
-        # a simulation not finite on a scored day gives NaN (as its metrics), not the mean
-        # of its other days
-        sim_mean = np.where(scored.any(axis=1), np.sum(np.where(scored, sim, 0.0), axis=1)
-                            / np.maximum(scored.sum(axis=1), 1), np.nan)
-        precip_mean = np.nanmean(np.where(scored, precip, np.nan), axis=1)
+    short = scored.sum(axis=1) < MIN_OBSERVED_DAYS
+    for k in SCORES:
+        if k in WORST_WHEN_UNDEFINED:
+            scores[k] = np.where(defined[k] & ~np.isfinite(scores[k]), -np.inf, scores[k])
+        scores[k] = np.where(short, np.nan, scores[k])
+    scored &= ~short[:, None]
+    obs_mean, sim_mean, precip_mean = (mean_on_days(np.asarray(x, np.float64), scored)
+                                       for x in (np.where(scored, obs, 0.0), sim, precip))
     return pd.DataFrame({
         "model": model, "split": split, "test": test, "basin": list(ids),
         **{k: scores[k] for k in SCORES}, "n_valid": scores["n_valid"],
@@ -429,7 +445,7 @@ def _period(study: Study, name: str) -> tuple[str, str]:
 
 def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) -> list:
     """Score rows of a trained run (or of the mean of several, ``run_dir`` a list): test
-    period on every basin; dry years for temporal."""
+    period on every basin; for temporal also the dry years and the test period without them."""
     def evaluate(period):
         if isinstance(run_dir, list):
             return evaluate_ensemble(run_dir, basins=basins.ids, period=period,
@@ -451,6 +467,11 @@ def _evaluate_trained(study, model, split, run_dir, basins: Basins, progress) ->
         dry = dry_years(ev.time, rain, study.data.dry_years, span)
         rows.append(_score_rows(model, split, "dry_years", ev.data.basins, ev.observed,
                                 ev.runoff, rain, _residual(ev), dry))
+        test = np.asarray((ev.time >= study.data.test_period[0])
+                          & (ev.time <= study.data.test_period[1]))
+        rows.append(_score_rows(model, split, "test_outside_dry_years", ev.data.basins,
+                                ev.observed, ev.runoff, rain, _residual(ev),
+                                test[None, :] & ~dry))
     return rows
 
 
@@ -501,6 +522,9 @@ def _baseline_rows(study, name, split, data: RunData, basins: Basins, states, dr
         rows.append(_score_rows(name, split, "dry_years", ids, data.obs[:, start : t1 + 1],
                                 pred[:, start : t1 + 1], precip[:, start : t1 + 1], residual,
                                 dry[:, start : t1 + 1]))
+        rows.append(_score_rows(name, split, "test_outside_dry_years", ids,
+                                data.obs[:, t0 : t1 + 1], pred[:, t0 : t1 + 1],
+                                precip[:, t0 : t1 + 1], residual, ~dry[:, t0 : t1 + 1]))
     return rows
 
 
@@ -536,6 +560,7 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
         "arid": lambda s: (s["test"] == "test") & (s["basin"].map(group) == "arid"),
         "arid_unseen": lambda s: (s["test"] == "test") & s["basin"].isin(unseen_arid),
         "dry_years": lambda s: s["test"] == "dry_years",
+        "test_outside_dry": lambda s: s["test"] == "test_outside_dry_years",
     }
     rows = []
     for model in scores["model"].unique():
@@ -551,7 +576,8 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
             paired = len(parts) == 2 and set(parts["in"].index) == set(parts["shifted"].index)
             if paired:  # the basins the NSE medians (and the drop) are taken over
                 scored = parts["shifted"]["nse"].reindex(parts["in"].index).notna()
-                row["n_paired"] = int((parts["in"]["nse"].notna() & scored).sum())
+                both = parts["in"]["nse"].notna() & scored
+                row["n_paired"] = int(both.sum())
             for label, part in parts.items():
                 row[f"n_{label}"] = int(part["nse"].notna().sum())  # basins with a score
                 for k in SCORES:
@@ -561,7 +587,9 @@ def summarise(scores: pd.DataFrame, basins: Basins) -> pd.DataFrame:
                         values = values[other.reindex(values.index).notna()]
                     finite = values.dropna()
                     row[f"{k}_{label}"] = float(np.median(finite)) if len(finite) else np.nan
-                row[f"budyko_error_{label}"] = budyko_error(part)
+                # over the same basins as the medians (in both, where paired)
+                row[f"budyko_error_{label}"] = budyko_error(
+                    part.loc[both[both].index] if paired else part)
             if shifted is not None:
                 row["nse_drop"] = row["nse_in"] - row["nse_shifted"]
                 row["kge_drop"] = row["kge_in"] - row["kge_shifted"]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..io.plots import _figure, _save, model_style
 from ..train.checkpoint import atomic_write_bytes, atomic_write_text
-from .climate_shift import SHIFT
+from .climate_shift import MIN_OBSERVED_DAYS, SHIFT
 from .config import (
     BUDGET_SUFFIX,
     ENSEMBLE_SUFFIX,
@@ -341,7 +341,13 @@ def render_page(results, scores, timing, untrained, study, basins, wall_s, quick
         f"The diverse split adds {len(basins.arid_train)} arid basins to training. Each "
         f"basin's driest {d.dry_years:.0%} of years from {d.train_period[0][:4]} to "
         f"{d.test_period[1][:4]} (by annual precipitation) were hidden from every training "
-        "run and form the dry-extreme test.",
+        "run and form the dry-extreme test, compared with the test years outside them (the two "
+        f"share no day). A basin is scored on a test only with at least {MIN_OBSERVED_DAYS} "
+        "observed days in it (a whole seasonal cycle; its evaporative index 1 - Q/P is then an "
+        "annual one). NSE, KGE and log-NSE count as -inf where the observations define them "
+        "and the simulation does not (a constant flow has no correlation), so that a basin a "
+        "model fails on is not left out of its median; FLV is left out where the observed low "
+        "flows are all zero.",
         "",
         f"Training time of all runs {machine_text(machine)}: "
         f"**{timing['train_s'].sum() / 60:.1f} min**; this invocation of the study took "

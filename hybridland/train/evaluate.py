@@ -195,6 +195,14 @@ def evaluate_run(
     raw = static_attributes(names, source, slice(None))
     if names and known.any():
         raw[known] = trained.loc[[b for b, k in zip(ids, known) if k], list(names)].to_numpy()
+    if names and not known.all():  # as the run's own basins got them: over its training period
+        unknown = [b for b, k in zip(ids, known) if not k]
+        values, note = _training_period_attributes(loader, eval_cfg, cfg, config, unknown)
+        for i, b in enumerate(ids):
+            if b in values:
+                raw[i] = values[b]
+        if note:
+            adjustments.append(note)
     run_data = assemble(source, periods, names, raw, normalisation, EVALUATION)
 
     params = column_params(trained_u, trained, ids, run_data.attributes, config)
@@ -438,7 +446,7 @@ def _metric_table(
             "mean_groundwater_loss_mm_day": loss,
             "mean_infiltration_excess_mm_day": horton,
             "mean_precip_mm_day": np.mean(precip, axis=1),
-            "mean_runoff_observed_days_mm_day": _nanmean_rows(np.where(seen, runoff, np.nan)),
+            "mean_runoff_observed_days_mm_day": mean_on_days(np.asarray(runoff), seen),
             "mean_precip_observed_days_mm_day": _nanmean_rows(np.where(seen, precip, np.nan)),
             "max_abs_step_residual_mm": step_residual,
             "max_abs_cumulative_residual_mm": cumulative_residual,
@@ -455,6 +463,49 @@ def _parameter_source(known: np.ndarray, config: Config) -> np.ndarray:
     if not config.model.per_basin_params:
         return np.full(known.shape, "calibrated")
     return np.where(known, "calibrated", "regional median")
+
+
+def _training_period_attributes(loader, eval_cfg, cfg, config, basins) -> tuple[dict, str]:
+    """``({basin: raw static attributes}, note)`` of ``basins`` (ones the run did not train on)
+    over the run's training period, as its own basins got them in training: a basin's climate
+    attributes then do not depend on the days evaluated (the test years' climate is not the
+    training years'). Basins the data do not cover over that period keep the attributes of the
+    evaluated days, and ``note`` says which (empty when none)."""
+    attr_cfg = dataclasses.replace(
+        eval_cfg, basins=tuple(basins), exclude_basins=None, aridity_range=None,
+        train_period=cfg.train_period, validation_period=cfg.train_period, test_period=None,
+    )
+    values = {}
+    reason = ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataAdjustmentWarning)
+            source = LOADERS[loader](attr_cfg, config.run.seed, exclude_known=False)
+        first, last = period_indices(source.time, {"train": cfg.train_period}, 0)["train"]
+        table = static_attributes(config.model.static_attributes, source,
+                                  slice(first, last + 1))
+        values = {b: row for b, row in zip(source.basins, table) if np.isfinite(row).all()}
+    except (ForcingDataError, ValueError) as err:  # PeriodError is a ValueError
+        reason = f" ({err})"
+    missing = [b for b in basins if b not in values]
+    note = ""
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                           else "")
+        note = (f"static attributes of {shown} (basins the run did not train on) are from the "
+                f"evaluated days: the data do not cover them over the run's training period "
+                f"{cfg.train_period[0]} .. {cfg.train_period[1]}{reason}")
+    return values, note
+
+
+def mean_on_days(values: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Per row of ``[basin, day]`` ``values``, their mean over the ``days`` (boolean, same
+    shape) it has; NaN for a row without such a day, and for one whose ``values`` are not finite
+    on one of them (not the mean of the others: a mean over fewer days than another series'
+    would mix periods)."""
+    count = days.sum(axis=1)
+    total = np.sum(np.where(days, values, 0.0), axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:
