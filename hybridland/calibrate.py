@@ -808,17 +808,24 @@ def score_periods(model, data, params: Params, periods: dict[str, str],
     score NSE and KGE on each period (``{output name: RunData period name}``); also the largest
     per-step and cumulative water residuals of the run. With ``weights`` ``[members, basins]``,
     ``params`` are ``[members, basins]`` and the scored run is their weighted mean
-    (``member_mean``)."""
+    (``member_mean``); its residuals are then the largest of any member (of weight > 0), as
+    ``evaluate_ensemble`` reports them: residuals of opposite sign would cancel in the mean."""
     n = data.n_basins
     forcing = data.forcing(np.arange(n), np.zeros(n, int), len(data.time))
     if weights is not None:
         forcing, params = member_columns(forcing, params)
     sim = simulate(model, forcing, jax.tree_util.tree_map(jnp.asarray, params),
                    outputs=("runoff", "water_residual", "cumulative_water_residual"))
-    series = (sim.fluxes.runoff, sim.fluxes.water_residual, sim.cumulative_water_residual)
+    step_residual, cumulative = (np.abs(np.asarray(x)).max(axis=-1)
+                                 for x in (sim.fluxes.water_residual,
+                                           sim.cumulative_water_residual))
+    runoff = sim.fluxes.runoff
     if weights is not None:
-        series = member_mean(series, weights)
-    runoff, step_residual, cumulative = (np.asarray(x) for x in series)
+        runoff = member_mean(runoff, weights)
+        used = (np.asarray(weights) > 0).T  # [basins, members], as the columns
+        step_residual, cumulative = (np.where(used, x.reshape(used.shape), 0.0).max(axis=1)
+                                     for x in (step_residual, cumulative))
+    runoff = np.asarray(runoff)
     out = {}
     for name, period in periods.items():
         first, last = data.periods[period]
@@ -827,8 +834,8 @@ def score_periods(model, data, params: Params, periods: dict[str, str],
         out[f"nse_{name}"] = np.asarray(metrics.nse(obs, sim_p))
         out[f"kge_{name}"] = np.asarray(metrics.kge(obs, sim_p))
         out[f"n_obs_{name}"] = np.isfinite(obs).sum(axis=1)
-    out["max_abs_step_water_residual"] = np.max(np.abs(step_residual), 1)
-    out["max_abs_cumulative_water_residual"] = np.max(np.abs(cumulative), 1)
+    out["max_abs_step_water_residual"] = step_residual
+    out["max_abs_cumulative_water_residual"] = cumulative
     return out
 
 

@@ -196,6 +196,31 @@ def test_ensemble_is_the_mean_of_the_starts_and_closes(x64):
     assert np.max(np.abs(residual[0])) < 1e-9 and np.max(np.abs(residual[1])) < 1e-9
 
 
+def test_an_ensembles_residuals_are_the_largest_of_its_members(monkeypatch):
+    """``score_periods`` reported the residual of the members' mean, where residuals of
+    opposite sign cancel; ``evaluate_ensemble`` reports the largest of any member."""
+    from types import SimpleNamespace
+
+    import hybridland.calibrate as cal
+
+    days = 5
+    residual = np.zeros((2, days))  # one basin, two members (basin-major columns)
+    residual[0, 2], residual[1, 2] = 1e-3, -1e-3
+    residual = np.concatenate([residual, np.zeros((2, days))])  # a second basin, closed
+    residual[3, 4] = 5e-3  # ... except in a member left out (weight 0)
+    sim = SimpleNamespace(fluxes=SimpleNamespace(runoff=np.ones((4, days)),
+                                                 water_residual=residual),
+                          cumulative_water_residual=np.cumsum(residual, axis=1))
+    monkeypatch.setattr(cal, "simulate", lambda *args, **kwargs: sim)
+    monkeypatch.setattr(cal, "member_columns", lambda forcing, params: (forcing, params))
+    data = SimpleNamespace(n_basins=2, forcing=lambda *args: None, time=range(days),
+                           periods={"test": (0, days - 1)}, obs=np.ones((2, days)))
+    out = cal.score_periods(None, data, None, {"test": "test"},
+                            weights=np.array([[1.0, 1.0], [1.0, 0.0]]))
+    np.testing.assert_allclose(out["max_abs_step_water_residual"], [1e-3, 0.0])
+    np.testing.assert_allclose(out["max_abs_cumulative_water_residual"], [1e-3, 0.0])
+
+
 def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
     ds = _twin(0.3)  # noisy observations: later steps may fit the noise
     forcing = to_forcing(ds, dtype=np.float64)
