@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -128,6 +129,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     seed = 0 if args.seed is None else args.seed
     t_tolerance = T_TOLERANCE if args.t_tolerance is None else args.t_tolerance
     dtype = np.float64 if args.x64 else np.float32
+    from .train.config import iso_date
+
+    for flag, value in (("--start", args.start), ("--end", args.end)):
+        try:  # '1995' was read as 1995-01-01 (even as --end), '...T12:00' as the next day
+            if value is not None:
+                iso_date(value)
+        except ValueError:
+            return _fail("simulate", f"{flag} {value!r} is not an ISO date (YYYY-MM-DD); give "
+                         "a whole day, e.g. 1995-12-31.")
 
     t0 = time.perf_counter()
     try:
@@ -249,6 +259,10 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
     if given is not None:
         return (f"--out {out} names an input of this command ({given}), which is never "
                 f"overwritten; give another file name such as {example}.")
+    run = _run_holding(out)
+    if run is not None:
+        return (f"--out {out} is a file that the training in {run} wrote, which no other "
+                f"command replaces; give another file name such as {example}.")
     if not os.access(out.parent, os.W_OK):
         return f"Output folder {out.parent} is not writable; choose another --out."
     from .io.replaceable import foreign
@@ -257,6 +271,19 @@ def _output_path(out: Path, example: str, inputs: Sequence[Path] = (), *,
     if what:
         return (f"--out {out} exists and is not {what}, so it is not replaced; give another "
                 f"file name such as {example}, or remove it first.")
+    return None
+
+
+def _run_holding(path: Path) -> Path | None:
+    """The run directory whose training wrote ``path`` (one of its ``run_outputs``, in it or in
+    its ``plots/``), or None: any run's, not only the one a command reads, so that a table
+    or figure written beside another run never replaces that run's own."""
+    from .train.loop import is_run_directory, run_outputs
+
+    for folder in (path.parent, path.parent.parent):
+        if folder.is_dir() and is_run_directory(folder):
+            if any(_same_file(path, p) for p in run_outputs(folder)):
+                return folder
     return None
 
 
@@ -338,7 +365,7 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
         from .train.report import evaluation_figures
 
         for figure in evaluation_figures(plots, Path(args.out).stem):
-            if any(_same_file(figure, p) for p in inputs):
+            if any(_same_file(figure, p) for p in inputs) or _run_holding(figure):
                 problem = (f"--plots {plots} with --out {args.out} would replace {figure}, a "
                            "file of the run, which is never overwritten; give another --plots "
                            "folder or --out name.")
@@ -663,7 +690,11 @@ def _basin_list(text: str) -> list[str]:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    """An integer >= 1 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:  # argparse then said "invalid _positive_int value"
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -945,7 +976,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     args.argv = argv
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
     except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
         with contextlib.suppress(OSError, ValueError):  # no more writes to the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -955,12 +988,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args.command, f"{err.strerror or err}{where}. Check that the file or folder "
                      "exists and can be read, and that output folders can be written, then run "
                      "the command again (nothing half-written is left).")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         resume = " Run the same command to resume." if args.command == "train" else ""
-        print(f"hybridland {args.command}: interrupted (Ctrl-C). {_INTERRUPTED}{resume}",
+        signum = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
+        what = ("Ctrl-C" if signum == signal.SIGINT
+                else f"signal {signal.Signals(signum).name}")
+        print(f"hybridland {args.command}: interrupted ({what}). {_INTERRUPTED}{resume}",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + int(signum)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a job scheduler, a closed terminal), raised where Python is, as
+    Ctrl-C is: the same clean-up runs (no temporary file is left) and the exit status is
+    128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
+def entry() -> None:
+    """The ``hybridland`` command: ``main`` with SIGTERM and SIGHUP handled as Ctrl-C is, then
+    an exit that does not wait for the threads JAX may still run. After an interrupt those can
+    be in the middle of a compilation, and the interpreter's own shutdown then crashed
+    (segmentation fault, status 139) instead of exiting with 130."""
+    for name in ("SIGTERM", "SIGHUP"):
+        # an ignored one (SIGHUP under nohup) stays ignored
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_DFL:
+            signal.signal(getattr(signal, name), _terminate)
+    code = main()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    if code > 128:  # interrupted: leave without the interpreter's shutdown
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

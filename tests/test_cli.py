@@ -476,13 +476,24 @@ def test_evaluate_refuses_a_plots_file_before_any_work(tmp_path, capsys):
     assert not out.exists() and notes.read_text() == "mine"
 
 
-def test_evaluate_period_and_aridity_errors_name_the_options(tmp_path, capsys):
+def test_evaluate_period_and_aridity_errors_name_the_options(tmp_path, capsys, mopex_file):
     base = ["evaluate", "--run-dir", tmp_path / "run", "--out", tmp_path / "ev.csv"]
     _refused(capsys, [*base, "--period", "1982-12-01:1982-07-01"], "--period", "before it starts",
              absent=("data.train_period",))
     _refused(capsys, ["simulate", "--run-dir", tmp_path / "run", "--data", tmp_path / "d.nc",
                       "--start", "1982-12-01", "--end", "1982-07-01", "--out", tmp_path / "o.nc"],
              "--start 1982-12-01 --end 1982-07-01", "before it starts")
+    # without --run-dir, '1995' was read as 1995-01-01 (as --end too) and '...T12:00' as the
+    # day after, where --run-dir refused both
+    for flag, bad in (("--end", "1995"), ("--start", "1995-01-01T12:00")):
+        _refused(capsys, ["simulate", "--data", mopex_file, "--model", "physics", flag, bad,
+                          "--out", tmp_path / "o.nc"], f"{flag} {bad!r} is not an ISO date")
+    assert not (tmp_path / "o.nc").exists()
+    # a count that is not an integer: the message named an internal function
+    for bad in ("x", "1.5"):
+        err = _refused(capsys, ["train", "--config", tmp_path / "c.yaml", "--max-epochs", bad],
+                       "--max-epochs", f"must be a positive integer, got {bad!r}")
+        assert "_positive_int" not in err
     # forms date.fromisoformat takes but the period readers do not (a raw numpy message)
     for bad in ("19821201:19830101", "1982-W48-1:1983-01-01"):
         _refused(capsys, [*base, "--period", bad], "YYYY-MM-DD")

@@ -49,10 +49,16 @@ def _interruptible():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("extra", [[], ["--chunk-basins", "10"]], ids=["whole", "chunked"])
+@pytest.mark.parametrize("extra, sig", [([], signal.SIGINT),
+                                        (["--chunk-basins", "10"], signal.SIGINT),
+                                        ([], signal.SIGTERM)],
+                         ids=["whole", "chunked", "sigterm"])
 def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
-    forty_basins, tmp_path, extra
+    forty_basins, tmp_path, extra, sig
 ):
+    """Ctrl-C inside the write hung the process; SIGTERM (a scheduler ending a job) killed it
+    and left the temporary file. Both now exit promptly, at 128 + the signal, leaving
+    nothing."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     command = [*HYBRIDLAND, "simulate", "--data", str(forty_basins), "--model", "physics",
@@ -70,7 +76,7 @@ def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
                 time.sleep(0.002)
             else:
                 time.sleep(0.02)  # inside the write, where an interrupt used to hang the process
-                process.send_signal(signal.SIGINT)
+                process.send_signal(sig)
                 sent = time.perf_counter()
             _, err = process.communicate(timeout=20)
         finally:
@@ -85,8 +91,9 @@ def test_ctrl_c_during_the_netcdf_write_exits_promptly_and_leaves_nothing(
             continue
         break
     assert sent is not None, f"the write was never caught in progress in {attempts} attempts"
-    assert process.returncode == 130, err
-    assert "hybridland simulate: interrupted (Ctrl-C)" in err and "No partial file" in err
+    assert process.returncode == 128 + sig, err
+    what = "Ctrl-C" if sig == signal.SIGINT else "signal SIGTERM"
+    assert f"hybridland simulate: interrupted ({what})" in err and "No partial file" in err
     assert "Traceback" not in err
     assert os.listdir(out_dir) == []
 
@@ -248,6 +255,25 @@ def test_out_naming_an_input_is_refused(finished_run, evaluation_file, tmp_path)
         status, _, err = _cli(*argv)
         assert status == 2 and "names an input of this command" in err, (argv, err)
     assert data.read_bytes() == before and (run_dir / "model.eqx").read_bytes() == model
+
+
+def test_out_naming_another_runs_file_is_refused(finished_run, evaluation_file, tmp_path):
+    """Only the evaluated run's own files were protected: `evaluate --run-dir A --out
+    B/metrics_test.csv` replaced run B's test table with run A's scores (exit 0)."""
+    a = Path(shutil.copytree(finished_run, tmp_path / "a"))
+    b = Path(shutil.copytree(finished_run, tmp_path / "b"))
+    status, _, err = _cli("evaluate", "--run-dir", b, "--data", evaluation_file,
+                          "--out", b / "metrics_test.csv")
+    assert status == 2 and "names an input of this command" in err, err  # its own: refused
+    table = tmp_path / "table.csv"
+    assert _cli("evaluate", "--run-dir", b, "--data", evaluation_file, "--out", table)[0] == 0
+    shutil.copy(table, b / "metrics_test.csv")  # the table B's report would hold
+    before = (b / "metrics_test.csv").read_bytes()
+    status, _, err = _cli("evaluate", "--run-dir", a, "--data", evaluation_file,
+                          "--out", b / "metrics_test.csv")
+    assert status == 2, err
+    assert f"is a file that the training in {b} wrote, which no other command replaces" in err
+    assert (b / "metrics_test.csv").read_bytes() == before
 
 
 def test_calibrate_never_writes_over_its_configuration_or_data(evaluation_file, tmp_path):

@@ -681,34 +681,51 @@ def _write_pieces(ds: xr.Dataset):
         yield ds[[name]], "a"
 
 
+_HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+"""Signals held like Ctrl-C where Python handles them (the ``hybridland`` command raises an
+interrupt for them: ``cli.entry``)."""
+
+
 class _InterruptsBetweenSteps:
-    """Hold back Ctrl-C (SIGINT) while xarray and HDF5 write, and raise it between steps.
+    """Hold back Ctrl-C (SIGINT), and SIGTERM / SIGHUP where a Python handler takes them, while
+    xarray and HDF5 write, and raise them between steps.
 
     A ``KeyboardInterrupt`` raised inside ``Dataset.to_netcdf`` can leave xarray's HDF5 lock
     held, and its own cleanup then waits for that lock forever (the process hangs with a
-    partial file). Here the signal only sets a flag; ``check()`` raises ``KeyboardInterrupt``
-    between steps, where the caller can remove its temporary file. Outside the main thread
-    (where Python delivers no signal) it does nothing; an ignored SIGINT stays ignored.
+    partial file). Here a signal only sets a flag; ``check()`` raises it between steps (Ctrl-C
+    as ``KeyboardInterrupt``, the others through their handler), where the caller can remove
+    its temporary file. Outside the main thread (where Python delivers no signal) it does
+    nothing; an ignored SIGINT stays ignored, and a signal without a Python handler keeps its
+    default action.
     """
 
     def __enter__(self):
-        self.pending = False
-        self.previous = None
+        self.pending = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._hold)
+            self.previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._hold)
+            for sig in _HELD_SIGNALS:
+                if callable(signal.getsignal(sig)):
+                    self.previous[sig] = signal.signal(sig, self._hold)
         return self
 
     def _hold(self, signum, frame) -> None:
-        self.pending = True
+        self.pending = signum
 
     def check(self) -> None:
-        if self.pending and self.previous is not signal.SIG_IGN:
-            self.pending = False
+        signum, self.pending = self.pending, None
+        if signum is None:
+            return
+        handler = self.previous.get(signum)
+        if signum == signal.SIGINT and handler is not signal.SIG_IGN:
             raise KeyboardInterrupt
+        if callable(handler):
+            handler(signum, None)
 
     def __exit__(self, kind, value, traceback) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
         if kind is None:
             self.check()
 
