@@ -289,6 +289,11 @@ def range_problem(name: str, value: tuple[float, float]) -> str | None:
     return None
 
 
+EMULATOR_PET_LAWS: tuple[str, ...] = tuple(
+    sorted(name for name, law in PET_LAWS.items() if "net_radiation" not in law.requires))
+"""PET laws an emulator can be trained with: its training runs are synthetic twins, whose
+forcing has no net radiation."""
+
 @dataclasses.dataclass(frozen=True)
 class EmulatorSettings:
     """Architecture and training of an emulator (saved beside its weights as JSON)."""
@@ -321,8 +326,10 @@ class EmulatorSettings:
             )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
-        if self.pet not in PET_LAWS:
-            raise ValueError(f"Unknown PET law {self.pet!r}; choose from {sorted(PET_LAWS)}.")
+        if self.pet not in EMULATOR_PET_LAWS:
+            raise ValueError(
+                f"PET law {self.pet!r} cannot drive the emulator's training runs (synthetic "
+                f"twins, without net radiation); choose from {list(EMULATOR_PET_LAWS)}.")
         object.__setattr__(self, "aridity", tuple(float(a) for a in self.aridity))
         object.__setattr__(self, "lat", tuple(float(a) for a in self.lat))
         for name in ("aridity", "lat"):  # checked here, not after the physics runs

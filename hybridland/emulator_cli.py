@@ -41,7 +41,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _out_folder_problem(out: Path) -> str | None:
     """Why the folder ``out`` cannot receive an emulator (None if it can): it, or a folder it
-    would be created in, is an existing file (never overwritten), or cannot be written."""
+    would be created in, is an existing file (never overwritten), or cannot be written, or it
+    holds an ``emulator.eqx`` / ``emulator.json`` that is not an earlier emulator (a user's
+    file of that name was replaced)."""
+    from .emulator import SETTINGS_FILE, WEIGHTS_FILE, load_emulator
+
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():
         what = f"--out {out}" if existing == out else f"--out {out}: {existing}"
@@ -49,6 +53,14 @@ def _out_folder_problem(out: Path) -> str | None:
                 "folder (emulator.eqx, emulator.json). Give a new or existing folder as --out.")
     if not os.access(existing, os.W_OK):
         return f"--out {out}: folder {existing} is not writable; choose another --out."
+    present = [name for name in (WEIGHTS_FILE, SETTINGS_FILE) if (out / name).exists()]
+    if present:
+        try:
+            load_emulator(out)
+        except Exception as err:  # noqa: BLE001 - anything unreadable is not ours to replace
+            return (f"--out {out} holds {' and '.join(present)}, which is not an emulator this "
+                    f"command wrote ({err}), so it is not replaced; give another folder, or "
+                    "remove the file(s) first.")
     return None
 
 
@@ -109,8 +121,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``emulate`` (with ``train`` and ``evaluate``) on a ``add_subparsers`` object."""
     # Imported here, not at the top, so that cli.py can import this module.
     from .cli import _integer_in, _positive_int, _positive_number
-    from .emulator import EmulatorSettings
-    from .physics.pet import PET_LAWS
+    from .emulator import EMULATOR_PET_LAWS, EmulatorSettings
 
     # numpy's SeedSequence (the synthetic climates) takes no negative seed
     seed = _integer_in(0, 2**63 - 1, "a non-negative 64-bit integer", "give a seed such as 0")
@@ -153,7 +164,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     tr.add_argument("--depth", type=_positive_int, default=d.depth, metavar="N")
     tr.add_argument("--learning-rate", type=_positive_number, default=d.learning_rate,
                     metavar="LR")
-    tr.add_argument("--pet", choices=sorted(PET_LAWS), default=d.pet,
+    tr.add_argument("--pet", choices=EMULATOR_PET_LAWS, default=d.pet,
                     help="PET law of the emulated physics model (default %(default)s)")
     tr.add_argument("--seed", type=seed, default=d.seed, help="seed of data, weights, batches")
     tr.add_argument("--quiet", action="store_true", help="no loss log")

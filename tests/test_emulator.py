@@ -110,6 +110,11 @@ def test_settings_are_checked():
         em.EmulatorSettings(n_days=30, window_days=30)
     with pytest.raises(ValueError, match="PET law"):
         em.EmulatorSettings(pet="penman")
+    # offered by `emulate train --pet`, it crashed with a traceback once the synthetic training
+    # runs (no net radiation) were made
+    assert "priestley_taylor" not in em.EMULATOR_PET_LAWS
+    with pytest.raises(ValueError, match=r"'priestley_taylor' cannot drive.*without net radiation"):
+        em.EmulatorSettings(pet="priestley_taylor")
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +274,14 @@ def test_cli_train_refuses_bad_ranges_and_an_existing_file_before_training(tmp_p
     assert emulate_main(["train", "--out", str(notes)]) == 2
     assert f"--out {notes} is an existing file" in capsys.readouterr().err
     assert notes.read_text() == "mine\n" and not (tmp_path / "e").exists()
+    # a folder holding a user's file named like an emulator's: it was replaced
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / em.SETTINGS_FILE).write_text('{"my": "notes"}')
+    assert emulate_main(["train", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {folder} holds emulator.json, which is not an emulator this command wrote" in err
+    assert (folder / em.SETTINGS_FILE).read_text() == '{"my": "notes"}'
 
 
 def test_a_damaged_emulator_is_named_with_the_fix(trained, tmp_path, capsys):
