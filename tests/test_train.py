@@ -144,6 +144,21 @@ def test_config_numbers_and_ids_are_read_as_written(tmp_path):
         load_config(write(tmp_path, BASE + "training: {epochs: 010}\n"))
 
 
+def test_a_period_outside_a_canonical_file_names_the_file_and_its_days():
+    """The Fulda and NetCDF loaders selected an empty axis for a period outside their data:
+    'The 'time' axis of <dataset> is empty', naming neither file nor days."""
+    from hybridland.io._checks import PeriodError
+    from hybridland.train.data import LOADERS
+
+    config = config_from_dict({"data": {"loader": "fulda",
+                                        "train_period": ["1990-01-01", "1991-12-31"],
+                                        "validation_period": ["1992-01-01", "1992-12-31"],
+                                        "warmup_days": 30}})
+    with pytest.raises(PeriodError, match=r"not inside the data of the spotpy Fulda example "
+                       r"data \(1979-01-01 \.\. 1988-12-31\); choose days within it"):
+        LOADERS["fulda"](config.data, 0)
+
+
 def test_seeds_beyond_32_bits_seed_other_weights_in_both_precisions():
     """``jax.random.key`` keeps the low 32 bits of a seed in float32 mode: seed 2**32 + 5
     gave the weights of seed 5 there (and others in float64 mode)."""

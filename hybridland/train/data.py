@@ -180,10 +180,10 @@ def _load_mopex(cfg: DataConfig, seed: int, exclude_known: bool = True):
 
 def _from_dataset(ds, cfg: DataConfig, seed: int, source: str, exclude_known: bool) -> Source:
     from ..io import ForcingDataError
-    from ..io._checks import check_time
+    from ..io._checks import check_time, select_period
     from ..io.canonical import PET_VARIABLE, aridity_index
 
-    check_time(ds, source)  # before any selection by date
+    time = check_time(ds, source)  # before any selection by date
     ids = [str(c) for c in ds["column"].values]
     aridity = None
     if cfg.aridity_range is not None:
@@ -205,9 +205,10 @@ def _from_dataset(ds, cfg: DataConfig, seed: int, source: str, exclude_known: bo
                 basins=unknown,
             )
         ds = ds.sel(column=basins)
-    first, last = cfg.span
-    ds = ds.sel(time=slice(first.isoformat(), last.isoformat()))
-    return Source.from_canonical(ds, cfg.pet, source)
+    first, last = cfg.span  # outside the data: a message naming the file and its days, as
+    # for MOPEX (an empty selection said only "The 'time' axis of <dataset> is empty")
+    t0, t1 = select_period(time, first.isoformat(), last.isoformat(), source)
+    return Source.from_canonical(ds.isel(time=slice(t0, t1)), cfg.pet, source)
 
 
 def _load_netcdf(cfg: DataConfig, seed: int, exclude_known: bool = True) -> Source:
