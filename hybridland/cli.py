@@ -67,7 +67,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if len(given) > 1:
         options = " and ".join("--" + n.replace("_", "-") for n in given)
         return _fail("simulate", f"Give one of --model, --run-dir and --params, not {options}.")
-    if Path(args.data).is_dir():
+    if args.data is None and args.run_dir is None:  # a trained run knows its data; others not
+        return _fail("simulate", "Give --data FILE.nc (the forcing, MOPEX layout), or --run-dir "
+                     "RUN to simulate a trained run on its own data.")
+    if args.data is not None and Path(args.data).is_dir():
         return _fail("simulate", f"--data {args.data} is a folder; give a NetCDF file (the "
                      "forcing in the MOPEX layout, or the layout of --run-dir's run).")
     if args.run_dir is not None:
@@ -455,7 +458,13 @@ def _simulate_trained(args: argparse.Namespace) -> int:
         title=f"hybridland simulation with trained run {evaluation.config.run.name}",
         history="hybridland " + " ".join(shlex.quote(a) for a in args.argv),
     )
-    ds.attrs["input_file"] = str(Path(args.data).resolve())
+    data, loader = args.data, evaluation.config.data.loader
+    if data is None:  # the run's own data
+        from .io import mopex_path
+
+        data = evaluation.config.data.path or (mopex_path() if loader == "mopex" else None)
+    ds.attrs["input_file"] = (str(Path(data).resolve()) if data is not None
+                              else f"the built-in data of the '{loader}' loader")
     ds.attrs["run_directory"] = str(Path(args.run_dir).resolve())
     write_netcdf(ds, out, compression=args.compression)
     _print_evaluation("simulate", evaluation, out)
@@ -764,7 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
         "missing forcing dropped, T_min > T_max swapped); --strict refuses them instead. Bad "
         "input stops with exit code 2 and a message naming the variable and basins.",
     )
-    sim.add_argument("--data", required=True, metavar="FILE.nc", help="input forcing file")
+    sim.add_argument("--data", metavar="FILE.nc",
+                     help="input forcing file (with --run-dir: default the run's own data)")
     sim.add_argument(
         "--model",
         choices=sorted(BUCKET_KINDS),

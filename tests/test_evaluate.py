@@ -195,6 +195,16 @@ def test_cli_simulate_with_a_trained_run(run, unseen_file, tmp_path, capsys):
         assert str(ds["time"].values[0])[:10] == TEST[0]
         assert {"runoff", "evapotranspiration", "observed_runoff"} <= set(ds.data_vars)
         assert float(np.abs(water_budget_terms(ds)["cumulative_residual"]).max()) < 1e-3
+    # without --data: the run's own data, as `evaluate --run-dir` reads it (--data was
+    # required, so a run whose data file has no other copy could not be simulated)
+    own = tmp_path / "own.nc"
+    code = main(["simulate", "--run-dir", str(run_dir), "--out", str(own)])
+    assert code == 0, capsys.readouterr().err
+    with xr.open_dataset(own) as ds:
+        assert list(ds["basin"].values) == list(BASINS)
+    # ... which only a trained run has
+    assert main(["simulate", "--model", "physics", "--out", str(tmp_path / "x.nc")]) == 2
+    assert "Give --data FILE.nc" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
