@@ -132,15 +132,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     seed = 0 if args.seed is None else args.seed
     t_tolerance = T_TOLERANCE if args.t_tolerance is None else args.t_tolerance
     dtype = np.float64 if args.x64 else np.float32
-    from .train.config import iso_date
-
     for flag, value in (("--start", args.start), ("--end", args.end)):
         try:  # '1995' was read as 1995-01-01 (even as --end), '...T12:00' as the next day
             if value is not None:
-                iso_date(value)
-        except ValueError:
-            return _fail("simulate", f"{flag} {value!r} is not an ISO date (YYYY-MM-DD); give "
-                         "a whole day, e.g. 1995-12-31.")
+                _iso_day(flag, value)
+        except ValueError as err:
+            return _fail("simulate", str(err))
 
     t0 = time.perf_counter()
     try:
@@ -316,6 +313,18 @@ def _run_inputs(run_dir: Path, data: str | None) -> list[Path]:
     return inputs + ([Path(data)] if data else [])
 
 
+def _iso_day(flag: str, value: str):
+    """The day ``value`` of option ``flag``; a ValueError naming both unless it is a whole ISO
+    day (YYYY-MM-DD)."""
+    from .train.config import iso_date
+
+    try:
+        return iso_date(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r} is not an ISO date (YYYY-MM-DD); give a whole day, "
+                         "e.g. 1995-12-31.") from None
+
+
 def _period(text: str | None, start: str | None = None, end: str | None = None):
     """``START:END`` (or separate start and end) as an ISO period; None when neither is given."""
     if text is not None:
@@ -327,14 +336,8 @@ def _period(text: str | None, start: str | None = None, end: str | None = None):
         return None
     if start is None or end is None:
         raise ValueError("Give both --start and --end (or neither).")
-    from .train.config import iso_date
-
-    days = []
-    for value in (start, end):
-        try:
-            days.append(iso_date(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD).") from None
+    flags = ("--period",) * 2 if text is not None else ("--start", "--end")
+    days = [_iso_day(flag, value) for flag, value in zip(flags, (start, end))]
     if days[1] < days[0]:
         given = f"--period {text}" if text is not None else f"--start {start} --end {end}"
         raise ValueError(f"{given} ends ({end}) before it starts ({start}); give the first day "
@@ -1027,10 +1030,11 @@ def entry() -> None:
     an exit that does not wait for the threads JAX may still run. After an interrupt those can
     be in the middle of a compilation, and the interpreter's own shutdown then crashed
     (segmentation fault, status 139) instead of exiting with 130."""
-    for name in ("SIGTERM", "SIGHUP"):
-        # an ignored one (SIGHUP under nohup) stays ignored
-        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_DFL:
-            signal.signal(getattr(signal, name), _terminate)
+    from .io.output import _HELD_SIGNALS  # the ones a write holds back, as Ctrl-C
+
+    for sig in _HELD_SIGNALS:  # an ignored one (SIGHUP under nohup) stays ignored
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _terminate)
     code = main()
     with contextlib.suppress(Exception):
         sys.stdout.flush()

@@ -632,7 +632,8 @@ def from_cf(ds: xr.Dataset, *, source: str = "<dataset>") -> xr.Dataset:
     daily mean alone fills both minimum and maximum (noted in a ``comment``; Hargreaves PET then
     sees no range, and ``validate`` refuses it). Each step's day is the lower of its time
     bounds where ``time`` has them (an end-of-day stamp is its day's, not the next); bounds
-    variables (named by a coordinate's ``bounds``, e.g. ``time_bnds``) are then left out, and variables without a known standard name skipped; known ones in unknown
+    variables (named by a coordinate's ``bounds``, e.g. ``time_bnds``) are then left out, and
+    variables without a known standard name skipped; known ones in unknown
     units, without the column dimension or filling the same canonical variable as another
     raise ``ForcingDataError``.
     """

@@ -447,7 +447,7 @@ def _metric_table(
             "mean_infiltration_excess_mm_day": horton,
             "mean_precip_mm_day": np.mean(precip, axis=1),
             "mean_runoff_observed_days_mm_day": mean_on_days(np.asarray(runoff), seen),
-            "mean_precip_observed_days_mm_day": _nanmean_rows(np.where(seen, precip, np.nan)),
+            "mean_precip_observed_days_mm_day": mean_on_days(np.asarray(precip), seen),
             "max_abs_step_residual_mm": step_residual,
             "max_abs_cumulative_residual_mm": cumulative_residual,
         }
