@@ -563,12 +563,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import load_config, train
     from .train.checkpoint import CheckpointWarning
 
+    from .io._files import folder_problem
+
     run_dir = Path(args.run_dir)
-    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        return _fail("train", f"Run directory {run_dir} cannot be written ({existing} is "
-                     f"{'not a folder' if not existing.is_dir() else 'read-only'}); choose "
-                     "another --run-dir.")
+    problem = folder_problem(run_dir, "--run-dir", "a run (its configuration, checkpoints, "
+                             "model and metrics)")
+    if problem is not None:
+        return _fail("train", problem)
     config = None
     try:
         config = load_config(args.config)
@@ -659,6 +660,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .io import ForcingDataError
     from .train.checkpoint import RunFileError
 
+    from .io._files import folder_problem
+
+    problem = folder_problem(args.out, "--out", "the demo (its runs, tables and figures)")
+    if problem is not None:
+        return _fail("demo", problem)
     try:
         kwargs = {} if args.epochs is None else {"epochs": args.epochs}
         run_demo(args.out, progress=not args.no_progress, **kwargs)

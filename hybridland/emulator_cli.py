@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,13 +45,11 @@ def _out_folder_problem(out: Path) -> str | None:
     file of that name was replaced)."""
     from .emulator import SETTINGS_FILE, WEIGHTS_FILE, load_emulator
 
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        what = f"--out {out}" if existing == out else f"--out {out}: {existing}"
-        return (f"{what} is an existing file, not a folder; the emulator is written into a "
-                "folder (emulator.eqx, emulator.json). Give a new or existing folder as --out.")
-    if not os.access(existing, os.W_OK):
-        return f"--out {out}: folder {existing} is not writable; choose another --out."
+    from .io._files import folder_problem
+
+    problem = folder_problem(out, "--out", "the emulator (emulator.eqx, emulator.json)")
+    if problem is not None:
+        return problem
     present = [name for name in (WEIGHTS_FILE, SETTINGS_FILE) if (out / name).exists()]
     if present:
         try:

@@ -548,6 +548,46 @@ def test_a_key_given_twice_is_refused(command, tmp_path, capsys):
     assert not (tmp_path / "run").exists() and not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "calibrate", "study"])
+@pytest.mark.parametrize("kind", ["binary", "folder"])
+def test_a_config_that_is_no_yaml_text_file_is_named(command, kind, tmp_path, capsys):
+    # a binary file given as --config ended in "'utf-8' codec can't decode byte 0xff", naming
+    # neither the file nor the fix; a folder, in study, in a traceback
+    config = tmp_path / f"{command}.yaml"
+    if kind == "binary":
+        config.write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe\x00data")
+        words = ("not a YAML text file", "not a binary file")
+    else:
+        config.mkdir()
+        words = ("is a folder", "give a YAML file")
+    argv = {"train": ["train", "--config", config, "--run-dir", tmp_path / "run"],
+            "calibrate": ["calibrate", "--config", config, "--out", tmp_path / "p.nc"],
+            "study": ["study", "climate-shift", "--config", config, "--out", tmp_path / "s"]}
+    _refused(capsys, argv[command], str(config), *words)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "study"])
+@pytest.mark.parametrize("below", [False, True])
+def test_an_output_folder_that_is_a_file_is_refused_first(command, below, tmp_path, capsys):
+    # demo and study said "File exists (afile)" / "Not a directory (afile/.jax_cache)",
+    # naming neither the option nor the fix; the user's file is kept
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    folder = afile / "sub" if below else afile
+    study = Path(__file__).parents[1] / "experiments" / "climate_shift" / "study.yaml"
+    train = Path(__file__).parents[1] / "experiments" / "mopex" / "hybrid.yaml"
+    argv, option = {
+        "train": (["train", "--config", train, "--run-dir", folder], "--run-dir"),
+        "demo": (["demo", "--out", folder, "--epochs", "1", "--no-progress"], "--out"),
+        "study": (["study", "climate-shift", "--config", study, "--out", folder, "--quick"],
+                  "--out"),
+    }[command]
+    _refused(capsys, argv, f"{option} {folder}", "existing file, not a folder",
+             f"Give a new or existing folder as {option}")
+    assert afile.read_text() == "mine"
+
+
 def test_demo_into_a_foreign_folder_exits_2(tmp_path, capsys):
     (tmp_path / "demo" / "physics").mkdir(parents=True)
     (tmp_path / "demo" / "physics" / "notes.txt").write_text("mine")

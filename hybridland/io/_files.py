@@ -87,3 +87,19 @@ def json_text(document, indent: int | None = 1) -> str:
     """Standard JSON of ``document``: a non-finite float (NaN, inf), which JSON cannot hold and
     Python would write as the non-standard ``NaN`` / ``Infinity``, is written as ``null``."""
     return json.dumps(_finite_or_none(document), indent=indent, allow_nan=False)
+
+
+def folder_problem(folder: str | os.PathLike, option: str, holds: str) -> str | None:
+    """Why the output folder ``folder`` (given as ``option``, e.g. ``--out``) cannot be created
+    or written (None if it can): it, or a folder it would be created in, is an existing file
+    (never replaced by a folder), or the nearest existing folder is read-only. ``holds`` says
+    what the command writes there, for the message."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        what = f"{option} {folder}" if existing == folder else f"{option} {folder}: {existing}"
+        return (f"{what} is an existing file, not a folder; {holds} is written into a folder. "
+                f"Give a new or existing folder as {option}.")
+    if not os.access(existing, os.W_OK):
+        return f"{option} {folder}: folder {existing} is not writable; choose another {option}."
+    return None

@@ -21,8 +21,15 @@ def _cmd_climate_shift(args: argparse.Namespace) -> int:
     from .config import load_study
     from .report import verdict
 
+    from ..io._files import folder_problem
+
     try:
         study = load_study(args.config)
+        if not args.report_only:  # --report-only reads it (and says so if it is not a study's)
+            problem = folder_problem(args.out, "--out", "the study (its runs, tables and "
+                                     "figures)")
+            if problem is not None:
+                raise ConfigError(problem)
         if args.report_only:
             if args.quick:
                 raise ConfigError("--report-only keeps the setting of the scoring it rewrites; "

@@ -34,8 +34,6 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-import yaml
-
 from ..train.config import (
     Config,
     ConfigError,
@@ -43,7 +41,7 @@ from ..train.config import (
     _check_period,
     _fail,
     build_sections,
-    load_yaml,
+    read_yaml_file,
 )
 from ..train.config import load_config as load_training_config
 
@@ -322,12 +320,7 @@ class Study:
 def load_study(path: str | os.PathLike) -> Study:
     """Read and validate a study file (see the module docstring)."""
     path = Path(path)
-    try:
-        raw = load_yaml(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"Study file {path} does not exist.") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Study file {path} is not valid YAML: {err}") from None
+    raw = read_yaml_file(path, f"Study file {path}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a study is a mapping of sections.")
     raw = dict(raw)

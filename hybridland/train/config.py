@@ -627,6 +627,26 @@ def load_with_base(path: str | os.PathLike, build):
         raise ConfigError(f"{path}{bases}: {err}") from None
 
 
+def read_yaml_file(path: str | os.PathLike, what: str):
+    """The parsed YAML of the file ``path``; ``ConfigError`` starting with ``what`` (the file,
+    as the message names it) for a file that is missing, a folder, unreadable, not UTF-8 text
+    (a binary file given by mistake) or not valid YAML."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return load_yaml(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} does not exist.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} is a folder; give a YAML file.") from None
+    except OSError as err:
+        raise ConfigError(f"{what} cannot be read: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} is not a YAML text file (byte {err.start} is not UTF-8 "
+                          "text); give the YAML configuration, not a binary file.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} is not valid YAML: {err}") from None
+
+
 def read_with_base(path: str | os.PathLike, *, files: list[str] | None = None):
     """The YAML mapping of a configuration file with its ``base:`` chain merged in (see
     ``load_config``); ``files`` (when given) receives the files read, this one first.
@@ -635,16 +655,8 @@ def read_with_base(path: str | os.PathLike, *, files: list[str] | None = None):
     files = [] if files is None else files
     path = os.fspath(path)
     here = os.path.realpath(path)  # a base is relative to the file itself, not to a link to it
-    try:
-        with open(path) as f:
-            raw = load_yaml(f)
-    except FileNotFoundError:
-        where = f" (the base of {files[-1]})" if files else ""
-        raise ConfigError(f"Configuration file {path}{where} does not exist.") from None
-    except OSError as err:
-        raise ConfigError(f"Configuration file {path} cannot be read: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Configuration file {path} is not valid YAML: {err}") from None
+    where = f" (the base of {files[-1]})" if files else ""
+    raw = read_yaml_file(path, f"Configuration file {path}{where}")
     files.append(here)
     if not isinstance(raw, dict) or "base" not in raw:
         return raw
