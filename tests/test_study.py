@@ -99,6 +99,27 @@ def test_study_file_loads_every_model_config():
     assert study.models["hybrid_regional"].model.parameter_network
 
 
+def test_plateau_study_differs_from_the_study_only_in_the_schedule_of_hybrid_and_lstm():
+    """experiments/climate_shift/plateau/study.yaml (the study being retrained with the plateau
+    schedule) resolves every other model to the study's own configuration, so the runs it shares
+    with the study are reused, not trained again; it writes no page of the repository."""
+    from hybridland.study.climate_shift import _resolved
+
+    study, plateau = load_study(STUDY), load_study(STUDY.parent / "plateau" / "study.yaml")
+    assert set(plateau.models) == set(study.models)
+    for name, config in study.models.items():
+        same = _resolved(plateau.models[name]) == _resolved(config)
+        assert same == (name not in ("hybrid", "lstm")), name
+    for name in ("hybrid", "lstm"):
+        mine, theirs = plateau.models[name], study.models[name]
+        assert mine.training.schedule == "plateau" and theirs.training.schedule != "plateau"
+        assert dataclasses.replace(mine, training=theirs.training) == theirs, name
+    for section in ("data", "budget_check", "ensemble", "fine_tuning", "extreme_weighting",
+                    "targets", "untrained", "quick", "baselines"):
+        assert getattr(plateau, section) == getattr(study, section), section
+    assert plateau.report.docs != study.report.docs
+    assert plateau.report.archive != study.report.archive
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
