@@ -108,9 +108,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         **evaluate_emulator(emulator, runs),
     }
     text = json_text(summary, indent=2)
-    print(text)
-    if args.out is not None:
+    if args.out is not None:  # written before it is printed: what is printed was kept
         atomic_write_text(args.out, text + "\n")
+    print(text)
     return EXIT_OK
 
 
