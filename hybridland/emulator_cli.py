@@ -19,6 +19,11 @@ EXIT_BAD_INPUT = 2
 def _cmd_train(args: argparse.Namespace) -> int:
     from .emulator import EmulatorSettings, save_emulator, train_emulator
 
+    if args.window_days >= args.days:  # said with the options, not the settings' names
+        print(f"hybridland emulate train: --window-days {args.window_days} must be shorter "
+              f"than --days {args.days} (each rollout of the loss is a window of the physics "
+              "runs); lower --window-days or raise --days.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         settings = EmulatorSettings(
             width=args.width, depth=args.depth, pet=args.pet, n_columns=args.columns,
