@@ -367,6 +367,10 @@ def _evaluate(command: str, args: argparse.Namespace, example: str, period):
                            kind="netcdf" if command == "simulate" else "table")
     plots = getattr(args, "plots", None)
     if not problem and plots is not None:
+        from .io._files import folder_problem
+
+        problem = folder_problem(plots, "--plots", "each figure (created if needed)")
+    if not problem and plots is not None:
         from .io.replaceable import foreign
         from .train.report import evaluation_figures
 
@@ -478,9 +482,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .train.report import plot_evaluation, write_table
 
     out = Path(args.out)
-    if args.plots is not None and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        return _fail("evaluate", f"--plots {args.plots} is a file; give a folder (created if "
-                     "needed) for the figures.")
     evaluation = _evaluate("evaluate", args, "metrics.csv", lambda: _period(args.period))
     if isinstance(evaluation, int):
         return evaluation

@@ -467,12 +467,15 @@ def test_simulate_bad_numbers_are_refused_at_parsing(option, value, words, subse
     assert not out.exists()
 
 
-def test_evaluate_refuses_a_plots_file_before_any_work(tmp_path, capsys):
+@pytest.mark.parametrize("below", [False, True])
+def test_evaluate_refuses_a_plots_file_before_any_work(below, tmp_path, capsys):
+    # a folder below a file (notes.txt/figures) was found only after the evaluation
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     out = tmp_path / "ev.csv"
-    _refused(capsys, ["evaluate", "--run-dir", tmp_path / "run", "--out", out, "--plots", notes],
-             "--plots", "is a file; give a folder")
+    plots = notes / "figures" if below else notes
+    _refused(capsys, ["evaluate", "--run-dir", tmp_path / "run", "--out", out, "--plots", plots],
+             f"--plots {plots}", "existing file, not a folder")
     assert not out.exists() and notes.read_text() == "mine"
 
 
