@@ -396,6 +396,36 @@ def test_targets_section_checks_each_pair_of_trainings():
     assert targets_section(results, scores, timing, untrained, none) == []
 
 
+def test_a_median_of_minus_inf_is_a_failed_score_not_a_missing_one():
+    """Where most basins of a group score metrics.WORST_WHEN_UNDEFINED (a simulation that is
+    not finite or constant), the median is -inf: the page printed 'n/a', its targets said 'not
+    measured' and the verdict named the model that failed in distribution as degrading least."""
+    from hybridland.study.report import budget_table, label, targets_section, verdict
+
+    study = load_study(STUDY)
+    inf = -np.inf
+    results = pd.DataFrame([
+        _h2a("hybrid", 0.80, inf, inf), _h2a("lstm", 0.82, 0.10, 0.05),
+        _h2a("physics", inf, 0.0, 0.0), _h2a("hybrid_regional", 0.5, 0.3, 0.2),
+        _h2a("hybrid_budget_x2", 0.80, 0.20, 0.10), _h2a("lstm_budget_x2", 0.82, 0.1, 0.05),
+    ])
+    scores = pd.DataFrame([_score("hybrid", "humid_to_arid", 1e-4)])
+    timing = pd.DataFrame({"model": ["hybrid"], "train_s": [60.0], "evaluate_s": [1.0]})
+    untrained = pd.DataFrame(columns=["site", "variable", "correlation", "anomaly_correlation"])
+    text = "\n".join(targets_section(results, scores, timing, untrained, study))
+    own = next(line for line in text.splitlines() if line.startswith("| own run"))
+    assert "-inf / 0.050" in own
+    # arid KGE >= 0, above the peer's and the smaller drop all fail; the humid NSE is met
+    assert own.count("**not met**") == 3 and "not measured" not in own
+    assert "n/a" not in own
+    least = verdict(results)
+    assert least.startswith(f"Under the humid → arid shift, **{label('hybrid_regional')}**")
+    # the budget's change from -inf to a score is a change, and not small
+    hybrid = next(line for line in budget_table(results, study)
+                  if line.startswith(f"| {label('hybrid')} |"))
+    assert "-inf → 0.100" in hybrid and "| inf | **no** |" in hybrid
+
+
 def test_budget_check_compares_the_change_with_the_spread_of_the_seeds():
     from hybridland.study.report import budget_table
 

@@ -65,8 +65,12 @@ def label(model: str) -> str:
 
 
 def _fmt(x, digits=2) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+    """``x`` with ``digits`` decimals; "n/a" for a missing value (None, NaN), "-inf" for the
+    median of a group where most basins scored ``metrics.WORST_WHEN_UNDEFINED``."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
         return "n/a"
+    if isinstance(x, float) and np.isinf(x):
+        return "-inf" if x < 0 else "inf"
     return f"{x:.{digits}f}"
 
 
@@ -146,7 +150,10 @@ def verdict(results: pd.DataFrame) -> str:
         VARIANT)].dropna(subset=["nse_drop"])
     if part.empty:
         return "No humid → arid results."
-    least = part.loc[part["nse_drop"].idxmin()]
+    # a model that fails in distribution (median NSE -inf) has a drop of -inf: no merit
+    ranked = part[np.isfinite(part["nse_in"])]
+    ranked = part if ranked.empty else ranked
+    least = ranked.loc[ranked["nse_drop"].idxmin()]
     best = part.loc[part["nse_shifted"].idxmax()]
     top = part.loc[part["nse_in"].idxmax()]
 
@@ -156,8 +163,8 @@ def verdict(results: pd.DataFrame) -> str:
 
     text = (f"Under the humid → arid shift, **{label(least['model'])}** degrades least "
             f"({scores(least)})")
-    close = part[(part["nse_drop"] <= least["nse_drop"] + TIE_NSE)
-                 & (part["model"] != least["model"])]
+    close = ranked[(ranked["nse_drop"] <= least["nse_drop"] + TIE_NSE)
+                   & (ranked["model"] != least["model"])]
     if len(close):
         text += "; within " + f"{TIE_NSE:g} of that drop: " + "; ".join(
             f"**{label(r['model'])}** ({scores(r)})" for _, r in close.iterrows())
@@ -579,7 +586,8 @@ def budget_table(results: pd.DataFrame, study) -> list[str]:
         if name not in part.index or more not in part.index:
             continue
         changes = {k: abs(part.at[more, k] - part.at[name, k]) for k, _ in keys}
-        measured = all(np.isfinite(v) for v in changes.values())
+        # a median of -inf (most basins failed) is a score: its change is inf, not unmeasured
+        measured = not any(np.isnan(v) for v in changes.values())
         change = max(changes.values()) if measured else np.nan
         cells = [f"{_fmt(part.at[name, k], 3)} → {_fmt(part.at[more, k], 3)}" for k, _ in keys]
         unmoved = ("not measured" if not measured
@@ -592,7 +600,7 @@ def budget_table(results: pd.DataFrame, study) -> list[str]:
                 spread = "n/a (trainings missing)"
             else:
                 ranges = {k: np.ptp([part.at[r, k] for r in runs]) for k, _ in keys}
-                if not measured or not all(np.isfinite(v) for v in ranges.values()):
+                if not measured or any(np.isnan(v) for v in ranges.values()):
                     spread = "not measured"
                 else:
                     within = all(changes[k] <= ranges[k] for k, _ in keys)
@@ -660,9 +668,10 @@ def ensemble_table(results: pd.DataFrame, study) -> list[str]:
 
 
 def _met(ok, *values) -> str:
-    """'met' / 'not met' for the test ``ok``; 'not measured' if a value it compares is not
-    a finite number (a missing score fails no target and meets none)."""
-    if not all(np.isfinite(v) for v in values):
+    """'met' / 'not met' for the test ``ok``; 'not measured' if a value it compares is missing
+    (NaN: a missing score fails no target and meets none). A median of -inf (most basins of
+    the group failed, ``metrics.WORST_WHEN_UNDEFINED``) is measured, and fails."""
+    if any(np.isnan(v) for v in values):
         return "not measured"
     return "met" if ok else "**not met**"
 
