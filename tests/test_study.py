@@ -146,6 +146,10 @@ def test_plateau_study_differs_from_the_study_only_in_the_schedule_of_hybrid_and
          "targets.study_minutes"),
         ("targets:\n  model: hybrid\n  peer: lstm\n  et_site: nowhere\n",
          "targets.et_site"),
+        # found only after every run was scored, and nothing was written
+        ("untrained:\n  model: hybrid\n  sites: [US-AR1, US-AR2]\n", "untrained.sites"),
+        ("untrained:\n  model: hybrid\n  sites: []\n", "untrained.sites"),
+        ("untrained:\n  model: lstm\n  sites: [US-AR1]\n", "'untrained.model' is 'lstm'"),
     ],
 )
 def test_study_errors_name_the_key(tmp_path, change, message):
@@ -424,6 +428,36 @@ def test_a_median_of_minus_inf_is_a_failed_score_not_a_missing_one():
     hybrid = next(line for line in budget_table(results, study)
                   if line.startswith(f"| {label('hybrid')} |"))
     assert "-inf → 0.100" in hybrid and "| inf | **no** |" in hybrid
+
+
+@pytest.mark.parametrize("share", [0.01, 0.2, 0.5, 0.8, 0.99])
+@pytest.mark.parametrize("n", [2, 3, 4, 38])
+def test_diverse_split_trains_on_some_arid_basins_and_leaves_some_unseen(share, n):
+    # a share that rounded to none of 2-4 arid basins made the diverse split humid -> arid
+    # again (and its fine-tuning fail late); one that rounded to all left none to test on
+    from hybridland.study.climate_shift import arid_training_basins
+
+    arid = [f"b{i:02d}" for i in range(n)]
+    train = arid_training_basins(arid, share, seed=0)
+    assert 1 <= len(train) <= n - 1 and set(train) <= set(arid)
+    assert train == sorted(set(train))
+    if 1 <= round(share * n) <= n - 1:  # the share as given
+        assert len(train) == round(share * n)
+    assert arid_training_basins(arid, share, seed=0) == train  # the seed decides
+
+
+def test_extreme_table_names_the_days_its_in_columns_score():
+    # the dry_extremes rows' "in" scores are the test years outside the dry years; the table
+    # called them the test period, whose NSE (the temporal table's) differs
+    from hybridland.study.report import _extreme_table
+
+    rows = [dict(_h2a(m, 0.7, 0.2, 0.1, split="dry_extremes"), log_nse_in=0.6,
+                 log_nse_shifted=0.1, flv_shifted=-30.0) for m in ("lstm", "lstm_extreme")]
+    rows.append(dict(_h2a("lstm", 0.75, 0.0, 0.0, split="temporal")))
+    table = _extreme_table(pd.DataFrame(rows))
+    head = table.splitlines()[0]
+    assert "NSE test years outside the dry years" in head and "test period" not in head
+    assert table.count("| 0.70 |") == 2 and "0.75" not in table
 
 
 def test_budget_check_compares_the_change_with_the_spread_of_the_seeds():
@@ -766,6 +800,36 @@ def test_report_only_rewrites_the_page_from_the_scores(quick_study, tmp_path, ca
     assert "leave out --quick" in capsys.readouterr().err
     assert report_only(copy, "--train-only", "temporal/hybrid") == 2  # one or the other
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_an_invocation_that_does_not_score_leaves_the_scorings_basins(tmp_path, monkeypatch,
+                                                                     mopex_file):
+    # basins.csv was written at the start of every invocation: a --train-only one (or one
+    # interrupted before scoring) with another data.seed regrouped the last scoring's basins,
+    # which --report-only then summarised with the wrong unseen arid basins
+    study = load_study(STUDY)
+    study = dataclasses.replace(study, data=dataclasses.replace(study.data, seed=7))
+    monkeypatch.setattr(climate_shift, "_train", lambda *a, **k: 0.0)
+    monkeypatch.setattr(climate_shift, "_epochs", lambda *a, **k: {})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "basins.csv").write_text("the last scoring's\n")
+    climate_shift.run_study(study, out, quick=True, progress=False, log=lambda *_: None,
+                            only=["temporal/physics"])
+    assert (out / "basins.csv").read_text() == "the last scoring's\n"
+
+
+def test_a_scoring_without_untrained_sites_removes_an_earlier_scorings_site_table(tmp_path):
+    # kept, --report-only and the page showed the earlier scoring's ET target as this one's
+    study = load_study(STUDY)
+    study = dataclasses.replace(study, untrained=dataclasses.replace(study.untrained,
+                                                                     model=None))
+    (tmp_path / "figures").mkdir()
+    for name in ("untrained.csv", "figures/untrained_variables.png"):
+        (tmp_path / name).write_text("earlier")
+    assert climate_shift._untrained(study, tmp_path, log=lambda *_: None) is None
+    assert not (tmp_path / "untrained.csv").exists()
+    assert not (tmp_path / "figures" / "untrained_variables.png").exists()
 
 
 @pytest.mark.slow

@@ -166,9 +166,7 @@ def _load_all(study: Study, quick: bool, log) -> tuple[RunData, Basins, Config]:
     aridity = data.raw_attributes[:, 0]
     group = _groups(study, aridity)
     arid = [b for b, g in zip(data.basins, group) if g == "arid"]
-    rng = np.random.default_rng(study.data.seed)
-    n_train = int(round(study.data.arid_training_share * len(arid)))
-    arid_train = sorted(rng.choice(arid, n_train, replace=False).tolist()) if arid else []
+    arid_train = arid_training_basins(arid, study.data.arid_training_share, study.data.seed)
     basins = Basins(list(data.basins), aridity, group, arid_train)
     for name in ("humid", "intermediate", "arid"):
         log(f"{name}: {len(basins.of(name))} basins")
@@ -178,6 +176,18 @@ def _load_all(study: Study, quick: bool, log) -> tuple[RunData, Basins, Config]:
             f"data.arid (found {len(basins.of('humid'))} humid, {len(arid)} arid)."
         )
     return data, basins, config
+
+
+def arid_training_basins(arid: list[str], share: float, seed: int) -> list[str]:
+    """The arid basins the diverse split trains on: ``share`` of ``arid`` drawn with ``seed``,
+    sorted; at least one, and at least one left unseen where there are two or more (the split
+    compares the two): a share that rounds to none or to all of a few basins takes one or
+    leaves one."""
+    if not arid:
+        return []
+    n_train = min(max(int(round(share * len(arid))), 1), max(len(arid) - 1, 1))
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(arid, n_train, replace=False).tolist())
 
 
 def _load_quiet(config: Config) -> RunData:
@@ -646,9 +656,6 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
     (out / "runs").mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data, basins, _ = _load_all(study, quick, log)
-    table = pd.DataFrame({"basin": basins.ids, "aridity": basins.aridity, "group": basins.group,
-                          "arid_training_share": [b in basins.arid_train for b in basins.ids]})
-    ckpt.atomic_write_text(out / "basins.csv", table.to_csv(index=False))  # one per invocation
     timing, rows = [], []
     for job in jobs:
         config = run_config(study, job, basins, quick, _fine_tuning_start(out, job))
@@ -704,7 +711,9 @@ def run_study(study: Study, out, *, quick: bool = False, progress: bool = True,
 
 def _untrained(study: Study, out: Path, log):
     u = study.untrained
-    if u.model is None:
+    if u.model is None:  # an earlier scoring's table and figure are not this one's
+        (out / "untrained.csv").unlink(missing_ok=True)
+        (out / "figures" / "untrained_variables.png").unlink(missing_ok=True)
         return None
     from .untrained import plot_untrained, site_runs, untrained_table
 
@@ -741,6 +750,12 @@ def _write(out, scores, results, timing, untrained, study, basins, wall, quick, 
     if machine is not None:  # None: not recorded (a folder scored before it was)
         invocation["machine"] = machine
     ckpt.atomic_write_text(Path(out) / INVOCATION, json.dumps(invocation))
+    # with the scores, by a scoring only: rewrite_report groups the scores by it (written at
+    # the start of every invocation, an interrupted one with other data settings regrouped
+    # the last scoring's basins)
+    table = pd.DataFrame({"basin": basins.ids, "aridity": basins.aridity, "group": basins.group,
+                          "arid_training_share": [b in basins.arid_train for b in basins.ids]})
+    ckpt.atomic_write_text(Path(out) / "basins.csv", table.to_csv(index=False))
     # the page shows the seconds timing.csv keeps (3 decimals), so that --report-only, which
     # reads them back, writes the same page (a run of 3.4996 s was "3" here and "4" there)
     timing = timing.round(3)
@@ -769,7 +784,7 @@ def rewrite_report(study: Study, out, *, log=print) -> dict:
                     arid_train=list(table.loc[table["arid_training_share"], "basin"]))
     scores = pd.read_csv(out / "scores.csv", dtype={"basin": str})
     differ = sorted(set(scores["basin"]) ^ set(basins.ids))
-    if differ:  # basins.csv is rewritten by every invocation (a --quick one, say)
+    if differ:  # written by another scoring than scores.csv (one interrupted between them)
         raise FileNotFoundError(
             f"--report-only: {out / 'basins.csv'} and {out / 'scores.csv'} differ in "
             f"{len(differ)} basins (first {differ[0]}): the basins were written by another "

@@ -45,6 +45,10 @@ from ..train.config import (
 )
 from ..train.config import load_config as load_training_config
 
+UNTRAINED_SITES = ("US-AR1", "schwingbach")
+"""Sites with forcing and an observed untrained variable (``hybridland.study.untrained``), in
+table order."""
+
 BASELINES = ("climatology", "regression_forcing", "regression_memory", "regression_state")
 """Reference models fitted in closed form by the study (``hybridland.study.baselines``)."""
 
@@ -215,8 +219,14 @@ class Untrained:
     SECTION: ClassVar[str] = "untrained"
     model: str | None = None
     """None (a study file without it): no untrained check, as with every other optional
-    section; a name must be one of ``models``."""
+    section; a name must be one of ``models``, a model with stores (not the LSTM)."""
     sites: tuple[str, ...] = ("US-AR1", "schwingbach")
+
+    def __post_init__(self):
+        unknown = [s for s in self.sites if s not in UNTRAINED_SITES]
+        if unknown or not self.sites:
+            _fail(self, "sites", f"must name sites from {list(UNTRAINED_SITES)}, got "
+                  f"{list(self.sites)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +360,11 @@ def load_study(path: str | os.PathLike) -> Study:
         if unknown:
             raise ConfigError(f"{path}: '{section}' names {unknown}, not in 'models' "
                               f"{sorted(configs)}.")
+    u = sections["untrained"]
+    if u.model is not None and configs[u.model].model.kind == "lstm":
+        raise ConfigError(f"{path}: 'untrained.model' is {u.model!r}, an LSTM: it has no "
+                          "evapotranspiration or soil store to compare with the sites; name a "
+                          "model with a water balance (e.g. hybrid).")
     t = sections["targets"]
     if t.model is not None and t.et_site not in sections["untrained"].sites:
         raise ConfigError(f"{path}: 'targets.et_site' is {t.et_site!r}, not one of "

@@ -807,8 +807,9 @@ def _extreme_table(results: pd.DataFrame) -> str | None:
     frame = pd.DataFrame(rows)
     return markdown_table(frame, {
         "model": "model", "nse_shifted": "NSE dry years", "log_nse_shifted": "log-NSE dry years",
-        "flv_shifted": "FLV % dry years", "nse_in": "NSE test period",
-        "log_nse_in": "log-NSE test period"})
+        # the dry_extremes split's "in" days: the test years outside each basin's dry years
+        "flv_shifted": "FLV % dry years", "nse_in": "NSE test years outside the dry years",
+        "log_nse_in": "log-NSE test years outside the dry years"})
 
 
 UNTRAINED_COLUMNS = ("site", "variable", "n_days", "correlation", "anomaly_correlation",

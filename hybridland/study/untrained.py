@@ -82,9 +82,8 @@ from ..train.data import DTYPE, Source, basin_table, static_attributes
 from ..train.evaluate import _parameter_source, column_params, drop_warmup
 from ..train.loop import load_trainables
 from ..units import W_M2_PER_MM_DAY
+from .config import UNTRAINED_SITES as SITES
 
-SITES = ("US-AR1", "schwingbach")
-"""Sites with forcing and an observed untrained variable, in table order."""
 
 FLUXNET_FILE = Path("fluxnet") / "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3.csv"
 """The US-AR1 daily file, relative to ``hybridland.io.data_dir()``."""
