@@ -473,7 +473,15 @@ def calibrate_columns(
     scored_days = n_days - warmup_days
     fit_days = scored_days - holdout_days(scored_days, holdout_fraction)
     step_days = fit_days if window_days is None else window_days
-    obs_std, obs_mean = observation_scales(observed[:, warmup_days:warmup_days + fit_days])
+    fitted = np.asarray(observed[:, warmup_days:warmup_days + fit_days])
+    blind = np.flatnonzero(~np.isfinite(fitted).any(axis=1))
+    if blind.size:  # its loss would be 0 whatever its parameters: "perfectly" calibrated
+        raise ValueError(
+            f"{blind.size} basin(s) (indices {blind[:10].tolist()}) have no observed runoff on "
+            f"the {fit_days} days fitted (after the {warmup_days} warm-up days"
+            + (f", before the {scored_days - fit_days} held-back days" if fit_days < scored_days
+               else "") + "); leave them out or choose a period with observations.")
+    obs_std, obs_mean = observation_scales(fitted)
 
     tiled = _tile(forcing, starts)
     rows = np.tile(np.arange(n), starts)
@@ -741,7 +749,14 @@ def calibration_inputs(config: CalibrationRunConfig):
     check = {"fit_label": "calibration", "partial": "drop"}
     # the driest years are hidden from the fit as from a training (the dry-extreme test)
     source = hide_dry_years(source, periods, cfg, "calibration", **check)
-    lacking = require_observed_runoff(source, periods, cfg, "calibration", **check)
+    # the days the steps fit: the calibration period less the held-back days at its end (a
+    # basin observed only there was fitted to nothing, and written as calibrated, loss 0)
+    first, last = periods["train"]
+    held = holdout_days(last - first + 1, c.holdout_fraction)
+    lacking = require_observed_runoff(
+        source, {**periods, "train": (first, last - held)}, cfg, "calibration", **check,
+        fit_note=(f" less its last {held} days (held back to choose the step, "
+                  "calibration.holdout_fraction)") if held else "")
     if lacking:
         source = keep_basins(source, [b for b in source.basins if b not in lacking])
     n = len(source.basins)

@@ -39,7 +39,9 @@ import xarray as xr
 
 from ._containers import STORE_NAMES, Forcing, State
 from ._params import PARAMETER_BOUNDS, Params
+from ._random import seed_key
 from .column import ColumnModel, build_model
+from .physics.pet import PET_LAWS
 from .solvers import simulate
 from .io.canonical import climate_statics, make_dataset
 
@@ -52,6 +54,17 @@ MIN_PET_SHAPE = 0.05
 """Floor of the relative PET seasonal cycle, so winter PET stays positive."""
 
 
+def _pair(name: str, value) -> tuple[float, float]:
+    """``(low, high)`` of a range argument; a single number is the range ``(v, v)``."""
+    try:
+        if np.ndim(value) == 0:
+            return float(value), float(value)
+        low, high = (float(a) for a in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (low, high) or one number, got {value!r}.") from None
+    return low, high
+
+
 def _check(
     n_columns, n_days, aridity, lat, noise, spinup_days, dtype
 ) -> tuple[tuple[float, float], tuple[float, float], np.dtype]:
@@ -59,13 +72,13 @@ def _check(
                                ("spinup_days", spinup_days, 0)):
         if int(value) != value or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
-    low, high = (float(a) for a in aridity)
+    low, high = _pair("aridity", aridity)
     if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 or low > high:
         raise ValueError(
             "aridity must be (low, high) with 0 < low <= high (mean PET / mean P), got "
             f"{aridity!r}."
         )
-    lat_low, lat_high = (float(a) for a in lat)
+    lat_low, lat_high = _pair("lat", lat)
     if not -90 <= lat_low <= lat_high <= 90:
         raise ValueError(
             f"lat must be (low, high) degrees with -90 <= low <= high <= 90, got {lat!r}."
@@ -216,13 +229,16 @@ def synthetic_twin(
     **Arguments:**
 
     - ``n_columns``, ``n_days``: size; days run from ``start`` (ISO date), one a day.
-    - ``aridity``: ``(low, high)`` range of mean PET / mean P; column ``i`` gets the ``i``-th of
-      ``n_columns`` log-spaced values (``low`` for one column).
-    - ``lat``: ``(low, high)`` latitude range, degrees north; latitudes are drawn uniformly in it
+    - ``aridity``: ``(low, high)`` range of mean PET / mean P (one number: every column's);
+      column ``i`` gets the ``i``-th of ``n_columns`` log-spaced values (``low`` for one
+      column).
+    - ``lat``: ``(low, high)`` latitude range, degrees north (or one number); latitudes are drawn uniformly in it
       (longitudes uniformly over the globe: nothing depends on them).
     - ``seed``: seeds weather, parameters, noise (independent streams) and, for
-      ``kind='hybrid'``, the network weights (``build_model('hybrid', key=PRNGKey(seed))``).
-    - ``kind``: the truth model, a name in ``BUCKET_KINDS`` (with PET given) or a ``ColumnModel``.
+      ``kind='hybrid'``, the network weights (``build_model('hybrid',
+      key=hybridland._random.seed_key(seed))``).
+    - ``kind``: the truth model, a name in ``BUCKET_KINDS`` (with PET given) or a ``ColumnModel``
+      (with its own PET law, which the comments of the targets name).
     - ``params``: true parameters (scalar or ``[n_columns]``, inside ``PARAMETER_BOUNDS``);
       ``None`` draws each uniformly in its range per column.
     - ``spinup_days``: days of the weather's start run once before the recorded run to fill the
@@ -244,7 +260,7 @@ def synthetic_twin(
     if isinstance(kind, ColumnModel):
         model, kind_name = kind, f"custom {type(kind).__name__}"
     elif kind in TWIN_KINDS:
-        model, kind_name = build_model(kind, key=jax.random.PRNGKey(seed)), kind
+        model, kind_name = build_model(kind, key=seed_key(seed)), kind
     else:
         raise ValueError(
             f"kind must be one of {list(TWIN_KINDS)} or a ColumnModel, got {kind!r}."
@@ -284,7 +300,12 @@ def synthetic_twin(
         initial = {k: np.asarray(getattr(sim.initial_state, k), np.float64)
                    for k in model.store_names}
 
-    source = f"model output ({kind_name} hybridland model, PET given), not an observation"
+    # a custom truth model runs its own PET law: then the stored PET series did not drive it
+    law = next((name for name, cls in PET_LAWS.items() if type(model.pet) is cls),
+               type(model.pet).__name__)
+    pet_text = ("PET given" if law == "given" else
+                f"PET from its {law} law, not the potential_evapotranspiration series")
+    source = f"model output ({kind_name} hybridland model, {pet_text}), not an observation"
     comments = {"streamflow": source, "evapotranspiration": source}
     series = {k: v.astype(np.float64) for k, v in series.items()}
     series["evapotranspiration"] = et

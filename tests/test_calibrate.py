@@ -501,6 +501,35 @@ def test_calibration_leaves_out_basins_without_observed_streamflow(tmp_path):
         calibration_inputs(config)
 
 
+def test_a_basin_observed_only_on_the_held_back_days_is_not_calibrated(tmp_path):
+    """The drop above looked at the whole calibration period, but the steps fit only its first
+    1 - holdout_fraction: a basin observed only on the held-back days passed, was fitted to
+    nothing (loss 0, gradient 0) and written as calibrated, its model the mean of its untouched
+    random starts. It is left out, named; calibrate_columns refuses such a basin itself."""
+    from hybridland.calibrate import calibration_inputs
+    from hybridland.io import DataAdjustmentWarning
+
+    ds = synthetic_twin(2, 3 * 365, start="2000-01-01", aridity=(0.5, 0.8), lat=(30.0, 33.0),
+                        seed=5, dtype=np.float32)
+    second = str(ds["column"].values[1])
+    ds["streamflow"].loc[{"column": second, "time": slice("2001-01-01", "2001-10-01")}] = np.nan
+    ds.to_netcdf(tmp_path / "twin.nc")
+    config = calibration_config_from_dict({
+        "data": {**DATA, "path": str(tmp_path / "twin.nc")},
+        "calibration": {"holdout_fraction": 0.25}})  # 274 days fitted, to 2001-10-01
+    with pytest.warns(DataAdjustmentWarning, match=rf"1 of 2 basin\(s\).*2001-12-31 less its "
+                      rf"last 91 days \(held back.*: {second}; they are left out"):
+        data, model, forcing, observed = calibration_inputs(config)
+    assert data.basins == (str(ds["column"].values[0]),)
+    # the same basin given to calibrate_columns directly
+    _, _, forcing, observed = calibration_inputs(calibration_config_from_dict(
+        {"data": {**DATA, "path": str(tmp_path / "twin.nc")}}))
+    with pytest.raises(ValueError, match=r"1 basin\(s\) \(indices \[1\]\) have no observed "
+                       r"runoff on the 274 days fitted .*91 held-back days"):
+        calibrate_columns(model, forcing, observed, warmup_days=365, holdout_fraction=0.25,
+                          steps=1, starts=1)
+
+
 def test_calibration_hides_the_dry_years_held_out(tmp_path):
     """data.holdout_dry_years was ignored by calibrate: the dry-extreme test's streamflow was
     fitted while the output's configuration said it was held out."""

@@ -174,6 +174,10 @@ def test_hybrid_truth_runs_and_closes():
         (dict(aridity=(-1.0, 2.0)), "aridity"),
         (dict(aridity=(3.0, 1.0)), "aridity"),
         (dict(lat=(50.0, 30.0)), "lat"),
+        # a TypeError and an unpacking error naming neither the argument nor its form
+        (dict(aridity=(1.0,)), "aridity must be"),
+        (dict(lat=(10.0, 20.0, 30.0)), "lat must be"),
+        (dict(lat="north"), "lat must be"),
         (dict(noise=-0.1), "noise"),
         (dict(kind="neural"), "kind"),
     ],
@@ -182,3 +186,42 @@ def test_bad_arguments_raise(kwargs, argument):
     args = dict(n_columns=2, n_days=10) | kwargs
     with pytest.raises(ValueError, match=argument):
         synthetic_twin(args.pop("n_columns"), args.pop("n_days"), **args)
+
+
+def test_a_single_number_is_a_range_of_one_value():
+    # aridity=1.0 or lat=45.0 raised "'float' object is not iterable"
+    one = synthetic_twin(2, 30, aridity=1.0, lat=45.0, seed=1)
+    pair = synthetic_twin(2, 30, aridity=(1.0, 1.0), lat=(45.0, 45.0), seed=1)
+    np.testing.assert_array_equal(one["streamflow"].values, pair["streamflow"].values)
+    assert np.allclose(one["lat"].values, 45.0)
+
+
+def test_the_hybrid_truth_network_takes_the_whole_seed(monkeypatch):
+    """PRNGKey(seed) kept the low 32 bits of the seed (x32): seeds 3 and 2**32 + 3 drew the
+    same truth network (with other weather); seeds below 2**32 keep their networks."""
+    import jax
+
+    import hybridland.synthetic as synthetic
+
+    keys = []
+    real = synthetic.build_model
+
+    def recording(kind, key=None, **kw):
+        keys.append(jax.random.key_data(key) if key is not None else None)
+        return real(kind, key=key, **kw)
+
+    monkeypatch.setattr(synthetic, "build_model", recording)
+    for seed in (3, 2**32 + 3):
+        synthetic_twin(1, 10, kind="hybrid", seed=seed)
+    assert not np.array_equal(keys[0], keys[1])
+    np.testing.assert_array_equal(keys[0], jax.random.key_data(jax.random.PRNGKey(3)))
+
+
+def test_a_custom_truth_names_its_own_pet_law():
+    # the comments said "PET given" when a Hargreaves truth ignored the stored PET series
+    from hybridland.column import build_model
+
+    ds = synthetic_twin(2, 30, kind=build_model("physics", pet="hargreaves"), seed=1)
+    comment = ds["streamflow"].attrs["comment"]
+    assert "hargreaves" in comment and "PET given" not in comment
+    assert "PET given" in synthetic_twin(2, 30, seed=1)["streamflow"].attrs["comment"]

@@ -473,6 +473,7 @@ def require_observed_runoff(
     checked: tuple[str, ...] = ("validation",),
     fit_label: str = "training",
     partial: str = "warn",
+    fit_note: str = "",
 ) -> list[str]:
     """Refuse a ``source`` whose observed streamflow cannot drive a fit (``task``, e.g.
     ``'training'``; ``fit_label`` names the ``fit`` period in messages) with a
@@ -491,6 +492,9 @@ def require_observed_runoff(
     - no basin with an observed day in any ``checked`` period (the validation period, on which
       early stopping and the split-sample scores rest): refused. Some basins without
       validation days are accepted: the validation loss and scores are over the others.
+
+    ``fit_note`` follows the ``fit`` period's dates in messages (the part of it that is fitted,
+    where ``periods[fit]`` is less than the period the configuration names).
     """
     variable = "Q" if cfg.loader == "mopex" else "streamflow"
     name = getattr(source, "source", None) or cfg.path or f"the {cfg.loader} data"
@@ -514,7 +518,7 @@ def require_observed_runoff(
     def span(period: str) -> str:
         days = period_text.get(period)
         return f"{label.get(period, period)} period" + (
-            f" {days[0]} .. {days[1]}" if days else "")
+            f" {days[0]} .. {days[1]}" if days else "") + (fit_note if period == fit else "")
 
     n_fit = counts(fit)
     ids = list(source.basins)
