@@ -452,6 +452,18 @@ def calibrate_columns(
     t0 = time.perf_counter()
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}; choose from {sorted(LOSSES)}.")
+    # the checks of CalibrationConfig, for a caller that does not go through it
+    if isinstance(params, str) or not params or len(set(params)) != len(params) or any(
+            p not in PARAMETER_BOUNDS for p in params):
+        raise ValueError(f"params must be a sequence of distinct names from "
+                         f"{sorted(PARAMETER_BOUNDS)}, got {params!r}.")
+    for name, value in (("starts", starts), ("steps", steps)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    for name, value in (("learning_rate", learning_rate),
+                        ("final_learning_rate", final_learning_rate)):
+        if not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
     check_forcing(model, forcing)
     n, n_days = forcing.precip.shape
     dtype = forcing.precip.dtype
@@ -459,7 +471,9 @@ def calibrate_columns(
     if observed.shape != (n, n_days):
         raise ValueError(f"observed has shape {observed.shape}; expected [basin, time] {(n, n_days)}.")
     if not 0 <= warmup_days < n_days - 1:
-        raise ValueError(f"warmup_days is {warmup_days} but the series have {n_days} days.")
+        raise ValueError(f"warmup_days is {warmup_days} but the series have {n_days} days: "
+                         "at least two days must follow the warm-up (a longer period, or "
+                         "fewer warm-up days).")
     if window_days is not None and window_days < 2:
         raise ValueError(f"window_days is {window_days}; it must be >= 2 (or None).")
     if trace_every < 1:

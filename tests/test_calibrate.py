@@ -251,6 +251,25 @@ def test_holdout_keeps_the_parameters_best_on_the_held_back_days(x64):
         calibrate_columns(model, forcing, observed, warmup_days=WARMUP, holdout_fraction=0.7)
 
 
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(starts=0), "starts must be an integer >= 1"),  # an IndexError
+    (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(params=("foo",)), "params must be a sequence"),  # a KeyError 'foo'
+    (dict(params="ddf"), "params must be a sequence"),  # its letters were parameter names
+    (dict(params=()), "params must be a sequence"),
+    (dict(params=("ddf", "ddf")), "params must be a sequence"),
+    (dict(learning_rate=0.0), "learning_rate must be a finite number"),  # ZeroDivisionError
+    (dict(final_learning_rate=float("nan")), "final_learning_rate must be"),
+])
+def test_calibrate_columns_refuses_bad_settings_by_name(kwargs, words):
+    ds = _twin(0.1)
+    forcing = to_forcing(ds, dtype=np.float32)
+    observed = target(ds, "streamflow")
+    with pytest.raises(ValueError, match=words):
+        calibrate_columns(build_model("physics"), forcing, observed, warmup_days=WARMUP,
+                          **kwargs)
+
+
 def test_a_basin_without_observed_flow_in_the_holdout_is_still_calibrated(x64):
     """A basin whose held-back days have no observed flow never scored a finite held-back
     1 - NSE, so it kept its starting (default) parameters, silently. It now keeps its last
