@@ -222,6 +222,34 @@ def test_fine_tuning_starts_from_the_run(network_run, tmp_path):
     assert "fine-tuning from" in (tmp_path / "second" / "train.log").read_text()
 
 
+def test_fine_tuning_trains_the_parameters_it_is_scored_with(network_run, mopex_file):
+    """A fine-tuning run normalises its basins with the start run's statistics and range; one
+    outside that range had its training parameters from the clipped attributes (the storage
+    prior read the range's edge, not the basin's storage) and its evaluated ones from its own:
+    up to 0.34 m of root depth apart in the study's fine-tuned run. The batches now give the
+    parameter network what evaluation gives it."""
+    from hybridland.train.data import load_data
+    from hybridland.train.evaluate import column_params
+    from hybridland import simulate
+    from hybridland.train.loop import _batch, _simulate_runoff
+
+    _, run_dir, _ = network_run
+    model, u, normalisation, config = load_trainables(run_dir)
+    many = [*OTHER, "01348000", "01634000", "03065000", "05592500", "07147070", "09431500"]
+    data = load_data(config.replace("data", basins=tuple(many)), normalisation)
+    z = np.asarray(data.attributes)
+    outside = (z < normalisation.lower) | (z > normalisation.upper)
+    assert outside.any()  # the check below can fail
+    rows = np.arange(data.n_basins)
+    forcing, _, _, _, basins, *given = _batch(data, rows, np.full(data.n_basins, 0), 200)
+    model_train, static = eqx.partition(model, eqx.is_inexact_array)
+    # the runoff the training loss compares with the observations
+    trained = _simulate_runoff((model_train, u), static, forcing, basins, *given, 0)
+    scored = column_params(u, None, list(data.basins), data.attributes, config)
+    np.testing.assert_allclose(trained, simulate(model, forcing, scored).fluxes.runoff,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_fine_tuning_refuses_another_model(network_run, tmp_path):
     _, run_dir, _ = network_run
     config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,

@@ -420,6 +420,14 @@ class RunData:
             ),
         )
 
+    def column_attributes(self, basins: np.ndarray):
+        """Normalised attributes ``[len(basins), n]`` as they are (None without attributes):
+        what the parameter network is given (it clips its MLP input itself, and its storage
+        prior reads the basin's own storage); ``forcing`` carries the networks' clipped view."""
+        if self.attributes is None:
+            return None
+        return jnp.asarray(self.attributes[np.asarray(basins)])
+
     def observed(self, basins: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
         days = np.asarray(starts)[:, None] + np.arange(length)
         return self.obs[np.asarray(basins)[:, None], days]

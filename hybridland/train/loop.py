@@ -247,17 +247,23 @@ class LossSpec(NamedTuple):
     extreme_weight: float
 
 
-def _simulate_runoff(trainable, static, forcing, basins, warmup: int):
+def _simulate_runoff(trainable, static, forcing, basins, attributes, warmup: int):
+    """``attributes``: the columns' normalised attributes as they are, not ``forcing``'s view
+    clipped into the training range: the parameter network clips its own MLP input, and its
+    storage prior reads the basin's own storage, in training as in evaluation (``column_params``;
+    a fine-tuning basin outside the start run's range was trained with one storage and scored
+    with another)."""
     model_train, u = trainable
     model = eqx.combine(model_train, static)
     n = forcing.precip.shape[0]
-    params = bounded_params(u, basins, n, forcing.attributes)
+    params = bounded_params(u, basins, n, attributes)
     # The loss leaves out the warm-up days: no gradient flows back through the bucket's spin-up.
     return simulate_runoff(model, forcing, params, warmup=warmup)
 
 
-def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, spec: LossSpec):
-    runoff = _simulate_runoff(trainable, static, forcing, basins, spec.warmup)
+def _batch_loss(trainable, static, forcing, obs, obs_std, obs_mean, basins, attributes,
+                spec: LossSpec):
+    runoff = _simulate_runoff(trainable, static, forcing, basins, attributes, spec.warmup)
     return LOSSES[spec.loss](
         obs[:, spec.warmup :],
         runoff[:, spec.warmup :],
@@ -277,8 +283,8 @@ def _train_step(trainable, static, opt_state, optim, batch, spec):
 
 @eqx.filter_jit
 def _evaluate(trainable, static, batch, spec):
-    forcing, obs, obs_std, obs_mean, basins = batch
-    runoff = _simulate_runoff(trainable, static, forcing, basins, spec.warmup)
+    forcing, obs, obs_std, obs_mean, basins, attributes = batch
+    runoff = _simulate_runoff(trainable, static, forcing, basins, attributes, spec.warmup)
     loss = LOSSES[spec.loss](
         obs[:, spec.warmup :],
         runoff[:, spec.warmup :],
@@ -310,6 +316,7 @@ def _batch(data: RunData, basins, starts, length):
         jnp.asarray(data.obs_std[basins]),
         jnp.asarray(data.obs_mean[basins]),
         jnp.asarray(basins),
+        data.column_attributes(basins),
     )
 
 
