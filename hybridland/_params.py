@@ -101,6 +101,11 @@ DRAINAGE_PARAMETERS = ("drainage_shape",)
 ROUTING_PARAMETERS = ("routing_shape", "routing_scale")
 """Parameters of the unit-hydrograph routing; one value per column, never per component."""
 
+CAPACITY_PARAMETERS = ("theta_cap", "theta_wp", "root_depth")
+"""Parameters of the soil capacity ``1000 (theta_cap - theta_wp) root_depth``; static: the
+soil store holds water in mm, so a capacity that fell from one day to the next would spill
+water no input brought (and the initial store is filled from the static capacity)."""
+
 INFILTRATION_PARAMETERS = ("infiltration_capacity",)
 """Parameters of infiltration excess (``ColumnModel(infiltration_excess=True)``)."""
 

@@ -130,3 +130,28 @@ def test_outputs_and_parameters_the_run_cannot_use_are_named(grid_dataset):
     with pytest.raises(ValueError, match="read 3 static attributes"):
         simulate_grid(grid_dataset, attributes, outputs=("runoff",))
 
+
+
+def test_a_cftime_calendar_runs_and_numeric_time_is_refused(grid_dataset, tmp_path):
+    """A noleap or 360_day axis (climate-model output) raised a TypeError from pandas; a time
+    axis of plain numbers gave every day day-of-year 1 (wrong Hargreaves PET, silently)."""
+    import cftime
+
+    model = hl.ColumnModel(pet=hl.HargreavesPET())
+    days = grid_dataset.sizes["time"]
+    noleap = grid_dataset.assign_coords(time=xr.date_range(
+        "2001-01-01", periods=days, freq="D", calendar="noleap", use_cftime=True))
+    result = simulate_grid(noleap, model, outputs=("potential_evapotranspiration",))
+    expected = simulate_grid(grid_dataset, model, outputs=("potential_evapotranspiration",))  # 2001 has no 29 Feb
+    np.testing.assert_array_equal(result["potential_evapotranspiration"].values,
+                                  expected["potential_evapotranspiration"].values)
+    assert isinstance(noleap["time"].values[0], cftime.DatetimeNoLeap)
+    assert result["time_bnds"].values[0, 1] == noleap["time"].values[1]
+    assert result["time"].encoding["calendar"] == "noleap"
+    result.to_netcdf(tmp_path / "noleap.nc")
+    with xr.open_dataset(tmp_path / "noleap.nc", use_cftime=True) as back:
+        assert back["time"].values[-1] == noleap["time"].values[-1]
+        assert back["time"].encoding["calendar"] == "noleap"
+    numbers = grid_dataset.assign_coords(time=np.arange(days, dtype=float))
+    with pytest.raises(ValueError, match="not dates; decode it"):
+        simulate_grid(numbers, model, outputs=("potential_evapotranspiration",))

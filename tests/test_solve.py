@@ -108,6 +108,51 @@ def test_values_no_run_can_use_are_named(name, value, words):
     jax.jit(lambda f: hl.simulate(hl.ColumnModel(), f).fluxes.runoff)(bad)
 
 
+def test_forcing_of_another_dtype_is_named():
+    # integer precipitation cast the parameters to int32 (theta_cap 0) and ended in a scan
+    # carry TypeError; float64 PET beside float32 precipitation likewise
+    f = _forcing()
+    whole = hl.Forcing(**{**vars(f), "precip": jnp.asarray(np.round(f.precip), jnp.int32)})
+    with pytest.raises(ValueError, match=r"forcing\.precip has dtype int32.*floating point"):
+        hl.simulate(hl.ColumnModel(), whole)
+    with jax.enable_x64(True):
+        mixed = hl.Forcing(**{**vars(f), "pet": jnp.asarray(f.pet, jnp.float64)})
+        with pytest.raises(ValueError, match=r"forcing\.pet has dtype float64 but "
+                                             r"forcing\.precip has float32"):
+            hl.simulate(hl.ColumnModel(), mixed)
+
+
+@pytest.mark.parametrize("start", ["theta_cap", "soil_fraction", "state"])
+def test_a_start_outside_the_physics_is_refused_not_run(start):
+    """theta_cap below theta_wp (a negative capacity), a negative soil_fraction or a negative
+    store ran as negative runoff (-45 mm on day 1) while the water residual read 0."""
+    f = _forcing()
+    model = hl.ColumnModel()
+    kwargs, words = {
+        "theta_cap": (dict(params=hl.Params.default(theta_cap=0.08)), "theta_cap spans"),
+        "soil_fraction": (dict(soil_fraction=-0.5), "soil store spans"),
+        "state": (dict(state0=hl.State(swe=jnp.zeros(2), soil=jnp.asarray([10.0, -50.0]),
+                                       groundwater=jnp.zeros(2))), "soil store spans"),
+    }[start]
+    with pytest.raises(ValueError, match=words):
+        hl.simulate(model, f, **kwargs)
+    if "params" in kwargs:  # the chunked runner checks them too
+        with pytest.raises(ValueError, match=words):
+            hl.solvers.run_timed(model, f, kwargs["params"])
+
+
+def test_run_timed_checks_the_forcing_values():
+    """run_timed compiles simulate ahead of time, where the values are traced: -20 mm of
+    precipitation ran as negative snowfall and melt, silently."""
+    f = _forcing()
+    precip = np.array(f.precip)
+    precip[0, 3] = -20.0
+    bad = hl.Forcing(**{**vars(f), "precip": jnp.asarray(precip)})
+    with pytest.raises(ValueError, match=r"forcing\.precip is negative or not a number on 1 "
+                                         r"value\(s\), first at column 0, day 3"):
+        hl.solvers.run_timed(hl.ColumnModel(), bad)
+
+
 def test_missing_pet_input_named():
     f = _forcing(pet=None)
     with pytest.raises(ValueError, match=r"GivenPET needs forcing\.pet"):

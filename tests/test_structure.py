@@ -497,6 +497,21 @@ def test_routing_parameters_cannot_vary_by_day():
             "kind": "sequence_hybrid", "dynamic_params": ["runoff_shape", "routing_shape"]}})
 
 
+@pytest.mark.parametrize("name", ["root_depth", "theta_cap", "theta_wp"])
+def test_the_soil_capacity_cannot_vary_by_day(name):
+    """A daily root_depth filled the initial store from the static capacity and spilled what
+    day 1's smaller capacity did not hold: 99 mm of runoff on a day without rain (closed,
+    silently wrong); any day-to-day fall in capacity did the same."""
+    with pytest.raises(ValueError, match=rf"cannot vary \['{name}'\] by day.*spill"):
+        build_model("physics", dynamic_params=(name, "runoff_shape"), key=jax.random.key(0))
+    data = {"train_period": ["1990-01-01", "1995-12-31"],
+            "validation_period": ["1996-01-01", "1997-12-31"]}
+    with pytest.raises(ConfigError, match=rf"model\.dynamic_params' lists \['{name}'\].*"
+                                          "trainable_params"):
+        config_from_dict({"data": data, "model": {
+            "kind": "sequence_hybrid", "dynamic_params": ["runoff_shape", name]}})
+
+
 def test_configuration_refuses_parameters_the_structure_does_not_use():
     data = {"train_period": ["1990-01-01", "1995-12-31"],
             "validation_period": ["1996-01-01", "1997-12-31"]}

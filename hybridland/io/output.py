@@ -526,7 +526,9 @@ def with_daily_bounds(ds: xr.Dataset) -> xr.Dataset:
     coordinate, so that it is not taken for a data variable (xarray leaves it out of the
     ``coordinates`` attributes when it writes)."""
     start = np.asarray(ds["time"].values)
-    bounds = xr.DataArray(np.stack([start, start + np.timedelta64(1, "D")], axis=1),
+    # cftime dates (a noleap or 360_day calendar: object arrays) take a datetime.timedelta
+    day = _dt.timedelta(days=1) if start.dtype == object else np.timedelta64(1, "D")
+    bounds = xr.DataArray(np.stack([start, start + day], axis=1),
                           dims=("time", "nv"), attrs={"long_name": "start and end of each day"})
     time = ds["time"].assign_attrs(bounds="time_bnds")
     time.encoding = {**ds["time"].encoding, **time_units(start)}
@@ -534,7 +536,13 @@ def with_daily_bounds(ds: xr.Dataset) -> xr.Dataset:
 
 
 def time_units(time) -> dict[str, str]:
-    """The CF encoding of datetimes ``time`` (not empty): days since the first."""
+    """The CF encoding of datetimes ``time`` (not empty): days since the first, in their
+    calendar (cftime dates keep theirs: noleap, 360_day...)."""
+    time = np.asarray(time)
+    if time.dtype == object:
+        first = min(time)
+        return {"units": f"days since {first.strftime('%Y-%m-%d %H:%M:%S')}",
+                "calendar": first.calendar}
     first = np.datetime_as_string(np.min(time), unit="s").replace("T", " ")
     return {"units": f"days since {first}", "calendar": "proleptic_gregorian"}
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from .._containers import Forcing
 from .._custom_types import FloatArray
 from .._params import (
+    CAPACITY_PARAMETERS,
     PARAMETER_BOUNDS,
     ROUTING_PARAMETERS,
     AbstractDailyParameters,
@@ -69,6 +70,14 @@ class DailyParameterLSTM(AbstractDailyParameters):
                 f"DailyParameterLSTM cannot vary {routed} by day: a column routes its runoff "
                 "through one unit hydrograph for the whole run. Leave them out of the daily "
                 "parameters (train them as static parameters instead)."
+            )
+        capacity = [n for n in names if n in CAPACITY_PARAMETERS]
+        if capacity:
+            raise ValueError(
+                f"DailyParameterLSTM cannot vary {capacity} by day: the soil store holds mm of "
+                "water, so a capacity that fell from one day to the next would spill water no "
+                "input brought. Leave them out of the daily parameters (train them as static "
+                "parameters instead)."
             )
         self.names = tuple(names)
         self.components = components

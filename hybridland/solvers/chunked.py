@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from .._containers import Forcing
 from .._params import Params
-from .scan import simulate
+from ..column import ColumnModel
+from .scan import check_forcing, simulate
 
 
 @dataclasses.dataclass
@@ -87,11 +88,17 @@ def run_timed(
                                       or chunk_columns < 1):
         raise ValueError(f"chunk_columns must be a positive whole number of columns (or None: "
                          f"all at once), got {chunk_columns!r}.")
+    if isinstance(model, ColumnModel):
+        # here, where the arrays are concrete: inside the compiled run the values are unknown
+        # (negative or NaN precipitation ran silently)
+        check_forcing(model, forcing)
     n = forcing.precip.shape[0]
     dtype = forcing.precip.dtype
     if params is None:
         params = Params.default(dtype=dtype)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype), params).broadcast(n)
+    if isinstance(params, Params):
+        params.check_bounds()
     size = n if not chunk_columns or chunk_columns >= n else int(chunk_columns)
     starts = list(range(0, n, size))
 

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from .._containers import Forcing
@@ -110,7 +109,13 @@ def simulate_grid(
             "attributes are set, or use a model without attributes."
         )
     stores = [o for o in outputs if specs[o].water_budget == "storage"]
-    doy = np.asarray(pd.DatetimeIndex(ds["time"].values).day_of_year, dtype)
+    if not hasattr(ds["time"], "dt"):  # numbers, not dates: every day was day of year 1
+        raise ValueError(
+            f"The dataset's time axis holds {ds['time'].dtype} values, not dates; decode it "
+            "(xarray.open_dataset(..., decode_times=True), with units such as 'days since "
+            "1990-01-01') so that the day of year of each step is known.")
+    # .dt works for numpy dates and cftime calendars (noleap, 360_day) alike
+    doy = np.asarray(ds["time"].dt.dayofyear.values, dtype)
     base = Params.default(dtype=dtype) if params is None else params
 
     def run_block(lat, *arrays):

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import units
 from .._containers import Fluxes, Forcing, State
@@ -160,6 +161,11 @@ def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
     if shape[1] == 0:
         raise ValueError("forcing has no days (its time axis has length 0); give at least one "
                          "day.")
+    dtype = forcing.precip.dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"forcing.precip has dtype {dtype}; the run's numbers are those of "
+                         "the precipitation, so it must be floating point (float32, or float64 "
+                         "under jax_enable_x64); convert it, e.g. .astype(numpy.float32).")
     for name in _SERIES:
         value = getattr(forcing, name)
         if value is not None and value.shape != shape:
@@ -167,6 +173,11 @@ def check_forcing(model: ColumnModel, forcing: Forcing) -> None:
                 f"forcing.{name} has shape {value.shape} but forcing.precip has {shape}: every "
                 "series must be [column, time] on the same time axis; align or trim the inputs."
             )
+        if value is not None and value.dtype != dtype:
+            raise ValueError(
+                f"forcing.{name} has dtype {value.dtype} but forcing.precip has {dtype}: every "
+                "series must be of the run's dtype (that of the precipitation); convert them "
+                "to one.")
     if forcing.doy.shape not in (shape, shape[-1:]):
         raise ValueError(
             f"forcing.doy has shape {forcing.doy.shape}; expected [time] = {shape[-1:]} or {shape}."
@@ -454,7 +465,29 @@ def prepare_run(
         return jnp.broadcast_to(x, (n_columns,)) if x.ndim == 0 else x
 
     state0 = jax.tree_util.tree_map(columns, state0)
+    _check_concrete_start(params, state0)
     return params, state0
+
+
+def _check_concrete_start(params: Params, state0: State) -> None:
+    """Where they are concrete (not traced inside ``jit``): parameters inside
+    ``PARAMETER_BOUNDS`` and stores finite and >= 0. A capacity below zero or a negative store
+    ran as negative runoff while the water residual still read 0 (a flux can take no more than
+    a store holds, and took the negative store)."""
+    leaves = jax.tree_util.tree_leaves((params, state0))
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return
+    params.check_bounds()
+    for field in dataclasses.fields(state0):
+        name, value = field.name, getattr(state0, field.name)
+        if value is None:
+            continue
+        v = np.asarray(value)
+        if v.size and not (np.all(np.isfinite(v)) and v.min() >= 0):
+            raise ValueError(
+                f"The initial state's {name} store spans [{np.nanmin(v):g}, {np.nanmax(v):g}] "
+                "mm (or holds NaN): stores are amounts of water, finite and >= 0. Give an "
+                "initial state within that range (or soil_fraction in [0, 1]).")
 
 
 LOSS_CHUNK_DAYS = 365

@@ -36,7 +36,7 @@ from typing import ClassVar, Literal
 
 import yaml
 
-from .._params import PARAMETER_BOUNDS, ROUTING_PARAMETERS
+from .._params import CAPACITY_PARAMETERS, PARAMETER_BOUNDS, ROUTING_PARAMETERS
 from ..physics.pet import PET_LAWS
 
 LOSSES = ("nse", "mse", "kge")
@@ -354,6 +354,11 @@ class ModelConfig:
             _fail(self, "dynamic_params", f"lists {routed}: a column routes its runoff through "
                   "one unit hydrograph for the whole run, so they cannot vary by day; move them "
                   "to trainable_params")
+        capacity = [p for p in self.dynamic_params if p in CAPACITY_PARAMETERS]
+        if capacity:
+            _fail(self, "dynamic_params", f"lists {capacity}: the soil capacity cannot vary by "
+                  "day (a capacity that falls spills soil water that no input brought); move "
+                  "them to trainable_params")
         both = sorted(set(self.dynamic_params) & set(self.trainable_params))
         if both:
             _fail(self, "dynamic_params", f"{both} are also in trainable_params; a parameter is "
