@@ -461,3 +461,17 @@ def test_cli_evaluate_names_a_damaged_config_yaml(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{copy / 'config.yaml'} is damaged" in err and "Restore it" in err
     assert "Traceback" not in err and not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize("period, words", [
+    (("2000-12-31", "2000-01-01"), "period 2000-12-31 .. 2000-01-01 ends before it starts"),
+    (("2000-01-01",), "period must be two days"),
+    (("2000-02-30", "2000-03-31"), "period must be two days"),
+])
+def test_a_bad_evaluation_period_is_named_as_the_period(run, period, words):
+    # it was refused as "'data.train_period' ends ... before it starts", a setting the caller
+    # never gave
+    _, run_dir, _ = run
+    with pytest.raises(ValueError, match=words) as err:
+        evaluate_run(run_dir, period=period, progress=False)
+    assert "train_period" not in str(err.value)

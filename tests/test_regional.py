@@ -250,6 +250,20 @@ def test_fine_tuning_trains_the_parameters_it_is_scored_with(network_run, mopex_
                                rtol=1e-5, atol=1e-6)
 
 
+def test_load_run_without_its_basin_table_names_the_file(network_run, tmp_path):
+    # a TypeError ('NoneType' object is not subscriptable) for a network run's missing table
+    import shutil
+
+    from hybridland.train.checkpoint import RunFileError
+
+    _, run_dir, _ = network_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "basins.csv").unlink()
+    with pytest.raises(RunFileError, match=r"basins\.csv is missing.*hybridland train"):
+        load_run(copy)
+
+
 def test_fine_tuning_refuses_another_model(network_run, tmp_path):
     _, run_dir, _ = network_run
     config = tiny("physics", static_attributes=ATTRIBUTES, parameter_network=True,

@@ -82,6 +82,17 @@ data:
 """
 
 
+@pytest.mark.parametrize("name, basin", [("1e-3", "1e5"), ("2E5", "+1_0"), (".5", "0x1F"),
+                                         ("lr-1e-3", "1.0")])
+def test_text_that_reads_as_a_number_is_written_quoted(name, basin):
+    # run.name: 1e-3 was written plain (text to PyYAML) and read back as a float: the finished
+    # run's config.yaml could not be read again, and every evaluation of the run failed
+    config = tiny("physics", epochs=1).replace("run", name=name).replace(
+        "data", basins=(basin, "01064500"))
+    back = config_from_yaml(config.to_yaml())
+    assert back == config and back.run.name == name and back.data.basins[0] == basin
+
+
 def test_config_loads_and_round_trips(tmp_path):
     config = load_config(write(tmp_path, BASE + "training: {loss: kge, extreme_weight: 0.5}\n"))
     assert config.training.loss == "kge" and config.training.extreme_weight == 0.5
@@ -1104,3 +1115,22 @@ def test_training_step_benchmark_times_each_variant_of_the_model(tmp_path):
     assert r["epoch_s"] == pytest.approx(
         r["batches_per_epoch"] * r["step_s"] + r["validation_s"] / r["validate_every"])
     assert r["ratio_to_full"] is None  # no full step in this run to compare with
+
+
+def test_a_lock_that_cannot_be_created_names_the_folder(tmp_path, monkeypatch):
+    # the lock lies beside the run, in its parent: a run folder that is writable inside a
+    # read-only parent ended in a PermissionError traceback from os.open
+    run_dir = tmp_path / "shared" / "run"
+    run_dir.mkdir(parents=True)
+    real_open = os.open
+
+    def read_only_parent(path, *args, **kwargs):
+        if Path(path).parent == run_dir.parent and Path(path).name.endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_parent)
+    with pytest.raises(ckpt.RunFileError, match=rf"lock of {run_dir} cannot be created: "
+                                                rf"{run_dir.parent} is not writable"):
+        with ckpt.hold_run(run_dir):
+            pass

@@ -110,9 +110,16 @@ def hold_run(run_dir: str | os.PathLike):
         finally:
             _HELD[lock] -= 1
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, _file_mode())
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, _file_mode())
+        except PermissionError as err:  # the lock sits beside the run, in its parent folder
+            raise RunFileError(
+                f"The lock of {run_dir} cannot be created: {lock.parent} is not writable "
+                f"({err.strerror}). The lock file {lock.name} is kept beside the run directory; "
+                "make that folder writable or choose a run directory in a writable folder."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -536,8 +536,10 @@ class Config:
         return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _SECTIONS}
 
     def to_yaml(self) -> str:
-        """The resolved configuration (every field, defaults included) as YAML."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        """The resolved configuration (every field, defaults included) as YAML, which
+        ``config_from_yaml`` reads back to this configuration (``_ConfigDumper``)."""
+        return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False,
+                         default_flow_style=None)
 
     def replace(self, section: str, **changes) -> Config:
         """A copy with ``changes`` to one section (validated again)."""
@@ -600,6 +602,31 @@ for _first in "-+0123456789.":
         + [("tag:yaml.org,2002:float", _FLOAT)]
         + _TextDates.yaml_implicit_resolvers.get(_first, [])
     )
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """``yaml.safe_dump`` that quotes a text the configuration loader (``_TextDates``) would
+    read as a number: PyYAML's own rules wrote ``run.name: 1e-3`` or a basin ``1e5`` plain
+    (text in YAML 1.1), which the loader reads as a float, and the run's config.yaml could not
+    be read again (every evaluation of the finished run failed)."""
+
+
+_READ_AS = _TextDates("")  # resolves a plain scalar as configuration files are read
+
+
+def _represent_text(dumper: _ConfigDumper, value: str):
+    node = dumper.represent_str(value)
+    text = "tag:yaml.org,2002:str"
+    # quoted here only where PyYAML would not quote it itself (a style set on the node also
+    # turns a list that holds it from [a, b] into one item per line): the text of every other
+    # configuration stays as it was written before
+    if (_READ_AS.resolve(yaml.ScalarNode, value, (True, False)) != text
+            and dumper.resolve(yaml.ScalarNode, value, (True, False)) == text):
+        node.style = "'"
+    return node
+
+
+_ConfigDumper.add_representer(str, _represent_text)
 
 
 def load_yaml(stream):

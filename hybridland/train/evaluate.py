@@ -37,7 +37,7 @@ from ..io._checks import PeriodError
 from ..learned import LSTMRunoff
 from ..column import ColumnModel
 from ..solvers import Simulation, check_forcing, run_timed, simulate, simulate_runoff
-from .config import Config
+from .config import Config, iso_date
 from .data import LOADERS, RunData, assemble, basin_table, period_indices, static_attributes
 from .loop import bounded_params, load_trainables
 
@@ -142,7 +142,7 @@ def evaluate_run(
             )
     if period is None:
         period = cfg.test_period or cfg.validation_period
-    period = (str(period[0]), str(period[1]))
+    period = _checked_period(period)
     loader = cfg.loader
     if data is not None and loader == "fulda":
         loader = "netcdf"  # a file in the canonical layout, like the built-in example
@@ -372,6 +372,19 @@ def drop_warmup(sim: Simulation, days: int) -> Simulation:
         final_state=sim.final_state,
         cumulative_water_residual=cumulative[:, days:] - cumulative[:, days - 1 : days],
     )
+
+
+def _checked_period(period) -> tuple[str, str]:
+    """``period`` as two ISO days, start <= end; a ValueError naming ``period`` otherwise (the
+    run's data settings, which take it, named their own 'data.train_period')."""
+    try:
+        first, last = (iso_date(day) for day in period)
+    except (TypeError, ValueError):
+        raise ValueError(f"period must be two days (start, end) as YYYY-MM-DD, got "
+                         f"{period!r}.") from None
+    if last < first:
+        raise ValueError(f"period {first} .. {last} ends before it starts; give (start, end).")
+    return first.isoformat(), last.isoformat()
 
 
 def column_params(trained_u, trained: pd.DataFrame, ids: list[str], attributes,

@@ -557,7 +557,7 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
             "training would overwrite files there. Nothing was changed: give a new or empty "
             "folder as the run directory.")
     own = run_dir / "config.yaml"
-    if found and config is not None and own.read_text() != config.to_yaml():
+    if found and config is not None and not same_configuration(own.read_text(), config):
         raise ckpt.RunFileError(
             f"{own} is not a configuration written by a training in {run_dir} (it holds no "
             f"{', '.join(RUN_MARKERS)} of a training): it may be yours, and training writes its "
@@ -932,6 +932,12 @@ def load_run(
     n_basins = len(json.loads((Path(run_dir) / "run.json").read_text())["basins"])
     attributes = None
     if isinstance(u, ParameterNetwork):
+        if table is None:  # the attributes of its basins, which the network maps
+            raise ckpt.RunFileError(
+                f"{Path(run_dir) / 'basins.csv'} is missing: the run's parameter network needs "
+                "its basins' attributes. Rewrite the run's final files from its last checkpoint "
+                f"with `hybridland train --config {Path(run_dir) / 'config.yaml'} --run-dir "
+                f"{run_dir}`.")
         raw = table[list(normalisation.names)].to_numpy()
         attributes = jnp.asarray(normalisation.apply(raw))
     params = bounded_params(u, jnp.arange(n_basins), n_basins, attributes)
