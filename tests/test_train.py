@@ -241,7 +241,7 @@ def test_config_base_updates_the_base_section_by_section(tmp_path):
         ("base: good.yaml\ntraining: {epochs: 0}\n",
          r"run\.yaml \(with its base .*good\.yaml\): .*training\.epochs"),
         ("base: bad.yaml\n", r"run\.yaml \(with its base .*bad\.yaml\): .*training\.epochs"),
-        ("base: .\n", r"Configuration file .* cannot be read"),
+        ("base: .\n", r"Configuration file .* is a folder; give a YAML file"),
     ],
 )
 def test_config_base_errors_name_the_file(tmp_path, text, match):

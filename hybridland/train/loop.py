@@ -557,7 +557,9 @@ def check_run_directory(run_dir: Path, config: Config | None = None) -> None:
             "training would overwrite files there. Nothing was changed: give a new or empty "
             "folder as the run directory.")
     own = run_dir / "config.yaml"
-    if found and config is not None and not same_configuration(own.read_text(), config):
+    # the exact text a training writes: a user's own file of the same settings (comments,
+    # base:) is not a training's, and is never replaced
+    if found and config is not None and own.read_text() != config.to_yaml():
         raise ckpt.RunFileError(
             f"{own} is not a configuration written by a training in {run_dir} (it holds no "
             f"{', '.join(RUN_MARKERS)} of a training): it may be yours, and training writes its "
