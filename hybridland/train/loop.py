@@ -590,11 +590,22 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
             )
 
     start = None  # fine-tuning: the run this one starts from
-    if config.training.init_from is not None:
+    normalisation = None  # fitted to the training basins unless a fine-tuning gives its own
+    own = run_dir / "normalisation.json"
+    if config.training.init_from is not None and marker is not None and own.is_file():
+        # a fine-tuning resumed: its own record of the start run's statistics and range (the
+        # start run may have been trained again, or moved, since), its weights in the checkpoint
+        try:
+            normalisation = Normalisation.load(own)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ckpt.RunFileError(f"{own} is damaged ({type(err).__name__}: {err}); restore "
+                                    "it, or train the run again in a new folder.") from None
+    elif config.training.init_from is not None:
         start = load_trainables(config.training.init_from)
+        normalisation = start[2]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataAdjustmentWarning)
-        data = load_data(config, None if start is None else start[2])
+        data = load_data(config, normalisation)
     # Only now, with configuration and data known to be usable, is the run directory written.
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ckpt.remove_stale_temporaries(run_dir, run_dir / ckpt.CHECKPOINT_DIR):
@@ -629,6 +640,9 @@ def _train_held(config, run_dir: Path, max_epochs_this_call, callback, progress,
     if start is not None:
         trainable = fine_tuning_start(config, start, data.n_basins)
         log(f"fine-tuning from {config.training.init_from}")
+    elif config.training.init_from is not None:
+        log(f"fine-tuning from {config.training.init_from}: resumed with its own record of "
+            "that run's normalisation")
     n_steps = steps_per_epoch(config, data)
     optim = build_optimizer(config.training, n_steps)
     schedule = learning_rate_schedule(config.training, n_steps)
