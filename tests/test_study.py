@@ -956,6 +956,31 @@ def _trained_runs_script():
     return script
 
 
+@pytest.mark.parametrize("study_file", ["study.yaml", "plateau/study.yaml"])
+def test_the_archives_in_the_repository_restore_and_hold_their_studys_runs(study_file,
+                                                                          tmp_path):
+    """The runs kept in the repository (the page's, and the plateau retraining's so far) pass
+    their checksums and are runs of their study file: the hybrid and LSTM runs of the plateau
+    archive were trained with the plateau schedule, those of the page's with the study's own."""
+    from hybridland.train.config import config_from_yaml
+
+    study = load_study(STUDY.parent / study_file)
+    archive = ROOT / study.report.archive
+    if not (archive / "MANIFEST.json").is_file():
+        pytest.fail(f"{archive} holds no archive: {study_file} names it in report.archive")
+    script = _trained_runs_script()
+    lines = script.restore(archive, tmp_path)
+    assert lines and all("restored" in line for line in lines), lines
+    for config_file in sorted((tmp_path / "runs").glob("*/*/config.yaml")):
+        config = config_from_yaml(config_file.read_text())
+        label = config_file.parent.name
+        model = next(m for m in sorted(study.models, key=len, reverse=True)
+                     if label == m or label.startswith(m + "_"))
+        own = study.models[model]
+        assert config.model == own.model, label
+        assert config.training.schedule == own.training.schedule, label
+
+
 def _study_basins(out: Path) -> Basins:
     table = pd.read_csv(out / "basins.csv", dtype={"basin": str})
     return Basins(ids=list(table["basin"]), aridity=table["aridity"].to_numpy(),
