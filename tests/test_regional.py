@@ -264,23 +264,23 @@ def test_load_run_without_its_basin_table_names_the_file(network_run, tmp_path):
         load_run(copy)
 
 
-def test_a_fine_tuning_resumes_as_it_would_have_gone_on_without_its_start(tmp_path):
+def test_a_fine_tuning_resumes_as_it_would_have_gone_on_without_its_start(network_run,
+                                                                          tmp_path):
     """A resumed fine-tuning rebuilt its normalisation (and its network's range and storage
     scale) from the start run's files as they were then: a start run trained again meanwhile
     changed the rest of the run silently, and a start run moved away stopped it. It resumes
     from its own record and its checkpoint, as an uninterrupted run goes on."""
     import shutil
 
-    first = tiny("physics", epochs=2, static_attributes=ATTRIBUTES, parameter_network=True,
-                 clip_attributes=True, **PRIOR)
-    quiet_train(first, tmp_path / "first")
-    second = first.replace("data", basins=tuple(OTHER)).replace(
-        "training", init_from=str(tmp_path / "first"), epochs=3)
+    config, run_dir, _ = network_run
+    shutil.copytree(run_dir, tmp_path / "first")
+    second = config.replace("data", basins=tuple(OTHER)).replace(
+        "training", init_from=str(tmp_path / "first"), epochs=2)
     whole = quiet_train(second, tmp_path / "whole")
     quiet_train(second, tmp_path / "part", max_epochs_this_call=1)
     shutil.move(tmp_path / "first", tmp_path / "moved")
     resumed = quiet_train(second, tmp_path / "part")
-    assert resumed.epochs_completed == whole.epochs_completed == 3
+    assert resumed.epochs_completed == whole.epochs_completed == 2
     for a, b in zip(leaves(whole.model), leaves(resumed.model)):
         np.testing.assert_array_equal(a, b)
     for name in ("root_depth", "runoff_shape"):
